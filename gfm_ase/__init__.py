@@ -1,0 +1,13 @@
+"""gfm-ase: multi-task atomistic graph foundation models with an ASE calculator."""
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy: importing gfm_ase must not pull in torch-heavy modules until used
+    if name == "GFMCalculator":
+        from gfm_ase.calculator import GFMCalculator
+
+        return GFMCalculator
+    raise AttributeError(name)
+
+
+__all__ = ["GFMCalculator", "__version__"]

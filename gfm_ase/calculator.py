@@ -1,0 +1,147 @@
+"""GFMCalculator: an ASE calculator for one head of a gfm-ase model."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.data import chemical_symbols
+
+from gfm_ase.checkpoint import load_model, read_model_json
+from gfm_ase.graph.batch import collate, graph_from_atoms
+from gfm_ase.graph.neighbors import StructureError
+from gfm_ase.hub import resolve_model
+from gfm_ase.model.gfm import GFMModel
+from gfm_ase.model.outputs import PRECISIONS, predict
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.float32}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class GFMCalculator(Calculator):
+    """Energy, forces and stress from one head of a gfm-ase model.
+
+    model: built-in name (default ``gfm-mini``), a model directory, a training output directory, a URL with
+      ``#sha256=...``, or an already built :class:`GFMModel`.
+    head: the head (level of theory) to use; may be omitted only for single-head models.
+    dtype: "float32" (default), "float64" or "bfloat16" (bf16 autocast, float32 accumulation).
+    allow_unknown_elements: evaluate elements outside the head's training data (with a warning) instead of refusing.
+    min_distance: atoms closer than this (Angstrom) are refused as overlapping.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, device="auto",
+                 dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if dtype not in PRECISIONS:
+            raise ValueError(f"dtype must be one of {PRECISIONS}, got {dtype!r}")
+        self.device = resolve_device(device)
+        self.precision = dtype
+        if isinstance(model, GFMModel):
+            self.model = model.to(device=self.device, dtype=DTYPES[dtype])
+            self.model_path = None
+        else:
+            self.model_path = resolve_model(model)
+            self.model = load_model(self.model_path, device=self.device, dtype=DTYPES[dtype])
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        names = self.model.head_names
+        if head is None:
+            if len(names) != 1:
+                raise ValueError(f"this model has {len(names)} heads; choose one with head=...: {names}")
+            head = names[0]
+        if head not in names:
+            raise ValueError(f"unknown head {head!r}; available heads: {names}")
+        self.head = head
+        self.head_config = self.model.head_config(head)
+        self.allowed_numbers = set(self.head_config.atomic_numbers)
+        self.allow_unknown_elements = allow_unknown_elements
+        self.min_distance = min_distance
+
+    # --- metadata -------------------------------------------------------------------------------------------
+    @staticmethod
+    def available_heads(model: str | Path | None = None) -> dict[str, dict]:
+        """Heads of a model with their metadata (level of theory, code, elements, provenance, metrics)."""
+        doc = read_model_json(resolve_model(model))
+        return {h["name"]: h for h in doc["config"]["heads"]}
+
+    @property
+    def metadata(self) -> dict:
+        return self.head_config.model_dump(mode="json")
+
+    # --- checks ---------------------------------------------------------------------------------------------
+    def _check(self, atoms, properties):
+        if len(atoms) == 0:
+            raise StructureError("cannot evaluate an empty Atoms object")
+        if not np.isfinite(atoms.positions).all():
+            raise StructureError("atoms.positions contain NaN or inf")
+        if not np.isfinite(atoms.cell.array).all():
+            raise StructureError("atoms.cell contains NaN or inf")
+        if self.allowed_numbers:
+            unknown = sorted(set(atoms.numbers.tolist()) - self.allowed_numbers)
+            if unknown:
+                syms = [chemical_symbols[z] for z in unknown]
+                msg = (f"element(s) {syms} not covered by head {self.head!r} "
+                       f"(trained on {self.head_config.elements})")
+                if not self.allow_unknown_elements:
+                    raise ValueError(msg + "; pass allow_unknown_elements=True to evaluate anyway")
+                warnings.warn(msg + "; predictions for them are extrapolations", stacklevel=3)
+        if "stress" in properties and not self._has_volume(atoms):
+            raise PropertyNotImplementedError(
+                "stress needs a periodic structure with a cell of non-zero volume "
+                f"(pbc={atoms.pbc.tolist()}, volume={abs(atoms.cell.volume):.3g} A^3)")
+
+    @staticmethod
+    def _has_volume(atoms) -> bool:
+        return bool(atoms.pbc.any()) and abs(atoms.cell.volume) > 1e-6
+
+    # --- evaluation -----------------------------------------------------------------------------------------
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        self._check(atoms, properties)
+        # stress comes almost for free with forces: compute it whenever the cell allows, so ASE's cache is full
+        want_stress = self._has_volume(atoms) and atoms.pbc.all() or "stress" in properties
+        graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
+                                 min_distance=self.min_distance)
+        batch = collate([graph], dtype=DTYPES[self.precision]).to(self.device)
+        out = predict(self.model, batch, self.head, forces=True, stress=want_stress, precision=self.precision)
+        energy = float(out["energy"].detach().double().cpu()[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": out["energies"].detach().double().cpu().numpy(),
+            "forces": out["forces"].detach().double().cpu().numpy(),
+        }
+        if want_stress:
+            self.results["stress"] = out["stress"].detach().double().cpu().numpy()[0]
+
+    def predict(self, structure) -> dict:
+        """Evaluate an ``ase.Atoms`` or a pymatgen ``Structure``/``Molecule``; returns a copy of the results."""
+        atoms = to_atoms(structure)
+        atoms.calc = self
+        self.calculate(atoms, ["energy", "forces"] + (["stress"] if self._has_volume(atoms) else []))
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.results.items()}
+
+
+def to_atoms(structure):
+    """ase.Atoms from ase.Atoms (copied) or pymatgen Structure / Molecule."""
+    from ase import Atoms
+
+    if isinstance(structure, Atoms):
+        return structure.copy()
+    try:
+        from pymatgen.io.ase import AseAtomsAdaptor
+    except ImportError as exc:  # pragma: no cover
+        raise TypeError(f"cannot convert {type(structure).__name__} to ase.Atoms (pymatgen missing)") from exc
+    return AseAtomsAdaptor.get_atoms(structure)

@@ -1,0 +1,5 @@
+import sys
+
+from gfm_ase.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""Typed model configuration, validated once (pydantic; unknown keys are rejected)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ase.data import atomic_numbers, chemical_symbols
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MODEL_FORMAT_VERSION = 1
+
+
+class StrictModel(BaseModel):
+    """Base for every config in gfm-ase: unknown keys are an error, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HeadConfig(StrictModel):
+    """One output head = one level of theory (dataset family), with its machine-readable metadata."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    level_of_theory: str = "unknown"  # e.g. "PBE (VASP, PAW)", "GFN2-xTB", "EMT"
+    code: str = "unknown"  # the program that produced the labels
+    family: str | None = None  # heads sharing a family estimate uncertainty from their spread
+    description: str = ""
+    elements: list[str] = Field(default_factory=list)  # elements covered by the training data (empty: any)
+    reference_energies: dict[str, float] = Field(default_factory=dict)  # eV per atom of each element
+    scale: float = 1.0  # atomic energy = scale * mlp(features) + shift + reference[Z]
+    shift: float = 0.0
+    hidden: list[int] = Field(default_factory=lambda: [128])
+    datasets: list[dict[str, Any]] = Field(default_factory=list)  # provenance of the training data
+    metrics: dict[str, Any] = Field(default_factory=dict)  # held-out errors etc.
+
+    @field_validator("elements")
+    @classmethod
+    def _known_elements(cls, v):
+        bad = [e for e in v if e not in atomic_numbers]
+        if bad:
+            raise ValueError(f"unknown element symbols {bad}")
+        return sorted(set(v), key=lambda e: atomic_numbers[e])
+
+    @field_validator("reference_energies")
+    @classmethod
+    def _known_ref(cls, v):
+        bad = [e for e in v if e not in atomic_numbers]
+        if bad:
+            raise ValueError(f"unknown element symbols in reference_energies: {bad}")
+        return v
+
+    @property
+    def atomic_numbers(self) -> list[int]:
+        return [atomic_numbers[e] for e in self.elements]
+
+
+class TrunkConfig(StrictModel):
+    """The shared message-passing trunk. ``name`` picks the architecture in the trunk registry; ``options`` are
+    validated by that architecture's own config class."""
+
+    name: str = "painn"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(StrictModel):
+    format_version: Literal[1] = MODEL_FORMAT_VERSION
+    name: str = "gfm-model"
+    trunk: TrunkConfig = Field(default_factory=TrunkConfig)
+    heads: list[HeadConfig]
+
+    @model_validator(mode="after")
+    def _unique_heads(self):
+        names = [h.name for h in self.heads]
+        if not names:
+            raise ValueError("a model needs at least one head")
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate head names: {names}")
+        return self
+
+    def head(self, name: str) -> HeadConfig:
+        for h in self.heads:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+
+def symbols_to_numbers(symbols) -> list[int]:
+    return [atomic_numbers[s] for s in symbols]
+
+
+def numbers_to_symbols(numbers) -> list[str]:
+    return [chemical_symbols[int(z)] for z in numbers]

@@ -1,0 +1,6 @@
+"""The model: trunk registry, PaiNN trunk, energy heads and the autograd outputs."""
+from gfm_ase.model.gfm import GFMModel
+from gfm_ase.model.outputs import predict
+from gfm_ase.model.registry import available_trunks, build_trunk, register_trunk
+
+__all__ = ["GFMModel", "predict", "available_trunks", "build_trunk", "register_trunk"]

@@ -1,0 +1,88 @@
+"""GFMModel: a shared trunk plus one energy head per level of theory."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gfm_ase.config import HeadConfig, ModelConfig
+from gfm_ase.graph.batch import GraphBatch
+from gfm_ase.model.heads import EnergyHead
+from gfm_ase.model.outputs import predict
+from gfm_ase.model.registry import build_trunk
+
+
+class GFMModel(nn.Module):
+    """Trunk + heads. Use :func:`gfm_ase.model.outputs.predict` for energies, forces and stress."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.trunk = build_trunk(config.trunk.name, config.trunk.options)
+        self.heads = nn.ModuleDict({h.name: EnergyHead(h, self.trunk.num_features) for h in config.heads})
+
+    # --- metadata -------------------------------------------------------------------------------------------
+    @property
+    def cutoff(self) -> float:
+        return float(self.trunk.cutoff)
+
+    @property
+    def max_neighbors(self):
+        return self.trunk.max_neighbors
+
+    @property
+    def head_names(self) -> list[str]:
+        return [h.name for h in self.config.heads]
+
+    def head_index(self, name: str) -> int:
+        try:
+            return self.head_names.index(name)
+        except ValueError:
+            raise KeyError(f"unknown head {name!r}; this model has heads {self.head_names}") from None
+
+    def head_config(self, name: str) -> HeadConfig:
+        return self.config.head(name)
+
+    def add_head(self, cfg: HeadConfig) -> EnergyHead:
+        """Add a new head (fine-tuning); the config and the module list stay in sync."""
+        if cfg.name in self.heads:
+            raise ValueError(f"head {cfg.name!r} already exists")
+        self.config = self.config.model_copy(update={"heads": [*self.config.heads, cfg]})
+        p = next(self.parameters())
+        head = EnergyHead(cfg, self.trunk.num_features).to(device=p.device)
+        head.mlp.to(dtype=p.dtype)
+        self.heads[cfg.name] = head
+        return head
+
+    def update_head_config(self, cfg: HeadConfig) -> None:
+        heads = [cfg if h.name == cfg.name else h for h in self.config.heads]
+        self.config = self.config.model_copy(update={"heads": heads})
+        self.heads[cfg.name].set_constants(cfg)
+
+    def num_parameters(self, trunk_only: bool = False) -> int:
+        mod = self.trunk if trunk_only else self
+        return sum(p.numel() for p in mod.parameters())
+
+    # --- forward --------------------------------------------------------------------------------------------
+    def features(self, numbers, edge_index, edge_vec) -> torch.Tensor:
+        return self.trunk(numbers, edge_index, edge_vec)
+
+    def atomic_energies(self, s: torch.Tensor, numbers: torch.Tensor, atom_head: torch.Tensor) -> torch.Tensor:
+        """Per-atom energies [N] where atom a uses head ``atom_head[a]`` (index into :attr:`head_names`)."""
+        out = torch.zeros(numbers.shape[0], dtype=self.heads[self.head_names[0]].reference.dtype,
+                          device=numbers.device)
+        present = torch.unique(atom_head).tolist() if atom_head.numel() else []
+        if len(present) == 1:
+            return self.heads[self.head_names[present[0]]](s, numbers)
+        for k in present:
+            mask = atom_head == k
+            out[mask] = self.heads[self.head_names[k]](s[mask], numbers[mask])
+        return out
+
+    def all_head_energies(self, s: torch.Tensor, numbers: torch.Tensor, heads: list[str]) -> torch.Tensor:
+        """Per-atom energies [N, H] of several heads from one trunk pass."""
+        return torch.stack([self.heads[h](s, numbers) for h in heads], dim=-1)
+
+    def forward(self, batch: GraphBatch, head: str | None = None, **kwargs):
+        """``model(batch, head=..., forces=..., stress=...)``; see :func:`gfm_ase.model.outputs.predict`."""
+        return predict(self, batch, head, **kwargs)
+

@@ -1,0 +1,107 @@
+"""Energies, forces (-dE/dr) and stress ((1/V) dE/d strain) of a batch, by autograd.
+
+Edge vectors are built from positions, cell and integer shifts after applying a symmetric strain
+``x -> x (1 + eps)``, ``cell -> cell (1 + eps)``, so that one backward pass gives forces and the strain derivative.
+Stress follows ASE: eV/A^3, tension positive, Voigt order xx yy zz yz xz xy.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from gfm_ase.graph.batch import GraphBatch
+
+VOIGT_I = (0, 1, 2, 1, 0, 0)
+VOIGT_J = (0, 1, 2, 2, 2, 1)
+
+PRECISIONS = ("float64", "float32", "bfloat16")
+
+
+def full_to_voigt(t: torch.Tensor) -> torch.Tensor:
+    return t[..., VOIGT_I, VOIGT_J]
+
+
+def edge_vectors(batch: GraphBatch, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    i, j = batch.edge_index[0], batch.edge_index[1]
+    edge_cell = cell[batch.batch[i]]
+    return positions[j] - positions[i] + torch.einsum("ei,eij->ej", batch.shifts, edge_cell)
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def predict(
+    model,
+    batch: GraphBatch,
+    head: str | None = None,
+    *,
+    forces: bool = True,
+    stress: bool = False,
+    create_graph: bool = False,
+    precision: str | None = None,
+    extra_heads: list[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Evaluate ``model`` on ``batch``.
+
+    head: a head name used for every structure, or None to use ``batch.head`` (per-structure head indices).
+    precision: None (the model's own dtype), "float64", "float32" or "bfloat16" (bf16 autocast of the trunk and
+      heads with float32 geometry and float32 accumulation of energies, forces and stress).
+    extra_heads: also return ``head_energies`` [B, H] of these heads from the same trunk pass (no gradients).
+
+    Returns ``energy`` [B], ``energies`` (per atom) [N], and when asked ``forces`` [N, 3], ``stress`` [B, 6].
+    """
+    net = model.module if hasattr(model, "module") else model
+    if precision is None:
+        precision = "float64" if next(net.parameters()).dtype == torch.float64 else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    device = batch.positions.device
+    positions = batch.positions
+    need_grad = forces or stress
+    if need_grad and not positions.requires_grad:
+        positions = positions.detach().requires_grad_(True)
+    cell = batch.cell
+    strain = None
+    if stress:
+        strain = torch.zeros_like(cell, requires_grad=True)
+        sym = 0.5 * (strain + strain.transpose(1, 2))
+        positions_s = positions + torch.einsum("ni,nij->nj", positions, sym[batch.batch])
+        cell = cell + torch.bmm(cell, sym)
+    else:
+        positions_s = positions
+    vec = edge_vectors(batch, positions_s, cell)
+    with _autocast(precision, device):
+        s = net.features(batch.numbers, batch.edge_index, vec)
+    if precision == "bfloat16":
+        s = s.float()
+    if head is not None:
+        atom_head = torch.full_like(batch.numbers, net.head_index(head))
+    else:
+        atom_head = batch.head[batch.batch]
+    with _autocast(precision, device):
+        e_atom = net.atomic_energies(s, batch.numbers, atom_head)
+    e_atom = e_atom.to(positions.dtype)
+    energy = torch.zeros(batch.num_graphs, dtype=e_atom.dtype, device=device).index_add_(0, batch.batch, e_atom)
+    out = {"energy": energy, "energies": e_atom}
+    if extra_heads:
+        with torch.no_grad(), _autocast(precision, device):
+            he = net.all_head_energies(s.detach(), batch.numbers, list(extra_heads)).to(positions.dtype)
+        out["head_energies"] = torch.zeros(batch.num_graphs, he.shape[1], dtype=he.dtype,
+                                           device=device).index_add_(0, batch.batch, he)
+    if need_grad:
+        inputs = [positions] + ([strain] if stress else [])
+        grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph, allow_unused=True)
+        if forces:
+            g = grads[0]
+            out["forces"] = -g if g is not None else torch.zeros_like(positions)
+        if stress:
+            g = grads[-1]
+            if g is None:
+                g = torch.zeros_like(cell)
+            volume = torch.linalg.det(batch.cell).abs()
+            out["stress"] = full_to_voigt(g / volume[:, None, None])
+    return out

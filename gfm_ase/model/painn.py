@@ -1,0 +1,95 @@
+"""PaiNN trunk (Schuett, Unke, Gastegger 2021): invariant scalars s [N, F] and equivariant vectors v [N, 3, F].
+
+Messages from neighbor j to centre i use the filter W(rbf(r_ij)) * envelope(r_ij), so they vanish smoothly at the
+cutoff. Vector features are only ever combined linearly across the feature axis, scaled by invariants, or
+contracted by dot products, which keeps s invariant and v equivariant under rotations (tested).
+"""
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from gfm_ase.config import StrictModel
+from gfm_ase.model.radial import BesselBasis, PolynomialEnvelope
+from gfm_ase.model.registry import register_trunk
+
+MAX_Z = 119
+
+
+class PaiNNOptions(StrictModel):
+    cutoff: float = Field(5.0, gt=0.5, le=15.0)
+    num_features: int = Field(128, ge=4)
+    num_layers: int = Field(4, ge=1)
+    num_rbf: int = Field(32, ge=2)
+    envelope_p: int = Field(5, ge=2)
+    max_neighbors: int | None = Field(None, ge=1)
+    vector_norm_eps: float = 1e-8
+
+
+def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
+
+
+class PaiNNMessage(nn.Module):
+    def __init__(self, f: int, num_rbf: int):
+        super().__init__()
+        self.f = f
+        self.phi = _mlp(f, f, 3 * f)
+        self.filter = nn.Linear(num_rbf, 3 * f)
+
+    def forward(self, s, v, edge_index, rbf_env, unit):
+        i, j = edge_index[0], edge_index[1]
+        x = self.phi(s)[j] * self.filter(rbf_env)
+        dv_v, ds, dv_r = torch.split(x, self.f, dim=-1)
+        dv = v[j] * dv_v.unsqueeze(1) + unit.unsqueeze(-1) * dv_r.unsqueeze(1)
+        s_out = torch.zeros_like(s).index_add_(0, i, ds.to(s.dtype))
+        v_out = torch.zeros_like(v).index_add_(0, i, dv.to(v.dtype))
+        return s + s_out, v + v_out
+
+
+class PaiNNUpdate(nn.Module):
+    def __init__(self, f: int, eps: float):
+        super().__init__()
+        self.f = f
+        self.eps = eps
+        self.uv = nn.Linear(f, f, bias=False)
+        self.vv = nn.Linear(f, f, bias=False)
+        self.mlp = _mlp(2 * f, f, 3 * f)
+
+    def forward(self, s, v):
+        u = self.uv(v)
+        w = self.vv(v)
+        w_norm = torch.sqrt((w * w).sum(dim=1) + self.eps)
+        a = self.mlp(torch.cat([s, w_norm.to(s.dtype)], dim=-1))
+        a_vv, a_sv, a_ss = torch.split(a, self.f, dim=-1)
+        dv = u * a_vv.unsqueeze(1)
+        ds = a_ss + a_sv * (u * w).sum(dim=1)
+        return s + ds.to(s.dtype), v + dv.to(v.dtype)
+
+
+@register_trunk("painn", PaiNNOptions)
+class PaiNN(nn.Module):
+    def __init__(self, opts: PaiNNOptions):
+        super().__init__()
+        self.options = opts
+        self.cutoff = opts.cutoff
+        self.max_neighbors = opts.max_neighbors
+        self.num_features = opts.num_features
+        f = opts.num_features
+        self.embedding = nn.Embedding(MAX_Z, f)
+        self.rbf = BesselBasis(opts.cutoff, opts.num_rbf)
+        self.envelope = PolynomialEnvelope(opts.cutoff, opts.envelope_p)
+        self.messages = nn.ModuleList(PaiNNMessage(f, opts.num_rbf) for _ in range(opts.num_layers))
+        self.updates = nn.ModuleList(PaiNNUpdate(f, opts.vector_norm_eps) for _ in range(opts.num_layers))
+
+    def forward(self, numbers, edge_index, edge_vec, return_vectors: bool = False):
+        r = torch.linalg.norm(edge_vec, dim=-1)
+        unit = edge_vec / r.unsqueeze(-1)
+        rbf_env = self.rbf(r) * self.envelope(r).unsqueeze(-1)
+        s = self.embedding(numbers).to(edge_vec.dtype)
+        v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
+        for msg, upd in zip(self.messages, self.updates):
+            s, v = msg(s, v, edge_index, rbf_env, unit)
+            s, v = upd(s, v)
+        return (s, v) if return_vectors else s

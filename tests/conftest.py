@@ -1,0 +1,48 @@
+"""Shared fixtures. Tests that need ../shared/data use the `shared_data` fixture and skip cleanly without it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GFM_SHARED", REPO.parent / "shared")) / "data"
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED
+
+
+def make_tiny_config(heads=("a", "b"), cutoff=4.0, features=16, layers=2, elements=(), **head_kw):
+    from gfm_ase.config import HeadConfig, ModelConfig, TrunkConfig
+
+    return ModelConfig(
+        name="tiny",
+        trunk=TrunkConfig(name="painn", options=dict(cutoff=cutoff, num_features=features, num_layers=layers,
+                                                     num_rbf=8)),
+        heads=[HeadConfig(name=h, hidden=[16], elements=list(elements), **head_kw) for h in heads],
+    )
+
+
+def make_tiny_model(seed=0, dtype=torch.float64, **kw):
+    from gfm_ase.model import GFMModel
+
+    torch.manual_seed(seed)
+    model = GFMModel(make_tiny_config(**kw)).to(dtype)
+    # untrained heads output ~0; give the last layer weight so tests see non-trivial energies and forces
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_model():
+    return make_tiny_model()
