@@ -226,6 +226,10 @@ class StoreWriter:
     def __len__(self) -> int:
         return self._n_structures + len(self._buf)
 
+    def extra_attrs(self, **attrs) -> None:
+        """Set further file attributes (written on close)."""
+        self._attrs.update(attrs)
+
     def flush(self) -> None:
         if not self._buf or self._f is None:
             return
