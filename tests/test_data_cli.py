@@ -80,7 +80,7 @@ def test_check_flags_overlap_and_split(tmp_path, capsys):
                                      group=f"traj{k // 4}", id=str(k)))
     assert main(["data", "check", str(tmp_path / "s.h5"), "--no-progress"]) == 1
     out = capsys.readouterr().out
-    assert "structure 7" in out and "overlapping" in out and "1 problem(s)" in out
+    assert "error: structure 7" in out and "overlapping" in out and "1 error(s)" in out
     assert main(["data", "split", str(tmp_path / "s.h5"), "-o", str(tmp_path / "sp.json"), "--by", "group",
                  "--fractions", "0.6", "0.2", "0.2", "--seed", "3"]) == 0
     sp = json.loads((tmp_path / "sp.json").read_text())

@@ -40,6 +40,7 @@ def register(sub) -> None:
     k.add_argument("store", metavar="OUT.h5")
     k.add_argument("--min-distance", type=float, default=0.5, help="flag atoms closer than this (A)")
     k.add_argument("--max-force", type=float, default=50.0, help="flag forces larger than this (eV/A)")
+    k.add_argument("--strict", action="store_true", help="warnings also give exit status 1")
     k.add_argument("--no-progress", action="store_true")
     k.set_defaults(func=run_check)
 
@@ -138,10 +139,12 @@ def run_check(args) -> int:
         return 1
     problems = check_store(store, min_distance=args.min_distance, max_force=args.max_force,
                            progress=not args.no_progress)
-    for p in problems:
-        print(f"{args.store}: {p}")
-    print(f"{len(store)} structures checked, {len(problems)} problem(s)")
-    return 1 if problems else 0
+    for level, msg in problems:
+        print(f"{args.store}: {level}: {msg}")
+    n_err = sum(level == "error" for level, _ in problems)
+    n_warn = len(problems) - n_err
+    print(f"{len(store)} structures checked: {n_err} error(s), {n_warn} warning(s)")
+    return 1 if n_err or (args.strict and n_warn) else 0
 
 
 def run_split(args) -> int:

@@ -49,12 +49,17 @@ def store_info(store: Store) -> dict:
 
 
 def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 50.0,
-                energy_z: float = 12.0, progress: bool = False) -> list[str]:
-    """Problems found in a store: unreadable records, overlapping atoms, huge forces, energy-per-atom outliers,
-    non-zero net force on periodic cells, duplicate ids. Returns one line per problem (empty = clean)."""
+                energy_z: float = 12.0, progress: bool = False) -> list[tuple[str, str]]:
+    """Problems found in a store, as ``(level, message)`` with level "error" or "warning".
+
+    Errors: unreadable records, overlapping atoms (closer than ``min_distance``).
+    Warnings (real data can have them): forces above ``max_force``, net force on a periodic cell, energy per atom far (robust z-score
+    > ``energy_z``) from the median of structures with the same element set - the 5 worst per set are listed -
+    and duplicate ids.
+    """
     from gfm_ase.graph.neighbors import StructureError, radius_graph
 
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     it = range(len(store))
     if progress:
         from tqdm import tqdm
@@ -63,40 +68,44 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
         try:
             r = store[i]
         except Exception as exc:  # noqa: BLE001 - report every unreadable record
-            problems.append(f"structure {i}: unreadable ({exc})")
+            problems.append(("error", f"structure {i}: unreadable ({exc})"))
             continue
         try:
             radius_graph(r.positions, r.cell, r.pbc, cutoff=min_distance, min_distance=min_distance)
         except StructureError as exc:
-            problems.append(f"structure {i} (id {r.id!r}): {exc}")
+            problems.append(("error", f"structure {i} (id {r.id!r}): {exc}"))
         if r.forces is not None:
             fmax = float(np.linalg.norm(r.forces, axis=1).max())
             if fmax > max_force:
-                problems.append(f"structure {i} (id {r.id!r}): max force {fmax:.1f} eV/A > {max_force}")
+                problems.append(("warning", f"structure {i} (id {r.id!r}): max force {fmax:.1f} eV/A > {max_force}"))
             if r.pbc.all():
                 net = np.abs(r.forces.sum(axis=0)).max()
                 if net > 1e-2 * max(1, r.n_atoms ** 0.5):
-                    problems.append(f"structure {i} (id {r.id!r}): net force {net:.3g} eV/A on a periodic cell")
+                    problems.append(("warning", f"structure {i} (id {r.id!r}): net force {net:.3g} eV/A on a "
+                                                "periodic cell"))
     e = store.energies
-    ok = np.isfinite(e)
-    if ok.sum() > 10:
+    ok = np.flatnonzero(np.isfinite(e))
+    if len(ok) > 10:
         epa = e[ok] / store.n_atoms[ok]
-        # per-atom energy depends on composition; compare within each element set
-        zs, counts = store.composition(np.flatnonzero(ok))
-        keys = [tuple(np.flatnonzero(c)) for c in counts]
-        for key in set(keys):
+        zs, counts = store.composition(ok)
+        keys = [tuple(zs[np.flatnonzero(c)].tolist()) for c in counts]
+        for key in sorted(set(keys)):
             sel = np.array([k == key for k in keys])
             if sel.sum() < 10:
                 continue
             x = epa[sel]
             med = np.median(x)
             mad = np.median(np.abs(x - med)) * 1.4826 + 1e-6
-            for j in np.flatnonzero(np.abs(x - med) / mad > energy_z):
-                idx = int(np.flatnonzero(ok)[np.flatnonzero(sel)[j]])
-                problems.append(f"structure {idx}: energy per atom {x[j]:.4f} eV is {abs(x[j] - med) / mad:.0f} "
-                                f"robust sigmas from the median {med:.4f} eV of its element set")
+            z = np.abs(x - med) / mad
+            bad = np.flatnonzero(z > energy_z)
+            if len(bad):
+                worst = bad[np.argsort(-z[bad])][:5]
+                listed = ", ".join(f"{int(ok[np.flatnonzero(sel)[j]])} ({x[j]:.3f} eV)" for j in worst)
+                problems.append(("warning", f"{len(bad)} structures with elements {list(key)} have an energy per "
+                                            f"atom > {energy_z:g} robust sigmas from the median {med:.3f} eV; "
+                                            f"worst: {listed}"))
     ids = store.ids
     dup = [k for k, v in Counter(ids.tolist()).items() if k and v > 1]
     if dup:
-        problems.append(f"{len(dup)} duplicate ids, e.g. {dup[:3]}")
+        problems.append(("warning", f"{len(dup)} duplicate ids, e.g. {dup[:3]}"))
     return problems

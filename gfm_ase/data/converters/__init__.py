@@ -122,9 +122,9 @@ def iter_sources(sources: Iterable, fmt: str = "auto") -> Iterator[tuple[Path, s
             f = fmt if fmt != "auto" else detect_format(src)
             if f is None:
                 raise ConversionError(src, None, "cannot detect the format; pass --format")
-            yield src, f, src.parent
+            yield src, f, src.parent.parent if src.parent.parent != src.parent else src.parent
             continue
-        root = src
+        root = src.parent if detect_format(src) is not None else src
         stack = [src]
         while stack:
             d = stack.pop()

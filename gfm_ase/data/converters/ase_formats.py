@@ -63,7 +63,7 @@ def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | 
     path = Path(path)
     fmt = format or ase_format_for(path)
     ident = rel_id(path, root)
-    grp = group if group is not None else (path.parent.name if root is not None and path.parent != root else path.stem)
+    grp = group if group is not None else path.stem
     if path.suffix in (".db",) and fmt in (None, "db"):
         import ase.db
 

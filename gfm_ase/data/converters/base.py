@@ -62,7 +62,10 @@ def want(d: dict, key: str, what: str = "record"):
 
 
 def rel_id(path: Path, root: Path | None) -> str:
+    """How a source is named in record ids: its path below ``root`` (the folder given on the command line, or the
+    grandparent of a file given directly), e.g. ``Mo/training.json``."""
     try:
-        return str(path.relative_to(root)) if root is not None else path.name
+        rel = path.relative_to(root) if root is not None else Path(path.name)
     except ValueError:
-        return path.name
+        rel = Path(path.name)
+    return path.name if str(rel) in ("", ".") else str(rel)
