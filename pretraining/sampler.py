@@ -10,12 +10,14 @@ The plan of a step is a pure function of the seed, the step number and the per-d
 computes the same global plan and takes its own disjoint slice, without communication. The state (cursors and the
 number of steps drawn) is a small JSON-able dict saved in training checkpoints.
 
-Layouts:
+The global batch does not depend on the number of ranks or on the layout; only its dealing to ranks does:
 
-* data parallel: the global batch is shuffled and dealt round-robin to the ``world_size`` ranks;
-* multi-task (head groups): group ``g`` owns a set of datasets and ``size_g`` ranks; each of its ranks draws
-  ``B / world_size`` structures from the group's datasets only (probabilities renormalised within the group), so
-  a group's share of the global batch is ``size_g / world_size``.
+* data parallel: the (shuffled) global batch is dealt round-robin to the ``world_size`` ranks;
+* multi-task (head groups): each dataset belongs to the head group of its head; the structures of a group's
+  datasets are dealt round-robin to that group's ranks. Dataset shares are therefore the same as in data-parallel
+  training (``p_i``); group sizes only balance the work (ranks per group ∝ the group's share).
+
+A rank may receive no structure in a step (tiny batches or tiny group shares); it then contributes zero gradients.
 """
 from __future__ import annotations
 
@@ -25,7 +27,6 @@ import numpy as np
 
 _SALT_ALLOC = 0x5A17
 _SALT_PERM = 0x9E12
-_SALT_DEAL = 0xD3A1
 
 
 def sampling_probabilities(sizes, alpha: float, weights=None) -> np.ndarray:
@@ -77,15 +78,15 @@ def allocate_group_sizes(shares, world_size: int) -> list[int]:
 
 @dataclass
 class Layout:
-    """Which rank draws from which datasets.
+    """How a step's global batch is dealt to ranks.
 
-    ``rank_datasets[r]`` are the dataset ids rank ``r`` samples (None: data parallel, every rank shares one global
-    stream); ``rank_group[r]`` its head group.
+    ``dataset_group[d]`` is the head group of dataset ``d`` and ``group_ranks[g]`` the ranks of group ``g``
+    (both None: data parallel, every rank takes an equal share of every dataset).
     """
 
     world_size: int
-    rank_datasets: list[list[int]] | None = None
-    rank_group: list[int] | None = None
+    dataset_group: list[int] | None = None
+    group_ranks: list[list[int]] | None = None
 
     @staticmethod
     def data_parallel(world_size: int) -> "Layout":
@@ -93,11 +94,18 @@ class Layout:
 
     @staticmethod
     def multitask(group_datasets: list[list[int]], group_sizes: list[int]) -> "Layout":
-        rank_datasets, rank_group = [], []
-        for g, (ds, size) in enumerate(zip(group_datasets, group_sizes)):
-            rank_datasets += [list(ds)] * size
-            rank_group += [g] * size
-        return Layout(world_size=len(rank_datasets), rank_datasets=rank_datasets, rank_group=rank_group)
+        n = sum(len(g) for g in group_datasets)
+        dataset_group = [-1] * n
+        for g, ds in enumerate(group_datasets):
+            for d in ds:
+                dataset_group[d] = g
+        if -1 in dataset_group:
+            raise ValueError(f"datasets {[d for d, g in enumerate(dataset_group) if g < 0]} are in no head group")
+        group_ranks, start = [], 0
+        for size in group_sizes:
+            group_ranks.append(list(range(start, start + size)))
+            start += size
+        return Layout(world_size=start, dataset_group=dataset_group, group_ranks=group_ranks)
 
 
 class MultiDatasetSampler:
@@ -115,16 +123,8 @@ class MultiDatasetSampler:
         self.seed = int(seed)
         self.cursors = [0] * len(self.sizes)
         self.steps_drawn = 0
-        if layout.rank_datasets is None:
-            if batch_size < layout.world_size:
-                raise ValueError(f"batch_size {batch_size} is smaller than the number of ranks {layout.world_size}")
-        else:
-            if batch_size % layout.world_size:
-                raise ValueError(f"multi-task parallelism needs batch_size ({batch_size}) divisible by the number "
-                                 f"of ranks ({layout.world_size})")
-            covered = sorted({d for ds in layout.rank_datasets for d in ds})
-            if covered != list(range(len(self.sizes))):
-                raise ValueError(f"the head groups cover datasets {covered}, expected all of 0..{len(self.sizes) - 1}")
+        if layout.dataset_group is not None and len(layout.dataset_group) != len(self.sizes):
+            raise ValueError(f"the layout maps {len(layout.dataset_group)} datasets, there are {len(self.sizes)}")
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
 
     # --- permutations ------------------------------------------------------------------------------------------
@@ -150,40 +150,30 @@ class MultiDatasetSampler:
         self.cursors[dataset] = c
         return out
 
-    def _draw(self, datasets: list[int], total: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-        p = self.probs[datasets]
-        counts = systematic_counts(p / p.sum(), total, rng)
-        slots = []
-        for d, c in zip(datasets, counts):
-            slots += [(d, i) for i in self._take(d, int(c))]
-        order = rng.permutation(len(slots))
-        return [slots[k] for k in order]
-
     # --- plan ---------------------------------------------------------------------------------------------------
     def next_step(self) -> list[list[tuple[int, int]]]:
         """Advance one step; returns ``plan[rank] = [(dataset, index), ...]`` for every rank."""
-        step = self.steps_drawn
-        rng = np.random.default_rng([self.seed, _SALT_ALLOC, step])
+        rng = np.random.default_rng([self.seed, _SALT_ALLOC, self.steps_drawn])
+        counts = systematic_counts(self.probs, self.batch_size, rng)
+        slots = []
+        for d, c in enumerate(counts):
+            slots += [(d, i) for i in self._take(d, int(c))]
+        slots = [slots[k] for k in rng.permutation(len(slots))]
         lay = self.layout
-        if lay.rank_datasets is None:
-            slots = self._draw(list(range(len(self.sizes))), self.batch_size, rng)
+        if lay.dataset_group is None:
             plan = [slots[r::lay.world_size] for r in range(lay.world_size)]
         else:
-            local = self.batch_size // lay.world_size
-            plan = [self._draw(ds, local, rng) for ds in lay.rank_datasets]
+            plan = [[] for _ in range(lay.world_size)]
+            for g, ranks in enumerate(lay.group_ranks):
+                mine = [s for s in slots if lay.dataset_group[s[0]] == g]
+                for k, r in enumerate(ranks):
+                    plan[r] = mine[k::len(ranks)]
         self.steps_drawn += 1
         return plan
 
     def global_shares(self) -> np.ndarray:
-        """Expected fraction of each dataset in a global batch under this layout."""
-        lay = self.layout
-        if lay.rank_datasets is None:
-            return self.probs.copy()
-        share = np.zeros(len(self.sizes))
-        for ds in lay.rank_datasets:
-            p = self.probs[ds]
-            share[ds] += p / p.sum() / lay.world_size
-        return share
+        """Expected fraction of each dataset in a global batch (the same under every layout)."""
+        return self.probs.copy()
 
     # --- state --------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -91,7 +91,7 @@ class _Collate:
         self.dtype = dtype
 
     def __call__(self, graphs):
-        return collate(graphs, dtype=self.dtype)
+        return collate(graphs, dtype=self.dtype) if graphs else None  # a rank may get no structure in a step
 
 
 class _PlanSampler:
@@ -374,12 +374,15 @@ class Trainer:
     def backward_step(self, batch) -> dict:
         """Forward/backward of this rank's share ``batch`` of a step and the gradient synchronisation; returns the
         global loss terms, label counts and gradient norm (identical on all ranks)."""
-        local = label_counts(batch, self.use_stress)
-        stats = torch.tensor([local.energy, local.forces, local.stress, batch.num_graphs, batch.num_atoms],
-                             dtype=torch.float64)
+        local = label_counts(batch, self.use_stress) if batch is not None else LossCounts()
+        n_graphs, n_atoms = (batch.num_graphs, batch.num_atoms) if batch is not None else (0, 0)
+        stats = torch.tensor([local.energy, local.forces, local.stress, n_graphs, n_atoms], dtype=torch.float64)
         stats = self._allreduce(stats)
         counts = LossCounts(*stats[:3].tolist())
-        loss, terms = self.compute_gradients(batch, counts)
+        if batch is not None:
+            loss, terms = self.compute_gradients(batch, counts)
+        else:
+            loss, terms = torch.zeros(()), {}
         sync_gradients(self.model, self.env, self.head_groups)
         trunk_sq, head_sq = self._grad_norm_sq()
         red = torch.tensor([float(loss), terms.get("energy", 0.0), terms.get("forces", 0.0),
