@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from gfm_ase.checkpoint import CheckpointError, atomic_write_bytes, load_model, save_model, sha256_file
+from gfm_ase.checkpoint import CheckpointError, atomic_write_bytes, read_model_json, save_model, sha256_file
 
 STATE_FORMAT = "gfm-ase-train-state"
 STATE_VERSION = 1
@@ -102,8 +102,11 @@ def latest_checkpoint(outdir) -> Path | None:
     return path
 
 
-def read_checkpoint(path, device="cpu", dtype=None):
-    """(model, tensors, meta) of a checkpoint directory, with every checksum verified."""
+def read_checkpoint(path):
+    """(model weights, training tensors, meta) of a checkpoint directory, with every checksum verified.
+
+    The weights are read as stored (not through ``load_model``, which builds a float32 model first), so a float64
+    run resumes bit-exactly."""
     path = Path(path)
     jpath = path / "train_state.json"
     if not jpath.is_file():
@@ -121,5 +124,9 @@ def read_checkpoint(path, device="cpu", dtype=None):
     if not tpath.is_file() or sha256_file(tpath) != doc["tensors_sha256"]:
         raise CheckpointError(f"{tpath} is missing or failed its sha256 check")
     tensors = load_file(str(tpath))
-    model = load_model(path, device=device, dtype=dtype)
-    return model, tensors, doc
+    mdoc = read_model_json(path)
+    wpath = path / mdoc.get("weights_file", "model.safetensors")
+    if not wpath.is_file() or sha256_file(wpath) != mdoc["weights_sha256"]:
+        raise CheckpointError(f"{wpath} is missing or failed its sha256 check")
+    weights = load_file(str(wpath))
+    return weights, tensors, doc

@@ -303,10 +303,11 @@ class Trainer:
         return path
 
     def _restore(self, path: Path) -> None:
-        model, tensors, doc = read_checkpoint(path, device="cpu", dtype=self.dtype)
-        full_sd = model.state_dict()
+        full_sd, tensors, doc = read_checkpoint(path)
         with torch.no_grad():
             for n, p in self.model.named_parameters():
+                if n not in full_sd or tuple(full_sd[n].shape) != tuple(p.shape):
+                    raise CheckpointError(f"{path}: weights lack {n} or have another shape")
                 p.copy_(full_sd[n].to(device=self.device, dtype=self.dtype))
         adam_step = int(doc["optimizer"]["adam_step"])
         if adam_step > 0:
