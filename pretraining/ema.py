@@ -9,13 +9,20 @@ class EMA:
 
     With ``warmup`` the decay is ``min(decay, (1 + t) / (10 + t))`` (t = number of updates so far), so the average
     is not dominated by the random initialisation early in training.
+
+    Parameters that do not require gradients when the EMA is created (frozen in fine-tuning) are not averaged: their
+    shadow is an exact copy, so swapping leaves them bit-for-bit unchanged. ``masks`` ({name: 0/1 tensor}) restrict
+    the average of a partly frozen parameter to the entries where the mask is 1; the others stay exact copies.
     """
 
-    def __init__(self, named_params, decay: float, warmup: bool = True):
+    def __init__(self, named_params, decay: float, warmup: bool = True, masks: dict | None = None):
         self.decay = float(decay)
         self.warmup = bool(warmup)
         self.num_updates = 0
+        named_params = list(named_params)
         self.shadow: dict[str, torch.Tensor] = {n: p.detach().clone() for n, p in named_params}
+        self.tracked = {n for n, p in named_params if p.requires_grad}
+        self.masks = {n: m.to(dtype=torch.bool) for n, m in (masks or {}).items()}
 
     def current_decay(self) -> float:
         if self.warmup:
@@ -26,7 +33,14 @@ class EMA:
     def update(self, named_params) -> None:
         d = self.current_decay()
         for n, p in named_params:
-            self.shadow[n].mul_(d).add_(p.detach(), alpha=1.0 - d)
+            if n not in self.tracked:
+                continue
+            mask = self.masks.get(n)
+            if mask is None:
+                self.shadow[n].mul_(d).add_(p.detach(), alpha=1.0 - d)
+            else:
+                avg = self.shadow[n] * d + p.detach() * (1.0 - d)
+                self.shadow[n].copy_(torch.where(mask.to(avg.device), avg, self.shadow[n]))
         self.num_updates += 1
 
     @torch.no_grad()

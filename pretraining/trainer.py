@@ -137,14 +137,7 @@ class Trainer:
             self.full_config = ModelConfig(**ckpt_doc["config"])
             self._check_resume_config(ckpt_path)
         else:
-            consts = None
-            if self.env.is_main:
-                consts = {h: fit_head_constants(self.datasets, h, cfg.head_init.scale, cfg.head_init.shift,
-                                                cfg.head_init.max_structures, cfg.seed) for h in self.head_names}
-            consts = self.env.broadcast_json(consts)
-            probs = {d.name: float(p) for d, p in zip(self.datasets, self.probs)}
-            self.full_config = ModelConfig(name=cfg.model.name, trunk=cfg.model.trunk,
-                                           heads=head_configs(cfg, self.datasets, consts, probs))
+            self.full_config = self.build_model_config()
 
         # layout: data parallel, or head groups
         self.head_groups = None
@@ -160,31 +153,39 @@ class Trainer:
             local_heads = self.head_groups.my_heads
         else:
             layout = Layout.data_parallel(self.env.world_size)
-            local_heads = list(self.head_names)
+            local_heads = [h.name for h in self.full_config.heads]  # heads without data (fine-tuning) stay too
         self.layout = layout
         self.sampler = MultiDatasetSampler(sizes, cfg.sampling.alpha, cfg.sampling.batch_size, layout,
                                            seed=cfg.seed, weights=[d.sampling_weight for d in self.datasets])
 
         # model: identical initialisation on every rank, then keep this rank's heads
         torch.manual_seed(cfg.seed)
-        model = GFMModel(self.full_config)
+        model = self.build_model()
         self.param_meta = {n: (tuple(p.shape), self.dtype) for n, p in model.named_parameters()}
         self.model = restrict_heads(model, local_heads).to(device=self.device, dtype=self.dtype)
         self.model.train()
         self.local_heads = self.model.head_names
+        # which parameters train (all, unless a subclass freezes some) and gradient masks of partly frozen ones
+        self.gradient_masks: dict[str, torch.Tensor] = {}
+        self.configure_trainable(self.model)
+        self.trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        self.frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
+        if not self.trainable:
+            raise TrainingError("no parameter is trainable")
+        named = dict(self.model.named_parameters())
+        for n, mask in self.gradient_masks.items():
+            m = mask.to(device=self.device, dtype=self.dtype)
+            self.gradient_masks[n] = m
+            named[n].register_hook(lambda g, m=m: g * m)
         self.dataset_local_head = [self.local_heads.index(d.head) if d.head in self.local_heads else -1
                                    for d in self.datasets]
         self.head_scale = torch.tensor([float(self.model.head_config(h).scale) for h in self.local_heads],
                                        dtype=torch.float64, device=self.device)
 
-        decay, no_decay = [], []
-        for n, p in self.model.named_parameters():
-            (decay if p.ndim >= 2 and "embedding" not in n else no_decay).append(p)
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o.lr, betas=tuple(o.betas), eps=o.eps)
-        self.ema = EMA(self.model.named_parameters(), cfg.ema.decay, cfg.ema.warmup) if cfg.ema.enabled else None
+        self.optimizer = torch.optim.AdamW(self.param_groups(), lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        self.ema = (EMA(self.model.named_parameters(), cfg.ema.decay, cfg.ema.warmup, masks=self.gradient_masks)
+                    if cfg.ema.enabled else None)
         self.step = 0
         self.total_steps = cfg.total_steps
         self._consumed_sampler_state = self.sampler.state_dict()
@@ -224,6 +225,61 @@ class Trainer:
             raise TrainingError(f"the config differs from the checkpoint's in {diff}; a resumed run must use the same "
                                 f"settings (only {list(RESUMABLE_CHANGES)} may change)")
 
+    # ------------------------------------------------------------------------------------------------ hooks
+    # Subclasses (finetune_zoo.FinetuneTrainer) override these to start from a pretrained model, freeze parts of it
+    # and give the trunk its own learning rate; the defaults are pretraining from scratch.
+    def build_model_config(self) -> ModelConfig:
+        """The model's config with every head's constants fitted on its training data (rank 0, broadcast)."""
+        cfg = self.cfg
+        consts = None
+        if self.env.is_main:
+            consts = {h: fit_head_constants(self.datasets, h, cfg.head_init.scale, cfg.head_init.shift,
+                                            cfg.head_init.max_structures, cfg.seed) for h in self.head_names}
+        consts = self.env.broadcast_json(consts)
+        probs = {d.name: float(p) for d, p in zip(self.datasets, self.probs)}
+        return ModelConfig(name=cfg.model.name, trunk=cfg.model.trunk,
+                           heads=head_configs(cfg, self.datasets, consts, probs))
+
+    def build_model(self) -> GFMModel:
+        """The initial model for ``self.full_config`` (called after seeding torch with ``cfg.seed``)."""
+        return GFMModel(self.full_config)
+
+    def configure_trainable(self, model: GFMModel) -> None:
+        """Freeze parameters (``requires_grad_(False)``) and/or put {name: 0/1 tensor} into ``self.gradient_masks``
+        for parameters of which only some entries train (the others never change: zero gradient, EMA kept)."""
+
+    def param_groups(self) -> list[dict]:
+        """AdamW parameter groups of the trainable parameters; a group's ``lr_scale`` multiplies the scheduled LR."""
+        decay, no_decay = [], []
+        for n, p in self.model.named_parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 and "embedding" not in n else no_decay).append(p)
+        return [{"params": decay, "weight_decay": self.cfg.optim.weight_decay, "lr_scale": 1.0},
+                {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
+
+    def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict]) -> None:
+        """Write val/test metrics into the metadata of every head trained in this run (rank 0)."""
+        strip = ("step", "epoch", "split", "kind", "name")
+        for h in self.full_config.heads:
+            if h.name not in self.head_names:
+                continue
+            hv = next(r for r in val if r["kind"] == "head" and r["name"] == h.name)
+            ht = next(r for r in test if r["kind"] == "head" and r["name"] == h.name)
+            per_ds = {r["name"]: {k: v for k, v in r.items() if k not in strip}
+                      for r in test if r["kind"] == "dataset" and self._head_of(r["name"]) == h.name}
+            metrics = dict(model.head_config(h.name).metrics)
+            metrics.update({"val": {k: v for k, v in hv.items() if k not in strip},
+                            "test": {k: v for k, v in ht.items() if k not in strip},
+                            "test_by_dataset": per_ds, "training_steps": self.step,
+                            "weights": "ema" if self.ema is not None else "final"})
+            model.update_head_config(model.head_config(h.name).model_copy(update={"metrics": metrics}))
+
+    def final_model_extra(self) -> dict:
+        """The ``extra`` block of the final model's model.json."""
+        return {"training": {"config": self.cfg.model_dump(mode="json"), "steps": self.step,
+                             "world_size": self.env.world_size, "mode": self.cfg.parallel.mode,
+                             "precision": self.cfg.precision}}
+
     # ------------------------------------------------------------------------------------------------ state
     def _owner(self, name: str) -> int:
         """Rank that holds parameter ``name`` for gathering (trunk: 0; heads: their group's first rank)."""
@@ -251,6 +307,8 @@ class Trainer:
         owner, template = {}, {}
         for n, meta in self.param_meta.items():
             for k in kinds:
+                if k.startswith("optim.") and n in self.frozen:
+                    continue  # frozen parameters have no optimizer moments
                 owner[f"{k}.{n}"] = self._owner(n)
                 template[f"{k}.{n}"] = meta
         return gather_to_rank0(local, owner, template, self.env)
@@ -312,6 +370,8 @@ class Trainer:
         adam_step = int(doc["optimizer"]["adam_step"])
         if adam_step > 0:
             for n, p in self.model.named_parameters():
+                if n not in self.trainable:
+                    continue
                 try:
                     m, v = tensors[f"optim.exp_avg.{n}"], tensors[f"optim.exp_avg_sq.{n}"]
                 except KeyError as exc:
@@ -403,7 +463,7 @@ class Trainer:
                     p.grad.mul_(coef)
         lr = self._lr(self.step)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
@@ -525,23 +585,8 @@ class Trainer:
         summary = None
         if self.env.is_main:
             model = self.full_model(state, use_ema=True)
-            for h in self.full_config.heads:
-                hv = next(r for r in val if r["kind"] == "head" and r["name"] == h.name)
-                ht = next(r for r in test if r["kind"] == "head" and r["name"] == h.name)
-                per_ds = {r["name"]: {k: v for k, v in r.items() if k not in ("step", "epoch", "split", "kind",
-                                                                               "name")}
-                          for r in test if r["kind"] == "dataset" and self._head_of(r["name"]) == h.name}
-                strip = ("step", "epoch", "split", "kind", "name")
-                metrics = dict(h.metrics)
-                metrics.update({"val": {k: v for k, v in hv.items() if k not in strip},
-                                "test": {k: v for k, v in ht.items() if k not in strip},
-                                "test_by_dataset": per_ds, "training_steps": self.step,
-                                "weights": "ema" if self.ema is not None else "final"})
-                model.update_head_config(h.model_copy(update={"metrics": metrics}))
-            extra = {"training": {"config": self.cfg.model_dump(mode="json"), "steps": self.step,
-                                  "world_size": self.env.world_size, "mode": self.cfg.parallel.mode,
-                                  "precision": self.cfg.precision}}
-            save_model(model, self.outdir / "final", extra=extra)
+            self.annotate_final_model(model, val, test)
+            save_model(model, self.outdir / "final", extra=self.final_model_extra())
             summary = {"steps": self.step, "final_model": str(self.outdir / "final"),
                        "val": val, "test": test, "world_size": self.env.world_size}
             atomic_write_bytes(self.outdir / "run.json", json.dumps(summary, indent=1).encode())
