@@ -257,11 +257,13 @@ class Trainer:
         return [{"params": decay, "weight_decay": self.cfg.optim.weight_decay, "lr_scale": 1.0},
                 {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
 
-    def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict]) -> None:
-        """Write val/test metrics into the metadata of every head trained in this run (rank 0)."""
+    def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict],
+                             heads: list[str] | None = None) -> None:
+        """Write val/test metrics into the metadata of ``heads`` (default: every head with data in this run)."""
         strip = ("step", "epoch", "split", "kind", "name")
+        heads = self.head_names if heads is None else heads
         for h in self.full_config.heads:
-            if h.name not in self.head_names:
+            if h.name not in heads:
                 continue
             hv = next(r for r in val if r["kind"] == "head" and r["name"] == h.name)
             ht = next(r for r in test if r["kind"] == "head" and r["name"] == h.name)

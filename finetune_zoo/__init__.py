@@ -1,0 +1,21 @@
+"""Fine-tuning of pretrained gfm-ase models and the fine-tuning zoo.
+
+>>> from finetune_zoo import FinetuneConfig, finetune
+>>> finetune("gfm-mini", "water.h5", outdir="runs/water",
+...          config=FinetuneConfig(head="water", strategy="full", baseline="scratch"))
+
+``gfm finetune --help`` and ``gfm finetune-zoo --help`` are the command-line forms; finetune_zoo/README.md has the
+strategies, the output layout, how held-out data is found, and the zoo's results.
+"""
+from finetune_zoo.config import STRATEGIES, FinetuneConfig
+
+
+def __getattr__(name):  # keep `import finetune_zoo` light (no torch until needed)
+    if name in ("finetune", "FinetuneError"):
+        import importlib
+
+        return getattr(importlib.import_module("finetune_zoo.finetuning"), name)
+    raise AttributeError(name)
+
+
+__all__ = ["STRATEGIES", "FinetuneConfig", "FinetuneError", "finetune"]

@@ -1,0 +1,85 @@
+"""The fine-tuning configuration: one typed pydantic model (``gfm finetune --show-options`` lists every option).
+
+A fine-tuning run starts from a pretrained model and trains one head on a new dataset with one of four strategies:
+
+* ``frozen``: a new head on the frozen trunk. Only the new head trains (plus, by default, the embedding rows of
+  elements no head of the model has seen; those rows are used by no pretrained head's data). Every other head's
+  predictions are unchanged bit-for-bit.
+* ``full``: a new head and the whole trunk train, the trunk at ``trunk_lr_factor`` times the head's LR. The other
+  heads' weights do not change, but their predictions do (through the trunk): see the forgetting report.
+* ``continue``: keep training an existing head (same level of theory, new data) with the trunk, as in ``full``.
+* ``replay``: ``full`` (or ``continue`` when the head exists) while a fraction ``replay_fraction`` of every batch is
+  drawn from the pretraining data of the other heads, which keep training too (multi-task fine-tuning).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from gfm_ase.config import StrictModel
+from pretraining.config import LossSpec
+
+STRATEGIES = ("frozen", "full", "continue", "replay")
+
+
+class FinetuneConfig(StrictModel):
+    """Everything that defines a fine-tuning run except the model and the data paths."""
+
+    strategy: Literal["frozen", "full", "continue", "replay"] = Field(
+        "full", description="frozen | full | continue | replay (see the module documentation)")
+    head: str = Field(pattern=r"^[A-Za-z0-9_\-]+$",
+                      description="head to train: a new name (frozen/full/replay) or an existing head (continue; "
+                                  "replay continues it when it exists)")
+    level_of_theory: str = Field("unknown", description="metadata of a new head, e.g. 'PBE (VASP, PAW)'")
+    code: str = Field("unknown", description="program that produced the new head's labels")
+    description: str = Field("", description="free text for the new head's metadata")
+    hidden: list[int] | None = Field(None, description="hidden sizes of a new head's MLP (None: as the model's "
+                                                       "first head)")
+    steps: int = Field(300, ge=1, description="optimizer steps (the budget; the scratch baseline gets the same)")
+    batch_size: int = Field(8, ge=1, description="structures per step")
+    lr: float = Field(2e-3, gt=0, description="peak LR of the head(s) (and of every parameter of the scratch model)")
+    trunk_lr_factor: float = Field(0.1, ge=0, description="full/continue/replay: trunk LR = lr * this")
+    scratch_lr: float | None = Field(None, gt=0, description="peak LR of the from-scratch baseline (None: lr)")
+    min_lr_factor: float = Field(0.05, ge=0, le=1, description="cosine decay ends at lr * this")
+    warmup_steps: int = Field(10, ge=0, description="linear warmup steps")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay (matrices only)")
+    grad_clip: float | None = Field(10.0, gt=0, description="global gradient-norm clipping (None: off)")
+    ema_decay: float | None = Field(0.99, ge=0, lt=1, description="EMA of the weights for evaluation and the "
+                                                                  "final model (None: off)")
+    loss: LossSpec = Field(default_factory=LossSpec, description="loss terms (as in pretraining)")
+    train_new_element_embeddings: bool = Field(
+        True, description="frozen: train the trunk's embedding rows of elements no head of the model has seen")
+    replay_fraction: float = Field(0.25, gt=0, lt=1, description="replay: share of each batch drawn from the "
+                                                                 "pretraining data of the other heads")
+    replay_max_structures: int | None = Field(
+        None, ge=1, description="replay: use at most this many training structures per pretraining dataset")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of TRAIN split off for validation when no "
+                                                            "validation data is given")
+    split_seed: int = Field(0, description="seed of that split and of training-subset draws")
+    eval_max_structures: int | None = Field(
+        None, ge=1, description="evaluate the task's val/test on at most this many structures (seeded subset)")
+    forgetting_report: bool = Field(True, description="evaluate every other head on its held-out data before and "
+                                                      "after (the forgetting report)")
+    forgetting_max_structures: int | None = Field(
+        200, ge=1, description="forgetting report: held-out structures per pretraining dataset (seeded subset; "
+                               "None: the whole held-out split)")
+    eval_batch_size: int = Field(16, ge=1, description="structures per evaluation batch")
+    seed: int = Field(0, description="seed of the new head's initialisation and of batch sampling")
+    precision: Literal["float32", "float64", "bfloat16"] = Field("float32", description="training precision")
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
+    baseline: Literal["none", "scratch"] = Field(
+        "none", description="scratch: also train the same architecture from random weights with the same budget")
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden(cls, v):
+        if v is not None and (not v or min(v) < 1):
+            raise ValueError(f"hidden must be a non-empty list of positive sizes, got {v}")
+        return v
+
+
+def describe_options() -> list[str]:
+    from pretraining.config import describe_options as _describe
+
+    return _describe(FinetuneConfig)

@@ -1,0 +1,156 @@
+"""What trains in each strategy, and the trainer that fine-tunes (a thin subclass of the pretraining trainer:
+same sampler, loss, schedule, EMA, metrics, checkpoints; it only chooses the initial model and what trains)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+
+from gfm_ase.config import ModelConfig
+from gfm_ase.model.gfm import GFMModel
+from pretraining.trainer import Trainer
+
+
+@dataclass
+class Plan:
+    """The parameters that train and their learning-rate scales.
+
+    ``train_heads``: heads whose weights train. ``train_trunk``: the whole trunk trains at ``trunk_lr_scale`` times
+    the scheduled LR. ``embedding_rows``: with a frozen trunk, atomic numbers whose embedding rows train anyway.
+    """
+
+    target: str
+    train_heads: list[str]
+    train_trunk: bool
+    trunk_lr_scale: float = 1.0
+    embedding_rows: list[int] = field(default_factory=list)
+    new_head: bool = True
+
+    def trainable(self, name: str) -> bool:
+        if name.startswith("heads."):
+            return name.split(".")[1] in self.train_heads
+        if self.train_trunk:
+            return True
+        return bool(self.embedding_rows) and name == "trunk.embedding.weight"
+
+
+def make_plan(strategy: str, target: str, new_head: bool, replay_heads: list[str], trunk_lr_factor: float,
+              unseen_numbers: list[int], train_new_element_embeddings: bool) -> Plan:
+    if strategy == "frozen":
+        rows = sorted(unseen_numbers) if train_new_element_embeddings else []
+        return Plan(target, [target], train_trunk=False, embedding_rows=rows, new_head=new_head)
+    if strategy in ("full", "continue"):
+        return Plan(target, [target], train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head)
+    if strategy == "replay":
+        heads = [target] + [h for h in replay_heads if h != target]
+        return Plan(target, heads, train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head)
+    if strategy == "scratch":
+        return Plan(target, [target], train_trunk=True, trunk_lr_scale=1.0, new_head=True)
+    raise ValueError(f"unknown strategy {strategy!r}")
+
+
+class FinetuneTrainer(Trainer):
+    """The pretraining :class:`~pretraining.trainer.Trainer` started from ``base_model`` (None: random weights,
+    the from-scratch baseline) with the heads of ``model_config`` (the base model's heads plus the target head),
+    training only what ``plan`` says.
+
+    ``forgetting`` (a :class:`finetune_zoo.forgetting.ForgettingReport` with its ``before`` filled) is evaluated on
+    the final model, and written into the metadata of the heads whose predictions fine-tuning may have changed.
+    ``extra`` becomes the ``extra`` block of the final model.json.
+    """
+
+    def __init__(self, cfg, outdir, *, base_model: GFMModel | None, model_config: ModelConfig, plan: Plan,
+                 datasets, forgetting=None, extra: dict | None = None, target_metrics: dict | None = None,
+                 resume: bool = False):
+        self._base_model = base_model
+        self._model_config = model_config
+        self.plan = plan
+        self.forgetting = forgetting
+        self._extra = extra or {}
+        self._target_metrics = target_metrics or {}
+        super().__init__(cfg, outdir, datasets=datasets, resume=resume)
+
+    def validate(self, split: str = "val") -> list[dict]:
+        """As the trainer's, but evaluated once per step and split (the last step's validation is reused by
+        ``finish``)."""
+        cache = self.__dict__.setdefault("_val_cache", {})
+        key = (self.step, split)
+        if key not in cache:
+            cache[key] = super().validate(split)
+        return cache[key]
+
+    # --- hooks of the pretraining trainer -------------------------------------------------------------------
+    def build_model_config(self) -> ModelConfig:
+        return self._model_config
+
+    def build_model(self) -> GFMModel:
+        if self._base_model is None:
+            return GFMModel(self._model_config)
+        model = copy.deepcopy(self._base_model)  # the trainer moves it to the training device and dtype
+        target = self._model_config.head(self.plan.target)
+        if self.plan.new_head:
+            model.add_head(target)  # random MLP from the seeded torch RNG
+        else:
+            model.update_head_config(target)  # continued head: references for new elements
+        if model.config != self._model_config:
+            raise RuntimeError("internal error: the fine-tuning model's config differs from the planned one")
+        return model
+
+    def configure_trainable(self, model: GFMModel) -> None:
+        for n, p in model.named_parameters():
+            p.requires_grad_(self.plan.trainable(n))
+        if not self.plan.train_trunk and self.plan.embedding_rows:
+            emb = model.trunk.embedding.weight
+            mask = torch.zeros(emb.shape[0], 1, dtype=emb.dtype)
+            mask[self.plan.embedding_rows] = 1.0
+            self.gradient_masks["trunk.embedding.weight"] = mask
+
+    def param_groups(self) -> list[dict]:
+        groups: dict[tuple, list] = {}
+        wd = self.cfg.optim.weight_decay
+        for n, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            trunk = n.startswith("trunk.")
+            scale = self.plan.trunk_lr_scale if (trunk and self.plan.train_trunk) else 1.0
+            decay = wd if (p.ndim >= 2 and "embedding" not in n) else 0.0
+            groups.setdefault((scale, decay), []).append(p)
+        return [{"params": ps, "weight_decay": d, "lr_scale": s} for (s, d), ps in groups.items()]
+
+    def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict]) -> None:
+        super().annotate_final_model(model, val, test, heads=[self.plan.target])
+        h = model.head_config(self.plan.target)
+        model.update_head_config(h.model_copy(update={"metrics": {**h.metrics, **self._target_metrics}}))
+        if self.forgetting is None:
+            return
+        self.forgetting.evaluate_after(model, device=self.device)
+        report = self.forgetting.report()
+        changed_trunk = self.plan.train_trunk or bool(self.plan.embedding_rows)
+        for name, entry in report.items():
+            if name == self.plan.target or name not in model.head_names:
+                continue
+            old = model.head_config(name)
+            metrics = dict(old.metrics)
+            note = {"finetuned_head": self.plan.target, "strategy": self._target_metrics.get("strategy"),
+                    "status": entry["status"]}
+            if entry["status"] == "ok":
+                note.update(before=entry["before"], after=entry["after"], n_structures=entry["n_structures"])
+            else:
+                note["reason"] = entry.get("reason")
+            if self.plan.train_trunk or name in self.plan.train_heads:
+                note["warning"] = ("the trunk (or this head) changed after the pretraining-time metrics ('val', "
+                                   "'test') were measured; 'after' holds this head's held-out errors now"
+                                   if entry["status"] == "ok" else
+                                   "the trunk changed and this head's held-out data was unavailable: its "
+                                   "'val'/'test' metrics are from before fine-tuning")
+            elif changed_trunk:
+                note["note"] = ("only embedding rows of elements this head never saw changed: its predictions "
+                                "on its own elements are unchanged")
+            metrics["finetuning"] = [*metrics.get("finetuning", []), note]
+            model.update_head_config(old.model_copy(update={"metrics": metrics}))
+
+    def final_model_extra(self) -> dict:
+        extra = dict(self._extra)
+        extra["finetune_training"] = super().final_model_extra()["training"]
+        return extra
