@@ -86,6 +86,25 @@ def build_config(args):
     return FinetuneConfig(**doc)
 
 
+def command_line(args) -> str:
+    """The ``gfm finetune`` command equivalent to the parsed ``args`` (recorded in metrics.json)."""
+    flags = {"model": "--from", "train": "--train", "val": "--val", "test": "--test", "head": "--head",
+             "strategy": "--strategy", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr",
+             "trunk_lr_factor": "--trunk-lr-factor", "baseline": "--baseline", "n_train": "--n-train",
+             "level_of_theory": "--level-of-theory", "code": "--code", "replay_config": "--replay-config",
+             "replay_fraction": "--replay-fraction", "config": "--config", "device": "--device", "outdir": "-o"}
+    parts = ["gfm", "finetune"]
+    for key, flag in flags.items():
+        v = getattr(args, key, None)
+        if v is not None:
+            parts += [flag, str(v)]
+    for d in args.data_dir:
+        parts += ["--data-dir", str(d)]
+    for item in args.set:
+        parts += ["--set", item]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def run_finetune(args) -> int:
     from pydantic import ValidationError
 
@@ -115,7 +134,7 @@ def run_finetune(args) -> int:
     try:
         finetune(args.model, args.train, outdir=args.outdir, config=cfg, val=args.val, test=args.test,
                  n_train=args.n_train, replay_config=args.replay_config, data_dirs=args.data_dir,
-                 command="gfm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                 command=command_line(args))
     except (FinetuneError, TrainingError, CheckpointError, FileNotFoundError, IndexError) as exc:
         print(f"gfm finetune: {exc}", file=sys.stderr)
         return 1
