@@ -17,7 +17,8 @@ class Plan:
     """The parameters that train and their learning-rate scales.
 
     ``train_heads``: heads whose weights train. ``train_trunk``: the whole trunk trains at ``trunk_lr_scale`` times
-    the scheduled LR. ``embedding_rows``: with a frozen trunk, atomic numbers whose embedding rows train anyway.
+    the scheduled LR, except the embedding rows of ``new_rows`` (elements no head has seen: untrained weights), which
+    train at the head's LR. ``embedding_rows``: with a frozen trunk, atomic numbers whose embedding rows train anyway.
     """
 
     target: str
@@ -26,6 +27,7 @@ class Plan:
     trunk_lr_scale: float = 1.0
     embedding_rows: list[int] = field(default_factory=list)
     new_head: bool = True
+    new_rows: list[int] = field(default_factory=list)  # atomic numbers no head has seen: their rows are new weights
 
     def trainable(self, name: str) -> bool:
         if name.startswith("heads."):
@@ -40,11 +42,14 @@ def make_plan(strategy: str, target: str, new_head: bool, replay_heads: list[str
     if strategy == "frozen":
         rows = sorted(unseen_numbers) if train_new_element_embeddings else []
         return Plan(target, [target], train_trunk=False, embedding_rows=rows, new_head=new_head)
+    rows = sorted(unseen_numbers)
     if strategy in ("full", "continue"):
-        return Plan(target, [target], train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head)
+        return Plan(target, [target], train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head,
+                    new_rows=rows)
     if strategy == "replay":
         heads = [target] + [h for h in replay_heads if h != target]
-        return Plan(target, heads, train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head)
+        return Plan(target, heads, train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head,
+                    new_rows=rows)
     if strategy == "scratch":
         return Plan(target, [target], train_trunk=True, trunk_lr_scale=1.0, new_head=True)
     raise ValueError(f"unknown strategy {strategy!r}")
@@ -106,6 +111,10 @@ class FinetuneTrainer(Trainer):
             mask[self.plan.embedding_rows] = 1.0
             self.gradient_masks["trunk.embedding.weight"] = mask
 
+    def _mixed_embedding(self) -> bool:
+        """Trunk at a reduced LR with new elements: the embedding trains at the head LR, its old rows rescaled."""
+        return self.plan.train_trunk and bool(self.plan.new_rows) and self.plan.trunk_lr_scale != 1.0
+
     def param_groups(self) -> list[dict]:
         groups: dict[tuple, list] = {}
         wd = self.cfg.optim.weight_decay
@@ -114,9 +123,26 @@ class FinetuneTrainer(Trainer):
                 continue
             trunk = n.startswith("trunk.")
             scale = self.plan.trunk_lr_scale if (trunk and self.plan.train_trunk) else 1.0
+            if n == "trunk.embedding.weight" and self._mixed_embedding():
+                scale = 1.0  # see after_update: rows of known elements get trunk_lr_scale
             decay = wd if (p.ndim >= 2 and "embedding" not in n) else 0.0
             groups.setdefault((scale, decay), []).append(p)
         return [{"params": ps, "weight_decay": d, "lr_scale": s} for (s, d), ps in groups.items()]
+
+    def before_update(self) -> None:
+        if self._mixed_embedding():
+            self._emb_before = self.model.trunk.embedding.weight.detach().clone()
+
+    @torch.no_grad()
+    def after_update(self) -> None:
+        """Adam's update is proportional to the LR, so scaling the update of the known elements' rows by
+        ``trunk_lr_scale`` is training them at the trunk's LR while the new elements' rows use the head's."""
+        if self._mixed_embedding():
+            w = self.model.trunk.embedding.weight
+            old = self._emb_before
+            keep = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
+            keep[self.plan.new_rows] = False
+            w[keep] = old[keep] + self.plan.trunk_lr_scale * (w[keep] - old[keep])
 
     def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict]) -> None:
         super().annotate_final_model(model, val, test, heads=[self.plan.target])

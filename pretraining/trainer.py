@@ -466,12 +466,20 @@ class Trainer:
         lr = self._lr(self.step)
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g.get("lr_scale", 1.0)
+        self.before_update()
         self.optimizer.step()
+        self.after_update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.model.named_parameters())
         self.step += 1
         return {**row, "lr": lr}
+
+    def before_update(self) -> None:
+        """Hook called just before ``optimizer.step()`` (gradients final, LR set)."""
+
+    def after_update(self) -> None:
+        """Hook called just after ``optimizer.step()``, before the EMA update."""
 
     def train_step(self, batch) -> dict:
         """One optimizer step on this rank's share ``batch`` of the global batch."""

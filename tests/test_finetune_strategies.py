@@ -148,6 +148,22 @@ def test_full_trains_the_trunk_at_a_scaled_lr_and_keeps_other_heads_weights(pre,
     assert not torch.equal(b["heads.morse.mlp.0.weight"], after["heads.morse.mlp.0.weight"])
 
 
+def test_full_trains_embeddings_of_elements_no_head_saw_at_the_head_lr(pre, tmp_path):
+    """With the trunk's LR at 0, only the new element's embedding row (new weights, at the head's LR) moves."""
+    from ase.data import atomic_numbers
+
+    m = _ft(pre, tmp_path, pre["ag"], head="ag", strategy="full", trunk_lr_factor=0.0, steps=15)
+    assert m["elements_unseen_by_trunk"] == ["Ag"]
+    before, after = tensors(pre["model"]), tensors(tmp_path)
+    ag = atomic_numbers["Ag"]
+    delta = (after["trunk.embedding.weight"] - before["trunk.embedding.weight"]).abs().max(dim=1).values
+    assert delta[ag] > 1e-3
+    assert float(torch.cat([delta[:ag], delta[ag + 1:]]).max()) < 1e-6
+    for k, v in before.items():
+        if k.startswith("trunk.") and k != "trunk.embedding.weight":
+            torch.testing.assert_close(after[k], v, rtol=1e-6, atol=1e-7)
+
+
 def test_continue_keeps_the_head_and_adds_references_for_new_elements(pre, tmp_path):
     from gfm_ase.checkpoint import read_model_json
 
