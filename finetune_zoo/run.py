@@ -211,14 +211,14 @@ def forgetting_cell(m: dict) -> str:
 
 
 def table(results: list[dict], plot_prefix: str) -> str:
-    head = ("| task | data, level of theory | strategy | n_train | fine-tuned E / F | scratch E / F | FT better "
-            "(sizes) | forgetting: other heads, F meV/Å and E meV/atom before→after | wall s | curve |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| task | data, level of theory | strategy | steps × batch | n_train | fine-tuned E / F | scratch E / F | "
+            "FT better (sizes) | forgetting: other heads, F meV/Å and E meV/atom before→after | wall s | curve |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
     rows = []
     for e in results:
         t = e["task"]
         if e.get("error"):
-            rows.append(f"| {t['name']} | {t['title']} | {t['strategy']} | – | not run: {e['error']} | | | | | |")
+            rows.append(f"| {t['name']} | {t['title']} | {t['strategy']} | | – | not run: {e['error']} | | | | | |")
             continue
         m = e["runs"][-1]
         s = _split(m)
@@ -231,6 +231,7 @@ def table(results: list[dict], plot_prefix: str) -> str:
         extra = f"; new elements {', '.join(unseen)}" if unseen else ""
         split_note = "" if s == "test" else " (val)"
         rows.append(f"| {t['name']} | {t['title']}, {t['level_of_theory']}{extra} | {t['strategy']} | "
+                    f"{e['steps']} × {t['batch_size']} | "
                     f"{m['task']['n_train']} | {ft}{split_note} | {sc} | {verdict} | {forgetting_cell(m)} | "
                     f"{e['wall_s']:.0f} | [png]({plot_prefix}{t['name']}.png) |")
     return head + "\n".join(rows) + "\n"
@@ -292,7 +293,9 @@ def write_outputs(results: list[dict], args, command: str, total_s: float) -> st
         lines.append(args.note)
     lines.append("Errors on the task's test split (val where the task has none): energy MAE meV/atom, force MAE "
                  "meV/Å, at the largest training size; 'FT better' compares the task's headline metric at the largest "
-                 "size (and counts the learning-curve sizes where fine-tuning wins).")
+                 "size (and counts the learning-curve sizes where fine-tuning wins). Forgetting: the pretrained heads' "
+                 f"errors on at most {args.forgetting_max} held-out structures per pretraining dataset, before → after "
+                 "fine-tuning at the largest size. Wall time: all runs of the task (both models, every size).")
     prefix = "results/" if readme else "plots/"
     md = "\n\n".join(lines) + "\n\n" + table(results, prefix)
     atomic_write_bytes(out / "results.md", md.encode())

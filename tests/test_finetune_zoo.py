@@ -54,11 +54,11 @@ def test_zoo_runs_a_task_end_to_end(zoo):
     assert "old" not in text and "tiny model" in text and "gfm finetune-zoo" in text
     row = next(line for line in text.splitlines() if line.startswith("| morse_tiny"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2] == "full" and cells[3] == "24"
-    ft_f = float(cells[4].split("/")[1])
+    assert cells[2] == "full" and cells[3] == "12 × 4" and cells[4] == "24"
+    ft_f = float(cells[5].split("/")[1])
     assert ft_f == pytest.approx(entry["runs"][-1]["finetuned"]["test"]["forces_mae_meV_A"], abs=0.051)
-    assert cells[6].startswith(("yes", "NO")) and "(" in cells[6]
-    assert "emt F" in cells[7] and "lj F" in cells[7]
+    assert cells[7].startswith(("yes", "NO")) and "(" in cells[7]
+    assert "emt F" in cells[8] and "lj F" in cells[8]
     png = root / "results" / "morse_tiny.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
