@@ -158,8 +158,10 @@ def run_task(task, args, log=print) -> dict:
                          command=f"zoo task {task.name} n={n}")
             stamp.write_text(json.dumps({"fingerprint": _fingerprint(key), "key": key}, indent=1))
         runs.append(m)
+    # wall time of the runs themselves (also right when finished runs were reused)
     return {"task": task.model_dump(mode="json"), "store": str(path), "n_available": n_all, "sizes": sizes,
-            "steps": steps, "runs": runs, "wall_s": time.perf_counter() - t0}
+            "steps": steps, "runs": runs, "wall_s": float(sum(m["wall_s"] for m in runs)),
+            "this_call_s": time.perf_counter() - t0}
 
 
 # ------------------------------------------------------------------------------------------------------ output
@@ -242,6 +244,7 @@ def plot(entry: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     t = entry["task"]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
@@ -260,6 +263,13 @@ def plot(entry: dict, path: Path) -> None:
         ax.set_xscale("log")
         if ax.lines:
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        else:
+            ax.text(0.5, 0.5, "no labels", ha="center", va="center", transform=ax.transAxes)
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("training structures")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
@@ -285,7 +295,8 @@ def write_outputs(results: list[dict], args, command: str, total_s: float) -> st
     model = results[0]["runs"][0]["model"] if results and results[0].get("runs") else {"from": args.model}
     lines = [f"Produced by `{command}` on {mi.get('cpu', mi['processor'])} ({mi['cpu_count']} cores, "
              f"torch {mi['torch']} with {mi['torch_threads']} thread(s){', GPU ' + mi['gpu'] if 'gpu' in mi else ''})"
-             f", {time.strftime('%Y-%m-%d')}, in {total_s / 60:.1f} min.",
+             f", {time.strftime('%Y-%m-%d')}: {sum(e.get('wall_s', 0.0) for e in results) / 60:.1f} min of "
+             f"training and evaluation (this call {total_s / 60:.1f} min, finished runs reused).",
              f"Pretrained model: `{model.get('name', args.model)}` (`{model.get('from', args.model)}`, weights sha256 "
              f"{str(model.get('weights_sha256', ''))[:12]}...). Budget scale {args.budget_scale}.",
              ]
