@@ -27,18 +27,19 @@ class SuiteResult:
     sections: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    title: str | None = None
 
     def to_json(self) -> dict:
         return jsonable({"suite": self.suite, "calculator": self.calculator, "summary": self.summary,
                          "notes": self.notes, "plots": self.plots, "details": self.details})
 
     def markdown(self, image_prefix: str = "") -> str:
-        out = [f"# Validation: {self.suite}", "", f"Calculator: `{self.calculator}`", ""]
+        out = [f"# {self.title or 'Validation: ' + self.suite}", "", f"Calculator: `{self.calculator}`", ""]
         if self.summary:
             out += ["## Summary", "", table(["quantity", "value"],
                                             [[k, fmt(v)] for k, v in self.summary.items()
                                              if not isinstance(v, (dict, list))]), ""]
-        out += [s + "\n" for s in self.sections]
+        out += list(self.sections) + ([""] if self.sections else [])
         if self.plots:
             out += ["## Plots", ""] + [f"![{Path(p).stem}]({image_prefix}{p})\n" for p in self.plots]
         if self.notes:

@@ -6,6 +6,7 @@ phonopy's negative frequencies.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,8 +62,17 @@ def total_dos(ph, fmin: float, fmax: float, pitch: float) -> tuple[np.ndarray, n
 
 
 def thermal(ph, temperatures) -> dict:
-    """Free energy (kJ/mol), entropy and heat capacity (J/K/mol) per unit cell of the mesh just run."""
-    ph.run_thermal_properties(temperatures=temperatures)
+    """Free energy (kJ/mol), entropy and heat capacity (J/K/mol) per unit cell of the mesh just run.
+
+    The three Gamma acoustic modes are included (phonopy's long-standing default, as in reference outputs).
+    """
+    try:
+        from phonopy.phonon.thermal_properties import GammaAcousticWarning as category
+    except ImportError:  # older phonopy: no such warning
+        category = UserWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category)
+        ph.run_thermal_properties(temperatures=temperatures)
     t = ph.thermal_properties
     return {k: np.asarray(getattr(t, k), dtype=float) for k in ("free_energy", "entropy", "heat_capacity")}
 
