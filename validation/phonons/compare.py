@@ -88,55 +88,72 @@ def frequency_errors(ref: np.ndarray, calc: np.ndarray, weights: np.ndarray | No
             "max_abs_err_THz": float(np.abs(err).max())}
 
 
-def compare_phonons(ph_ref, ph_calc, *, mesh=50.0, band_points: int = 51, imag_tol: float = 0.1,
-                    temperatures=(300.0,), dos_pitch: float = 0.05) -> tuple[dict, dict]:
-    """(metrics, curves): numbers for the summary and arrays for the plots."""
+def compare_phonons(ph_ref, ph_calc, *, fc_ref=None, fc_calc=None, mesh=50.0, band_points: int = 51,
+                    imag_tol: float = 0.1, temperatures=(300.0,), dos_pitch: float = 0.05) -> tuple[dict, dict]:
+    """(metrics, curves): numbers for the summary and arrays for the plots.
+
+    ``ph_ref`` and ``ph_calc`` may be one Phonopy object when ``fc_ref`` / ``fc_calc`` are given: each side's force
+    constants are set before it is evaluated (building a Phonopy object is the slow part).
+    """
+    fc_ref = np.array(ph_ref.force_constants if fc_ref is None else fc_ref)
+    fc_calc = np.array(ph_calc.force_constants if fc_calc is None else fc_calc)
+    sides = {"ref": (ph_ref, fc_ref), "calc": (ph_calc, fc_calc)}
+
+    def use(side):
+        ph, fc = sides[side]
+        ph.force_constants = fc
+        return ph
+
     metrics: dict = {}
-    fc_r, fc_c = ph_ref.force_constants, ph_calc.force_constants
-    if fc_r is not None and fc_c is not None and fc_r.shape == fc_c.shape:
-        d = fc_c - fc_r
+    if fc_ref.shape == fc_calc.shape:
+        d = fc_calc - fc_ref
         metrics["fc_mae_eV_A2"] = float(np.abs(d).mean())
         metrics["fc_max_abs_err_eV_A2"] = float(np.abs(d).max())
-        metrics["fc_rel_error"] = float(np.linalg.norm(d) / max(np.linalg.norm(fc_r), 1e-30))
+        metrics["fc_rel_error"] = float(np.linalg.norm(d) / max(np.linalg.norm(fc_ref), 1e-30))
 
     path = band_path(ph_ref.primitive.cell, band_points)
-    dist, f_band_ref = band_frequencies(ph_ref, path)
-    _, f_band_calc = band_frequencies(ph_calc, path)
+    dist, f_band_ref = band_frequencies(use("ref"), path)
+    _, f_band_calc = band_frequencies(use("calc"), path)
     band = frequency_errors(np.concatenate(f_band_ref), np.concatenate(f_band_calc))
     metrics.update({f"band_{k}": v for k, v in band.items()})
 
-    q, w, f_mesh_ref = mesh_frequencies(ph_ref, mesh)
-    q_calc, _, f_mesh_calc = mesh_frequencies(ph_calc, mesh)
+    ph = use("ref")
+    q, w, f_mesh_ref = mesh_frequencies(ph, mesh)
+    mesh_numbers = [int(x) for x in ph.mesh.mesh_numbers]
+    q_calc, w_calc, f_mesh_calc = mesh_frequencies(use("calc"), mesh)
     same_q = q_calc.shape == q.shape and np.allclose(q_calc, q)
-    f_at_q = f_mesh_calc if same_q else qpoint_frequencies(ph_calc, q)
+    f_at_q = f_mesh_calc if same_q else qpoint_frequencies(use("calc"), q)
     metrics.update({f"mesh_{k}": v for k, v in frequency_errors(f_mesh_ref, f_at_q, w).items()})
-    metrics["mesh"] = [int(x) for x in ph_ref.mesh.mesh_numbers]
+    metrics["mesh"] = mesh_numbers
     fmax_r, fmax_c = float(f_mesh_ref.max()), float(f_mesh_calc.max())
     metrics.update({
         "max_freq_ref_THz": fmax_r, "max_freq_calc_THz": fmax_c, "max_freq_err_THz": fmax_c - fmax_r,
         "min_freq_ref_THz": float(min(f_mesh_ref.min(), np.concatenate(f_band_ref).min())),
         "min_freq_calc_THz": float(min(f_mesh_calc.min(), np.concatenate(f_band_calc).min())),
         "imag_modes_ref": _n_imaginary(f_mesh_ref, w, imag_tol),
-        "imag_modes_calc": _n_imaginary(f_mesh_calc, ph_calc.mesh.weights, imag_tol),
+        "imag_modes_calc": _n_imaginary(f_mesh_calc, w_calc, imag_tol),
     })
     metrics["imaginary_ref"] = metrics["imag_modes_ref"] > 0 or metrics["min_freq_ref_THz"] < -imag_tol
     metrics["imaginary_calc"] = metrics["imag_modes_calc"] > 0 or metrics["min_freq_calc_THz"] < -imag_tol
 
     lo = min(f_mesh_ref.min(), f_mesh_calc.min(), 0.0) - 0.5
     hi = max(fmax_r, fmax_c) + 0.5
-    fr, dos_r = total_dos(ph_ref, lo, hi, dos_pitch)
-    _, dos_c = total_dos(ph_calc, lo, hi, dos_pitch)
-    metrics["dos_overlap"] = float(np.minimum(dos_r, dos_c).sum() / max(dos_r.sum(), 1e-30))
-
     temps = np.asarray(temperatures, dtype=float)
-    tr, tc = thermal(ph_ref, temps), thermal(ph_calc, temps)
+    dos, th = {}, {}
+    for side in ("ref", "calc"):
+        ph = use(side)
+        mesh_frequencies(ph, mesh)
+        fr, dos[side] = total_dos(ph, lo, hi, dos_pitch)
+        th[side] = thermal(ph, temps)
+    metrics["dos_overlap"] = float(np.minimum(dos["ref"], dos["calc"]).sum() / max(dos["ref"].sum(), 1e-30))
     for i, t in enumerate(temps):
         tag = f"{t:g}K"
-        metrics[f"free_energy_{tag}_err_kJ_mol"] = float(tc["free_energy"][i] - tr["free_energy"][i])
-        metrics[f"entropy_{tag}_err_J_K_mol"] = float(tc["entropy"][i] - tr["entropy"][i])
-        metrics[f"heat_capacity_{tag}_err_J_K_mol"] = float(tc["heat_capacity"][i] - tr["heat_capacity"][i])
+        metrics[f"free_energy_{tag}_err_kJ_mol"] = float(th["calc"]["free_energy"][i] - th["ref"]["free_energy"][i])
+        metrics[f"entropy_{tag}_err_J_K_mol"] = float(th["calc"]["entropy"][i] - th["ref"]["entropy"][i])
+        metrics[f"heat_capacity_{tag}_err_J_K_mol"] = float(th["calc"]["heat_capacity"][i]
+                                                           - th["ref"]["heat_capacity"][i])
     curves = {"distances": dist, "band_ref": f_band_ref, "band_calc": f_band_calc, "labels": path.segment_labels,
-              "connections": path.connections, "dos_freq": fr, "dos_ref": dos_r, "dos_calc": dos_c}
+              "connections": path.connections, "dos_freq": fr, "dos_ref": dos["ref"], "dos_calc": dos["calc"]}
     return metrics, curves
 
 

@@ -68,11 +68,13 @@ def relax_unitcell(ref: PhononReference, calc, fmax: float = 1e-3, steps: int = 
 
 def calculator_phonopy(ref: PhononReference, calc, *, relax: bool = False, subtract_residual: bool = True,
                        nac: bool = True, fmax: float = 1e-3, optimizer: str = "BFGS",
-                       distance: float | None = None) -> CalculatorPhonons:
+                       distance: float | None = None, phonopy=None) -> CalculatorPhonons:
     """Force constants of ``calc`` for the reference's supercell and displacements.
 
     relax: relax the unit cell with ``calc`` first (keeping its symmetry) and use fresh displacements of the
       reference's amplitude; otherwise the reference's own displaced supercells are recomputed.
+    phonopy: reuse this Phonopy object of the reference cell (not with relax; its symmetry search is the slow
+      part); its dataset and force constants are replaced.
     subtract_residual: subtract the calculator's forces on the undisplaced supercell (non-zero when the reference
       geometry is not a minimum of the calculator) from every displaced supercell, as ``phonopy --fz`` does.
     """
@@ -85,7 +87,7 @@ def calculator_phonopy(ref: PhononReference, calc, *, relax: bool = False, subtr
         ph.generate_displacements(distance=amplitude)
         dataset = ph.dataset
     else:
-        ph = ref.phonopy(nac=nac)
+        ph = phonopy if phonopy is not None else ref.phonopy(nac=nac)
         if ref.dataset is not None:
             dataset = pio.without_forces(ref.dataset)
             ph.dataset = dataset
@@ -97,6 +99,9 @@ def calculator_phonopy(ref: PhononReference, calc, *, relax: bool = False, subtr
     residual = supercell_forces(calc, [ph.supercell])[0]
     if subtract_residual:
         forces = [f - residual for f in forces]
+    drift = max(float(np.linalg.norm(f.mean(axis=0))) for f in forces)
+    forces = [f - f.mean(axis=0) for f in forces]  # net force removed, as phonopy does for DFT forces
+    info["max_drift_eV_A"] = drift
     produce_force_constants(ph, pio.with_forces(dataset, forces))
     return CalculatorPhonons(ph, relax, float(np.linalg.norm(residual, axis=1).max()), len(cells) + 1,
                              time.perf_counter() - t0, info)

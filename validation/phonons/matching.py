@@ -38,11 +38,15 @@ def map_atoms(cell: np.ndarray, numbers: np.ndarray, positions: np.ndarray, othe
     inv = np.linalg.inv(cell)
     frac = positions @ inv
     ofrac = other_positions @ inv
-    # global translation: the best-aligned offset of the first atom's species, tried against each candidate
+    # one global translation, the smallest that maps the atoms onto the supercell: a lattice translation of a
+    # perfect crystal would relabel the atoms (and move the displaced atom onto another site), so try the
+    # candidate offsets of atom 0 from the smallest up
     first = 0
     candidates = np.flatnonzero(other_numbers == numbers[first])
-    for c in candidates:
-        shift = _min_image(ofrac[c] - frac[first])
+    shifts = _min_image(ofrac[candidates] - frac[first])
+    order = np.argsort(np.linalg.norm(shifts @ cell, axis=1))
+    for k in order:
+        shift = shifts[k]
         d = _min_image(ofrac[None, :, :] - shift - frac[:, None, :])  # [n, n, 3]
         dist = np.linalg.norm(d @ cell, axis=-1)
         dist[numbers[:, None] != other_numbers[None, :]] = np.inf

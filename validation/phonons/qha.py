@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,20 +50,40 @@ class EVReference:
     notes: list[str] = field(default_factory=list)
 
 
-def read_thermal_yaml(e: FileEntry) -> dict:
-    import yaml
+_NUM = r"([-+0-9.eE]+)"
+_ROW = re.compile(r"-\s*temperature:\s*" + _NUM + r"\s+free_energy:\s*" + _NUM + r"\s+entropy:\s*" + _NUM
+                  + r"\s+heat_capacity:\s*" + _NUM)
 
-    try:
-        doc = yaml.safe_load(e.text())
-        rows = doc["thermal_properties"]
-        out = {k: np.array([r[k] for r in rows], dtype=float)
-               for k in ("temperature", "free_energy", "entropy", "heat_capacity")}
-        out["natom"] = int(doc["natom"])
-        out["num_modes"] = int(doc["num_modes"]) if "num_modes" in doc else None
-        out["volume"] = float(doc["volume"]) if "volume" in doc else None
-    except Exception as exc:
-        raise ValueError(f"{e.name}: not a phonopy thermal_properties.yaml ({type(exc).__name__}: {exc})") from exc
-    return out
+
+def _header(text: str, key: str):
+    m = re.search(rf"^{key}:\s*{_NUM}\s*$", text, re.M)
+    return None if m is None else float(m.group(1))
+
+
+def read_thermal_yaml(e: FileEntry) -> dict:
+    """phonopy's thermal_properties.yaml (free energy kJ/mol, entropy and heat capacity J/K/mol, per cell).
+
+    Parsed with regular expressions for speed (these files are long); a file that does not fit the layout is
+    read with PyYAML instead.
+    """
+    text = e.text()
+    rows = _ROW.findall(text)
+    natom = _header(text, "natom")
+    if not rows or natom is None:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text)
+            rows = [(r["temperature"], r["free_energy"], r["entropy"], r["heat_capacity"])
+                    for r in doc["thermal_properties"]]
+            natom = doc["natom"]
+        except Exception as exc:
+            raise ValueError(f"{e.name}: not a phonopy thermal_properties.yaml ({type(exc).__name__}: {exc})") from exc
+    table = np.array(rows, dtype=float)
+    num_modes = _header(text, "num_modes")
+    return {"temperature": table[:, 0], "free_energy": table[:, 1], "entropy": table[:, 2],
+            "heat_capacity": table[:, 3], "natom": int(natom), "volume": _header(text, "volume"),
+            "num_modes": None if num_modes is None else int(num_modes)}
 
 
 def read_ev(e: FileEntry) -> tuple[np.ndarray, np.ndarray]:

@@ -57,6 +57,11 @@ class PhononReference:
     nac: dict | None = None  # {"born": [n_prim, 3, 3], "dielectric": [3, 3]}
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    born_file: FileEntry | None = None  # BORN, parsed on first use (it needs the primitive cell's symmetry)
+
+    @property
+    def has_nac(self) -> bool:
+        return self.nac is not None or self.born_file is not None
 
     def phonopy(self, unitcell: Atoms | None = None, nac: bool = True):
         """A fresh phonopy.Phonopy (eV/A units) for this reference's (or the given) unit cell, without forces."""
@@ -66,9 +71,17 @@ class PhononReference:
             warnings.filterwarnings("ignore", message=".*primitive_matrix defaulted.*")
             ph = Phonopy(pio.to_phonopy_atoms(self.unitcell if unitcell is None else unitcell),
                          supercell_matrix=self.supercell_matrix, primitive_matrix=self.primitive_matrix)
-        if nac and self.nac is not None:
+        if nac and self.has_nac:
+            if self.nac is None:
+                self.nac = _read_born(self.born_file, ph.primitive)
             ph.nac_params = {"born": self.nac["born"], "dielectric": self.nac["dielectric"], "factor": nac_factor()}
         return ph
+
+    def supercell(self) -> Atoms:
+        """The undisplaced supercell in phonopy's atom order (cheap: no symmetry search)."""
+        from phonopy.structure.cells import get_supercell
+
+        return pio.to_ase_atoms(get_supercell(pio.to_phonopy_atoms(self.unitcell), self.supercell_matrix))
 
     @property
     def n_supercell_atoms(self) -> int:
@@ -254,7 +267,7 @@ def _read_force_sets(e: FileEntry, parsed: _Parsed) -> None:
     parsed.sources.append(e.name)
 
 
-def _read_born(e: FileEntry, primitive, parsed: _Parsed) -> dict:
+def _read_born(e: FileEntry, primitive) -> dict:
     from phonopy.file_IO import parse_BORN_from_strings
 
     try:
@@ -362,7 +375,7 @@ def _load_folder(folder: Path, name: str, smat, pmat, yaml_name: str | None = No
         _attach_forces_from_calculations(folder, refs, parsed)
     if born is not None and parsed.nac is None:
         for r in refs:
-            r.nac = _read_born(born, r.phonopy(nac=False).primitive, parsed)
+            r.born_file = born
             r.sources.append(born.name)
     return refs + qha_references(folder, name, entries, parsed.unitcells, with_thermal=False)
 
@@ -418,8 +431,7 @@ def _attach_forces_from_calculations(folder: Path, refs: list[PhononReference], 
                              "pw.x output with forces)" + (f"; unreadable: {problems}" if problems else ""))
     complete = []
     for r in refs:
-        ph = r.phonopy(nac=False)
-        perfect = pio.to_ase_atoms(ph.supercell)
+        perfect = r.supercell()
         patterns = pio.displacement_patterns(parsed.dataset, len(perfect))
         forces: list[np.ndarray | None] = [None] * len(patterns)
         used = []
@@ -443,6 +455,10 @@ def _attach_forces_from_calculations(folder: Path, refs: list[PhononReference], 
                                      f"(read {len(calcs)} force calculations: {[c.name for c in calcs]})")
             r.notes.append(f"no force file for displacement(s) {missing}; skipped")
             continue
+        # like `phonopy -f`: remove each supercell's drift (net force), which breaks translational invariance
+        drift = max(float(np.linalg.norm(f.mean(axis=0))) for f in forces)
+        forces = [f - f.mean(axis=0) for f in forces]
+        r.notes.append(f"forces read from {len(used)} calculation(s); max drift {drift:.2e} eV/A subtracted")
         r.dataset = pio.with_forces(parsed.dataset, forces)
         r.sources.extend(name for _, name in sorted(used))
         complete.append(r)

@@ -116,12 +116,15 @@ def _grouped_notes(refs) -> list[str]:
 
 def _phonon_reference(ref, calc, mesh, band_points, imag_tol, temperatures, opts):
     ph_ref = reference_phonopy(ref, nac=opts["nac"])
-    cp = calculator_phonopy(ref, calc, **opts)
-    metrics, curves = compare_phonons(ph_ref, cp.phonopy, mesh=mesh, band_points=band_points, imag_tol=imag_tol,
+    fc_ref = np.array(ph_ref.force_constants)
+    # without relaxation the calculator uses the same cell: reuse the Phonopy object (its set-up is the slow part)
+    cp = calculator_phonopy(ref, calc, phonopy=None if opts["relax"] else ph_ref, **opts)
+    metrics, curves = compare_phonons(ph_ref, cp.phonopy, fc_ref=fc_ref, fc_calc=np.array(cp.phonopy.force_constants),
+                                      mesh=mesh, band_points=band_points, imag_tol=imag_tol,
                                       temperatures=temperatures)
     row = {"formula": ref.unitcell.get_chemical_formula(), "supercell": np.diag(ref.supercell_matrix).tolist()
            if np.count_nonzero(ref.supercell_matrix - np.diag(np.diag(ref.supercell_matrix))) == 0
-           else ref.supercell_matrix.tolist(), "nac": bool(ref.nac is not None and opts["nac"]),
+           else ref.supercell_matrix.tolist(), "nac": bool(ref.has_nac and opts["nac"]),
            "residual_force_max_eV_A": cp.residual_force_max, "n_calculations": cp.n_force_calls,
            "seconds": cp.seconds, **cp.info, **metrics}
     return row, curves
