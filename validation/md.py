@@ -98,7 +98,7 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
            outdir: str | os.PathLike | None = None) -> SuiteResult:
     """NVE drift/stability and NVT temperature check for ``atoms`` with ``calc``."""
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md import velocitydistribution as vd
     from ase.md.verlet import VelocityVerlet
 
     calc = as_calculator(calc)
@@ -107,10 +107,11 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
     rng = np.random.default_rng(seed)
     a = atoms.copy()
     a.calc = calc
-    MaxwellBoltzmannDistribution(a, temperature_K=temperature, rng=rng)
-    Stationary(a)
+    # Maxwell-Boltzmann momenta (ASE >= 3.29 names it thermalize_momenta)
+    getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(a, temperature_K=temperature, rng=rng)
+    vd.Stationary(a)
     if not a.pbc.any():
-        ZeroRotation(a)
+        vd.ZeroRotation(a)
     dt = timestep_fs * units.fs
     t_max = explode_factor * max(temperature, 1.0)
     n_nve = max(1, int(round(nve_ps * 1000 / timestep_fs)))
