@@ -75,6 +75,8 @@ def test_cli_eos_writes_the_contracted_files(tmp_path):
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["suite"] == "eos" and doc["summary"]["n_elements"] == 1 and doc["summary"]["delta_mean_meV"] > 0
     assert (tmp_path / "report.md").read_text().startswith("# Validation: eos")
+    page = (tmp_path / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page and "<h2>Per element</h2>" in page
     assert list(tmp_path.glob("*.png"))
 
 

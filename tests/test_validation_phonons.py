@@ -132,6 +132,33 @@ def test_force_files_in_an_archive_are_matched_by_geometry(tmp_path):
     _assert_zero(run_phonons(EMT(), refs, mesh=MESH, band_points=11), tol=1e-3)
 
 
+def test_random_displacement_dataset_type2(tmp_path):
+    """FORCE_SETS of type 2 (every atom displaced, e.g. random snapshots): force constants by symfc, same answer."""
+    pytest.importorskip("symfc")
+    from ase import Atoms
+    from phonopy import Phonopy
+    from phonopy.file_IO import write_FORCE_SETS
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    cu = bulk("Cu", "fcc", a=A_EMT_CU)
+    ph = Phonopy(PhonopyAtoms(symbols=["Cu"], cell=cu.cell.array, scaled_positions=[[0, 0, 0]]),
+                 supercell_matrix=np.diag([3, 3, 3]), primitive_matrix="P")
+    ph.generate_displacements(distance=0.02, number_of_snapshots=2, random_seed=3)
+    forces = []
+    for sc in ph.supercells_with_displacements:
+        at = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+        at.calc = EMT()
+        forces.append(at.get_forces())
+    ph.forces = forces
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    ph.save(ref / "phonopy_disp.yaml", settings={"force_sets": False})
+    write_FORCE_SETS(ph.dataset, ref / "FORCE_SETS")
+    refs = load_references(ref)
+    assert "displacements" in refs[0].dataset and len(refs[0].dataset["displacements"]) == 2
+    _assert_zero(run_phonons(EMT(), refs, mesh=MESH, band_points=11))
+
+
 def test_force_constants_only_reference(tmp_path):
     from phonopy.file_IO import write_FORCE_CONSTANTS
 

@@ -74,6 +74,8 @@ def covered_elements(calc) -> list[str] | None:
     gfm-ase heads list their training elements (an empty list means any); EMT knows its parameter table; any
     calculator may declare ``calc.elements`` (or ``calc.supported_elements``) itself.
     """
+    if getattr(calc, "allow_unknown_elements", False):
+        return None  # the user asked to evaluate elements outside the training data
     head_config = getattr(calc, "head_config", None)
     if head_config is not None:
         return list(head_config.elements) or None

@@ -50,7 +50,11 @@ class SuiteResult:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(outdir / "summary.json", json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
-        atomic_write_text(outdir / "report.md", self.markdown())
+        md = self.markdown()
+        atomic_write_text(outdir / "report.md", md)
+        from validation.html import markdown_to_html
+
+        atomic_write_text(outdir / "report.html", markdown_to_html(md, self.title or f"Validation: {self.suite}"))
         return outdir
 
 

@@ -152,7 +152,8 @@ def run_relax(calc, references, *, initial=None, rattle: float = 0.03, strain: f
     notes = ["RMSD is pymatgen's StructureMatcher value (normalised by (V/n)^(1/3)); max dist is in A",
              "E(relaxed) − E(ref geometry): how far below the reference structure the calculator's own minimum lies"]
     if initial is None:
-        notes.append(f"starting structures: references strained (|e| <= {strain}) and rattled ({rattle} A), seed {seed}")
+        notes.append(f"starting structures: references strained (|e| <= {strain}) and rattled ({rattle} A), "
+                     f"seed {seed}")
     result = SuiteResult("relax", describe(calc), summary, {"structures": rows, "failed": failed}, sections,
                          notes=notes)
     if outdir is not None:

@@ -33,7 +33,7 @@ def plot_band_dos(curves: dict, title: str, path: Path, ref_label: str = "refere
     seen = {}
     for h, lab in zip(handles, labels):
         seen.setdefault(lab, h)
-    ax.legend(seen.values(), seen.keys(), fontsize=8, loc="upper right")
+    ax.legend(seen.values(), seen.keys(), fontsize=8, loc="lower right", framealpha=0.9)
     pos, names = _ticks(curves["distances"], curves["labels"], curves["connections"])
     ax.set_xticks(pos, names)
     for p in pos:
@@ -75,7 +75,8 @@ def plot_ev(v, e_ref, e_calc, fits: dict, title: str, path: Path) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.4))
     vv = np.linspace(min(v) * 0.99, max(v) * 1.01, 100)
-    for label, e, fit, style in (("reference", e_ref, fits["ref"], "k"), ("calculator", e_calc, fits["calc"], "tab:red")):
+    for label, e, fit, style in (("reference", e_ref, fits["ref"], "k"),
+                                 ("calculator", e_calc, fits["calc"], "tab:red")):
         ax.plot(v, 1000 * (np.asarray(e) - fit.e0), "o", color=style, ms=3)
         ax.plot(vv, 1000 * (fit.energy(vv) - fit.e0), "-", color=style, lw=1, label=label)
     ax.set_xlabel("volume (Å³/atom)")

@@ -92,11 +92,7 @@ def run_phonons(calc, reference, *, relax: bool = False, supercell=None, primiti
     sections = _sections(phonon_rows, thermal_rows, ev_rows, skipped, failed)
     notes.append(f"imaginary modes: mesh frequencies below -{imag_tol} THz (counted over the full mesh); "
                  "band/mesh errors compare bands sorted by frequency at each q-point")
-    details = {"phonons": phonon_rows, "thermal": thermal_rows,
-               "eos": {k: {kk: vv for kk, vv in v.items() if kk not in ("volumes", "energies_ref", "energies_calc")}
-                       | {"volumes": v["volumes"], "energies_ref": v["energies_ref"],
-                          "energies_calc": v["energies_calc"]} for k, v in ev_rows.items()},
-               "skipped": skipped, "failed": failed,
+    details = {"phonons": phonon_rows, "thermal": thermal_rows, "eos": ev_rows, "skipped": skipped, "failed": failed,
                "sources": {r.name: r.sources for r in refs}}
     result = SuiteResult("phonons", describe(calc), summary, details, sections, plots, notes)
     if outdir is not None:
@@ -140,9 +136,11 @@ def _thermal_reference(ref: ThermalReference, calc, mesh, imag_tol, opts):
     fmin = float(np.asarray(ph.mesh.frequencies).min())
     tc = thermal(ph, ref.temperatures)
     n_calc = len(ph.primitive)
-    per_atom_ref = {"F": ref.free_energy / ref.natom, "S": ref.entropy / ref.natom, "Cv": ref.heat_capacity / ref.natom}
+    per_atom_ref = {"F": ref.free_energy / ref.natom, "S": ref.entropy / ref.natom,
+                    "Cv": ref.heat_capacity / ref.natom}
     per_atom_calc = {"F": tc["free_energy"] / n_calc, "S": tc["entropy"] / n_calc, "Cv": tc["heat_capacity"] / n_calc}
-    row = {"formula": ref.unitcell.get_chemical_formula(), "volume_per_atom": ref.unitcell.get_volume() / len(ref.unitcell),
+    row = {"formula": ref.unitcell.get_chemical_formula(),
+           "volume_per_atom": ref.unitcell.get_volume() / len(ref.unitcell),
            "supercell": np.diag(ref.supercell_matrix).tolist(), "mesh": [int(x) for x in ph.mesh.mesh_numbers],
            "min_freq_calc_THz": fmin, "imaginary_calc": fmin < -imag_tol,
            "residual_force_max_eV_A": cp.residual_force_max, "seconds": time.perf_counter() - t0, **cp.info}
@@ -194,7 +192,8 @@ def _summary(refs, ph, th, ev, skipped, failed, relax):
                   "n_imaginary_calc": sum(bool(r["imaginary_calc"]) for r in ph.values()),
                   "n_imaginary_ref": sum(bool(r["imaginary_ref"]) for r in ph.values())})
     if th:
-        s.update({"thermal_F_mae_kJ_mol_atom": _mean(th, "F_mae_kJ_mol_atom"),
+        s.update({"n_imaginary_thermal_calc": sum(bool(r["imaginary_calc"]) for r in th.values()),
+                  "thermal_F_mae_kJ_mol_atom": _mean(th, "F_mae_kJ_mol_atom"),
                   "thermal_Cv_mae_J_K_mol_atom": _mean(th, "Cv_mae_J_K_mol_atom"),
                   "thermal_S_mae_J_K_mol_atom": _mean(th, "S_mae_J_K_mol_atom")})
     if ev:
@@ -213,7 +212,9 @@ def _sections(ph, th, ev, skipped, failed):
               r.get("fc_rel_error"), f"{r['imag_modes_ref']}/{r['imag_modes_calc']}",
               r.get("free_energy_300K_err_kJ_mol"), r["residual_force_max_eV_A"]] for k, r in ph.items()]), ""]
     if th:
-        out += ["## Thermodynamics (quasi-harmonic references without forces)", "", table(
+        out += ["## Thermodynamics (quasi-harmonic references without forces)", "",
+                "Per atom, averaged over the reference's temperature grid; imaginary modes (min freq < 0) make the "
+                "calculator's thermodynamics unreliable at that volume.", "", table(
             ["reference", "V Å³/atom", "F MAE kJ/mol/atom", "S MAE J/K/mol/atom", "Cv MAE J/K/mol/atom",
              "ZPE err kJ/mol/atom", "min freq THz"],
             [[k, r["volume_per_atom"], r["F_mae_kJ_mol_atom"], r["S_mae_J_K_mol_atom"], r["Cv_mae_J_K_mol_atom"],
