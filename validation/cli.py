@@ -1,6 +1,6 @@
 """``gfm validate SUITE [--model M --head H | --calculator NAME] [suite options] -o OUTDIR``.
 
-Every suite writes OUTDIR/summary.json (headline numbers first), its PNG plots and OUTDIR/report.md.
+Every suite writes OUTDIR/summary.json (headline numbers first), its PNG plots, OUTDIR/report.md and report.html.
 """
 from __future__ import annotations
 
