@@ -22,7 +22,10 @@ import numpy as np  # noqa: E402
 from ase import units  # noqa: E402
 from ase.build import bulk  # noqa: E402
 from ase.filters import FrechetCellFilter  # noqa: E402
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution  # noqa: E402
+try:  # ASE >= 3.29
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # older ASE
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 from ase.md.verlet import VelocityVerlet  # noqa: E402
 from ase.optimize import BFGS  # noqa: E402
 
@@ -82,23 +85,28 @@ def phonons(calc, a: float, out: Path):
         forces.append(f - f.mean(axis=0))  # remove the numerical drift, as phonopy does
     ph.forces = forces
     ph.produce_force_constants()
-    ph.auto_band_structure(npoints=51)
-    bs = ph.get_band_structure_dict()
-    freqs = np.concatenate([np.ravel(f) for f in bs["frequencies"]])
+    from phonopy.phonon.band_structure import get_band_qpoints_and_path_connections
+
+    # fcc path in the primitive reciprocal basis: Gamma-X-W-K-Gamma-L
+    path = [[[0, 0, 0], [0.5, 0, 0.5], [0.5, 0.25, 0.75], [0.375, 0.375, 0.75], [0, 0, 0], [0.5, 0.5, 0.5]]]
+    qpoints, connections = get_band_qpoints_and_path_connections(path, npoints=51)
+    ph.run_band_structure(qpoints, path_connections=connections,
+                          labels=["$\\Gamma$", "X", "W", "K", "$\\Gamma$", "L"])
+    freqs = np.concatenate([np.ravel(f) for f in ph.band_structure.frequencies])
     fig = ph.plot_band_structure()
     fig = plt.gcf()
     fig.suptitle("Si phonons, gfm-mini (omat head)")
     fig.savefig(out / "si_phonon_bands.png", dpi=120)
     plt.close("all")
-    ph.run_mesh([12, 12, 12])
-    mesh_freqs = ph.get_mesh_dict()["frequencies"]
+    ph.run_mesh([12, 12, 12], is_gamma_center=True)
+    mesh_freqs = ph.mesh.frequencies
     return {"n_displacements": len(forces), "max_frequency_THz": float(freqs.max()),
             "min_frequency_THz": float(mesh_freqs.min()), "supercell_atoms": len(ph.supercell)}
 
 
 def md(calc, a: float, steps: int = 500):
     atoms = bulk("Si", "diamond", a=a, cubic=True) * (2, 2, 2)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, temperature_K=600, rng=np.random.default_rng(0))
     atoms.calc = calc
     dyn = VelocityVerlet(atoms, 1.0 * units.fs)
     e, temps = [], []
