@@ -132,6 +132,7 @@ class Trainer:
 
         # heads' constants: from the checkpoint on resume, else fitted on rank 0 and broadcast
         ckpt_doc = None
+        self._warnings: list[str] = []
         if ckpt_path is not None:
             ckpt_doc = read_model_json(ckpt_path)
             self.full_config = ModelConfig(**ckpt_doc["config"])
@@ -142,6 +143,7 @@ class Trainer:
                 consts = {h: fit_head_constants(self.datasets, h, cfg.head_init.scale, cfg.head_init.shift,
                                                 cfg.head_init.max_structures, cfg.seed) for h in self.head_names}
             consts = self.env.broadcast_json(consts)
+            self._warnings = [w for c in consts.values() for w in c.get("warnings", [])]
             probs = {d.name: float(p) for d, p in zip(self.datasets, self.probs)}
             self.full_config = ModelConfig(name=cfg.model.name, trunk=cfg.model.trunk,
                                            heads=head_configs(cfg, self.datasets, consts, probs))
@@ -565,6 +567,10 @@ class Trainer:
         if self.head_groups is not None:
             for g, (hs, rs) in enumerate(zip(self.head_groups.groups, self.head_groups.ranks)):
                 lines.append(f"  head group {g}: heads {hs} on ranks {rs}")
+        if self.cfg.sampling.batch_size < self.env.world_size:
+            self._warnings.append(f"global batch {self.cfg.sampling.batch_size} < {self.env.world_size} ranks: "
+                                  "some ranks idle in every step")
+        lines += [f"  warning: {w}" for w in self._warnings]
         return "\n".join(lines)
 
     def _summary_line(self, row: dict, rows: list[dict]) -> str:

@@ -115,3 +115,50 @@ def test_other_precisions_train(data_dir, tmp_path, precision):
     assert np.all(np.isfinite(loss)) and np.mean(loss[-5:]) < np.mean(loss[:5])
     doc = read_model_json(tmp_path / "final")
     assert doc["weights_dtype"] == ("float64" if precision == "float64" else "float32")  # bf16: fp32 master weights
+
+
+def test_dataloader_workers_give_the_same_run_and_checkpoint_the_consumed_sampler_state(data_dir, tmp_path):
+    from pretraining.state import read_checkpoint
+    from pretraining.trainer import Trainer
+
+    common = dict(sampling__steps_per_epoch=8, sampling__epochs=1, logging__every_steps=1, checkpoint__every_steps=4,
+                  checkpoint__keep=5, validation__max_structures=2)
+    Trainer(tiny_config(data_dir, data__num_workers=0, **common), tmp_path / "w0").fit()
+    Trainer(tiny_config(data_dir, data__num_workers=2, data__cache_graphs=False, **common), tmp_path / "w2").fit()
+    a = [r["loss"] for r in read_csv(tmp_path / "w0" / "logs" / "train.csv")]
+    b = [r["loss"] for r in read_csv(tmp_path / "w2" / "logs" / "train.csv")]
+    assert a == b
+    _, _, meta = read_checkpoint(tmp_path / "w2" / "checkpoints" / "step_00000004")
+    assert meta["sampler"]["steps_drawn"] == 4  # not the prefetched steps
+
+
+def test_logs_truncate_rows_after_the_resumed_step(tmp_path):
+    from pretraining.logger import CSVLog
+
+    log = CSVLog(tmp_path / "t.csv", ["step", "loss"], None)
+    for s in range(1, 8):
+        log.write({"step": s, "loss": 0.5 / s})
+    log.close()
+    log = CSVLog(tmp_path / "t.csv", ["step", "loss"], resume_step=4)
+    log.write({"step": 5, "loss": 1.0})
+    log.close()
+    rows = read_csv(tmp_path / "t.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert float(rows[1]["loss"]) == 0.25 and float(rows[4]["loss"]) == 1.0
+
+
+def test_tensorboard_on_without_the_package_is_a_clear_error(tmp_path):
+    from pretraining.logger import RunLogger
+
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="tensorboard package"):
+            RunLogger(tmp_path, True, tensorboard="on")
+        log = RunLogger(tmp_path / "auto", True, tensorboard="auto", progress=False)  # auto: CSV only
+        assert log.tb is None
+        log.close()
+    else:
+        log = RunLogger(tmp_path, True, tensorboard="on", progress=False)
+        assert log.tb is not None
+        log.close()
