@@ -162,3 +162,43 @@ def test_tensorboard_on_without_the_package_is_a_clear_error(tmp_path):
         log = RunLogger(tmp_path, True, tensorboard="on", progress=False)
         assert log.tb is not None
         log.close()
+
+
+def test_trainer_takes_in_memory_graph_datasets(tmp_path):
+    """The trainer does not care where graphs come from: lists of AtomicGraph work like stores."""
+    from ase.calculators.emt import EMT
+
+    from gfm_ase.graph.batch import graph_from_atoms
+    from pretraining.config import config_from_dict
+    from pretraining.data import DatasetSplits
+    from pretraining.trainer import Trainer
+
+    def graphs(symbol, a, n, seed):
+        out = []
+        for k in range(n):
+            atoms = bulk(symbol, "fcc", a=a, cubic=True)
+            atoms.rattle(0.05, seed=seed + k)
+            atoms.calc = EMT()
+            atoms.get_potential_energy()
+            out.append(graph_from_atoms(atoms, 4.0, with_labels=True))
+        return out
+
+    cfg = config_from_dict({
+        "model": {"trunk": {"name": "painn", "options": {"cutoff": 4.0, "num_features": 16, "num_layers": 1,
+                                                          "num_rbf": 6}}},
+        "heads": [{"name": "a", "hidden": [16]}, {"name": "b", "hidden": [16]}],
+        "datasets": [{"name": "cu", "path": "unused", "head": "a"}, {"name": "au", "path": "unused", "head": "b"}],
+        "sampling": {"batch_size": 4, "steps_per_epoch": 5, "epochs": 1},
+        "logging": {"progress": False},
+    })
+    cu, au = graphs("Cu", 3.6, 10, 0), graphs("Au", 4.08, 6, 100)
+    data = [DatasetSplits("cu", "a", cu[:6], cu[6:8], cu[8:], elements=["Cu"]),
+            DatasetSplits("au", "b", au[:4], au[4:5], au[5:], elements=["Au"])]
+    Trainer(cfg, tmp_path, datasets=data).fit()
+    from gfm_ase.checkpoint import read_model_json
+
+    heads = {h["name"]: h for h in read_model_json(tmp_path / "final")["config"]["heads"]}
+    assert heads["a"]["elements"] == ["Cu"] and set(heads["a"]["reference_energies"]) == {"Cu"}
+    e = np.array([g.energy for g in cu[:6]]) / 4
+    assert heads["a"]["reference_energies"]["Cu"] == pytest.approx(e.mean(), rel=1e-9)  # one element: the mean
+    assert heads["b"]["metrics"]["test"]["n_structures"] == 1
