@@ -98,3 +98,10 @@ def test_collinear_composition_warns(tmp_path):
     with pytest.warns(UserWarning, match="rank"):
         fit = fit_reference_energies(Store(tmp_path / "w.h5"))
     assert fit["O"] + 2 * fit["H"] == pytest.approx(-14.0)
+
+
+def test_group_split_few_unequal_groups():
+    """mlearn-like: 4 groups of very different size; the big ones go to train, every split gets a group."""
+    groups = ["AIMD"] * 120 + ["Elastic"] * 62 + ["Vacancy"] * 24 + ["Surface"] * 11
+    s = split_indices(groups, (0.8, 0.1, 0.1), seed=0, by="group")
+    assert [len(s[k]) for k in ("train", "val", "test")] in ([182, 24, 11], [182, 11, 24])

@@ -21,7 +21,7 @@ class RecordError(ValueError):
 def _finite(name: str, x: np.ndarray) -> None:
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(np.asarray(x).reshape(len(x), -1) if x.ndim else x.reshape(1)))
-        raise RecordError(f"{name} contains NaN or inf (first at index {bad[0].tolist()})")
+        raise RecordError(f"NaN or inf in {name} (first at index {bad[0].tolist()})")
 
 
 @dataclass

@@ -28,35 +28,36 @@ def _sizes(n: int, fr: np.ndarray) -> np.ndarray:
 def split_groups(groups: Sequence[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
     """Split structure indices so that every group lands in exactly one split.
 
-    Empty group tags ("") count as one group per structure. Groups are shuffled with ``seed`` and each is given to
-    the split furthest below its target structure count, so split sizes follow ``fractions`` as closely as group
-    sizes allow.
+    Empty group tags ("") count as one group per structure. Groups are shuffled with ``seed``, then taken largest
+    first (a stable sort, so equal-sized groups stay in random order) and each is given to the split furthest below
+    its target structure count; split sizes follow ``fractions`` as closely as group sizes allow. Every split with
+    a non-zero fraction gets at least one group when there are enough groups.
     """
     fr = _check_fractions(fractions)
     groups = np.asarray(groups, dtype=object)
     n = len(groups)
     keys = np.array([g if g != "" else f"\x00{i}" for i, g in enumerate(groups)], dtype=object)
     uniq, inverse = np.unique(keys.astype(str), return_inverse=True)
+    sizes = np.bincount(inverse, minlength=len(uniq))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(uniq))
-    sizes = np.bincount(inverse, minlength=len(uniq))
+    order = order[np.argsort(-sizes[order], kind="stable")]
     target = fr * n
     have = np.zeros(3)
     assign = np.empty(len(uniq), dtype=np.int64)
-    # give each split with a non-zero fraction one group first (if there are enough groups)
-    active = [k for k in range(3) if fr[k] > 0]
-    pos = 0
-    for k in active:
-        if pos < len(order) and len(order) >= len(active):
-            g = order[pos]
-            assign[g] = k
-            have[k] += sizes[g]
-            pos += 1
-    for g in order[pos:]:
-        deficit = np.where(fr > 0, target - have, -np.inf)
-        k = int(np.argmax(deficit))
+    for g in order:
+        k = int(np.argmax(np.where(fr > 0, target - have, -np.inf)))
         assign[g] = k
         have[k] += sizes[g]
+    active = [k for k in range(3) if fr[k] > 0]
+    for k in active:  # a split left empty takes the smallest group of the split with the most groups
+        if not (assign == k).any():
+            donors = [j for j in active if (assign == j).sum() > 1]
+            if not donors:
+                break
+            j = max(donors, key=lambda d: (assign == d).sum())
+            members = np.flatnonzero(assign == j)
+            assign[members[np.argmin(sizes[members])]] = k
     split_of = assign[inverse]
     return {name: np.flatnonzero(split_of == k) for k, name in enumerate(SPLIT_NAMES)}
 
