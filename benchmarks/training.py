@@ -123,8 +123,8 @@ def main() -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}; "
           f"device {args.device}; global batch {args.batch_size}; {args.steps} timed steps")
-    print(f"{'precision':10s} {'procs':>5s} {'structures/s':>13s} {'atoms/s':>10s} {'speed-up':>9s} {'efficiency':>10s} "
-          f"{'structures/CPU-s':>17s}")
+    print(f"{'precision':10s} {'procs':>5s} {'structures/s':>13s} {'atoms/s':>10s} {'speed-up':>9s} "
+          f"{'efficiency':>10s} {'structures/CPU-s':>17s}")
     for r in results:
         b = base[r["precision"]]
         speed = r["structures_per_s"] / b["structures_per_s"]

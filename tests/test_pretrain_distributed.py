@@ -56,7 +56,8 @@ def _launch(kind: str, data_dir: Path, tmp: Path, **extra) -> Path:
         if not Path(mpiexec).exists():
             pytest.skip("mpiexec not available (pip install mpich)")
         cmd = [mpiexec, "-n", "2", sys.executable, *worker_args]
-    res = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, env=subprocess_env(), capture_output=True, text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return tmp
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def full_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-full")
     res = subprocess.run([sys.executable, "-m", "pretraining.corpus.make_tiny", "--out", str(out)],
-                         env=subprocess_env(), capture_output=True, text=True, timeout=300)
+                         stdin=subprocess.DEVNULL, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "cu_bulk        240 structures" in res.stdout
     return out
@@ -31,7 +31,7 @@ def test_example_config_trains_and_its_loss_falls(full_data, tmp_path):
 
     paths = {k: v for k, v in overrides_for(full_data).items() if k.startswith("datasets.")}
     res = subprocess.run(cli("pretrain", str(EXAMPLE), "-o", str(tmp_path), *set_args(paths)),
-                         env=subprocess_env(), capture_output=True, text=True, timeout=600)
+                         stdin=subprocess.DEVNULL, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     loss = np.array([float(r["loss"]) for r in read_csv(tmp_path / "logs" / "train.csv")])
     assert len(loss) == 30  # 300 steps logged every 10
@@ -52,7 +52,8 @@ def test_example_config_runs_on_two_processes(full_data, tmp_path, launcher):
     else:
         mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
         cmd = [mpiexec, "-n", "2", sys.executable, "-m", "gfm_ase.cli", *args]
-    res = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, env=subprocess_env(), capture_output=True, text=True,
+                         timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "2 rank(s)" in res.stdout
     assert (tmp_path / "final" / "model.json").is_file()
@@ -65,7 +66,8 @@ def test_resume_with_another_number_of_processes(full_data, tmp_path):
                              checkpoint__keep=5, precision="float64", validation__max_structures=4)
     ref, run = tmp_path / "ref", tmp_path / "run"
     env = subprocess_env()
-    res = subprocess.run(cli("pretrain", str(EXAMPLE), "-o", str(ref), *set_args(settings)), env=env,
+    res = subprocess.run(cli("pretrain", str(EXAMPLE), "-o", str(ref), *set_args(settings)),
+                         stdin=subprocess.DEVNULL, env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     # the run as it stood at step 20: its checkpoint and logs (later log rows are dropped on resume)
@@ -75,7 +77,7 @@ def test_resume_with_another_number_of_processes(full_data, tmp_path):
     start = 20
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "gfm_ase.cli",
            "pretrain", str(EXAMPLE), "-o", str(run), "--resume", *set_args(settings)]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     a = {int(r["step"]): float(r["loss"]) for r in read_csv(ref / "logs" / "train.csv")}
     b = {int(r["step"]): float(r["loss"]) for r in read_csv(run / "logs" / "train.csv")}

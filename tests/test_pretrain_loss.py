@@ -92,7 +92,8 @@ def test_split_batches_with_global_counts_sum_to_the_whole_batch_loss_and_gradie
         pred = predict(model, b, None, forces=True, stress=True, create_graph=True)
         loss, _ = compute_loss(pred, b, scale[b.head], counts, spec)
         loss.backward()
-        return float(loss.detach()), [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
+        return float(loss.detach()), [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                                      for p in model.parameters()]
 
     whole = collate(graphs)
     counts = label_counts(whole, use_stress=True)
