@@ -40,13 +40,16 @@ def run(args) -> int:
     except ConfigError as exc:
         print(f"gfm pretrain: {exc}", file=sys.stderr)
         return 2
+    from gfm_ase.checkpoint import CheckpointError
+    from gfm_ase.data import StoreError
+    from pretraining.distributed import DistributedError
     from pretraining.trainer import Trainer, TrainingError
 
     trainer = None
     try:
         trainer = Trainer(cfg, args.outdir, resume=args.resume)
         trainer.fit()
-    except (TrainingError, FileNotFoundError) as exc:
+    except (TrainingError, CheckpointError, DistributedError, StoreError, FileNotFoundError) as exc:
         print(f"gfm pretrain: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -233,7 +233,7 @@ class PretrainConfig(StrictModel):
         p = Path(os.path.expanduser(os.path.expandvars(ds.path)))
         if not p.is_absolute() and self.base_dir is not None:
             p = Path(self.base_dir) / p
-        return p
+        return p.resolve()
 
     def head_of(self, name: str) -> HeadSpec:
         for h in self.heads:

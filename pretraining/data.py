@@ -182,7 +182,10 @@ def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str
         n = len(d.train)
         take = np.sort(rng.permutation(n)[:max_structures]) if n > max_structures else np.arange(n)
         for k in take:
-            f = d.train[int(k)].forces
+            if d.store is not None:  # labels only: no neighbour list, no graph cache
+                f = d.store.labels_and_structure(int(d.split_indices["train"][int(k)]))["forces"]
+            else:
+                f = d.train[int(k)].forces
             if f is not None:
                 f = np.asarray(f)
                 ok = np.isfinite(f)
@@ -201,7 +204,11 @@ def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str
         scale = force_rms or 1.0
     if not np.isfinite(scale) or scale < 1e-6:
         scale = 1.0
-    elements = sorted({e for d in mine for e in d.elements}, key=lambda s: chemical_symbols.index(s))
+    # elements the head was trained on: those present in its training splits (not val/test-only ones)
+    zs, counts = joint.composition()
+    elements = [chemical_symbols[int(z)] for z in zs[counts.sum(axis=0) > 0]]
+    unseen = sorted({e for d in mine for e in d.elements} - set(elements))
+    levels = sorted({str(d.provenance.get("store", {}).get("level_of_theory", "")) for d in mine} - {""})
     return {
         "reference_energies": {k: float(v) for k, v in refs.items()},
         "scale": float(scale),
@@ -209,6 +216,10 @@ def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str
         "elements": elements,
         "stats": {"force_rms": force_rms, "energy_residual_std_per_atom": energy_std,
                   "n_energy_labels": int(has_e.sum()), "n_force_components": n_comp},
+        "warnings": ([f"elements {unseen} occur only outside the training split of head {head!r}; the head does "
+                      "not cover them"] if unseen else [])
+                    + ([f"head {head!r} mixes datasets of different levels of theory: {levels}"]
+                       if len(levels) > 1 else []),
     }
 
 

@@ -132,6 +132,7 @@ class Trainer:
 
         # heads' constants: from the checkpoint on resume, else fitted on rank 0 and broadcast
         ckpt_doc = None
+        self._warnings: list[str] = []
         if ckpt_path is not None:
             ckpt_doc = read_model_json(ckpt_path)
             self.full_config = ModelConfig(**ckpt_doc["config"])
@@ -147,7 +148,10 @@ class Trainer:
             if cfg.parallel.group_sizes is not None:
                 g_sizes = list(cfg.parallel.group_sizes)
             else:
-                g_sizes = allocate_group_sizes([self.probs[ds].sum() for ds in g_datasets], self.env.world_size)
+                try:
+                    g_sizes = allocate_group_sizes([self.probs[ds].sum() for ds in g_datasets], self.env.world_size)
+                except ValueError as exc:
+                    raise TrainingError(f"parallel.mode multitask: {exc}") from None
             self.head_groups = HeadGroups(self.env, groups, g_sizes)
             layout = Layout.multitask(g_datasets, g_sizes)
             local_heads = self.head_groups.my_heads
@@ -236,6 +240,7 @@ class Trainer:
             consts = {h: fit_head_constants(self.datasets, h, cfg.head_init.scale, cfg.head_init.shift,
                                             cfg.head_init.max_structures, cfg.seed) for h in self.head_names}
         consts = self.env.broadcast_json(consts)
+        self._warnings = [w for c in consts.values() for w in c.get("warnings", [])]
         probs = {d.name: float(p) for d, p in zip(self.datasets, self.probs)}
         return ModelConfig(name=cfg.model.name, trunk=cfg.model.trunk,
                            heads=head_configs(cfg, self.datasets, consts, probs))
@@ -426,13 +431,13 @@ class Trainer:
     def _grad_norm_sq(self) -> tuple[float, float]:
         """(trunk norm^2, this rank's contribution to the heads' norm^2): each head counted once, by its group's
         first rank, so that the all-reduced sum is the norm of the global gradient."""
-        trunk = sum(float((p.grad.double() ** 2).sum()) for p in self.model.trunk.parameters() if p.grad is not None)
+        def sq(params):
+            g = [p.grad.detach().double().pow(2).sum() for p in params if p.grad is not None]
+            return float(torch.stack(g).sum()) if g else 0.0
+
         leader = 0 if self.head_groups is None else self.head_groups.ranks[self.head_groups.my_group][0]
-        heads = 0.0
-        if self.env.rank == leader:
-            heads = sum(float((p.grad.double() ** 2).sum()) for p in self.model.heads.parameters()
-                        if p.grad is not None)
-        return trunk, heads
+        heads = sq(self.model.heads.parameters()) if self.env.rank == leader else 0.0
+        return sq(self.model.trunk.parameters()), heads
 
     def backward_step(self, batch) -> dict:
         """Forward/backward of this rank's share ``batch`` of a step and the gradient synchronisation; returns the
@@ -519,7 +524,7 @@ class Trainer:
                     self._consumed_sampler_state = states.popleft()
                     window["structures"] += row["structures"]
                     window["atoms"] += row["atoms"]
-                    self.history.append({"step": self.step, "loss": row["loss"]})
+                    self.history.append({"step": self.step, "loss": row["loss"], "lr": row["lr"]})
                     log.progress(1, loss=f"{row['loss']:.4g}")
                     last = self.step == self.total_steps
                     if self.step % cfg.logging.every_steps == 0 or last:
@@ -530,7 +535,7 @@ class Trainer:
                                    structures=window["structures"], atoms=window["atoms"])
                         log.log_train(row)
                         window = {"t": now, "structures": 0, "atoms": 0}
-                    if self.step % val_every == 0 or last:
+                    if self.step % val_every == 0 and not last:  # the last step is validated by finish()
                         rows = self.validate("val")
                         log.log_val(rows)
                         if self.env.is_main:
@@ -601,6 +606,7 @@ class Trainer:
                        "val": val, "test": test, "world_size": self.env.world_size}
             atomic_write_bytes(self.outdir / "run.json", json.dumps(summary, indent=1).encode())
             if log is not None:
+                log.message(self._summary_line(self.history[-1] if self.history else {}, val))
                 log.message(f"final model written to {self.outdir / 'final'}")
         self.env.barrier()
         return summary or {}
@@ -620,10 +626,18 @@ class Trainer:
         if self.head_groups is not None:
             for g, (hs, rs) in enumerate(zip(self.head_groups.groups, self.head_groups.ranks)):
                 lines.append(f"  head group {g}: heads {hs} on ranks {rs}")
+        if self.cfg.sampling.batch_size < self.env.world_size:
+            self._warnings.append(f"global batch {self.cfg.sampling.batch_size} < {self.env.world_size} ranks: "
+                                  "some ranks idle in every step")
+        lines += [f"  warning: {w}" for w in self._warnings]
         return "\n".join(lines)
 
     def _summary_line(self, row: dict, rows: list[dict]) -> str:
-        parts = [f"step {self.step}/{self.total_steps} loss {row['loss']:.4g} lr {row['lr']:.3g}"]
+        parts = [f"step {self.step}/{self.total_steps}"]
+        if "loss" in row:
+            parts[0] += f" loss {row['loss']:.4g}"
+        if "lr" in row:
+            parts[0] += f" lr {row['lr']:.3g}"
         for r in rows:
             if r["kind"] == "head":
                 e, f = r["energy_mae_meV_atom"], r["forces_mae_meV_A"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 

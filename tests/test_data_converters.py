@@ -396,3 +396,21 @@ def test_auto_walks_mixed_folder(tmp_path, sheared):
         np.testing.assert_allclose(store[k].stress, s, rtol=1e-7)
     with pytest.raises(ConversionError, match="cannot detect the format"):
         convert([tmp_path / "src" / "README.md"], tmp_path / "p.h5")
+
+
+def test_phonopy_qe_units(tmp_path, sheared):
+    """A QE phonopy run keeps Bohr and Ry/Bohr: the calculator named in the yaml sets the conversion."""
+    pytest.importorskip("phonopy")
+    from gfm_ase.units import RYDBERG
+    ph, forces = _phonopy(sheared)
+    ph.forces = forces
+    ph.save(tmp_path / "phonopy_params.yaml")
+    text = (tmp_path / "phonopy_params.yaml").read_text()
+    assert "calculator:" not in text
+    text = text.replace("phonopy:\n", "phonopy:\n  calculator: qe\n", 1)
+    text = text.replace('length: "angstrom"', 'length: "au"').replace('force: "eV/angstrom"', 'force: "Ry/au"')
+    (tmp_path / "phonopy_params.yaml").write_text(text)
+    convert([tmp_path], tmp_path / "o.h5", fmt="phonopy")
+    r = Store(tmp_path / "o.h5")[0]
+    np.testing.assert_allclose(r.positions, ph.supercells_with_displacements[0].positions * BOHR, atol=1e-9)
+    np.testing.assert_allclose(r.forces, forces[0] * RYDBERG / BOHR, atol=1e-9)

@@ -253,3 +253,13 @@ def test_molecule_without_cell(tmp_path):
     r = Store(tmp_path / "m.h5")[0]
     assert not r.pbc.any() and r.stress is None and r.charge == 0.0 and r.spin == 1.0
     assert Store(tmp_path / "m.h5").attrs["name"] == "m"  # defaults to the file stem
+
+
+def test_loader_with_worker_process(tmp_path, records):
+    """The store re-opens its HDF5 handle inside DataLoader workers (h5py handles must not cross a fork)."""
+    path = write(tmp_path / "toy.h5", [r for r in records if r.pbc.all()][:8])
+    store = Store(path)
+    store[0]  # the parent holds an open handle before the workers start
+    ds = GraphDataset(store, cutoff=3.0)
+    got = [b.num_graphs for b in graph_loader(ds, batch_size=3, num_workers=1)]
+    assert got == [3, 3, 2]

@@ -100,3 +100,12 @@ def test_every_option_is_documented():
     text = "\n".join(describe_options())
     for key, _ in _leaf_fields(PretrainConfig):
         assert key.replace(".", "[].", 1) in text or key in text, key
+
+
+def test_make_tiny_writes_where_the_example_config_looks():
+    from pretraining.corpus.make_tiny import DATASETS, DEFAULT_OUT
+
+    cfg = load_config(EXAMPLE)
+    assert [d.name for d in cfg.datasets] == list(DATASETS)
+    for d in cfg.datasets:
+        assert cfg.dataset_path(d).resolve() == (DEFAULT_OUT / f"{d.name}.h5").resolve()

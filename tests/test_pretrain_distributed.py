@@ -56,7 +56,8 @@ def _launch(kind: str, data_dir: Path, tmp: Path, **extra) -> Path:
         if not Path(mpiexec).exists():
             pytest.skip("mpiexec not available (pip install mpich)")
         cmd = [mpiexec, "-n", "2", sys.executable, *worker_args]
-    res = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, env=subprocess_env(), capture_output=True, text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return tmp
 
@@ -133,3 +134,32 @@ def test_torchrun_multitask_head_groups_equal_one_process(data_dir, reference, t
     tmp = _launch("torchrun", data_dir, tmp_path, parallel__mode="multitask")
     _check_against_reference(tmp, reference, "torchrun", [["emt"], ["lj"]])
     _check_final_model(tmp, reference)
+
+
+def test_launcher_detection_from_the_environment():
+    from pretraining.distributed import detect_launcher
+
+    assert detect_launcher({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "x", "LOCAL_RANK": "0"}) == "torchrun"
+    assert detect_launcher({"PMI_RANK": "1", "PMI_SIZE": "2"}) == "mpi"  # MPICH/Hydra, srun --mpi=pmi2
+    assert detect_launcher({"PMIX_RANK": "0"}) == "mpi"  # srun --mpi=pmix
+    assert detect_launcher({"OMPI_COMM_WORLD_SIZE": "4"}) == "mpi"  # Open MPI
+    assert detect_launcher({"SLURM_PROCID": "0"}) == "none"
+
+
+def test_srun_without_a_rank_environment_is_refused(monkeypatch):
+    from pretraining.distributed import DistributedError, setup_distributed
+
+    for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
+              "MPI_LOCALNRANKS"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    with pytest.raises(DistributedError, match="srun"):
+        setup_distributed()
+
+
+def test_multitask_needs_a_rank_per_head_group(data_dir, tmp_path):
+    from pretraining.trainer import Trainer, TrainingError
+
+    with pytest.raises(TrainingError, match="at least one rank per head group"):
+        Trainer(tiny_config(data_dir, parallel__mode="multitask"), tmp_path)

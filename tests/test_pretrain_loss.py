@@ -50,7 +50,7 @@ def _manual(pred, batch, spec, scale):
     for b in range(batch.num_graphs):
         if torch.isfinite(batch.energy[b]):
             err = (pred["energy"][b] - batch.energy[b]) / batch.n_atoms[b] / scale[batch.head[b]]
-            e += float(elementwise(spec.kind, err, spec.huber_delta))
+            e += float(batch.weight[b] * elementwise(spec.kind, err, spec.huber_delta))
             ne += 1
     f = 0.0
     nf = 0
@@ -58,7 +58,7 @@ def _manual(pred, batch, spec, scale):
         for c in range(3):
             if torch.isfinite(batch.forces[a, c]):
                 err = (pred["forces"][a, c] - batch.forces[a, c]) / scale[batch.head[batch.batch[a]]]
-                f += float(elementwise(spec.kind, err, spec.huber_delta))
+                f += float(batch.weight[batch.batch[a]] * elementwise(spec.kind, err, spec.huber_delta))
                 nf += 1
     tot = spec.energy_weight * e / ne + spec.forces_weight * f / nf
     return tot
@@ -67,7 +67,9 @@ def _manual(pred, batch, spec, scale):
 @pytest.mark.parametrize("kind", ["mse", "mae", "huber"])
 def test_loss_matches_a_direct_computation_and_masks_missing_labels(kind):
     model = make_tiny_model()
-    batch = collate(_graphs())
+    graphs = _graphs()
+    graphs[0].weight = 3.0  # per-dataset loss weights arrive as structure weights
+    batch = collate(graphs)
     spec = LossSpec(kind=kind, huber_delta=0.05, energy_weight=2.0, forces_weight=3.0, stress_weight=0.0)
     pred = predict(model, batch, None, forces=True)
     scale = torch.tensor([0.5, 2.0], dtype=torch.float64)
@@ -90,7 +92,8 @@ def test_split_batches_with_global_counts_sum_to_the_whole_batch_loss_and_gradie
         pred = predict(model, b, None, forces=True, stress=True, create_graph=True)
         loss, _ = compute_loss(pred, b, scale[b.head], counts, spec)
         loss.backward()
-        return float(loss.detach()), [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
+        return float(loss.detach()), [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                                      for p in model.parameters()]
 
     whole = collate(graphs)
     counts = label_counts(whole, use_stress=True)

@@ -3,7 +3,6 @@ and the final weights of an uninterrupted run exactly. Checkpoints hold no pickl
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -37,7 +36,8 @@ def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(data_dir, 
     run = tmp_path / "run"
     args = cli("pretrain", str(EXAMPLE), "-o", str(run), *set_args(overrides_for(data_dir, **STEPS)))
     env = subprocess_env()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     latest = run / "checkpoints" / "latest"
     deadline = time.time() + 240
     while not latest.exists() and proc.poll() is None and time.time() < deadline:
@@ -49,7 +49,8 @@ def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(data_dir, 
     killed_at = int(latest.read_text().strip().split("_")[1])
     assert 10 <= killed_at < 80
 
-    res = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(args + ["--resume"], stdin=subprocess.DEVNULL, env=env, capture_output=True, text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert f"resuming at step {killed_at}" in res.stdout
 

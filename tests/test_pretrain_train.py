@@ -115,3 +115,90 @@ def test_other_precisions_train(data_dir, tmp_path, precision):
     assert np.all(np.isfinite(loss)) and np.mean(loss[-5:]) < np.mean(loss[:5])
     doc = read_model_json(tmp_path / "final")
     assert doc["weights_dtype"] == ("float64" if precision == "float64" else "float32")  # bf16: fp32 master weights
+
+
+def test_dataloader_workers_give_the_same_run_and_checkpoint_the_consumed_sampler_state(data_dir, tmp_path):
+    from pretraining.state import read_checkpoint
+    from pretraining.trainer import Trainer
+
+    common = dict(sampling__steps_per_epoch=8, sampling__epochs=1, logging__every_steps=1, checkpoint__every_steps=4,
+                  checkpoint__keep=5, validation__max_structures=2)
+    Trainer(tiny_config(data_dir, data__num_workers=0, **common), tmp_path / "w0").fit()
+    Trainer(tiny_config(data_dir, data__num_workers=2, data__cache_graphs=False, **common), tmp_path / "w2").fit()
+    a = [r["loss"] for r in read_csv(tmp_path / "w0" / "logs" / "train.csv")]
+    b = [r["loss"] for r in read_csv(tmp_path / "w2" / "logs" / "train.csv")]
+    assert a == b
+    _, _, meta = read_checkpoint(tmp_path / "w2" / "checkpoints" / "step_00000004")
+    assert meta["sampler"]["steps_drawn"] == 4  # not the prefetched steps
+
+
+def test_logs_truncate_rows_after_the_resumed_step(tmp_path):
+    from pretraining.logger import CSVLog
+
+    log = CSVLog(tmp_path / "t.csv", ["step", "loss"], None)
+    for s in range(1, 8):
+        log.write({"step": s, "loss": 0.5 / s})
+    log.close()
+    log = CSVLog(tmp_path / "t.csv", ["step", "loss"], resume_step=4)
+    log.write({"step": 5, "loss": 1.0})
+    log.close()
+    rows = read_csv(tmp_path / "t.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert float(rows[1]["loss"]) == 0.25 and float(rows[4]["loss"]) == 1.0
+
+
+def test_tensorboard_on_without_the_package_is_a_clear_error(tmp_path):
+    from pretraining.logger import RunLogger
+
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="tensorboard package"):
+            RunLogger(tmp_path, True, tensorboard="on")
+        log = RunLogger(tmp_path / "auto", True, tensorboard="auto", progress=False)  # auto: CSV only
+        assert log.tb is None
+        log.close()
+    else:
+        log = RunLogger(tmp_path, True, tensorboard="on", progress=False)
+        assert log.tb is not None
+        log.close()
+
+
+def test_trainer_takes_in_memory_graph_datasets(tmp_path):
+    """The trainer does not care where graphs come from: lists of AtomicGraph work like stores."""
+    from ase.calculators.emt import EMT
+
+    from gfm_ase.graph.batch import graph_from_atoms
+    from pretraining.config import config_from_dict
+    from pretraining.data import DatasetSplits
+    from pretraining.trainer import Trainer
+
+    def graphs(symbol, a, n, seed):
+        out = []
+        for k in range(n):
+            atoms = bulk(symbol, "fcc", a=a, cubic=True)
+            atoms.rattle(0.05, seed=seed + k)
+            atoms.calc = EMT()
+            atoms.get_potential_energy()
+            out.append(graph_from_atoms(atoms, 4.0, with_labels=True))
+        return out
+
+    cfg = config_from_dict({
+        "model": {"trunk": {"name": "painn", "options": {"cutoff": 4.0, "num_features": 16, "num_layers": 1,
+                                                          "num_rbf": 6}}},
+        "heads": [{"name": "a", "hidden": [16]}, {"name": "b", "hidden": [16]}],
+        "datasets": [{"name": "cu", "path": "unused", "head": "a"}, {"name": "au", "path": "unused", "head": "b"}],
+        "sampling": {"batch_size": 4, "steps_per_epoch": 5, "epochs": 1},
+        "logging": {"progress": False},
+    })
+    cu, au = graphs("Cu", 3.6, 10, 0), graphs("Au", 4.08, 6, 100)
+    data = [DatasetSplits("cu", "a", cu[:6], cu[6:8], cu[8:], elements=["Cu"]),
+            DatasetSplits("au", "b", au[:4], au[4:5], au[5:], elements=["Au"])]
+    Trainer(cfg, tmp_path, datasets=data).fit()
+    from gfm_ase.checkpoint import read_model_json
+
+    heads = {h["name"]: h for h in read_model_json(tmp_path / "final")["config"]["heads"]}
+    assert heads["a"]["elements"] == ["Cu"] and set(heads["a"]["reference_energies"]) == {"Cu"}
+    e = np.array([g.energy for g in cu[:6]]) / 4
+    assert heads["a"]["reference_energies"]["Cu"] == pytest.approx(e.mean(), rel=1e-9)  # one element: the mean
+    assert heads["b"]["metrics"]["test"]["n_structures"] == 1

@@ -329,6 +329,8 @@ class _Shard:
         self.path = path
         self._f = None
         self._pid = None
+        self._ds: dict = {}
+        self._strings: dict = {}
         with h5py.File(path, "r") as f:
             self.version = _check_header(f, path)
             self.attrs = _read_attrs(f)
@@ -352,25 +354,39 @@ class _Shard:
         if self._f is None or self._pid != os.getpid():
             self._f = h5py.File(self.path, "r", rdcc_nbytes=16 * 1024 * 1024)
             self._pid = os.getpid()
+            # dataset handles are looked up once: h5py's name lookup costs far more than a small slice read
+            self._ds = {name: self._f[name] for name in (*ATOM_COLUMNS, *STRING_COLUMNS)}
         return self._f
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        self.h5()
+        return self._ds[name]
 
     def atom_column(self, name: str, a: int, b: int) -> np.ndarray:
         if self.mem is not None:
             return self.mem[name][a:b]
-        return self.h5()[name][a:b]
+        return self.dataset(name)[a:b]
 
     def full_column(self, name: str) -> np.ndarray:
         if self.mem is not None:
             return self.mem[name]
-        return self.h5()[name][:]
+        return self.dataset(name)[:]
 
     def strings(self, name: str) -> np.ndarray:
-        return np.array([s.decode() if isinstance(s, bytes) else s for s in self.h5()[name][:]], dtype=object)
+        return np.array([s.decode() if isinstance(s, bytes) else s for s in self.dataset(name)[:]], dtype=object)
+
+    def string_column(self, name: str) -> np.ndarray:
+        """The whole group/id column, read once (a single vlen string read costs a chunk decompression)."""
+        col = self._strings.get(name)
+        if col is None:
+            col = self._strings[name] = self.strings(name)
+        return col
 
     def close(self) -> None:
         if self._f is not None and self._pid == os.getpid():
             self._f.close()
         self._f = None
+        self._ds = {}
 
 
 def _shard_paths(path: Path) -> list[Path]:
@@ -430,7 +446,7 @@ class Store:
         state = self.__dict__.copy()
         state["_shards"] = [copy.copy(s) for s in self._shards]
         for s in state["_shards"]:
-            s._f, s._pid = None, None
+            s._f, s._pid, s._ds = None, None, {}
         return state
 
     def _locate(self, i: int) -> tuple[_Shard, int]:
@@ -452,7 +468,6 @@ class Store:
         st = c["stress"][j]
         ch = c["charge"][j]
         sp = c["spin"][j]
-        h5 = sh.h5()
         return StructureRecord(
             positions=sh.atom_column("positions", a, b),
             numbers=sh.atom_column("numbers", a, b),
@@ -464,8 +479,8 @@ class Store:
             charge=None if np.isnan(ch) else float(ch),
             spin=None if np.isnan(sp) else float(sp),
             magmoms=sh.atom_column("magmoms", a, b) if c["has_magmoms"][j] else None,
-            group=self._string(sh, "group", j, h5),
-            id=self._string(sh, "id", j, h5),
+            group=self._string(sh, "group", j),
+            id=self._string(sh, "id", j),
         )
 
     def labels_and_structure(self, i: int) -> dict:
@@ -486,9 +501,8 @@ class Store:
         )
 
     @staticmethod
-    def _string(sh: _Shard, name: str, j: int, h5) -> str:
-        v = h5[name][j]
-        return v.decode() if isinstance(v, bytes) else str(v)
+    def _string(sh: _Shard, name: str, j: int) -> str:
+        return sh.string_column(name)[j]
 
     def __iter__(self):
         for i in range(self._len):
@@ -528,12 +542,12 @@ class Store:
     def groups(self) -> np.ndarray:
         """Group tag of every structure (object array of str)."""
         if self._groups is None:
-            self._groups = np.concatenate([s.strings("group") for s in self._shards])
+            self._groups = np.concatenate([s.string_column("group") for s in self._shards])
         return self._groups
 
     @property
     def ids(self) -> np.ndarray:
-        return np.concatenate([s.strings("id") for s in self._shards])
+        return np.concatenate([s.string_column("id") for s in self._shards])
 
     def numbers_all(self) -> np.ndarray:
         """Concatenated atomic numbers of all structures (int64 [N])."""

@@ -1,6 +1,6 @@
 """Convert every dataset in ../shared/data into gfm-ase stores and check the counts against each PROVENANCE.md.
 
-    python pretraining/corpus/ingest_shared.py [--shared ../shared/data] [--out work_data/stores]
+    python pretraining/corpus/ingest_shared.py [--shared ../shared/data] [--out work_data/stores] [--json T.json]
 
 Writes one store per dataset and level of theory (mlearn train and test splits as separate stores: the pretraining
 corpus uses mlearn_train only; mlearn_test is held out), keeps the source's groups (FitSNAP training groups,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tarfile
@@ -297,7 +298,8 @@ import numpy as np  # noqa: E402
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--shared", type=Path, default=Path(os.environ.get("GFM_SHARED", REPO.parent / "shared")) / "data",
+                    help="the shared data folder (default: $GFM_SHARED/data or ../shared/data)")
     ap.add_argument("--out", type=Path, default=REPO / "work_data" / "stores")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)

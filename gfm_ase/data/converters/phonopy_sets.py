@@ -2,8 +2,8 @@
 
 Every displaced supercell with its computed forces becomes one record (forces only, unless the yaml carries
 ``supercell_energies``). Units follow the calculator recorded in the yaml (``phonopy.calculator``; VASP when
-absent): VASP A and eV/A; Quantum ESPRESSO Bohr and Ry/Bohr; ABINIT Bohr and Hartree/Bohr; others must be given
-(``length_unit``, ``force_unit``). When only ``POSCAR-unitcell`` and ``FORCE_SETS`` exist, pass the supercell
+absent), as phonopy defines them: VASP A and eV/A; Quantum ESPRESSO Bohr and Ry/Bohr; ABINIT Bohr and eV/A;
+CP2K A and Hartree/Bohr; ... (``length_unit``/``force_unit`` factors override). When only ``POSCAR-unitcell`` and ``FORCE_SETS`` exist, pass the supercell
 matrix (``supercell=[2, 2, 2]``) and the displaced supercells are rebuilt from the displacements in FORCE_SETS.
 Uses the phonopy package (``pip install phonopy``).
 """
@@ -18,13 +18,30 @@ from gfm_ase.data.converters.base import Item, rel_id
 from gfm_ase.data.record import StructureRecord
 from gfm_ase.units import BOHR, HARTREE, RYDBERG, UnitError
 
-CALCULATOR_UNITS = {  # calculator -> (A per length unit, eV/A per force unit, eV per energy unit)
-    "vasp": (1.0, 1.0, 1.0),
-    "qe": (BOHR, RYDBERG / BOHR, RYDBERG),
-    "abinit": (BOHR, HARTREE / BOHR, HARTREE),
-    "aims": (1.0, 1.0, 1.0),
-    "cp2k": (BOHR, HARTREE / BOHR, HARTREE),
-}
+LENGTH_NAMES = {"angstrom": 1.0, "au": BOHR}
+ENERGY_NAMES = {"ev": 1.0, "ry": RYDBERG, "mry": 1e-3 * RYDBERG, "hartree": HARTREE}
+
+
+def calculator_units(calc: str) -> tuple[float, float, float]:
+    """(A per length unit, eV/A per force unit, eV per energy unit) of a phonopy calculator interface, from
+    phonopy's own table (e.g. VASP: A, eV/A; QE: Bohr, Ry/Bohr; ABINIT: Bohr, eV/A; CP2K: A, Hartree/Bohr)."""
+    from phonopy.interface.calculator import get_calculator_physical_units
+
+    try:
+        u = get_calculator_physical_units(calc)
+        length, force = u.length_unit, u.force_unit
+    except Exception as exc:  # noqa: BLE001 - phonopy raises various errors for unknown interfaces
+        raise UnitError(f"phonopy calculator {calc!r}: units unknown ({exc})") from None
+    e_name, _, l_name = force.partition("/")
+    try:
+        lu = LENGTH_NAMES[length.lower()]
+        eu = ENERGY_NAMES[e_name.lower()]
+        fu = eu / LENGTH_NAMES[l_name.lower()]
+    except KeyError:
+        raise UnitError(f"phonopy calculator {calc!r}: unsupported units {length!r}, {force!r}") from None
+    return lu, fu, eu
+
+
 YAML_NAMES = ("phonopy_params.yaml", "phonopy_disp.yaml", "phonopy.yaml")
 
 
@@ -66,9 +83,7 @@ def read_phonopy(path, *, root: Path | None = None, group: str | None = None, su
         raise ValueError("no FORCE_SETS or phonopy_params.yaml found")
     yaml_path, fs = inp.get("yaml"), inp.get("force_sets")
     calc = _calculator(yaml_path)
-    if calc not in CALCULATOR_UNITS and (length_unit is None or force_unit is None):
-        raise UnitError(f"phonopy calculator {calc!r}: units unknown; pass length_unit and force_unit")
-    lu, fu, eu = CALCULATOR_UNITS.get(calc, (1.0, 1.0, 1.0))
+    lu, fu, eu = calculator_units(calc)
     lu = lu if length_unit is None else length_unit
     fu = fu if force_unit is None else force_unit
     kw = dict(produce_fc=False, log_level=0, is_nac=False)

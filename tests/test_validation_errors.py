@@ -1,0 +1,123 @@
+"""Errors suite: labels from the same calculator give zero; known label errors give the known MAE; store input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from validation.errors import load_structures, run_errors
+
+
+def _labelled(seed=0):
+    out = []
+    for i, el in enumerate(["Cu", "Al", "Cu", "Ni", "Au"]):
+        a = bulk(el, cubic=True).repeat((2, 1, 1))
+        a.rattle(0.05, seed=seed + i)
+        a.info["group"] = "bulk-a" if i % 2 else "bulk-b"
+        a.calc = EMT()
+        labels = dict(energy=a.get_potential_energy(), forces=a.get_forces(), stress=a.get_stress())
+        a.calc = SinglePointCalculator(a, **labels)
+        out.append(a)
+    m = molecule("CO")  # a molecule: no stress
+    m.calc = EMT()
+    e, f = m.get_potential_energy(), m.get_forces()
+    m.calc = SinglePointCalculator(m, energy=e, forces=f)
+    m.info["group"] = "molecule"
+    return out + [m]
+
+
+def test_labels_from_the_same_calculator_give_zero(tmp_path):
+    res = run_errors(EMT(), _labelled(), outdir=tmp_path)
+    s = res.summary
+    assert s["n_structures"] == 6 and s["n_failed"] == 0
+    for k in ("energy_mae_meV_atom", "energy_rmse_meV_atom", "forces_mae_meV_A", "stress_mae_GPa"):
+        assert s[k] == pytest.approx(0.0, abs=1e-9), k
+    assert set(res.details["per_group"]) == {"bulk-a", "bulk-b", "molecule"}
+    assert set(res.details["per_element"]) == {"Al", "Au", "C", "Cu", "Ni", "O"}
+    out = json.loads((tmp_path / "summary.json").read_text())
+    assert out["summary"]["forces_mae_meV_A"] == 0.0
+    assert (tmp_path / "parity.png").stat().st_size > 1000
+
+
+def test_known_label_errors_give_known_metrics():
+    structures = _labelled()
+    a = structures[0]  # Cu8: +0.08 eV on the energy, +0.01 eV/A on every x force component
+    a.calc.results["energy"] += 0.08
+    a.calc.results["forces"][:, 0] += 0.01
+    b = structures[1]  # Al8: stress xx off by 1 GPa (ASE units)
+    b.calc.results["stress"][0] += 1.0 * 0.0062415091
+    res = run_errors(EMT(), structures)
+    s = res.summary
+    n_e = 6
+    assert s["energy_mae_meV_atom"] == pytest.approx(80.0 / len(a) / n_e)
+    assert s["energy_rmse_meV_atom"] == pytest.approx(np.sqrt((80.0 / len(a)) ** 2 / n_e))
+    n_comp = 3 * sum(len(x) for x in structures)
+    assert s["forces_mae_meV_A"] == pytest.approx(10.0 * len(a) / n_comp)
+    assert s["stress_mae_GPa"] == pytest.approx(1.0 / (6 * 5), rel=1e-6)  # 5 periodic structures x 6 components
+    cu = res.details["per_element"]["Cu"]
+    assert cu["forces_meV_A"]["mae"] == pytest.approx(10.0 * len(a) / (3 * (len(a) + len(structures[2]))))
+    assert res.details["per_element"]["Al"]["forces_meV_A"]["mae"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_per_element_alignment_removes_a_reference_energy_shift():
+    structures = _labelled()
+    shift = {"Cu": -1.5, "Al": 0.7, "Ni": 0.2, "Au": -0.4, "C": 3.0, "O": -2.0}  # eV/atom, another "level of theory"
+    for a in structures:
+        a.calc.results["energy"] += sum(shift[s] for s in a.get_chemical_symbols())
+    raw = run_errors(EMT(), structures)
+    aligned = run_errors(EMT(), structures, align="per-element")
+    assert raw.summary["energy_mae_meV_atom"] > 100
+    assert aligned.summary["energy_mae_meV_atom"] == pytest.approx(0.0, abs=1e-6)
+    assert any("offset" in n for n in aligned.notes)
+
+
+def test_unlabelled_or_refused_structures_are_reported():
+    structures = _labelled()[:2]
+    plain = bulk("Cu")
+    structures.append(plain)
+    res = run_errors(EMT(), structures)
+    assert res.summary["n_failed"] == 1 and "no labels" in res.details["failed"][0]["reason"]
+    with pytest.raises(ValueError, match="no structures"):
+        run_errors(EMT(), [])
+
+
+def test_extxyz_and_store_inputs(tmp_path):
+    from gfm_ase.data import StoreWriter
+
+    structures = _labelled()
+    write(tmp_path / "set.extxyz", structures)
+    frames, name = load_structures(tmp_path / "set.extxyz")
+    assert len(frames) == 6 and name == "set.extxyz"
+    # extxyz keeps 8 decimals of the positions: the recomputed forces differ at the 1e-5 meV/A level
+    assert run_errors(EMT(), frames).summary["forces_mae_meV_A"] == pytest.approx(0.0, abs=1e-3)
+    with StoreWriter(tmp_path / "tiny.h5", name="tiny", level_of_theory="EMT", code="ase") as w:
+        for a in structures:
+            w.append_atoms(a, group=a.info["group"])
+    frames, name = load_structures(tmp_path / "tiny.h5")
+    assert name == "tiny" and len(frames) == 6
+    res = run_errors(EMT(), frames, name=name)
+    assert res.summary["energy_mae_meV_atom"] == pytest.approx(0.0, abs=1e-9)
+    assert res.summary["stress_mae_GPa"] == pytest.approx(0.0, abs=1e-9)
+    assert set(res.details["per_group"]) == {"bulk-a", "bulk-b", "molecule"}
+    frames, name = load_structures(tmp_path / "tiny.h5", split="train", split_seed=0)
+    assert 1 <= len(frames) < 6 and "train split" in name
+    with pytest.raises(ValueError, match="store"):
+        load_structures(tmp_path / "set.extxyz", split="test")
+
+
+def test_cli_errors(tmp_path):
+    from gfm_ase.cli import main
+
+    write(tmp_path / "set.extxyz", _labelled())
+    rc = main(["validate", "errors", "--calculator", "emt", "--data", str(tmp_path / "set.extxyz"),
+               "-o", str(tmp_path / "out")])
+    assert rc == 0
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())["summary"]
+    assert s["forces_mae_meV_A"] == pytest.approx(0.0, abs=1e-3)
+    assert main(["validate", "errors", "--calculator", "emt", "--data", str(tmp_path / "missing.xyz"),
+                 "-o", str(tmp_path / "o2")]) == 1

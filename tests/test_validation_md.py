@@ -1,0 +1,62 @@
+"""MD suite: EMT conserves energy at a sensible time step, drifts at a reckless one; collapses are caught."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+
+from validation.md import min_distance, run_md, starting_structure
+
+
+def test_emt_nve_drift_is_small_and_grows_with_the_time_step(tmp_path):
+    atoms = starting_structure(bulk="Cu", repeat=(2, 2, 2))
+    good = run_md(EMT(), atoms, timestep_fs=2.0, nve_ps=0.2, nvt_ps=0, outdir=tmp_path)
+    bad = run_md(EMT(), atoms, timestep_fs=12.0, nve_ps=0.36, nvt_ps=0)
+    g, b = good.summary, bad.summary
+    assert g["nve_stable"] and g["stable"]
+    assert abs(g["nve_drift_meV_atom_ps"]) < 0.5 and g["nve_max_excursion_meV_atom"] < 0.5
+    # energy errors of velocity Verlet grow ~dt^2: a 6x larger step must show a much larger excursion
+    assert b["nve_max_excursion_meV_atom"] > 10 * g["nve_max_excursion_meV_atom"]
+    assert 100 < g["nve_mean_temperature_K"] < 250  # equipartition: ~T/2 from a perfect crystal
+    out = json.loads((tmp_path / "summary.json").read_text())
+    assert out["summary"]["nve_stable"] is True and (tmp_path / "md.png").is_file()
+    assert len(out["details"]["nve"]["etot"]) == 11  # 100 steps sampled every 10, plus the start
+
+
+def test_nvt_holds_the_target_temperature():
+    atoms = starting_structure(bulk="Cu", repeat=(2, 2, 2))
+    res = run_md(EMT(), atoms, temperature=400.0, timestep_fs=4.0, nve_ps=0.04, nvt_ps=0.8, friction_per_fs=0.05,
+                 seed=1)
+    s = res.summary
+    assert s["nvt_stable"] and s["nvt_temperature_ok"]
+    assert abs(s["nvt_mean_temperature_K"] - 400) < 40
+
+
+def test_collapse_is_reported_as_unstable():
+    # two atoms 0.4 A apart in a box with fast velocities: the minimum-distance check must fire at once
+    atoms = Atoms("Cu2", positions=[[0, 0, 0], [0.4, 0, 0]], cell=[8, 8, 8], pbc=True)
+    res = run_md(EMT(), atoms, timestep_fs=1.0, nve_ps=0.02, nvt_ps=0.0, min_distance=0.5, sample_every=1)
+    assert not res.summary["stable"] and not res.summary["nve_stable"]
+    assert any("closer than" in n or "explosion" in n or "failed" in n for n in res.notes)
+
+
+def test_min_distance_and_starting_structures(tmp_path):
+    a = starting_structure(bulk="Si:diamond:5.43")
+    assert len(a) == 64 and min_distance(a, 3.0) == pytest.approx(5.43 * np.sqrt(3) / 4, rel=1e-6)
+    with pytest.raises(ValueError, match="exactly one"):
+        starting_structure()
+    with pytest.raises(FileNotFoundError):
+        starting_structure(structure=str(tmp_path / "none.xyz"))
+
+
+def test_cli_md(tmp_path):
+    from gfm_ase.cli import main
+
+    rc = main(["validate", "md", "--calculator", "emt", "--bulk", "Cu", "--repeat", "2", "2", "2", "--timestep", "2",
+               "--nve-ps", "0.1", "--nvt-ps", "0.1", "-o", str(tmp_path / "out")])
+    assert rc == 0
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())["summary"]
+    assert s["nve_stable"] and s["n_atoms"] == 32

@@ -1,0 +1,214 @@
+"""Errors suite: energy / force / stress MAE and RMSE of a calculator on labelled structures.
+
+Input: a sequence of ``ase.Atoms`` whose calculator (a SinglePointCalculator) holds the reference labels, a
+gfm-ase data store, or a file ASE reads with labels. Energies are compared per atom, forces per Cartesian
+component, stresses per Voigt component (ASE sign: tension positive; reported in GPa). Breakdowns per element
+(forces of that element's atoms; energies of structures containing it) and per group (``atoms.info["group"]``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from validation.calculators import as_calculator, describe
+from validation.eos_fit import GPA
+from validation.output import SuiteResult, pyplot, save_figure, table
+
+
+def load_structures(path: str | os.PathLike, split: str | None = None, split_seed: int = 0):
+    """(list of labelled Atoms, dataset name) from a gfm-ase store (.h5 or shard folder) or an ASE-readable file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.is_dir() or path.suffix in (".h5", ".hdf5"):
+        from gfm_ase.data import Store
+
+        store = Store(path)
+        indices = np.arange(len(store))
+        if split is not None:
+            from gfm_ase.data import split_indices
+
+            indices = split_indices(store, seed=split_seed)[split]
+        name = str(store.attrs.get("name") or path.stem) + (f" ({split} split, seed {split_seed})" if split else "")
+        return [store.to_atoms(int(i)) for i in indices], name
+    if split is not None:
+        raise ValueError("--split needs a gfm-ase store (.h5); for other files pass the structures to evaluate")
+    from ase.io import read
+
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:
+        raise ValueError(f"cannot read {path} with ASE: {type(exc).__name__}: {exc}") from exc
+    return list(frames), path.name
+
+
+def _labels(atoms) -> dict:
+    calc = atoms.calc
+    res = dict(getattr(calc, "results", {}) or {})
+    out = {}
+    if res.get("energy") is not None:
+        out["energy"] = float(res["energy"])
+    if res.get("forces") is not None:
+        out["forces"] = np.asarray(res["forces"], dtype=float)
+    if res.get("stress") is not None:
+        s = np.asarray(res["stress"], dtype=float)
+        out["stress"] = s if s.shape == (6,) else s.reshape(3, 3)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return out
+
+
+def _metrics(err: np.ndarray) -> dict:
+    err = np.asarray(err, dtype=float).ravel()
+    if err.size == 0:
+        return {"mae": None, "rmse": None, "n": 0}
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())), "n": int(err.size)}
+
+
+def fit_element_offsets(compositions: np.ndarray, delta_e: np.ndarray) -> np.ndarray:
+    """Per-element energy offsets (least squares) so that compositions @ offsets ~ delta_e."""
+    offsets, *_ = np.linalg.lstsq(compositions, delta_e, rcond=None)
+    return offsets
+
+
+def run_errors(calc, structures, *, name: str | None = None, align: str = "none", max_structures: int | None = None,
+               seed: int = 0, outdir: str | os.PathLike | None = None) -> SuiteResult:
+    """Errors of ``calc`` on labelled ``structures`` (Atoms with SinglePointCalculator labels, or a Store).
+
+    align: "none", or "per-element" to first remove a least-squares per-element energy offset (for comparing
+      with another level of theory; the report says so).
+    max_structures: evaluate a seeded random subset of at most this many.
+    """
+    if align not in ("none", "per-element"):
+        raise ValueError(f"align must be 'none' or 'per-element', got {align!r}")
+    calc = as_calculator(calc)
+    if hasattr(structures, "to_atoms") and hasattr(structures, "__len__"):
+        store = structures
+        structures = [store.to_atoms(i) for i in range(len(store))]
+        name = name or str(store.attrs.get("name", "store"))
+    structures = list(structures)
+    if not structures:
+        raise ValueError("no structures to evaluate")
+    if max_structures is not None and len(structures) > max_structures:
+        pick = np.sort(np.random.default_rng(seed).choice(len(structures), max_structures, replace=False))
+        structures = [structures[i] for i in pick]
+
+    rows, failed = [], []
+    for k, atoms in enumerate(structures):
+        lab = _labels(atoms)
+        if not lab:
+            failed.append((k, "no labels (energy/forces/stress) on this structure"))
+            continue
+        a = atoms.copy()
+        a.calc = calc
+        try:
+            pred = {"energy": float(a.get_potential_energy())}
+            if "forces" in lab:
+                pred["forces"] = np.asarray(a.get_forces(), dtype=float)
+            if "stress" in lab and a.pbc.all():
+                pred["stress"] = np.asarray(a.get_stress(voigt=True), dtype=float)
+        except Exception as exc:  # a structure the calculator refuses is reported, not fatal
+            failed.append((k, f"{type(exc).__name__}: {exc}"))
+            continue
+        rows.append({"index": k, "symbols": a.get_chemical_symbols(), "n": len(a),
+                     "group": str(atoms.info.get("group", "") or "all"), "ref": lab, "pred": pred})
+    if not rows:
+        raise ValueError(f"the calculator evaluated none of the {len(structures)} structures: {failed[:3]}")
+
+    elements = sorted({s for r in rows for s in r["symbols"]})
+    with_e = [r for r in rows if "energy" in r["ref"]]
+    e_ref = np.array([r["ref"]["energy"] for r in with_e])
+    e_pred = np.array([r["pred"]["energy"] for r in with_e])
+    notes = []
+    if align == "per-element" and with_e:
+        comp = np.array([[r["symbols"].count(el) for el in elements] for r in with_e], dtype=float)
+        offsets = fit_element_offsets(comp, e_ref - e_pred)
+        e_pred = e_pred + comp @ offsets
+        notes.append("energies aligned with a least-squares per-element offset (fitted on these structures): "
+                     + ", ".join(f"{el} {o:+.4f} eV" for el, o in zip(elements, offsets)))
+    n_at = np.array([r["n"] for r in with_e], dtype=float)
+    e_err = (e_pred - e_ref) / n_at if with_e else np.array([])
+    for r, err in zip(with_e, e_err):
+        r["e_err"] = float(err)
+
+    def force_err(rs, element=None):
+        out = []
+        for r in rs:
+            if "forces" in r["ref"]:
+                d = r["pred"]["forces"] - r["ref"]["forces"]
+                if element is not None:
+                    d = d[np.array(r["symbols"]) == element]
+                out.append(d.ravel())
+        return np.concatenate(out) if out else np.array([])
+
+    def stress_err(rs):
+        out = [(r["pred"]["stress"] - r["ref"]["stress"]) / GPA for r in rs if "stress" in r["pred"]]
+        return np.concatenate(out) if out else np.array([])
+
+    def block(rs):
+        e = np.array([r["e_err"] for r in rs if "e_err" in r])
+        return {"energy_meV_atom": _scaled(_metrics(e), 1000), "forces_meV_A": _scaled(_metrics(force_err(rs)), 1000),
+                "stress_GPa": _metrics(stress_err(rs)), "n_structures": len(rs)}
+
+    overall = block(rows)
+    per_element = {}
+    for el in elements:
+        rs = [r for r in rows if el in r["symbols"]]
+        per_element[el] = {"energy_meV_atom": _scaled(_metrics([r["e_err"] for r in rs if "e_err" in r]), 1000),
+                           "forces_meV_A": _scaled(_metrics(force_err(rs, el)), 1000), "n_structures": len(rs)}
+    groups = sorted({r["group"] for r in rows})
+    per_group = {g: block([r for r in rows if r["group"] == g]) for g in groups} if len(groups) > 1 else {}
+
+    summary = {"dataset": name or "structures", "n_structures": len(rows), "n_failed": len(failed),
+               "energy_mae_meV_atom": overall["energy_meV_atom"]["mae"],
+               "energy_rmse_meV_atom": overall["energy_meV_atom"]["rmse"],
+               "forces_mae_meV_A": overall["forces_meV_A"]["mae"], "forces_rmse_meV_A": overall["forces_meV_A"]["rmse"],
+               "stress_mae_GPa": overall["stress_GPa"]["mae"], "stress_rmse_GPa": overall["stress_GPa"]["rmse"],
+               "energy_alignment": align}
+    sections = ["## Per element", "", table(
+        ["element", "structures", "E MAE meV/atom", "E RMSE meV/atom", "F MAE meV/Å", "F RMSE meV/Å"],
+        [[el, d["n_structures"], d["energy_meV_atom"]["mae"], d["energy_meV_atom"]["rmse"], d["forces_meV_A"]["mae"],
+          d["forces_meV_A"]["rmse"]] for el, d in per_element.items()]), ""]
+    if per_group:
+        sections += ["## Per group", "", table(
+            ["group", "structures", "E MAE meV/atom", "F MAE meV/Å", "S MAE GPa"],
+            [[g, d["n_structures"], d["energy_meV_atom"]["mae"], d["forces_meV_A"]["mae"], d["stress_GPa"]["mae"]]
+             for g, d in per_group.items()]), ""]
+    if failed:
+        sections += ["## Not evaluated", "", table(["structure", "reason"], [[str(k), v] for k, v in failed[:50]]), ""]
+    details = {"overall": overall, "per_element": per_element, "per_group": per_group,
+               "failed": [{"index": k, "reason": v} for k, v in failed]}
+    result = SuiteResult("errors", describe(calc), summary, details, sections, notes=notes)
+    if outdir is not None:
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        result.plots.append(plot_parity(rows, e_ref / n_at if with_e else None,
+                                        e_pred / n_at if with_e else None, outdir / "parity.png"))
+        result.write(outdir)
+    return result
+
+
+def _scaled(m: dict, factor: float) -> dict:
+    return {k: (v * factor if (v is not None and k != "n") else v) for k, v in m.items()}
+
+
+def plot_parity(rows, e_ref, e_pred, path: Path) -> str:
+    plt = pyplot()
+    panels = [("energy (eV/atom)", e_ref, e_pred)]
+    f = [(r["ref"]["forces"].ravel(), r["pred"]["forces"].ravel()) for r in rows if "forces" in r["ref"]]
+    if f:
+        panels.append(("force component (eV/Å)", np.concatenate([a for a, _ in f]), np.concatenate([b for _, b in f])))
+    s = [(r["ref"]["stress"], r["pred"]["stress"]) for r in rows if "stress" in r["pred"]]
+    if s:
+        panels.append(("stress component (GPa)", np.concatenate([a for a, _ in s]) / GPA,
+                       np.concatenate([b for _, b in s]) / GPA))
+    panels = [p for p in panels if p[1] is not None and len(p[1])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    for ax, (label, ref, pred) in zip(axes[0], panels):
+        ax.scatter(ref, pred, s=4, alpha=0.5)
+        lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"reference {label}")
+        ax.set_ylabel(f"calculator {label}")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,189 @@
+"""MD suite: NVE energy conservation and stability, then an NVT temperature check.
+
+NVE (velocity Verlet) from Maxwell-Boltzmann velocities at ``temperature``: the drift is the slope of a linear
+fit of the total energy per atom against time (meV/atom/ps), plus the largest excursion from the start. The run
+is stable when no two atoms come closer than ``min_distance``, energies stay finite and the temperature stays
+below ``explode_factor`` x its target. NVT (Langevin) at the same temperature: the mean temperature over the
+second half of the run should match the target within ``t_tolerance`` (relative).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from ase import units
+
+from validation.calculators import as_calculator, describe
+from validation.output import SuiteResult, pyplot, save_figure
+
+
+def starting_structure(structure: str | None = None, bulk: str | None = None, repeat=None):
+    """First frame of a file, or ``ase.build.bulk`` from 'Cu' / 'Si:diamond:5.43'; optionally repeated."""
+    if (structure is None) == (bulk is None):
+        raise ValueError("give exactly one of structure (a file) or bulk (an element, e.g. 'Cu')")
+    if structure is not None:
+        from ase.io import read
+
+        if not Path(structure).exists():
+            raise FileNotFoundError(f"{structure} does not exist")
+        atoms = read(structure, index=0)
+    else:
+        from ase.build import bulk as build_bulk
+
+        parts = bulk.split(":")
+        kw = {}
+        if len(parts) > 1 and parts[1]:
+            kw["crystalstructure"] = parts[1]
+        if len(parts) > 2 and parts[2]:
+            kw["a"] = float(parts[2])
+        atoms = build_bulk(parts[0], cubic=kw.get("crystalstructure") not in ("hcp", "wurtzite"), **kw)
+        if repeat is None:
+            repeat = [max(1, int(np.ceil(9.0 / L))) for L in atoms.cell.lengths()]
+    if repeat is not None:
+        atoms = atoms.repeat(tuple(int(r) for r in repeat))
+    atoms.calc = None
+    return atoms
+
+
+def min_distance(atoms, cutoff: float) -> float:
+    """Shortest interatomic distance (A), or ``cutoff`` when no pair is closer than that."""
+    from ase.neighborlist import neighbor_list
+
+    d = neighbor_list("d", atoms, cutoff)
+    return float(d.min()) if len(d) else float(cutoff)
+
+
+def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float):
+    """Run ``n_steps`` and sample every ``every``; stop early on a collapse or an explosion."""
+    n = len(atoms)
+    samples = {"time_ps": [], "epot": [], "ekin": [], "temperature": [], "min_distance": []}
+    problem = None
+
+    def sample():
+        epot = atoms.get_potential_energy() / n
+        ekin = atoms.get_kinetic_energy() / n
+        samples["time_ps"].append(dyn.get_time() / (1000 * units.fs))
+        samples["epot"].append(epot)
+        samples["ekin"].append(ekin)
+        samples["temperature"].append(atoms.get_temperature())
+        samples["min_distance"].append(min_distance(atoms, max(2 * min_dist, 3.0)))
+
+    sample()
+    done = 0
+    while done < n_steps:
+        k = min(every, n_steps - done)
+        try:
+            dyn.run(k)
+        except Exception as exc:  # a calculator refusing the geometry (overlapping atoms) is an instability
+            problem = f"calculator failed at step {done + k}: {type(exc).__name__}: {exc}"
+            break
+        done += k
+        sample()
+        if not np.isfinite([samples["epot"][-1], samples["ekin"][-1]]).all():
+            problem = f"non-finite energy at step {done}"
+            break
+        if samples["min_distance"][-1] < min_dist:
+            problem = f"atoms closer than {min_dist} A at step {done} ({samples['min_distance'][-1]:.3f} A)"
+            break
+        if samples["temperature"][-1] > t_max:
+            problem = f"temperature {samples['temperature'][-1]:.0f} K > {t_max:.0f} K at step {done} (explosion)"
+            break
+    return {k: np.asarray(v) for k, v in samples.items()}, done, problem
+
+
+def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0, nve_ps: float = 1.0,
+           nvt_ps: float = 1.0, min_distance: float = 0.5, explode_factor: float = 10.0, t_tolerance: float = 0.1,
+           friction_per_fs: float = 0.01, sample_every: int = 10, seed: int = 0,
+           outdir: str | os.PathLike | None = None) -> SuiteResult:
+    """NVE drift/stability and NVT temperature check for ``atoms`` with ``calc``."""
+    from ase.md.langevin import Langevin
+    from ase.md import velocitydistribution as vd
+    from ase.md.verlet import VelocityVerlet
+
+    calc = as_calculator(calc)
+    if temperature <= 0 or timestep_fs <= 0 or nve_ps <= 0:
+        raise ValueError("temperature, timestep and NVE length must be positive")
+    rng = np.random.default_rng(seed)
+    a = atoms.copy()
+    a.calc = calc
+    # Maxwell-Boltzmann momenta (ASE >= 3.29 names it thermalize_momenta)
+    getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(a, temperature_K=temperature, rng=rng)
+    vd.Stationary(a)
+    if not a.pbc.any():
+        vd.ZeroRotation(a)
+    dt = timestep_fs * units.fs
+    t_max = explode_factor * max(temperature, 1.0)
+    n_nve = max(1, int(round(nve_ps * 1000 / timestep_fs)))
+    nve, done, problem = _run(VelocityVerlet(a, timestep=dt), a, n_nve, sample_every, min_distance, t_max)
+    etot = nve["epot"] + nve["ekin"]
+    t = nve["time_ps"]
+    drift = float(np.polyfit(t, etot, 1)[0] * 1000) if len(t) > 2 else None
+    summary = {"n_atoms": len(a), "temperature_K": temperature, "timestep_fs": timestep_fs,
+               "nve_ps": float(done * timestep_fs / 1000), "nve_stable": problem is None,
+               "nve_drift_meV_atom_ps": drift,
+               "nve_max_excursion_meV_atom": float(np.abs(etot - etot[0]).max() * 1000),
+               "nve_std_meV_atom": float(etot.std() * 1000),
+               "nve_mean_temperature_K": float(nve["temperature"].mean()),
+               "min_distance_A": float(nve["min_distance"].min())}
+    notes = [f"stability: no pair closer than {min_distance} A, finite energies, T < {t_max:.0f} K"]
+    if problem:
+        notes.append(f"NVE: {problem}")
+    nvt = None
+    if nvt_ps > 0 and problem is None:
+        n_nvt = max(2, int(round(nvt_ps * 1000 / timestep_fs)))
+        from ase.constraints import FixCom
+
+        a.set_constraint(FixCom())
+        dyn = Langevin(a, timestep=dt, temperature_K=temperature, friction=friction_per_fs / units.fs,
+                       fixcm=False, rng=np.random.default_rng(seed + 1))
+        nvt, done_nvt, problem_nvt = _run(dyn, a, n_nvt, sample_every, min_distance, t_max)
+        half = nvt["temperature"][len(nvt["temperature"]) // 2:]
+        t_mean = float(half.mean())
+        n_dof = 3 * len(a) - 3  # centre of mass fixed
+        summary.update({"nvt_ps": float(done_nvt * timestep_fs / 1000), "nvt_stable": problem_nvt is None,
+                        "nvt_mean_temperature_K": t_mean, "nvt_temperature_err_pct": 100 * (t_mean / temperature - 1),
+                        "nvt_temperature_ok": problem_nvt is None and abs(t_mean / temperature - 1) <= t_tolerance,
+                        "nvt_expected_std_K": float(temperature * np.sqrt(2.0 / n_dof))})
+        notes.append(f"NVT: Langevin, friction {friction_per_fs}/fs; mean T over the second half must be within "
+                     f"{100 * t_tolerance:.0f}% of the target (instantaneous T fluctuates by ~T sqrt(2/N_dof))")
+        if problem_nvt:
+            notes.append(f"NVT: {problem_nvt}")
+        if nvt_ps * 1000 < 5.0 / friction_per_fs:
+            notes.append(f"NVT run ({nvt_ps} ps) is shorter than 5 thermostat times (5/friction = "
+                         f"{5.0 / friction_per_fs / 1000:.2g} ps): the temperature may not have equilibrated")
+    summary["stable"] = bool(summary["nve_stable"] and summary.get("nvt_stable", True))
+    details = {"nve": {k: v.tolist() for k, v in nve.items()} | {"etot": etot.tolist()},
+               "nvt": {k: v.tolist() for k, v in nvt.items()} if nvt is not None else None}
+    result = SuiteResult("md", describe(calc), summary, details, notes=notes,
+                         sections=[f"Structure: {a.get_chemical_formula()} ({len(a)} atoms), "
+                                   f"{'periodic' if a.pbc.any() else 'molecule'}", ""])
+    if outdir is not None:
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        result.plots.append(plot_md(nve, etot, nvt, temperature, outdir / "md.png"))
+        result.write(outdir)
+    return result
+
+
+def plot_md(nve, etot, nvt, temperature, path: Path) -> str:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3 if nvt is not None else 2, figsize=(11 if nvt is not None else 7.5, 3.2))
+    t = nve["time_ps"]
+    axes[0].plot(t, 1000 * (etot - etot[0]), label="E_tot")
+    axes[0].plot(t, 1000 * (nve["epot"] - nve["epot"][0]), lw=0.7, alpha=0.6, label="E_pot")
+    axes[0].set_xlabel("t (ps)")
+    axes[0].set_ylabel("ΔE (meV/atom)")
+    axes[0].set_title("NVE", fontsize=9)
+    axes[0].legend(fontsize=7)
+    axes[1].plot(t, nve["temperature"], label="NVE")
+    axes[1].set_xlabel("t (ps)")
+    axes[1].set_ylabel("T (K)")
+    if nvt is not None:
+        axes[2].plot(nvt["time_ps"], nvt["temperature"], color="tab:orange")
+        axes[2].axhline(temperature, color="k", ls="--", lw=0.8)
+        axes[2].set_xlabel("t (ps)")
+        axes[2].set_ylabel("T (K)")
+        axes[2].set_title("NVT (Langevin)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,170 @@
+"""Report suite: run several suites from one YAML file and write one combined report.
+
+Example (paths are relative to the YAML file)::
+
+    title: gfm-mini PBE head
+    calculator: emt                  # or "module:factory", or {model: gfm-mini, head: pbe, dtype: float64}
+    suites:
+      - suite: eos
+        elements: [Cu, Al]
+      - suite: phonons
+        reference: ../shared/data/phonopy_examples/Si
+        mesh: [12, 12, 12]
+      - suite: md
+        bulk: Cu
+        nve_ps: 0.5
+      - suite: errors
+        data: test.extxyz
+      - suite: relax
+        reference: relaxed.extxyz
+
+Each suite writes into OUTDIR/<name> (``name`` defaults to the suite); OUTDIR/report.md gathers them and
+OUTDIR/summary.json holds every suite's headline numbers. A failing suite is reported, the others still run.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+from validation.calculators import describe, make_calculator
+from validation.output import SuiteResult, jsonable, shift_headers
+
+SUITES = ("errors", "eos", "phonons", "relax", "md")
+
+
+def _resolve(base: Path, value):
+    if isinstance(value, (list, tuple)):
+        return [_resolve(base, v) for v in value]
+    p = Path(os.path.expanduser(str(value)))
+    return str(p if p.is_absolute() else base / p)
+
+
+def _kwargs(fn, options: dict, exclude: tuple, where: str) -> dict:
+    params = inspect.signature(fn).parameters
+    allowed = {k for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k not in exclude}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+    return dict(options)
+
+
+def run_suite(suite: str, calc, options: dict, base: Path, outdir: Path) -> SuiteResult:
+    """One suite from a YAML entry (``options`` without the ``suite``/``name`` keys)."""
+    opts = dict(options)
+    if suite == "eos":
+        from validation.eos import run_eos
+
+        elements = opts.pop("elements", None)
+        return run_eos(calc, elements, outdir=outdir, **_kwargs(run_eos, opts, ("outdir",), suite))
+    if suite == "phonons":
+        from validation.phonons import load_references, run_phonons
+
+        if "reference" not in opts:
+            raise ValueError("phonons: 'reference' (a folder) is required")
+        paths = opts.pop("reference")
+        supercell, primitive = opts.pop("supercell", None), opts.pop("primitive", None)
+        refs = [r for p in ([paths] if isinstance(paths, str) else paths)
+                for r in load_references(_resolve(base, p), supercell, primitive)]
+        return run_phonons(calc, refs, outdir=outdir, **_kwargs(run_phonons, opts, ("outdir",), suite))
+    if suite == "errors":
+        from validation.errors import load_structures, run_errors
+
+        if "data" not in opts:
+            raise ValueError("errors: 'data' (a store or an ASE-readable file) is required")
+        structures, name = load_structures(_resolve(base, opts.pop("data")), split=opts.pop("split", None),
+                                           split_seed=opts.pop("split_seed", 0))
+        opts.setdefault("name", name)
+        return run_errors(calc, structures, outdir=outdir, **_kwargs(run_errors, opts, ("outdir",), suite))
+    if suite == "relax":
+        from validation.relax import read_structures, run_relax
+
+        if "reference" not in opts:
+            raise ValueError("relax: 'reference' (structure files) is required")
+        refs = read_structures(_resolve(base, opts.pop("reference")))
+        if "initial" in opts:
+            opts["initial"] = read_structures(_resolve(base, opts.pop("initial")))
+        return run_relax(calc, refs, outdir=outdir, **_kwargs(run_relax, opts, ("outdir",), suite))
+    if suite == "md":
+        from validation.md import run_md, starting_structure
+
+        structure = opts.pop("structure", None)
+        atoms = starting_structure(structure=_resolve(base, structure) if structure else None,
+                                   bulk=opts.pop("bulk", None), repeat=opts.pop("repeat", None))
+        return run_md(calc, atoms, outdir=outdir, **_kwargs(run_md, opts, ("outdir",), suite))
+    raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
+
+
+def _calculator_from_config(spec):
+    if spec is None:
+        raise ValueError("no calculator: give one in the YAML ('calculator:') or on the command line")
+    if isinstance(spec, str):
+        return make_calculator(spec)
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        if "model" in spec:
+            return make_calculator(None, **spec)
+        if "name" in spec:
+            return make_calculator(spec.pop("name"), **spec)
+    raise ValueError(f"calculator must be a name ('emt', 'module:factory') or {{model: ..., head: ...}}, got {spec!r}")
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or "suites" not in doc:
+        raise ValueError(f"{path}: expected a mapping with a 'suites' list")
+    suites = doc["suites"]
+    if isinstance(suites, dict):  # {eos: {...}, md: {...}}
+        suites = [{"suite": k, **(v or {})} for k, v in suites.items()]
+    if not isinstance(suites, list) or not suites:
+        raise ValueError(f"{path}: 'suites' must be a non-empty list (or mapping) of suites")
+    for i, s in enumerate(suites):
+        if not isinstance(s, dict) or s.get("suite") not in SUITES:
+            raise ValueError(f"{path}: suites[{i}] needs 'suite' set to one of {SUITES}")
+    names = [s.get("name", s["suite"]) for s in suites]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: suite names must be unique (give repeated suites a 'name'): {names}")
+    doc["suites"] = suites
+    return doc
+
+
+def run_report(config: str | os.PathLike | dict, calc=None, outdir: str | os.PathLike = "validation_report",
+               base: str | os.PathLike | None = None) -> SuiteResult:
+    """Run the suites of ``config`` (a YAML path or an already loaded mapping) and write one report."""
+    if isinstance(config, dict):
+        doc, base = config, Path(base or ".")
+    else:
+        doc, base = load_config(config), Path(config).resolve().parent
+    calc = calc if calc is not None else _calculator_from_config(doc.get("calculator"))
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    results, failed = {}, {}
+    for entry in doc["suites"]:
+        entry = dict(entry)
+        suite = entry.pop("suite")
+        name = entry.pop("name", suite)
+        try:
+            results[name] = run_suite(suite, calc, entry, base, outdir / name)
+        except Exception as exc:  # the report says which suite failed and why; the others still run
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    title = doc.get("title", "Validation report")
+    summary = {"title": title, "n_suites": len(doc["suites"]), "n_failed": len(failed),
+               "suites": {name: jsonable(r.summary) for name, r in results.items()}}
+    sections = []
+    for name, r in results.items():
+        r.title = r.suite if name == r.suite else f"{name} ({r.suite})"
+        sections += [shift_headers(r.markdown(image_prefix=f"{name}/"), 1), ""]
+    if failed:
+        sections += ["## Failed suites", ""] + [f"- **{k}**: {v}" for k, v in failed.items()] + [""]
+    details = {"failed": failed, "outdirs": {name: str(outdir / name) for name in results}}
+    report = SuiteResult("report", describe(calc), summary, details, sections, title=title)
+    report.write(outdir)
+    return report
