@@ -14,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("--from", dest="model", required=False, metavar="MODEL",
                    help="pretrained model: built-in name (gfm-mini), model directory, training OUTDIR or URL")
     p.add_argument("--train", metavar="TRAIN.h5", help="training store")
-    p.add_argument("--val", metavar="VAL.h5", help="validation store (default: split off --val-fraction of TRAIN)")
+    p.add_argument("--val", metavar="VAL.h5", help="validation store (default: split off val_fraction = 10 %% of TRAIN, seeded)")
     p.add_argument("--test", metavar="TEST.h5", help="test store (optional; reported beside validation)")
     p.add_argument("--head", help="head to train: a new name, or an existing head with --strategy continue/replay")
     p.add_argument("--strategy", choices=["frozen", "full", "continue", "replay"],

@@ -243,7 +243,11 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
     t0 = time.perf_counter()
     trainer = FinetuneTrainer(run_cfg, outdir, base_model=base, model_config=model_cfg, plan=plan,
                               datasets=datasets, forgetting=forgetting, extra=extra, target_metrics=target_metrics)
-    n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    n_trainable = 0
+    for n, p in trainer.model.named_parameters():
+        if p.requires_grad:
+            mask = trainer.gradient_masks.get(n)
+            n_trainable += p.numel() if mask is None else int((mask.expand_as(p) != 0).sum())
     summary = trainer.fit()
     t_ft = time.perf_counter() - t0
     losses = [r["loss"] for r in trainer.history]

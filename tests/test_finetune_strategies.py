@@ -113,6 +113,8 @@ def test_frozen_trains_embedding_rows_of_elements_no_head_saw_and_nothing_else(p
 
     m = _ft(pre, tmp_path, pre["ag"], head="ag", strategy="frozen", steps=20)
     assert m["elements_unseen_by_trunk"] == ["Ag"]
+    n_head = sum(v.numel() for k, v in tensors(tmp_path).items() if k.startswith("heads.ag."))
+    assert m["finetuned"]["trainable_parameters"] == n_head + 16  # + one embedding row of 16 features
     assert any("never seen" in n for n in m["notes"])
     before, after = tensors(pre["model"]), tensors(tmp_path)
     emb_b, emb_a = before["trunk.embedding.weight"], after["trunk.embedding.weight"]
