@@ -14,7 +14,8 @@ def register(sub) -> None:
     p.add_argument("--from", dest="model", required=False, metavar="MODEL",
                    help="pretrained model: built-in name (gfm-mini), model directory, training OUTDIR or URL")
     p.add_argument("--train", metavar="TRAIN.h5", help="training store")
-    p.add_argument("--val", metavar="VAL.h5", help="validation store (default: split off val_fraction = 10 %% of TRAIN, seeded)")
+    p.add_argument("--val", metavar="VAL.h5",
+                   help="validation store (default: split off val_fraction = 10 %% of TRAIN, seeded)")
     p.add_argument("--test", metavar="TEST.h5", help="test store (optional; reported beside validation)")
     p.add_argument("--head", help="head to train: a new name, or an existing head with --strategy continue/replay")
     p.add_argument("--strategy", choices=["frozen", "full", "continue", "replay"],
@@ -23,8 +24,10 @@ def register(sub) -> None:
                         "(default: full)")
     p.add_argument("--steps", type=int, help="optimizer steps (default 300)")
     p.add_argument("--batch-size", type=int, help="structures per step (default 8)")
-    p.add_argument("--lr", type=float, help="peak learning rate of the head (default 2e-3)")
-    p.add_argument("--trunk-lr-factor", type=float, help="trunk LR = lr * this (default 0.1)")
+    p.add_argument("--lr", type=float, help="peak learning rate of new weights: a new head, embeddings of new "
+                                             "elements (default 2e-3)")
+    p.add_argument("--trunk-lr-factor", type=float,
+                   help="LR of pretrained weights (trunk, continued or replayed heads) = lr * this (default 0.1)")
     p.add_argument("--baseline", choices=["none", "scratch"],
                    help="scratch: also train the same architecture from scratch with the same budget")
     p.add_argument("--n-train", type=int, help="use a seeded subset of this many training structures")

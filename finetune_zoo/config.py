@@ -10,6 +10,9 @@ A fine-tuning run starts from a pretrained model and trains one head on a new da
 * ``continue``: keep training an existing head (same level of theory, new data) with the trunk, as in ``full``.
 * ``replay``: ``full`` (or ``continue`` when the head exists) while a fraction ``replay_fraction`` of every batch is
   drawn from the pretraining data of the other heads, which keep training too (multi-task fine-tuning).
+
+Learning rates: pretrained weights (the trunk, a continued head, replayed heads) train at ``lr * trunk_lr_factor``,
+new weights (a new head, embedding rows of elements no head has seen) at ``lr``.
 """
 from __future__ import annotations
 
@@ -38,8 +41,9 @@ class FinetuneConfig(StrictModel):
                                                        "first head)")
     steps: int = Field(300, ge=1, description="optimizer steps (the budget; the scratch baseline gets the same)")
     batch_size: int = Field(8, ge=1, description="structures per step")
-    lr: float = Field(2e-3, gt=0, description="peak LR of the head(s) (and of every parameter of the scratch model)")
-    trunk_lr_factor: float = Field(0.1, ge=0, description="full/continue/replay: trunk LR = lr * this")
+    lr: float = Field(2e-3, gt=0, description="peak LR of new weights (and of every parameter of the scratch model)")
+    trunk_lr_factor: float = Field(0.1, ge=0, description="full/continue/replay: LR of pretrained weights (trunk, "
+                                                          "continued or replayed heads) = lr * this")
     scratch_lr: float | None = Field(None, gt=0, description="peak LR of the from-scratch baseline (None: lr)")
     min_lr_factor: float = Field(0.05, ge=0, le=1, description="cosine decay ends at lr * this")
     warmup_steps: int = Field(10, ge=0, description="linear warmup steps")

@@ -219,7 +219,8 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
                 replay_heads.append(h)
         weights[0] = 1.0 - cfg.replay_fraction
     plan = make_plan(strategy, cfg.head, not exists, replay_heads, cfg.trunk_lr_factor,
-                     [atomic_numbers[e] for e in unseen], cfg.train_new_element_embeddings)
+                     [atomic_numbers[e] for e in unseen], cfg.train_new_element_embeddings,
+                     pretrained_heads=base.head_names)
     if exists:  # the continued head keeps its place
         heads = [target_cfg if h.name == cfg.head else h for h in base.config.heads]
     else:

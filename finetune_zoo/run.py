@@ -305,8 +305,8 @@ def write_outputs(results: list[dict], args, command: str, total_s: float) -> st
     lines.append("Errors on the task's test split (val where the task has none): energy MAE meV/atom, force MAE "
                  "meV/Å, at the largest training size; 'FT better' compares the task's headline metric at the largest "
                  "size (and counts the learning-curve sizes where fine-tuning wins). Forgetting: the pretrained heads' "
-                 f"errors on at most {args.forgetting_max} held-out structures per pretraining dataset, before → after "
-                 "fine-tuning at the largest size. Wall time: all runs of the task (both models, every size).")
+                 f"errors on at most {args.forgetting_max} held-out structures per pretraining dataset, before → "
+                 "after fine-tuning at the largest size. Wall time: all runs of the task (both models, every size).")
     prefix = "results/" if readme else "plots/"
     md = "\n\n".join(lines) + "\n\n" + table(results, prefix)
     atomic_write_bytes(out / "results.md", md.encode())

@@ -16,9 +16,10 @@ from pretraining.trainer import Trainer
 class Plan:
     """The parameters that train and their learning-rate scales.
 
-    ``train_heads``: heads whose weights train. ``train_trunk``: the whole trunk trains at ``trunk_lr_scale`` times
-    the scheduled LR, except the embedding rows of ``new_rows`` (elements no head has seen: untrained weights), which
-    train at the head's LR. ``embedding_rows``: with a frozen trunk, atomic numbers whose embedding rows train anyway.
+    ``train_heads``: heads whose weights train. With ``train_trunk``, pretrained weights (the trunk and the heads
+    the base model already had: a continued head, replayed heads) train at ``trunk_lr_scale`` times the scheduled
+    LR and new weights (a new head; the embedding rows of ``new_rows``, elements no head has seen) at the full LR.
+    ``embedding_rows``: with a frozen trunk, atomic numbers whose embedding rows train anyway.
     """
 
     target: str
@@ -28,6 +29,7 @@ class Plan:
     embedding_rows: list[int] = field(default_factory=list)
     new_head: bool = True
     new_rows: list[int] = field(default_factory=list)  # atomic numbers no head has seen: their rows are new weights
+    pretrained_heads: list[str] = field(default_factory=list)  # heads of the base model
 
     def trainable(self, name: str) -> bool:
         if name.startswith("heads."):
@@ -38,7 +40,16 @@ class Plan:
 
 
 def make_plan(strategy: str, target: str, new_head: bool, replay_heads: list[str], trunk_lr_factor: float,
-              unseen_numbers: list[int], train_new_element_embeddings: bool) -> Plan:
+              unseen_numbers: list[int], train_new_element_embeddings: bool,
+              pretrained_heads: list[str] = ()) -> Plan:
+    plan = _make_plan(strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers,
+                      train_new_element_embeddings)
+    plan.pretrained_heads = list(pretrained_heads) if strategy != "scratch" else []
+    return plan
+
+
+def _make_plan(strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers,
+               train_new_element_embeddings) -> Plan:
     if strategy == "frozen":
         rows = sorted(unseen_numbers) if train_new_element_embeddings else []
         return Plan(target, [target], train_trunk=False, embedding_rows=rows, new_head=new_head)
@@ -121,8 +132,9 @@ class FinetuneTrainer(Trainer):
         for n, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            trunk = n.startswith("trunk.")
-            scale = self.plan.trunk_lr_scale if (trunk and self.plan.train_trunk) else 1.0
+            pretrained = n.startswith("trunk.") or (n.startswith("heads.") and
+                                                    n.split(".")[1] in self.plan.pretrained_heads)
+            scale = self.plan.trunk_lr_scale if (pretrained and self.plan.train_trunk) else 1.0
             if n == "trunk.embedding.weight" and self._mixed_embedding():
                 scale = 1.0  # see after_update: rows of known elements get trunk_lr_scale
             decay = wd if (p.ndim >= 2 and "embedding" not in n) else 0.0

@@ -186,6 +186,12 @@ def test_continue_keeps_the_head_and_adds_references_for_new_elements(pre, tmp_p
     assert not torch.equal(after["heads.emt.mlp.0.weight"], before["heads.emt.mlp.0.weight"])
     # the emt head's own pretraining data is part of the forgetting report
     assert m["forgetting"]["emt"]["status"] == "ok"
+    # a continued head is pretrained: it trains at the trunk's LR (here 0: only its new reference changes)
+    m0 = _ft(pre, tmp_path / "zero", pre["ag"], head="emt", strategy="continue", trunk_lr_factor=0.0, steps=10)
+    assert m0["elements_new_to_head"] == ["Ag"]
+    for k, v in before.items():
+        if not k.startswith("trunk.embedding"):
+            torch.testing.assert_close(tensors(tmp_path / "zero")[k], v, rtol=1e-6, atol=1e-7)
 
 
 def test_replay_keeps_the_other_heads_errors_within_tolerance(pre, tmp_path):

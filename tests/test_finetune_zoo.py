@@ -50,7 +50,8 @@ def test_zoo_runs_a_task_end_to_end(zoo):
     assert entry["runs"][0]["forgetting"] is None  # only the full-size run gets the forgetting report
     assert set(entry["runs"][-1]["forgetting"]) == {"emt", "lj"}
     text = readme.read_text()
-    assert text.startswith("# zoo\n\nintro\n\n<!-- zoo-table:start -->\n") and text.endswith("<!-- zoo-table:end -->\n\ntail\n")
+    assert text.startswith("# zoo\n\nintro\n\n<!-- zoo-table:start -->\n")
+    assert text.endswith("<!-- zoo-table:end -->\n\ntail\n")
     assert "old" not in text and "tiny model" in text and "gfm finetune-zoo" in text
     row = next(line for line in text.splitlines() if line.startswith("| morse_tiny"))
     cells = [c.strip() for c in row.strip("|").split("|")]
