@@ -52,6 +52,9 @@ class FinetuneConfig(StrictModel):
     ema_decay: float | None = Field(0.99, ge=0, lt=1, description="EMA of the weights for evaluation and the "
                                                                   "final model (None: off)")
     loss: LossSpec = Field(default_factory=LossSpec, description="loss terms (as in pretraining)")
+    zero_init_head: bool = Field(
+        False, description="start a new head (and the scratch model's head) with a zero output layer, i.e. at its "
+                           "fitted reference energies + shift, instead of random energies on the pretrained features")
     train_new_element_embeddings: bool = Field(
         True, description="frozen: train the trunk's embedding rows of elements no head of the model has seen")
     replay_fraction: float = Field(0.25, gt=0, lt=1, description="replay: share of each batch drawn from the "

@@ -243,7 +243,8 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
 
     t0 = time.perf_counter()
     trainer = FinetuneTrainer(run_cfg, outdir, base_model=base, model_config=model_cfg, plan=plan,
-                              datasets=datasets, forgetting=forgetting, extra=extra, target_metrics=target_metrics)
+                              datasets=datasets, forgetting=forgetting, extra=extra, target_metrics=target_metrics,
+                              zero_init_head=cfg.zero_init_head)
     n_trainable = 0
     for n, p in trainer.model.named_parameters():
         if p.requires_grad:
@@ -268,7 +269,8 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
         t0 = time.perf_counter()
         s_trainer = FinetuneTrainer(s_run, outdir / "scratch", base_model=None, model_config=s_cfg, plan=s_plan,
                                     datasets=[ds], extra={"baseline_of": str(outdir / "final")},
-                                    target_metrics={"strategy": "scratch", "n_train": len(ds.train)})
+                                    target_metrics={"strategy": "scratch", "n_train": len(ds.train)},
+                                    zero_init_head=cfg.zero_init_head)
         s_summary = s_trainer.fit()
         s_losses = [r["loss"] for r in s_trainer.history]
         scratch = {"val": _rows(s_summary, "val", ds.name), "test": _rows(s_summary, "test", ds.name),

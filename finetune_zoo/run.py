@@ -141,7 +141,7 @@ def run_task(task, args, log=print) -> dict:
                              baseline="scratch", eval_max_structures=task.eval_max_structures,
                              forgetting_report=full, forgetting_max_structures=args.forgetting_max,
                              device=args.device, **opts)
-        key = {"cfg": cfg.model_dump(mode="json"), "n": n, "model": str(args.model), "store": str(path),
+        key = {"cfg": cfg.model_dump(mode="json", exclude_defaults=True), "n": n, "model": str(args.model), "store": str(path),
                "train": _fingerprint(train_idx.tolist()), "val": _fingerprint(parts["val"].tolist())}
         rundir = Path(args.outdir) / task.name / f"n{n}"
         stamp = rundir / "zoo_run.json"

@@ -66,6 +66,14 @@ def _make_plan(strategy, target, new_head, replay_heads, trunk_lr_factor, unseen
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
+@torch.no_grad()
+def _zero_last_layer(head) -> None:
+    """A new head starts at its fitted baseline (reference energies + shift): output layer weights and bias 0."""
+    last = head.mlp[-1]
+    last.weight.zero_()
+    last.bias.zero_()
+
+
 class FinetuneTrainer(Trainer):
     """The pretraining :class:`~pretraining.trainer.Trainer` started from ``base_model`` (None: random weights,
     the from-scratch baseline) with the heads of ``model_config`` (the base model's heads plus the target head),
@@ -78,7 +86,8 @@ class FinetuneTrainer(Trainer):
 
     def __init__(self, cfg, outdir, *, base_model: GFMModel | None, model_config: ModelConfig, plan: Plan,
                  datasets, forgetting=None, extra: dict | None = None, target_metrics: dict | None = None,
-                 resume: bool = False):
+                 zero_init_head: bool = False, resume: bool = False):
+        self.zero_init_head = zero_init_head
         self._base_model = base_model
         self._model_config = model_config
         self.plan = plan
@@ -102,11 +111,16 @@ class FinetuneTrainer(Trainer):
 
     def build_model(self) -> GFMModel:
         if self._base_model is None:
-            return GFMModel(self._model_config)
+            model = GFMModel(self._model_config)
+            if self.zero_init_head:
+                _zero_last_layer(model.heads[self.plan.target])
+            return model
         model = copy.deepcopy(self._base_model)  # the trainer moves it to the training device and dtype
         target = self._model_config.head(self.plan.target)
         if self.plan.new_head:
             model.add_head(target)  # random MLP from the seeded torch RNG
+            if self.zero_init_head:
+                _zero_last_layer(model.heads[self.plan.target])
         else:
             model.update_head_config(target)  # continued head: references for new elements
         if model.config != self._model_config:

@@ -216,6 +216,25 @@ def test_replay_keeps_the_other_heads_errors_within_tolerance(pre, tmp_path):
     assert not torch.equal(after["heads.lj.mlp.0.weight"], before["heads.lj.mlp.0.weight"])
 
 
+def test_zero_initialised_new_head_starts_at_its_reference_energies(pre, tmp_path):
+    from gfm_ase.checkpoint import load_model
+    from gfm_ase.data import GraphDataset, Store
+    from gfm_ase.graph import collate
+    from gfm_ase.model.outputs import predict
+
+    _ft(pre, tmp_path, pre["morse"], head="morse", strategy="frozen", steps=1, lr=1e-12, zero_init_head=True,
+        ema_decay=None, baseline="scratch")
+    for sub in ("final", "scratch/final"):
+        model = load_model(tmp_path / sub).double()
+        h = model.head_config("morse")
+        store = Store(pre["morse"])
+        batch = collate([GraphDataset(store, model.cutoff)[i] for i in range(4)], dtype=torch.float64)
+        out = predict(model, batch, "morse", forces=True)
+        expect = [sum(h.reference_energies["Cu"] + h.shift for _ in range(int(n))) for n in batch.n_atoms]
+        np.testing.assert_allclose(out["energy"].detach().numpy(), expect, rtol=1e-6)  # float32 constants
+        assert float(out["forces"].abs().max()) < 1e-9  # output layer ~1e-12 after one step at lr 1e-12
+
+
 def test_refusals_lose_nothing(pre, tmp_path):
     from finetune_zoo import FinetuneError
 
