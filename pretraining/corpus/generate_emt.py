@@ -218,10 +218,10 @@ def make_cluster(rng):
     if kind == "icosahedron":
         atoms = Icosahedron("Cu", noshells=int(rng.integers(2, 4)), latticeconstant=a_fcc)
     elif kind == "octahedron":
-        length, cutoff = [(2, 0), (3, 0), (3, 1), (4, 1), (4, 2)][int(rng.integers(5))]
+        length, cutoff = [(2, 0), (3, 0), (3, 1), (4, 1), (4, 0), (5, 2)][int(rng.integers(6))]
         atoms = Octahedron("Cu", length=length, cutoff=cutoff, latticeconstant=a_fcc)
     elif kind == "decahedron":
-        p, q, r = [(2, 1, 0), (2, 2, 0), (3, 1, 0), (2, 2, 1)][int(rng.integers(4))]
+        p, q, r = [(2, 1, 0), (2, 2, 0), (3, 1, 0)][int(rng.integers(3))]
         atoms = Decahedron("Cu", p=p, q=q, r=r, latticeconstant=a_fcc)
     elif kind == "dimer":
         d = nn * rng.uniform(0.75, 1.6)
@@ -237,8 +237,6 @@ def make_cluster(rng):
                 pos.append(cand)
         atoms = Atoms(f"Cu{n}", positions=np.array(pos))
     atoms = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, pbc=False)
-    if len(atoms) > SETTINGS["max_atoms"]:
-        atoms = atoms[:SETTINGS["max_atoms"]]
     if alloy:
         decorate(atoms, els, rng)
     else:
