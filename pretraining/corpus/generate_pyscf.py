@@ -36,10 +36,10 @@ SCHEDULE = ["ethanol", "methanol", "water", "ethanol", "methanol", "ethanol", "w
             "ethanol", "methanol", "water", "ethanol", "methanol", "ethanol"]
 DFT = dict(xc="PBE", basis="def2-SVP", grids_level=3, conv_tol=1e-10, max_cycle=100, density_fit=False,
            charge=0, spin=0)
-SETTINGS = dict(dft=DFT, xtb=XTB_SETTINGS, structures_per_shard=10, normal_mode_fraction=0.6,
+SETTINGS = dict(dft=DFT, xtb=XTB_SETTINGS, structures_per_shard=8, normal_mode_fraction=0.6,
                 nms_temperature_K=[300, 1500], md_temperature_K=[300, 1000], md_every_steps=40, md_timestep_fs=0.5,
                 schedule=SCHEDULE, relax_fmax=0.01, clash_factor=0.6)
-DEFAULT_SHARDS = len(SCHEDULE)  # 15 x 10 = 150 structures
+DEFAULT_SHARDS = len(SCHEDULE)  # 15 x 8 = 120 structures
 SUBSETS = {
     "gfn2": {"level_of_theory": XTB_LEVEL, "code": "tblite", "family": "semiempirical", "head_hint": "gfn2",
              "paired_with": "pbe"},
