@@ -162,8 +162,8 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
 
     ``make_shard(shard, rng) -> ({subset: [labelled Atoms]}, stats)``; ``stats`` is a dict of counters (e.g.
     ``{"failed": 2}``).  ``subsets`` maps subset name -> metadata (level_of_theory, code, ...).  Shards whose files
-    all exist are skipped.  With ``max_minutes`` no new shard starts after that much wall time (the manifest then
-    says ``complete: false``; rerun to continue).
+    all exist are skipped.  With ``max_minutes`` no new shard starts after that much wall time, though every call
+    finishes at least one (the manifest then says ``complete: false``; rerun to continue).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,6 +199,7 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
 
     t_start = time.perf_counter()
     stopped = False
+    computed = 0  # every invocation finishes at least one shard, so a short budget still makes progress
     for k in shards:
         paths = {s: shard_path(out, s, k) for s in subsets}
         if all(p.exists() for p in paths.values()):
@@ -207,7 +208,7 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
                                               "stats": {}, "elements": [], "seconds": None, "recounted": True}
             log(f"[{name}] shard {k}: already finished, skipped")
             continue
-        if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes:
+        if computed and max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes:
             log(f"[{name}] time budget of {max_minutes} min reached before shard {k}; rerun to continue")
             stopped = True
             break
@@ -222,6 +223,7 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
         manifest["shards"][str(k)] = {"counts": {s: len(frames[s]) for s in subsets}, "stats": dict(stats),
                                       "elements": elems, "seconds": round(time.perf_counter() - t0, 3),
                                       "files": {s: paths[s].name for s in subsets}}
+        computed += 1
         save(complete=False)
         log(f"[{name}] shard {k}: " + ", ".join(f"{s}={len(frames[s])}" for s in subsets)
             + (f" {dict(stats)}" if stats else "") + f" in {time.perf_counter() - t0:.1f}s")

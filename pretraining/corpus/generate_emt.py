@@ -320,10 +320,10 @@ def main(argv=None):
     p = base_parser(__doc__.splitlines()[1], NAME, DEFAULT_SHARDS)
     p.add_argument("--per-shard", type=int, default=SETTINGS["structures_per_shard"])
     args = p.parse_args(argv)
-    SETTINGS["structures_per_shard"] = args.per_shard
+    settings = dict(SETTINGS, structures_per_shard=args.per_shard)
     m = run_shards(name=NAME, out=args.out, seed=args.seed, shards=range(args.shards), subsets=SUBSETS,
-                   settings=SETTINGS, make_shard=lambda k, rng: make_shard(k, rng), packages=("ase", "numpy"),
-                   description=__doc__, max_minutes=args.max_minutes, log=log_to_stderr)
+                   settings=settings, make_shard=lambda k, rng: make_shard(k, rng, args.per_shard),
+                   packages=("ase", "numpy"), description=__doc__, max_minutes=args.max_minutes, log=log_to_stderr)
     log_to_stderr(f"[{NAME}] totals {m['totals']} elements {m['elements']} complete={m['complete']}")
     return 0
 
