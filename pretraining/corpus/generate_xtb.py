@@ -180,7 +180,7 @@ def make_molecule_shard(shard, rng, pool, settings=MOL_SETTINGS):
 
 # ----------------------------------------------------------------------------------------------- crystals
 def crystal_prototypes() -> list[tuple[str, object]]:
-    """(name, Atoms) fixed cells of 4-12 atoms at experimental lattice parameters (A)."""
+    """(name, Atoms) fixed cells of 4-12 atoms at experimental lattice parameters (A), families interleaved."""
     from ase import Atoms
     from ase.build import bulk
     from ase.spacegroup import crystal
@@ -212,8 +212,18 @@ def crystal_prototypes() -> list[tuple[str, object]]:
                                           spacegroup=194, cellpar=[2.504, 2.504, 6.66, 90, 90, 120])))
     protos.append(("layered:MoS2", crystal(["Mo", "S"], basis=[(1 / 3, 2 / 3, 0.25), (1 / 3, 2 / 3, 0.621)],
                                            spacegroup=194, cellpar=[3.16, 3.16, 12.29, 90, 90, 120])))
-    return [(n, Atoms(a.get_chemical_symbols(), cell=a.cell.array, scaled_positions=a.get_scaled_positions(),
-                      pbc=True)) for n, a in protos]
+    protos = [(n, Atoms(a.get_chemical_symbols(), cell=a.cell.array, scaled_positions=a.get_scaled_positions(),
+                        pbc=True)) for n, a in protos]
+    # round-robin over structure families, so a run stopped by its time budget still covers every family
+    families: dict[str, list] = {}
+    for n, a in protos:
+        families.setdefault(n.split(":")[0], []).append((n, a))
+    order = []
+    while any(families.values()):
+        for fam in list(families):
+            if families[fam]:
+                order.append(families[fam].pop(0))
+    return order
 
 
 def make_crystal_shard(shard, rng, protos, settings=CRYSTAL_SETTINGS):
