@@ -77,11 +77,14 @@ def test_crystal_shard_stress_is_tension_positive_voigt():
     settings = dict(gen.CRYSTAL_SETTINGS, eos_scales=[0.98, 1.0, 1.02], samples=1)
     frames, stats = gen.make_crystal_shard(0, np.random.default_rng(0), protos, settings)
     frames = frames["xtb_crystals"]
-    assert stats["scf_failed"] == 0 and len(frames) == 4
+    assert stats["scf_failed"] == 0 and stats["rejected_unphysical"] == 0 and len(frames) == 4
     sample = frames[-1]
     assert sample.info["config_type"] == "strain_rattle" and sample.info["kpoints"] == "gamma"
     stress = sample.get_stress()
     assert stress.shape == (6,)
+    fresh = sample.copy()
+    fresh.calc = xtb_calc()  # labels do not depend on what the calculator computed before
+    assert abs(fresh.get_potential_energy() - sample.get_potential_energy()) < 1e-6
     # finite-difference check of xx and yz against stress = (1/V) dE/d(strain)
     calc = xtb_calc()
     v = sample.get_volume()

@@ -127,6 +127,7 @@ def make_shard(shard: int, rng, n: int | None = None):
             g = label_with(atoms, xtb)
         except Exception:  # noqa: BLE001 - xTB SCF failure: drop the structure from both subsets
             stats["gfn2_failed"] += 1
+            xtb = xtb_calc()  # do not restart the next SCF from a failed one
             continue
         try:
             e, f = pbe_label(atoms)

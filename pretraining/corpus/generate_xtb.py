@@ -17,6 +17,8 @@ Two data sets:
   xtb_crystals/   rocksalt, zincblende, diamond, wurtzite, CsCl, fluorite/antifluorite, cubic perovskite, rutile
                   and layered (graphite, h-BN, MoS2) cells of 4-12 atoms: an isotropic E(V) scan, then
                   strained (+-5 %, shears), volume-scaled and rattled (0.01-0.10 A) cells around the GFN2 minimum.
+                  Each cell gets a fresh calculator; cells whose E/atom is > 3 eV/atom from the scan median are
+                  rejected and counted (``stats.rejected_unphysical``).
                   CAVEAT: tblite has no k-point sampling; periodic energies are Gamma-point only for the cell used
                   and are NOT converged with cell size (measured here: diamond Si -0.45 eV/atom from 8 to 64 atoms,
                   rocksalt MgO -4.4 eV/atom).  Each prototype always uses the same cell, so each prototype's energy
@@ -44,7 +46,8 @@ MOL_SETTINGS = dict(xtb=XTB_SETTINGS, molecules_per_shard=5, relax_fmax=0.03, re
                     md_temperature_K=[500, 1500], clash_factor=0.55,
                     pool="g2 closed-shell + halogenated g2 (seeded) + Cl->Br g2 + s22 dimers")
 CRYSTAL_SETTINGS = dict(xtb=XTB_SETTINGS, kpoints="gamma", eos_scales=[0.96, 0.98, 1.0, 1.02, 1.04],
-                        samples=14, strain_max=0.05, scale_range=[0.975, 1.03], rattle_range_A=[0.01, 0.10])
+                        samples=14, strain_max=0.05, scale_range=[0.975, 1.03], rattle_range_A=[0.01, 0.10],
+                        fresh_calculator_per_structure=True, max_dev_eV_atom=3.0)
 HALOGEN_BOND = {"F": 1.35, "Cl": 1.77, "Br": 1.94}
 
 
@@ -133,10 +136,12 @@ def molecule_frames(name, atoms, rng, settings=MOL_SETTINGS, stats=None):
         if covalent_clash(a, s["clash_factor"]):
             stats["rejected_clash"] = stats.get("rejected_clash", 0) + 1
             return
+        nonlocal calc
         try:
             frames.append(label_with(_tag(a, name, config_type, **extra), calc))
         except Exception:  # noqa: BLE001 - SCF non-convergence / library failure: skip and count
             stats["scf_failed"] = stats.get("scf_failed", 0) + 1
+            calc = xtb_calc()  # do not restart the next SCF from a failed one
 
     add(atoms.copy(), "input")
     eq, converged = relax(atoms, calc, s["relax_fmax"], s["relax_steps"])
@@ -228,18 +233,25 @@ def crystal_prototypes() -> list[tuple[str, object]]:
 
 def make_crystal_shard(shard, rng, protos, settings=CRYSTAL_SETTINGS):
     name, base = protos[shard]
-    calc = xtb_calc()
     s = settings
-    frames, stats = [], {"scf_failed": 0}
+    frames, stats = [], {"scf_failed": 0, "rejected_unphysical": 0}
+    ref = []  # E/atom of the E(V) scan: a sanity reference for the distorted cells
 
     def add(a, config_type, **extra):
         a.info.update(config_type=config_type, group=name, kpoints="gamma", **extra)
         try:
-            frames.append(label_with(a, calc))
-            return frames[-1]
+            # a fresh calculator per cell: tblite restarts the SCF from the previous result, and after a failed
+            # or different cell that restart can "converge" to a collapsed state (seen: -2000 eV/atom perovskites)
+            fr = label_with(a, xtb_calc())
         except Exception:  # noqa: BLE001 - SCF non-convergence: skip, count
             stats["scf_failed"] += 1
             return None
+        e = fr.get_potential_energy() / len(fr)
+        if ref and abs(e - float(np.median(ref))) > s["max_dev_eV_atom"]:
+            stats["rejected_unphysical"] += 1
+            return None
+        frames.append(fr)
+        return fr
 
     energies = []
     for sc in s["eos_scales"]:
@@ -248,6 +260,7 @@ def make_crystal_shard(shard, rng, protos, settings=CRYSTAL_SETTINGS):
         fr = add(a, "eos", scale=sc)
         if fr is not None:
             energies.append((sc, fr.get_potential_energy()))
+            ref.append(fr.get_potential_energy() / len(fr))
     s0 = 1.0
     if len(energies) >= 3:
         x, y = np.array(energies).T
