@@ -100,3 +100,24 @@ def test_crystal_shard_stress_is_tension_positive_voigt():
             es.append(at.get_potential_energy())
         fd = (es[0] - es[1]) / (2e-4 * v)
         assert abs(fd - stress[comp]) < 2e-4 + 0.02 * abs(stress[comp]), (comp, fd, stress[comp])
+
+
+def test_unstable_prototype_is_dropped_not_half_kept(monkeypatch):
+    """When the undistorted cell's SCF keeps failing, the prototype yields no frames and is counted."""
+    from ase.calculators.calculator import CalculationFailed
+    from ase.calculators.emt import EMT
+
+    class Flaky(EMT):
+        calls = 0
+
+        def calculate(self, *a, **k):
+            Flaky.calls += 1
+            if Flaky.calls % 2:  # every other cell fails: 2 of 5 E(V) points survive
+                raise CalculationFailed("SCF not converged")
+            super().calculate(*a, **k)
+
+    monkeypatch.setattr(gen, "xtb_calc", Flaky)
+    from ase.build import bulk
+    frames, stats = gen.make_crystal_shard(0, np.random.default_rng(0), [("fcc:Cu", bulk("Cu", cubic=True))])
+    assert frames == {"xtb_crystals": []}
+    assert stats["prototype_dropped"] == 1 and stats["scf_failed"] == 3
