@@ -1,7 +1,7 @@
 """Streaming batch planner: group graphs into batches under an atom and an edge budget.
 
 Structures arrive one by one (in input order) and leave in batches. A batch is closed when the next structure would
-push it over ``max_atoms`` or ``max_edges``. A structure that alone exceeds the batch budget but fits the memory
+push it over ``max_atoms``, ``max_edges`` or the memory limit. A structure that alone exceeds the batch budget but fits the memory
 limit runs in a batch of its own (or is refused with ``oversize="refuse"``); one that exceeds the memory limit is
 always refused, with a message that says how much memory it would need.
 """
@@ -67,7 +67,8 @@ class BatchPlanner:
             alone.add(graph, meta)
             return [alone]
         out: list[PlannedBatch | Refusal] = []
-        if len(self._open) and (self._open.n_atoms + n > b.max_atoms or self._open.n_edges + e > b.max_edges):
+        if len(self._open) and (self._open.n_atoms + n > b.max_atoms or self._open.n_edges + e > b.max_edges
+                                or not b.fits_memory(self._open.n_atoms + n, self._open.n_edges + e)):
             out.append(self._open)
             self._open = PlannedBatch()
         self._open.add(graph, meta)
