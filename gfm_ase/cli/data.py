@@ -1,0 +1,166 @@
+"""``gfm data convert|info|check|split``: build and inspect structure stores."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+FORMAT_CHOICES = ["auto", "ase", "mlearn-json", "fitsnap-json", "deepmd", "phonopy", "mptrj", "aselmdb", "ani-h5"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="convert datasets into stores; inspect, check and split stores")
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    c = dsub.add_parser("convert", help="convert DFT data files/folders into one store (atomic write)")
+    c.add_argument("sources", nargs="+", metavar="SRC", help="files or folders (folders are walked)")
+    c.add_argument("-o", "--output", required=True, metavar="OUT.h5")
+    c.add_argument("--format", default="auto", choices=FORMAT_CHOICES)
+    c.add_argument("--name", default=None, help="dataset name (default: output file stem)")
+    c.add_argument("--level-of-theory", default="", help='e.g. "PBE", "wB97X/6-31G(d)"')
+    c.add_argument("--code", default="", help="DFT code, e.g. VASP")
+    c.add_argument("--source", default="", help="where the data comes from (URL, DOI)")
+    c.add_argument("--license", default="", help="license of the source data")
+    c.add_argument("--skip-bad", action="store_true", help="skip bad records (each one is reported) instead of stopping")
+    c.add_argument("--append", action="store_true", help="append to an existing store")
+    c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="converter option, e.g. stress_unit=bar, stress_sign=compression, energy_key=energy_U0, "
+                        "energy_unit=Hartree, preset=spice, supercell=2,2,2 (repeatable)")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=run_convert)
+
+    i = dsub.add_parser("info", help="counts, elements, label coverage and statistics of a store")
+    i.add_argument("store", metavar="OUT.h5")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.set_defaults(func=run_info)
+
+    k = dsub.add_parser("check", help="validate every record of a store (exit 1 on problems)")
+    k.add_argument("store", metavar="OUT.h5")
+    k.add_argument("--min-distance", type=float, default=0.5, help="flag atoms closer than this (A)")
+    k.add_argument("--max-force", type=float, default=50.0, help="flag forces larger than this (eV/A)")
+    k.add_argument("--strict", action="store_true", help="warnings also give exit status 1")
+    k.add_argument("--no-progress", action="store_true")
+    k.set_defaults(func=run_check)
+
+    s = dsub.add_parser("split", help="deterministic train/val/test split written as JSON index lists")
+    s.add_argument("store", metavar="OUT.h5")
+    s.add_argument("-o", "--output", required=True, metavar="SPLITS.json")
+    s.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--by", choices=["structure", "group"], default="structure")
+    s.set_defaults(func=run_split)
+
+
+def _parse_option(text: str):
+    if "=" not in text:
+        raise SystemExit(f"--option expects KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    if "," in value:
+        try:
+            return key, [int(v) for v in value.split(",")]
+        except ValueError:
+            return key, value.split(",")
+    for conv in (int, float):
+        try:
+            return key, conv(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def run_convert(args) -> int:
+    from gfm_ase.data.converters import ConversionError, convert
+
+    options = dict(_parse_option(o) for o in args.option)
+    try:
+        n, report = convert(
+            args.sources, args.output, args.format, name=args.name, level_of_theory=args.level_of_theory,
+            code=args.code, source=args.source, license=args.license, skip_bad=args.skip_bad,
+            mode="a" if args.append else "w", options=options, progress=not args.no_progress,
+            command=shlex.join(["gfm", "data", *sys.argv[2:]]) if sys.argv[1:2] == ["data"] else None,
+        )
+    except ConversionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(f"nothing was written to {args.output}", file=sys.stderr)
+        return 1
+    for line in report.lines():
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"wrote {n} structures to {args.output} (formats: {', '.join(sorted(report.formats))}"
+          f"{f'; {len(report)} bad records skipped' if len(report) else ''})")
+    return 0
+
+
+def run_info(args) -> int:
+    from gfm_ase.data.stats import store_info
+    from gfm_ase.data.store import Store, StoreError
+
+    try:
+        info = store_info(Store(args.store))
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{info['path']}: {info['name']!r}  level of theory: {info['level_of_theory'] or '?'}  "
+          f"code: {info['code'] or '?'}")
+    aps = info["atoms_per_structure"] or {}
+    print(f"  {info['n_structures']} structures, {info['n_atoms']} atoms "
+          f"({aps.get('min')}-{aps.get('max')} per structure, mean {aps.get('mean', 0):.1f}); "
+          f"{info['periodic']} fully periodic")
+    print(f"  elements ({len(info['elements'])}): {' '.join(info['elements'])}")
+    print("  labels: " + ", ".join(f"{k} {v}/{info['n_structures']}" for k, v in info["has"].items() if v))
+    if "energy_per_atom" in info:
+        e = info["energy_per_atom"]
+        print(f"  energy/atom (eV): mean {e['mean']:.4f} std {e['std']:.4f} min {e['min']:.4f} max {e['max']:.4f}")
+    if "forces" in info:
+        f = info["forces"]
+        print(f"  forces (eV/A): rms component {f['rms_component']:.4f}, mean |F| {f['mean_norm']:.4f}, "
+              f"max |F| {f['max_norm']:.3f}")
+    if "stress" in info:
+        s = info["stress"]
+        print(f"  stress (eV/A^3): rms component {s['rms_component']:.5f}, max |s| {s['max_abs']:.5f}")
+    groups = info["groups"]
+    print(f"  {info['n_groups']} groups: " + ", ".join(f"{g or '(none)'} {n}" for g, n in list(groups.items())[:12])
+          + (" ..." if info["n_groups"] > 12 else ""))
+    return 0
+
+
+def run_check(args) -> int:
+    from gfm_ase.data.stats import check_store
+    from gfm_ase.data.store import Store, StoreError
+
+    try:
+        store = Store(args.store)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    problems = check_store(store, min_distance=args.min_distance, max_force=args.max_force,
+                           progress=not args.no_progress)
+    for level, msg in problems:
+        print(f"{args.store}: {level}: {msg}")
+    n_err = sum(level == "error" for level, _ in problems)
+    n_warn = len(problems) - n_err
+    print(f"{len(store)} structures checked: {n_err} error(s), {n_warn} warning(s)")
+    return 1 if n_err or (args.strict and n_warn) else 0
+
+
+def run_split(args) -> int:
+    from gfm_ase.checkpoint import atomic_write_bytes
+    from gfm_ase.data.splits import split_indices
+    from gfm_ase.data.store import Store, StoreError
+
+    try:
+        store = Store(args.store)
+        splits = split_indices(store, tuple(args.fractions), seed=args.seed, by=args.by)
+    except (StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    doc = {"store": str(Path(args.store)), "name": store.attrs.get("name"), "n_structures": len(store),
+           "seed": args.seed, "by": args.by, "fractions": list(args.fractions),
+           **{k: v.tolist() for k, v in splits.items()}}
+    atomic_write_bytes(Path(args.output), json.dumps(doc).encode())
+    print(f"{args.output}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    return 0

@@ -1,0 +1,58 @@
+"""mlearn / maml JSON: a list of ``{"structure": <pymatgen dict>, "outputs": {...}, "group", "tag", ...}``.
+
+Source units (Zuo et al. 2020 data, from VASP via pymatgen): energy eV (total per cell), forces eV/A,
+``outputs.virial_stress`` in **kbar**, **compression positive** (VASP sign), component order
+**xx yy zz xy xz yz** (pinned on the sheared "Elastic" cells of the data: an xy shear shows at index 3, xz at 4,
+yz at 5). Converted to ASE: ``stress = -0.1 GPa/kbar * value``, reordered to xx yy zz yz xz xy.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from gfm_ase.data.converters.base import Item, rel_id, want
+from gfm_ase.data.converters.pymatgen_dict import structure_from_dict
+from gfm_ase.data.record import StructureRecord
+from gfm_ase.units import KBAR
+
+# position k of mlearn's 6-vector holds tensor component MLEARN_ORDER[k]
+MLEARN_ORDER = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+def mlearn_stress_to_ase(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != (6,):
+        raise ValueError(f"virial_stress must have 6 components, got shape {v.shape}")
+    full = np.empty((3, 3))
+    for k, (a, b) in enumerate(MLEARN_ORDER):
+        full[a, b] = full[b, a] = v[k]
+    full *= -KBAR  # kbar, compression positive -> eV/A^3, tension positive
+    return full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+
+
+def read_mlearn(path, *, root: Path | None = None, **_) -> Iterator[Item]:
+    path = Path(path)
+    with open(path) as fh:
+        data = json.load(fh)
+    if not isinstance(data, list):
+        raise ValueError("mlearn JSON must be a list of records")
+    ident = rel_id(path, root)
+    for k, entry in enumerate(data):
+        def build(entry=entry, k=k):
+            numbers, positions, cell, pbc = structure_from_dict(want(entry, "structure"))
+            out = want(entry, "outputs")
+            n_decl = entry.get("num_atoms")
+            if n_decl is not None and int(n_decl) != len(numbers):
+                raise ValueError(f"num_atoms={n_decl} but the structure has {len(numbers)} sites")
+            stress = out.get("virial_stress")
+            element = entry.get("element") or ""
+            group = entry.get("group") or ""
+            return StructureRecord(
+                positions, numbers, cell, pbc, energy=out.get("energy"), forces=out.get("forces"),
+                stress=None if stress is None else mlearn_stress_to_ase(stress),
+                group=f"{element}/{group}" if element else group, id=f"{ident}#{k}",
+            )
+        yield Item(f"record {k}", build)
