@@ -176,7 +176,7 @@ class AseDbSource(Source):
 # --- HDF5 store -----------------------------------------------------------------------------------------------------
 
 class StoreSource(Source):
-    """A gfm-ase HDF5 store (:class:`gfm_ase.data.Store`): one unit per record."""
+    """A gfm-ase HDF5 store or folder of store shards (:class:`gfm_ase.data.Store`): one unit per record."""
 
     def __init__(self, path: Path, label: str):
         self.path = path
@@ -262,12 +262,19 @@ class FolderSource(Source):
 
 # --- dispatch ---------------------------------------------------------------------------------------------------------
 
+STORE_FORMAT = "gfm-ase-store"
+
+
 def _is_store(path: Path) -> bool:
+    """A gfm-ase store file, or a folder of store shards."""
     import h5py
 
+    if path.is_dir():
+        shards = sorted(p for p in path.iterdir() if p.suffix in STORE_SUFFIXES and not p.name.startswith("."))
+        return bool(shards) and _is_store(shards[0])
     try:
-        with h5py.File(path, "r"):
-            return True
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == STORE_FORMAT
     except OSError:
         return False
 
@@ -277,7 +284,7 @@ def open_source(path: str | os.PathLike, label: str | None = None) -> Source:
     p = Path(path)
     label = label or p.name
     if p.is_dir():
-        return FolderSource(p, label)
+        return StoreSource(p, label) if _is_store(p) else FolderSource(p, label)
     if not p.exists():
         raise InputError(f"input {str(path)!r} does not exist")
     suffix = p.suffix.lower()
@@ -287,7 +294,7 @@ def open_source(path: str | os.PathLike, label: str | None = None) -> Source:
         return AseDbSource(p, label)
     if suffix in STORE_SUFFIXES:
         if not _is_store(p):
-            raise InputError(f"{p} is not a readable HDF5 file")
+            raise InputError(f"{p} is not a gfm-ase store (HDF5 inputs must be stores written by gfm_ase.data)")
         return StoreSource(p, label)
     return FileSource(p, label)
 
