@@ -128,7 +128,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
         config = ModelConfig(**doc["config"])
     except ValidationError as exc:
         raise CheckpointError(f"{directory / JSON_NAME} holds an invalid model config: {exc}") from exc
-    model = GFMModel(config)
+    model = GFMModel(config).to(getattr(torch, doc.get("weights_dtype", "float32")))  # load without rounding
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types

@@ -38,9 +38,10 @@ class PaiNNMessage(nn.Module):
         self.phi = _mlp(f, f, 3 * f)
         self.filter = nn.Linear(num_rbf, 3 * f)
 
-    def forward(self, s, v, edge_index, rbf_env, unit):
+    def forward(self, s, v, edge_index, rbf, env, unit):
         i, j = edge_index[0], edge_index[1]
-        x = self.phi(s)[j] * self.filter(rbf_env)
+        # the envelope multiplies the filter output (not its input): the filter's bias must vanish at the cutoff too
+        x = self.phi(s)[j] * (self.filter(rbf) * env.unsqueeze(-1))
         dv_v, ds, dv_r = torch.split(x, self.f, dim=-1)
         dv = v[j] * dv_v.unsqueeze(1) + unit.unsqueeze(-1) * dv_r.unsqueeze(1)
         s_out = torch.zeros_like(s).index_add_(0, i, ds.to(s.dtype))
@@ -86,10 +87,11 @@ class PaiNN(nn.Module):
     def forward(self, numbers, edge_index, edge_vec, return_vectors: bool = False):
         r = torch.linalg.norm(edge_vec, dim=-1)
         unit = edge_vec / r.unsqueeze(-1)
-        rbf_env = self.rbf(r) * self.envelope(r).unsqueeze(-1)
+        rbf = self.rbf(r)
+        env = self.envelope(r)
         s = self.embedding(numbers).to(edge_vec.dtype)
         v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
         for msg, upd in zip(self.messages, self.updates):
-            s, v = msg(s, v, edge_index, rbf_env, unit)
+            s, v = msg(s, v, edge_index, rbf, env, unit)
             s, v = upd(s, v)
         return (s, v) if return_vectors else s

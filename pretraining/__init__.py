@@ -1,0 +1,17 @@
+"""gfm-ase pretraining: the multi-dataset, multi-head, distributed trainer (``gfm pretrain CONFIG -o OUTDIR``).
+
+>>> from pretraining import load_config, Trainer
+>>> Trainer(load_config("pretraining/configs/example-tiny.yaml"), "runs/tiny").fit()
+"""
+from pretraining.config import ConfigError, PretrainConfig, load_config
+
+
+def __getattr__(name):  # the trainer pulls in torch; keep `import pretraining` light
+    if name == "Trainer":
+        from pretraining.trainer import Trainer
+
+        return Trainer
+    raise AttributeError(name)
+
+
+__all__ = ["ConfigError", "PretrainConfig", "Trainer", "load_config"]

@@ -1,0 +1,55 @@
+"""`gfm pretrain CONFIG -o OUTDIR [--resume]`: run a pretraining config (single process, torchrun or MPI)."""
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("pretrain", help="pretrain a multi-head model on several datasets (single/multi-process)",
+                       description="Train the model described by CONFIG (YAML). Launch with torchrun or mpiexec "
+                                   "for several processes (see pretraining/launch/README.md).")
+    p.add_argument("config", nargs="?", help="pretraining YAML config")
+    p.add_argument("-o", "--outdir", help="output directory (checkpoints, logs, final model)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTDIR's latest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config option, e.g. --set sampling.epochs=2 (YAML value syntax; repeatable)")
+    p.add_argument("--show-options", action="store_true", help="list every config option with its meaning and exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import yaml
+
+    from pretraining.config import ConfigError, describe_options, load_config
+
+    if args.show_options:
+        print("\n".join(describe_options()))
+        return 0
+    if not args.config or not args.outdir:
+        print("gfm pretrain: CONFIG and -o OUTDIR are required", file=sys.stderr)
+        return 2
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"gfm pretrain: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        overrides[key.strip()] = yaml.safe_load(value)
+    try:
+        cfg = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"gfm pretrain: {exc}", file=sys.stderr)
+        return 2
+    from pretraining.trainer import Trainer, TrainingError
+
+    trainer = None
+    try:
+        trainer = Trainer(cfg, args.outdir, resume=args.resume)
+        trainer.fit()
+    except (TrainingError, FileNotFoundError) as exc:
+        print(f"gfm pretrain: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if trainer is not None:
+            trainer.env.shutdown()
+    return 0

@@ -1,0 +1,315 @@
+"""The pretraining configuration: one typed pydantic model, loaded from YAML and validated once.
+
+Every option is documented by its ``description`` (``gfm pretrain --show-options`` prints them all); unknown keys
+are rejected at every level. Relative dataset paths are resolved against the directory of the YAML file, so a
+config and its data can be moved together. ``$VARS`` and ``~`` in paths are expanded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from gfm_ase.config import StrictModel, TrunkConfig
+
+
+class ConfigError(ValueError):
+    """An invalid pretraining configuration (message names the offending option)."""
+
+
+class HeadSpec(StrictModel):
+    """One output head = one level of theory. Scale, shift and reference energies are fitted before training."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="head name (used by GFMCalculator(head=...))")
+    level_of_theory: str = Field("unknown", description="e.g. 'PBE (VASP, PAW)', 'GFN2-xTB', 'EMT'")
+    code: str = Field("unknown", description="program that produced the labels")
+    family: str | None = Field(None, description="heads of one family estimate uncertainty from their spread")
+    description: str = Field("", description="free text stored in the model metadata")
+    hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer sizes of the head MLP")
+
+
+class SplitSpec(StrictModel):
+    """How a dataset is split into train/val/test (gfm_ase.data.splits.split_indices)."""
+
+    fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, val, test fractions")
+    seed: int = Field(0, description="seed of the split (independent of the training seed)")
+    by: Literal["structure", "group"] = Field(
+        "structure", description="'group' keeps all structures of one group (trajectory, material) in one split")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
+            raise ValueError(f"fractions must be >= 0, sum to 1 and have a non-zero train part, got {v}")
+        return v
+
+
+class DatasetSpec(StrictModel):
+    """One dataset: a gfm-ase store file (or shard folder) whose structures train one head."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$", description="dataset name used in logs and metadata")
+    path: str = Field(description="store path; relative paths are relative to the config file")
+    head: str = Field(description="name of the head (see `heads`) this dataset trains")
+    loss_weight: float = Field(1.0, ge=0.0, description="multiplies this dataset's loss terms")
+    sampling_weight: float = Field(1.0, gt=0.0, description="multiplies n_i^alpha in the sampling probability")
+    split: SplitSpec = Field(default_factory=SplitSpec, description="train/val/test split")
+    max_structures: int | None = Field(
+        None, ge=1, description="use at most this many structures (a seeded random subset; None: all)")
+
+
+class SamplingSpec(StrictModel):
+    """The weighted multi-dataset sampler: p_i ∝ sampling_weight_i * n_i^alpha over the training splits."""
+
+    alpha: float = Field(0.5, ge=0.0, le=1.0,
+                         description="0: uniform over datasets, 1: proportional to size, between: tempered")
+    batch_size: int = Field(16, ge=1, description="GLOBAL structures per optimizer step (split over ranks)")
+    steps_per_epoch: int = Field(100, ge=1, description="an epoch is this many optimizer steps")
+    epochs: int = Field(10, ge=1, description="number of epochs (total steps = epochs * steps_per_epoch)")
+
+
+class LossSpec(StrictModel):
+    """Per-atom energy, force and stress loss terms."""
+
+    kind: Literal["mse", "mae", "huber"] = Field("huber", description="element-wise loss function")
+    huber_delta: float = Field(0.01, gt=0.0, description="Huber transition point, in normalised units")
+    energy_weight: float = Field(1.0, ge=0.0, description="weight of the per-atom energy term")
+    forces_weight: float = Field(10.0, ge=0.0, description="weight of the force term (mean over components)")
+    stress_weight: float = Field(0.0, ge=0.0, description="weight of the stress term (mean over Voigt components)")
+    normalize_by_head: bool = Field(
+        True, description="divide energy-per-atom and force errors by the head's scale, so heads of different "
+                          "magnitude contribute comparably (stress errors are divided by scale / 10 A^3)")
+
+
+class OptimSpec(StrictModel):
+    """AdamW with linear warmup and cosine decay, gradient-norm clipping."""
+
+    lr: float = Field(1e-3, gt=0.0, description="peak learning rate")
+    min_lr: float = Field(1e-5, ge=0.0, description="learning rate at the end of the cosine decay")
+    warmup_steps: int = Field(100, ge=0, description="linear warmup from 0 to lr over this many steps")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay (matrices only)")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
+    eps: float = Field(1e-8, gt=0.0, description="Adam epsilon")
+    grad_clip: float | None = Field(10.0, gt=0.0, description="clip the global gradient norm (None: off)")
+
+
+class EMASpec(StrictModel):
+    """Exponential moving average of the weights, used for validation and the final model."""
+
+    enabled: bool = Field(True, description="keep an EMA of the weights")
+    decay: float = Field(0.999, ge=0.0, lt=1.0, description="EMA decay per optimizer step")
+    warmup: bool = Field(True, description="use min(decay, (1+t)/(10+t)) so early averages are not stale")
+
+
+class HeadInitSpec(StrictModel):
+    """How each head's constants are fitted on its training split before training."""
+
+    scale: Literal["force_rms", "energy_std", "none"] = Field(
+        "force_rms", description="scale = RMS of force components (falls back to energy_std without forces)")
+    shift: Literal["mean", "none"] = Field(
+        "mean", description="shift = mean per-atom energy after subtracting the reference energies")
+    max_structures: int = Field(20000, ge=1, description="structures per dataset used for the statistics")
+
+
+class ParallelSpec(StrictModel):
+    """Distributed set-up (torch.distributed)."""
+
+    launcher: Literal["auto", "torchrun", "mpi", "none"] = Field(
+        "auto", description="auto: torchrun environment if present, else MPI if launched by mpiexec/srun, "
+                            "else one process")
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: nccl on GPU, gloo on CPU")
+    mode: Literal["data", "multitask"] = Field(
+        "data", description="data: every rank holds every head; multitask: ranks are split into head groups, each "
+                            "rank holds only its group's heads and samples only their datasets")
+    head_groups: list[list[str]] | None = Field(
+        None, description="multitask: heads of each group (None: one group per head)")
+    group_sizes: list[int] | None = Field(
+        None, description="multitask: ranks per group (None: proportional to the groups' sampling shares)")
+    timeout_s: float = Field(1800.0, gt=0, description="collective-operation timeout")
+
+
+class CheckpointSpec(StrictModel):
+    """Resumable training checkpoints (OUTDIR/checkpoints/step_N, written atomically)."""
+
+    every_steps: int = Field(500, ge=1, description="write a resumable training checkpoint every N steps")
+    keep: int = Field(3, ge=1, description="keep the last N checkpoints")
+
+
+class ValidationSpec(StrictModel):
+    """Per-dataset and per-head metrics on the validation splits (EMA weights when enabled)."""
+
+    every_steps: int | None = Field(None, ge=1, description="validate every N steps (None: at the end of epochs)")
+    batch_size: int = Field(32, ge=1, description="structures per evaluation batch")
+    max_structures: int | None = Field(None, ge=1, description="cap on validation structures per dataset")
+
+
+class LoggingSpec(StrictModel):
+    """OUTDIR/logs/train.csv and val.csv (always), TensorBoard (optional), progress bar."""
+
+    every_steps: int = Field(10, ge=1, description="write a train.csv row every N steps")
+    tensorboard: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: write TensorBoard events when the tensorboard package is installed")
+    progress: bool = Field(True, description="show a progress bar (rank 0, when stderr is a terminal)")
+
+
+class DataLoadingSpec(StrictModel):
+    """How graphs are built from the stores."""
+
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes building graphs per rank")
+    cache_graphs: bool = Field(True, description="keep built graphs in memory (small datasets)")
+
+
+class ModelSpec(StrictModel):
+    """The architecture (heads come from `heads`; their constants are fitted on the data)."""
+
+    name: str = Field("gfm-model", description="model name written into model.json")
+    trunk: TrunkConfig = Field(default_factory=TrunkConfig, description="trunk architecture and its options")
+
+
+class PretrainConfig(StrictModel):
+    """A complete pretraining run."""
+
+    seed: int = Field(0, description="seed of weight initialisation and sampling")
+    precision: Literal["float32", "bfloat16", "float64"] = Field(
+        "float32", description="bfloat16 = autocast with float32 master weights")
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    heads: list[HeadSpec] = Field(description="output heads (levels of theory)")
+    datasets: list[DatasetSpec] = Field(description="training datasets, each mapped to one head")
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    loss: LossSpec = Field(default_factory=LossSpec)
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    ema: EMASpec = Field(default_factory=EMASpec)
+    head_init: HeadInitSpec = Field(default_factory=HeadInitSpec)
+    parallel: ParallelSpec = Field(default_factory=ParallelSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    logging: LoggingSpec = Field(default_factory=LoggingSpec)
+    data: DataLoadingSpec = Field(default_factory=DataLoadingSpec)
+    base_dir: str | None = Field(None, description="directory relative dataset paths are resolved against "
+                                                   "(set from the YAML file's location when loaded)")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        heads = [h.name for h in self.heads]
+        if not heads:
+            raise ValueError("at least one head is needed")
+        if len(set(heads)) != len(heads):
+            raise ValueError(f"duplicate head names: {heads}")
+        names = [d.name for d in self.datasets]
+        if not names:
+            raise ValueError("at least one dataset is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate dataset names: {names}")
+        for d in self.datasets:
+            if d.head not in heads:
+                raise ValueError(f"dataset {d.name!r} maps to unknown head {d.head!r} (heads: {heads})")
+        unused = [h for h in heads if not any(d.head == h for d in self.datasets)]
+        if unused:
+            raise ValueError(f"heads {unused} have no dataset")
+        p = self.parallel
+        if p.head_groups is not None:
+            flat = [h for g in p.head_groups for h in g]
+            if sorted(flat) != sorted(heads) or any(len(g) == 0 for g in p.head_groups):
+                raise ValueError(f"parallel.head_groups must partition the heads {heads}, got {p.head_groups}")
+        if p.group_sizes is not None:
+            n_groups = len(p.head_groups) if p.head_groups is not None else len(heads)
+            if len(p.group_sizes) != n_groups or min(p.group_sizes) < 1:
+                raise ValueError(f"parallel.group_sizes needs {n_groups} positive entries, got {p.group_sizes}")
+        if (p.head_groups is not None or p.group_sizes is not None) and p.mode != "multitask":
+            raise ValueError("parallel.head_groups/group_sizes only apply with parallel.mode: multitask")
+        return self
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return self.sampling.epochs * self.sampling.steps_per_epoch
+
+    def dataset_path(self, ds: DatasetSpec) -> Path:
+        p = Path(os.path.expanduser(os.path.expandvars(ds.path)))
+        if not p.is_absolute() and self.base_dir is not None:
+            p = Path(self.base_dir) / p
+        return p
+
+    def head_of(self, name: str) -> HeadSpec:
+        for h in self.heads:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def fingerprint(self, exclude: tuple[str, ...] = ()) -> str:
+        doc = self.model_dump(mode="json", exclude=set(exclude))
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+# options that may change between a run and its resumption (everything else must match exactly)
+RESUMABLE_CHANGES = ("checkpoint", "logging", "validation", "base_dir", "data", "parallel")
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> PretrainConfig:
+    """Read and validate a YAML config. ``overrides`` maps dotted keys ("sampling.epochs") to values."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path} must hold a mapping of options, got {type(doc).__name__}")
+    for key, value in (overrides or {}).items():
+        _set_dotted(doc, key, value)
+    doc.setdefault("base_dir", str(path.resolve().parent))
+    return config_from_dict(doc, source=str(path))
+
+
+def config_from_dict(doc: dict, source: str = "<dict>") -> PretrainConfig:
+    try:
+        return PretrainConfig(**doc)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            lines.append(f"  {loc}: {err['msg']}")
+        raise ConfigError(f"invalid pretraining config {source}:\n" + "\n".join(lines)) from None
+
+
+def _set_dotted(doc: dict, key: str, value) -> None:
+    parts = key.split(".")
+    cur = doc
+    for p in parts[:-1]:
+        if isinstance(cur, list):
+            cur = cur[int(p)]
+        else:
+            cur = cur.setdefault(p, {})
+    if isinstance(cur, list):
+        cur[int(parts[-1])] = value
+    else:
+        cur[parts[-1]] = value
+
+
+def describe_options(model: type[StrictModel] = PretrainConfig, prefix: str = "") -> list[str]:
+    """One line per option: dotted name, type, default, description (for ``--show-options`` and the docs)."""
+    lines = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        sub = ann if isinstance(ann, type) and issubclass(ann, StrictModel) else None
+        key = f"{prefix}{name}"
+        if sub is not None and sub is not TrunkConfig:
+            lines.append(f"{key}:  {field.description or sub.__doc__ or ''}".rstrip())
+            lines += describe_options(sub, key + ".")
+            continue
+        if ann is not None and getattr(ann, "__origin__", None) is list and ann.__args__ and isinstance(
+                ann.__args__[0], type) and issubclass(ann.__args__[0], StrictModel):
+            lines.append(f"{key}[]:  {field.description or ''}")
+            lines += describe_options(ann.__args__[0], key + "[].")
+            continue
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        tname = str(ann).replace("typing.", "") if getattr(ann, "__origin__", None) is not None or not hasattr(
+            ann, "__name__") else ann.__name__
+        lines.append(f"{key} ({tname}, default {default}): {field.description or ''}".rstrip())
+    return lines

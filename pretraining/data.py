@@ -1,0 +1,230 @@
+"""Training data: stores opened per dataset, split, mapped to heads, and the heads' constants fitted on them.
+
+The trainer itself only sees :class:`DatasetSplits` (map-style datasets of ``AtomicGraph`` per split), so data may
+come from stores (``open_datasets``) or from anything else that yields graphs (tests build them in memory).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from gfm_ase.config import HeadConfig
+from gfm_ase.graph.batch import AtomicGraph
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DatasetSplits:
+    """One dataset: its head, its split datasets and what the model metadata records about it."""
+
+    name: str
+    head: str
+    train: Sequence[AtomicGraph]
+    val: Sequence[AtomicGraph]
+    test: Sequence[AtomicGraph]
+    loss_weight: float = 1.0
+    sampling_weight: float = 1.0
+    elements: list[str] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+    store: object | None = None  # the gfm_ase.data.Store, when read from one
+    split_indices: dict[str, np.ndarray] | None = None  # store indices of each split
+
+    def split(self, name: str) -> Sequence[AtomicGraph]:
+        return getattr(self, name)
+
+
+class CachedGraphs:
+    """Memoising wrapper of a map-style dataset (graphs are built once per process)."""
+
+    def __init__(self, base):
+        self.base = base
+        self._cache: dict[int, AtomicGraph] = {}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, k: int) -> AtomicGraph:
+        g = self._cache.get(k)
+        if g is None:
+            g = self._cache[k] = self.base[k]
+        return g
+
+
+def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[DatasetSplits]:
+    """Open every configured store, apply ``max_structures`` and the split, and wrap the splits as graphs."""
+    from gfm_ase.data import GraphDataset, Store, split_indices
+
+    out = []
+    for ds in cfg.datasets:
+        path = cfg.dataset_path(ds)
+        if not path.exists():
+            raise FileNotFoundError(f"dataset {ds.name!r}: store {path} does not exist"
+                                    + (" (run `python -m pretraining.corpus.make_tiny` first?)"
+                                       if "tiny" in str(path) else ""))
+        store = Store(path)
+        n_total = len(store)
+        if n_total == 0:
+            raise ValueError(f"dataset {ds.name!r}: store {path} is empty")
+        if ds.split.by == "group":
+            splits = split_indices(store, ds.split.fractions, ds.split.seed, by="group")
+        else:
+            splits = split_indices(n_total, ds.split.fractions, ds.split.seed, by="structure")
+        if ds.max_structures is not None and ds.max_structures < n_total:
+            keep = np.sort(np.random.default_rng([ds.split.seed, 7]).permutation(n_total)[:ds.max_structures])
+            splits = {k: np.intersect1d(v, keep) for k, v in splits.items()}
+        if len(splits["train"]) == 0:
+            raise ValueError(f"dataset {ds.name!r}: the training split is empty ({n_total} structures)")
+        graphs = {}
+        for k, idx in splits.items():
+            gd = GraphDataset(store, cutoff, indices=idx, head=0, max_neighbors=max_neighbors)
+            graphs[k] = CachedGraphs(gd) if cfg.data.cache_graphs else gd
+        attrs = {k: v for k, v in store.attrs.items() if isinstance(v, (str, int, float, bool))}
+        prov = {
+            "name": ds.name,
+            "path": str(path),
+            "store": attrs,
+            "n_structures": n_total,
+            "n_train": int(len(splits["train"])),
+            "n_val": int(len(splits["val"])),
+            "n_test": int(len(splits["test"])),
+            "split": ds.split.model_dump(mode="json"),
+            "label_counts": store.label_counts(),
+        }
+        out.append(DatasetSplits(
+            name=ds.name, head=ds.head, train=graphs["train"], val=graphs["val"], test=graphs["test"],
+            loss_weight=ds.loss_weight, sampling_weight=ds.sampling_weight, elements=list(store.elements),
+            provenance=prov, store=store, split_indices=splits))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- head constants
+class _JointStoreView:
+    """The part of the Store interface ``fit_reference_energies`` uses, over several (store, indices) pairs, so that
+    a head shared by several datasets gets one joint least-squares fit."""
+
+    def __init__(self, parts):
+        self.parts = [(s, np.asarray(i, dtype=np.int64)) for s, i in parts]
+        self._zs = np.unique(np.concatenate([s.composition(i)[0] for s, i in self.parts]))
+
+    def __len__(self) -> int:
+        return sum(len(i) for _, i in self.parts)
+
+    @property
+    def energies(self) -> np.ndarray:
+        return np.concatenate([np.asarray(s.energies, dtype=np.float64)[i] for s, i in self.parts])
+
+    def composition(self, indices=None, elements=None):
+        counts = np.concatenate([s.composition(i, elements=self._zs)[1] for s, i in self.parts])
+        if indices is not None:
+            counts = counts[np.asarray(indices, dtype=np.int64)]
+        return self._zs, counts
+
+
+class _GraphStoreView:
+    """Store-like view of in-memory graphs (energies and compositions) for datasets not read from a store."""
+
+    def __init__(self, graphs: Sequence[AtomicGraph]):
+        self.graphs = graphs
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    @property
+    def energies(self) -> np.ndarray:
+        return np.array([np.nan if g.energy is None else g.energy for g in self.graphs], dtype=np.float64)
+
+    def composition(self, indices=None, elements=None):
+        idx = range(len(self.graphs)) if indices is None else indices
+        nums = [np.asarray(self.graphs[int(k)].numbers) for k in idx]
+        zs = np.unique(np.concatenate(nums)) if elements is None else np.asarray(elements, dtype=np.int64)
+        counts = np.zeros((len(nums), len(zs)), dtype=np.int64)
+        for r, n in enumerate(nums):
+            u, c = np.unique(n, return_counts=True)
+            pos = np.searchsorted(zs, u)
+            ok = (pos < len(zs)) & (zs[np.minimum(pos, len(zs) - 1)] == u)
+            counts[r, pos[ok]] = c[ok]
+        return zs, counts
+
+
+def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str = "force_rms",
+                       shift_mode: str = "mean", max_structures: int = 20000, seed: int = 0) -> dict:
+    """Reference energies (joint least squares on the training splits of the head's datasets), shift (mean
+    per-atom residual energy) and scale (RMS of the force components, or the std of the per-atom residual energy
+    when there are no forces); fitted on training data only."""
+    from ase.data import chemical_symbols
+
+    from gfm_ase.data import fit_reference_energies
+
+    mine = [d for d in datasets if d.head == head]
+    parts = []
+    for d in mine:
+        if d.store is not None:
+            parts.append((d.store, d.split_indices["train"]))
+        else:
+            parts.append((_GraphStoreView(d.train), np.arange(len(d.train))))
+    joint = _JointStoreView(parts)
+    energies = joint.energies
+    has_e = np.isfinite(energies)
+    refs: dict[str, float] = {}
+    residual_pa = np.zeros(0)
+    if has_e.any():
+        refs, residuals = fit_reference_energies(joint, None, return_residuals=True)
+        zs, counts = joint.composition()
+        n_atoms = counts.sum(axis=1)[has_e]
+        residual_pa = residuals / n_atoms
+    # force RMS on a seeded sample of each dataset's training split
+    rng = np.random.default_rng([seed, 11])
+    sq, n_comp = 0.0, 0
+    for d in mine:
+        n = len(d.train)
+        take = np.sort(rng.permutation(n)[:max_structures]) if n > max_structures else np.arange(n)
+        for k in take:
+            f = d.train[int(k)].forces
+            if f is not None:
+                f = np.asarray(f)
+                ok = np.isfinite(f)
+                sq += float((f[ok] ** 2).sum())
+                n_comp += int(ok.sum())
+    force_rms = float(np.sqrt(sq / n_comp)) if n_comp else None
+    energy_std = float(residual_pa.std()) if residual_pa.size > 1 else None
+    shift = float(residual_pa.mean()) if (shift_mode == "mean" and residual_pa.size) else 0.0
+    if scale_mode == "none":
+        scale = 1.0
+    elif scale_mode == "force_rms" and force_rms:
+        scale = force_rms
+    elif energy_std:
+        scale = energy_std
+    else:
+        scale = force_rms or 1.0
+    if not np.isfinite(scale) or scale < 1e-6:
+        scale = 1.0
+    elements = sorted({e for d in mine for e in d.elements}, key=lambda s: chemical_symbols.index(s))
+    return {
+        "reference_energies": {k: float(v) for k, v in refs.items()},
+        "scale": float(scale),
+        "shift": float(shift),
+        "elements": elements,
+        "stats": {"force_rms": force_rms, "energy_residual_std_per_atom": energy_std,
+                  "n_energy_labels": int(has_e.sum()), "n_force_components": n_comp},
+    }
+
+
+def head_configs(cfg, datasets: list[DatasetSplits], constants: dict[str, dict], probs: dict[str, float]):
+    """HeadConfigs with fitted constants and provenance of their datasets."""
+    out = []
+    for h in cfg.heads:
+        c = constants[h.name]
+        prov = []
+        for d in datasets:
+            if d.head == h.name:
+                prov.append({**d.provenance, "sampling_probability": float(probs[d.name]),
+                             "loss_weight": d.loss_weight})
+        out.append(HeadConfig(
+            name=h.name, level_of_theory=h.level_of_theory, code=h.code, family=h.family,
+            description=h.description, elements=c["elements"], reference_energies=c["reference_energies"],
+            scale=c["scale"], shift=c["shift"], hidden=list(h.hidden), datasets=prov,
+            metrics={"normalisation": c["stats"]}))
+    return out

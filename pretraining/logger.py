@@ -1,0 +1,131 @@
+"""Run logs on rank 0: CSV files always (``logs/train.csv``, ``logs/val.csv``), TensorBoard events when the
+``tensorboard`` package is installed, a progress bar on a terminal, and short console lines otherwise.
+
+On resume, rows logged after the resumed checkpoint's step (by the interrupted run) are dropped, so the CSV files
+read as one uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from pathlib import Path
+
+from gfm_ase.checkpoint import atomic_write_bytes
+
+TRAIN_COLUMNS = ["step", "epoch", "lr", "loss", "loss_energy", "loss_forces", "loss_stress", "grad_norm",
+                 "structures", "atoms", "structures_per_s", "atoms_per_s", "wall_s"]
+VAL_COLUMNS = ["step", "epoch", "split", "kind", "name", "n_structures", "energy_mae_meV_atom",
+               "energy_rmse_meV_atom", "forces_mae_meV_A", "forces_rmse_meV_A", "stress_mae_meV_A3",
+               "stress_rmse_meV_A3"]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+class CSVLog:
+    def __init__(self, path: Path, columns: list[str], resume_step: int | None):
+        self.path = path
+        self.columns = columns
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write_bytes(path, buf.getvalue().encode())
+        elif not path.is_file() or resume_step is None:
+            atomic_write_bytes(path, (",".join(columns) + "\n").encode())
+        self._f = open(path, "a", newline="")
+        self._w = csv.writer(self._f)
+
+    def write(self, row: dict) -> None:
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise KeyError(f"unknown log columns {sorted(unknown)}")
+        self._w.writerow([_fmt(row.get(c)) for c in self.columns])
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class RunLogger:
+    def __init__(self, outdir, enabled: bool, tensorboard: str = "auto", progress: bool = True,
+                 total_steps: int = 0, start_step: int = 0, resume: bool = False):
+        self.enabled = enabled
+        self.train = self.val = self.tb = self.bar = None
+        if not enabled:
+            return
+        logs = Path(outdir) / "logs"
+        resume_step = start_step if resume else None
+        self.train = CSVLog(logs / "train.csv", TRAIN_COLUMNS, resume_step)
+        self.val = CSVLog(logs / "val.csv", VAL_COLUMNS, resume_step)
+        if tensorboard != "off":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                if tensorboard == "on":
+                    raise RuntimeError("logging.tensorboard: on, but the tensorboard package is not installed")
+            else:
+                self.tb = SummaryWriter(str(logs / "tensorboard"), purge_step=start_step if resume else None)
+        if progress and sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def log_train(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.train.write(row)
+        if self.tb is not None:
+            for k, v in row.items():
+                if k not in ("step", "epoch") and isinstance(v, (int, float)):
+                    self.tb.add_scalar(f"train/{k}", v, row["step"])
+
+    def log_val(self, rows: list[dict]) -> None:
+        if not self.enabled:
+            return
+        for row in rows:
+            self.val.write(row)
+            if self.tb is not None:
+                for k, v in row.items():
+                    if isinstance(v, float) and k not in ("step", "epoch"):
+                        self.tb.add_scalar(f"{row['split']}/{row['kind']}/{row['name']}/{k}", v, row["step"])
+
+    def progress(self, n: int = 1, **postfix) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        for x in (self.train, self.val):
+            x.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from conftest import make_tiny_model
+
+from gfm_ase.calculator import GFMCalculator
+from gfm_ase.checkpoint import CheckpointError, load_model, save_model
+from gfm_ase.hub import resolve_model
+
+
+def _model_dir(tmp_path, **kw):
+    m = make_tiny_model(**kw)
+    return m, save_model(m, tmp_path / "m", extra={"note": "test"})
+
+
+def test_round_trip_is_exact(tmp_path):
+    m, d = _model_dir(tmp_path)
+    assert not any(p.suffix in (".pt", ".pth", ".pkl") for p in d.iterdir())
+    m2 = load_model(d, dtype=torch.float64)
+    assert m2.config == m.config
+    for (k, a), (k2, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    atoms = bulk("Cu", "fcc", a=3.6) * 2
+    atoms.rattle(0.05, seed=0)
+    e = []
+    for model in (m, str(d)):
+        a = atoms.copy()
+        a.calc = GFMCalculator(model=model, head="b", dtype="float64", device="cpu")
+        e.append(a.get_potential_energy())
+    assert e[0] == e[1]
+
+
+def test_weight_tampering_is_detected(tmp_path):
+    _, d = _model_dir(tmp_path)
+    w = d / "model.safetensors"
+    raw = bytearray(w.read_bytes())
+    raw[-5] ^= 0x01  # flip one bit in the last tensor's data
+    w.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_model(d)
+
+
+def test_metadata_tampering_is_detected(tmp_path):
+    _, d = _model_dir(tmp_path)
+    j = d / "model.json"
+    doc = json.loads(j.read_text())
+    doc["config"]["heads"][0]["reference_energies"] = {"Cu": -3.0}
+    j.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_model(d)
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    _, d = _model_dir(tmp_path)
+    (d / "model.json").write_text('{"format": "gfm-ase-model", "format_vers')
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(d)
+    _, d2 = _model_dir(tmp_path / "x")
+    (d2 / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_model(d2)
+    with pytest.raises(CheckpointError, match="unknown model"):
+        resolve_model(str(tmp_path / "does-not-exist"))
+
+
+def test_unknown_format_version_refused(tmp_path):
+    import hashlib
+
+    from gfm_ase.checkpoint import _canonical
+
+    _, d = _model_dir(tmp_path)
+    j = d / "model.json"
+    doc = json.loads(j.read_text())
+    doc["format_version"] = 99
+    doc["json_sha256"] = hashlib.sha256(_canonical(doc)).hexdigest()
+    j.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="format_version"):
+        load_model(d)
+
+
+def test_training_outdir_resolves_to_final(tmp_path):
+    m = make_tiny_model()
+    save_model(m, tmp_path / "run" / "final")
+    assert resolve_model(tmp_path / "run") == tmp_path / "run" / "final"
+    heads = GFMCalculator.available_heads(tmp_path / "run")
+    assert set(heads) == {"a", "b"}
+    assert "level_of_theory" in heads["a"] and "elements" in heads["a"]
+    np.testing.assert_equal(len(heads), 2)

@@ -1,0 +1,117 @@
+"""End-to-end training on the tiny EMT/LJ corpus: the loss falls, the final model carries its metadata and loads
+in GFMCalculator from the output directory, logs are written, an existing run is never overwritten."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from pretrain_helpers import make_data, tiny_config
+from pretraining.logger import read_csv
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("tiny"), scale=0.25)
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """The example config (its model, loss, optimizer) on the reduced corpus, 150 steps."""
+    from pretraining.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = tiny_config(data_dir, sampling__steps_per_epoch=50, sampling__epochs=3, logging__every_steps=1,
+                      checkpoint__every_steps=50, validation__every_steps=75)
+    Trainer(cfg, out).fit()
+    return cfg, out
+
+
+def test_loss_falls_well_below_its_start(trained):
+    _, out = trained
+    rows = read_csv(out / "logs" / "train.csv")
+    loss = np.array([float(r["loss"]) for r in rows])
+    assert len(loss) == 150
+    assert np.all(np.isfinite(loss))
+    first, last = loss[:10].mean(), loss[-10:].mean()
+    assert last < 0.25 * first, (first, last)
+
+
+def test_validation_errors_fall_and_are_logged_per_dataset_and_head(trained):
+    _, out = trained
+    rows = read_csv(out / "logs" / "val.csv")
+    heads = [r for r in rows if r["kind"] == "head" and r["split"] == "val"]
+    assert {r["name"] for r in heads} == {"emt", "lj"}
+    by_step = {}
+    for r in heads:
+        by_step.setdefault(int(r["step"]), {})[r["name"]] = float(r["forces_mae_meV_A"])
+    steps = sorted(by_step)
+    assert steps[0] == 75 and steps[-1] == 150
+    datasets = {r["name"] for r in rows if r["kind"] == "dataset"}
+    assert datasets == {"cu_bulk", "au_bulk", "cuau_alloy", "cu_lj"}
+    assert any(r["split"] == "test" for r in rows)
+
+
+def test_final_model_loads_from_outdir_with_metadata(trained, data_dir):
+    from gfm_ase.calculator import GFMCalculator
+    from gfm_ase.data import Store, fit_reference_energies, split_indices
+
+    cfg, out = trained
+    heads = GFMCalculator.available_heads(str(out))
+    assert set(heads) == {"emt", "lj"}
+    emt, lj = heads["emt"], heads["lj"]
+    assert emt["level_of_theory"] == "EMT" and emt["code"] == "ASE EMT"
+    assert emt["elements"] == ["Cu", "Au"] and lj["elements"] == ["Cu"]
+    assert [d["name"] for d in emt["datasets"]] == ["cu_bulk", "au_bulk", "cuau_alloy"]
+    d0 = emt["datasets"][0]
+    assert d0["store"]["level_of_theory"] == "EMT" and d0["n_train"] + d0["n_val"] + d0["n_test"] == d0["n_structures"]
+    assert 0 < d0["sampling_probability"] < 1
+    for h in (emt, lj):
+        assert h["metrics"]["test"]["forces_mae_meV_A"] > 0
+        assert h["metrics"]["val"]["energy_mae_meV_atom"] is not None
+        assert h["scale"] > 0
+    # lj has one dataset: its reference energies are the data module's fit on that dataset's training split only
+    spec = cfg.datasets[3]
+    store = Store(data_dir / "cu_lj.h5")
+    train = split_indices(len(store), spec.split.fractions, spec.split.seed)["train"]
+    assert lj["reference_energies"] == pytest.approx(fit_reference_energies(store, train), rel=1e-9)
+    # ... and the scale is the RMS force of that training split
+    f = np.concatenate([store[int(i)].forces.ravel() for i in train])
+    assert lj["scale"] == pytest.approx(float(np.sqrt(np.mean(f**2))), rel=1e-9)
+
+    atoms = bulk("Cu", "fcc", a=3.62, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    for head in ("emt", "lj"):
+        atoms.calc = GFMCalculator(model=str(out), head=head, device="cpu")
+        e = atoms.get_potential_energy()
+        assert np.isfinite(e) and atoms.get_forces().shape == (4, 3)
+    with pytest.raises(ValueError, match="not covered"):
+        GFMCalculator(model=str(out), head="lj", device="cpu").predict(bulk("Au", "fcc", a=4.08))
+
+
+def test_an_existing_run_is_not_overwritten(trained):
+    from pretraining.trainer import Trainer, TrainingError
+
+    cfg, out = trained
+    before = (out / "final" / "model.safetensors").read_bytes()
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(cfg, out)
+    assert (out / "final" / "model.safetensors").read_bytes() == before
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"] == 150
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float64"])
+def test_other_precisions_train(data_dir, tmp_path, precision):
+    from gfm_ase.checkpoint import read_model_json
+    from pretraining.trainer import Trainer
+
+    cfg = tiny_config(data_dir, precision=precision, sampling__steps_per_epoch=20, sampling__epochs=1,
+                      logging__every_steps=1, validation__max_structures=4)
+    Trainer(cfg, tmp_path).fit()
+    loss = [float(r["loss"]) for r in read_csv(tmp_path / "logs" / "train.csv")]
+    assert np.all(np.isfinite(loss)) and np.mean(loss[-5:]) < np.mean(loss[:5])
+    doc = read_model_json(tmp_path / "final")
+    assert doc["weights_dtype"] == ("float64" if precision == "float64" else "float32")  # bf16: fp32 master weights
