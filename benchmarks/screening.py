@@ -219,6 +219,41 @@ def bench_peer(name, structures, device):
     return rows
 
 
+def precision_table(model, paths, args, device):
+    """Speed and the change of energies/forces against float64 on real structures (e.g. mlearn stores)."""
+    from gfm_ase.screening import Screener
+    from gfm_ase.screening.readers import iter_units, open_sources
+
+    items = [it for u in iter_units(open_sources(paths)) for it in u.load()]
+    n_atoms = sum(len(it.numbers) for it in items)
+    head = args.head or model.head_names[0]
+    res, rates = {}, {}
+    for dt in ("float64", "float32", "bfloat16"):
+        sc = Screener(model, head, device=device, dtype=dt, properties=["forces", "energies"], uncertainty=False,
+                      max_atoms=args.max_atoms, max_edges=args.max_edges)
+        sc.evaluate(items[:2])
+        w, c, _ = timed(lambda: res.__setitem__(dt, sc.evaluate(items, ids=[it.id for it in items])), device,
+                        args.repeat)
+        rates[dt] = (w, c)
+    ref = res["float64"]
+    rms_f = np.sqrt((ref["forces"] ** 2).mean())
+    rms_ea = np.sqrt((ref["energies"] ** 2).mean())
+    lines = [f"precision on {len(items)} structures / {n_atoms} atoms from {', '.join(Path(p).name for p in paths)} "
+             f"(RMS force {rms_f:.3g} eV/A, RMS atomic energy {rms_ea:.3g} eV in float64)", "",
+             "| dtype | structures/s | (CPU-time) | max abs dE/atom (meV) | MAE dE/atom (meV) | RMS dF (meV/A) | "
+             "max abs dF (meV/A) | RMS dF / RMS F |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for dt in ("float64", "float32", "bfloat16"):
+        r = res[dt]
+        de = np.abs(r["energy_per_atom"] - ref["energy_per_atom"]) * 1e3
+        df = (r["forces"] - ref["forces"]) * 1e3
+        w, c = rates[dt]
+        lines.append(f"| {dt} | {len(items) / w:,.1f} | ({len(items) / c:,.1f}) | {de.max():.3g} | {de.mean():.3g} | "
+                     f"{np.sqrt((df ** 2).mean()):.3g} | {np.abs(df).max():.3g} | "
+                     f"{np.sqrt((df ** 2).mean()) / 1e3 / rms_f:.2%} |")
+    return "\n".join(lines)
+
+
 # --- report ---------------------------------------------------------------------------------------------------------
 
 def table(rows, ref_rate=None, ref_name=""):
@@ -268,6 +303,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    p.add_argument("--precision-inputs", nargs="+", default=None, metavar="FILE",
+                   help="real structures (any screening input) for the float64/float32/bfloat16 accuracy table; "
+                        "with this option only that table is made")
     args = p.parse_args(argv)
 
     if args.threads:
@@ -283,6 +321,10 @@ def main(argv=None) -> int:
     print(f"# machine: {machine(device)}")
     print(f"# command: {' '.join(sys.argv)}")
 
+    if args.precision_inputs:
+        print()
+        print(precision_table(model, args.precision_inputs, args, device))
+        return 0
     rows = []
     budgets = set()
     for dt in args.dtype:

@@ -61,10 +61,11 @@ def test_batched_equals_one_by_one(model):
         assert res["n_atoms"][k] == len(atoms)
 
 
-def test_batch_size_does_not_change_results(model):
+def test_batch_size_and_workers_do_not_change_results(model):
     structures = benchmark_structures(10, seed=5)
     a = Screener(model, head="a", dtype="float64", properties=["forces"], max_atoms=64).evaluate(structures)
-    b = Screener(model, head="a", dtype="float64", properties=["forces"], max_atoms=4096).evaluate(structures)
+    b = Screener(model, head="a", dtype="float64", properties=["forces"], max_atoms=4096,
+                 workers=3).evaluate(structures)  # several graph-building threads, same order
     np.testing.assert_allclose(a["energy"], b["energy"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(a["forces"], b["forces"], rtol=0, atol=1e-9)
 

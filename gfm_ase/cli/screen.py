@@ -32,6 +32,8 @@ def register(sub) -> None:
                    help="structures above the batch budget: run alone or refuse (above the memory limit: refused)")
     p.add_argument("--allow-unknown-elements", action="store_true",
                    help="evaluate elements outside the head's training data instead of refusing them")
+    p.add_argument("--workers", type=int, default=None,
+                   help="graph-building threads (default: 1 on CPU, up to 8 with a GPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trunk (pays off for long screens)")
     p.add_argument("--no-uncertainty", action="store_true", help="skip the head-family spread")
     p.add_argument("--hull-references", nargs="+", default=None, metavar="REF",
@@ -65,7 +67,7 @@ def run(args) -> int:
             oversize=args.oversize, allow_unknown_elements=args.allow_unknown_elements, compile=args.compile,
             uncertainty=not args.no_uncertainty, hull_references=args.hull_references,
             hull_energies=args.hull_energies, shortlist=args.shortlist, shortlist_by=args.shortlist_by,
-            chunk_rows=args.chunk_rows, chunk_seconds=args.chunk_seconds, rank=args.rank,
+            workers=args.workers, chunk_rows=args.chunk_rows, chunk_seconds=args.chunk_seconds, rank=args.rank,
             world_size=args.world_size, overwrite=args.overwrite, wait_timeout=args.wait_timeout,
             log=None if args.quiet else _log_default)
     except (InputError, OutputError, ValueError, TimeoutError) as exc:

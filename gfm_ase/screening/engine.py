@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import hashlib
 import json
 import queue
@@ -89,6 +90,7 @@ class Screener:
     oversize: "alone" (a structure above the batch budget runs alone) or "refuse".
     compile: run the trunk through ``torch.compile`` (worth it only for long screens; see docs/benchmarks.md).
     prefetch: batches built ahead of the model by the background thread.
+    workers: graph-building threads (default: 1 on CPU, up to 8 with a GPU).
     uncertainty: add the spread of the head's family (see :mod:`gfm_ase.screening.uncertainty`).
     """
 
@@ -96,7 +98,7 @@ class Screener:
                  properties: Iterable[str] = ("energy",), max_atoms: int | None = None, max_edges: int | None = None,
                  max_memory: float | None = None, oversize: str = "alone", allow_unknown_elements: bool = False,
                  min_distance: float = 0.3, compile: bool = False, prefetch: int = 4, uncertainty: bool = True,
-                 tune_allocator: bool = True):
+                 workers: int | None = None, tune_allocator: bool = True):
         from gfm_ase.model.gfm import GFMModel
 
         if dtype not in PRECISIONS:
@@ -139,6 +141,9 @@ class Screener:
         self.uncertainty = uncertainty
         self.oversize = oversize
         self.prefetch = max(1, int(prefetch))
+        if workers is None:  # a GPU needs several graph builders to keep up; on a CPU the model needs the cores
+            workers = min(8, max(1, (os.cpu_count() or 2) - 2)) if self.device.type == "cuda" else 1
+        self.workers = max(1, int(workers))
         self._budget_args = dict(max_atoms=max_atoms, max_edges=max_edges,
                                  memory_limit=None if max_memory is None else float(max_memory) * 2**30)
         self._budget: Budget | None = None
@@ -219,6 +224,47 @@ class Screener:
                         f"(trained on {self.head_config.elements}); pass allow_unknown_elements to evaluate anyway")
         return None
 
+    def _prepare(self, units: list[Unit], skip: set) -> list[tuple]:
+        """Load units and build their graphs: (meta, n_atoms, graph or None, error message or None) per structure.
+
+        Runs in the graph-building threads; the neighbor search (vesin) releases the GIL.
+        """
+        cutoff, max_nb = self.model.cutoff, self.model.max_neighbors
+        out = []
+        for unit in units:
+            try:
+                items = unit.load()
+            except Exception as exc:  # unreadable input: one error row stands for the unit
+                out.append((Meta(unit.error_id, unit.index, 0, 1), 0, None,
+                            f"cannot read: {type(exc).__name__}: {exc}"))
+                continue
+            items = [it for it in items if it.id not in skip]
+            for sub, item in enumerate(items):
+                meta = Meta(item.id, unit.index, sub, len(items))
+                graph = None
+                msg = self._check_item(item)
+                if msg is None:
+                    meta.formula = formula_of(item.numbers)
+                    try:
+                        graph = graph_from_arrays(item.positions, item.numbers, item.cell, item.pbc, cutoff,
+                                                  max_neighbors=max_nb, min_distance=self.min_distance)
+                    except Exception as exc:  # StructureError and friends: reported, not fatal
+                        msg = f"{type(exc).__name__}: {exc}"
+                out.append((meta, len(item.numbers), graph, msg))
+        return out
+
+    def _unit_chunks(self, units: Iterable[Unit], skip: set, size: int) -> Iterator[list[Unit]]:
+        chunk: list[Unit] = []
+        for unit in units:
+            if unit.ids is not None and all(i in skip for i in unit.ids):
+                continue
+            chunk.append(unit)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
     def _produce(self, units: Iterable[Unit], skip: set, out: queue.Queue, stop: threading.Event) -> None:
         def put(x):
             while not stop.is_set():
@@ -230,7 +276,6 @@ class Screener:
 
         try:
             planner = BatchPlanner(self.budget, self.oversize)
-            cutoff, max_nb = self.model.cutoff, self.model.max_neighbors
             errors: list[tuple[Meta, int, str]] = []
 
             def emit(planned):
@@ -247,34 +292,34 @@ class Screener:
                                                     [e[2] for e in errors]), None))
                     errors.clear()
 
-            for unit in units:
-                if stop.is_set():
-                    return
-                if unit.ids is not None and all(i in skip for i in unit.ids):
-                    continue
-                try:
-                    items = unit.load()
-                except Exception as exc:  # unreadable input: one error row stands for the unit
-                    errors.append((Meta(unit.error_id, unit.index, 0, 1), 0,
-                                   f"cannot read: {type(exc).__name__}: {exc}"))
-                    emit([])
-                    continue
-                items = [it for it in items if it.id not in skip]
-                for sub, item in enumerate(items):
-                    meta = Meta(item.id, unit.index, sub, len(items))
-                    n = len(item.numbers)
-                    msg = self._check_item(item)
-                    if msg is None:
-                        meta.formula = formula_of(item.numbers)
-                        try:
-                            graph = graph_from_arrays(item.positions, item.numbers, item.cell, item.pbc, cutoff,
-                                                      max_neighbors=max_nb, min_distance=self.min_distance)
-                        except Exception as exc:  # StructureError and friends: reported, not fatal
-                            msg = f"{type(exc).__name__}: {exc}"
+            def feed(prepared):
+                for meta, n, graph, msg in prepared:
                     if msg is not None:
                         errors.append((meta, n, msg))
-                        continue
-                    emit(planner.add(graph, meta))
+                    else:
+                        emit(planner.add(graph, meta))
+                emit([])
+
+            chunks = self._unit_chunks(units, skip, 16)
+            if self.workers <= 1:
+                for chunk in chunks:
+                    if stop.is_set():
+                        return
+                    feed(self._prepare(chunk, skip))
+            else:  # several graph-building threads, results consumed in input order
+                from collections import deque
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(self.workers, thread_name_prefix="gfm-screen-nl") as pool:
+                    pending: deque = deque()
+                    for chunk in chunks:
+                        if stop.is_set():
+                            return
+                        pending.append(pool.submit(self._prepare, chunk, skip))
+                        while len(pending) >= 2 * self.workers:
+                            feed(pending.popleft().result())
+                    while pending:
+                        feed(pending.popleft().result())
             emit(planner.flush())
             emit([])
             put(("done", None, None))

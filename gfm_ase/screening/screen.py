@@ -110,6 +110,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
            shortlist: int = 0, shortlist_by: str | None = None, chunk_rows: int = 4096,
            chunk_seconds: float = 60.0, rank: int | None = None, world_size: int | None = None,
            overwrite: bool = False, wait_timeout: float | None = None, prefetch: int = 4,
+           workers: int | None = None,
            log: Callable[[str], None] | None = _log_default, screener: Screener | None = None) -> dict:
     """Screen ``inputs`` (files/folders) with one head of ``model`` into ``out`` (.h5 or .parquet).
 
@@ -132,7 +133,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         screener = Screener(model, head, device=device, dtype=dtype, properties=properties, max_atoms=max_atoms,
                             max_edges=max_edges, max_memory=max_memory, oversize=oversize,
                             allow_unknown_elements=allow_unknown_elements, compile=compile, uncertainty=uncertainty,
-                            prefetch=prefetch)
+                            prefetch=prefetch, workers=workers)
     signature = {
         "format": fmt,
         "inputs": _input_signature(inputs),
