@@ -120,7 +120,8 @@ class Screener:
 
             path = resolve_model(model)
             self.model = load_model(path, device=self.device, dtype=self.model_dtype)
-            self.model_id = {"source": str(path), "sha256": read_model_json(path)["weights_sha256"]}
+            doc = read_model_json(path)
+            self.model_id = {"source": str(path), "sha256": f"{doc['weights_sha256']}:{doc['json_sha256']}"}
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -169,7 +170,7 @@ class Screener:
 
     def signature(self) -> dict:
         """What determines the results (for resume checks)."""
-        return {"model": self.model_id, "head": self.head, "dtype": self.precision,
+        return {"model_sha256": self.model_id["sha256"], "head": self.head, "dtype": self.precision,
                 "properties": list(self.properties), "uncertainty": self.uncertainty,
                 "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance}
 

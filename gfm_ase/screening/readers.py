@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -152,23 +153,26 @@ class AseDbSource(Source):
     def __init__(self, path: Path, label: str):
         self.path = path
         self.label = label
+        self._local = threading.local()  # one connection per reading thread
 
-    def units(self, start: int) -> Iterator[Unit]:
+    def _db(self):
         import ase.db
 
-        db = ase.db.connect(str(self.path), type="json" if self.path.suffix == ".json" else "db")
-        row_ids = sorted(row.id for row in db.select(include_data=False))
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = ase.db.connect(str(self.path), type="json" if self.path.suffix == ".json" else "db")
+            self._local.db = db
+        return db
+
+    def units(self, start: int) -> Iterator[Unit]:
+        row_ids = sorted(row.id for row in self._db().select(include_data=False))
         for k, row_id in enumerate(row_ids):
             id_ = f"{self.label}:{k}"
             yield Unit(start + k, (id_,), id_, self._loader(id_, row_id))
 
     def _loader(self, id_: str, row_id: int):
         def load():
-            import ase.db
-
-            db = ase.db.connect(str(self.path), type="json" if self.path.suffix == ".json" else "db")
-            row = db.get(id=row_id)
-            return [Item.from_atoms(id_, row.toatoms())]
+            return [Item.from_atoms(id_, self._db().get(id=row_id).toatoms())]
 
         return load
 

@@ -252,7 +252,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         "format": FORMAT, "format_version": FORMAT_VERSION, "signature": signature,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "head": screener.head_config.model_dump(mode="json", exclude={"datasets", "metrics"}),
-        "family_heads": screener.family, "precision": screener.precision, "properties": list(screener.properties),
+        "model": screener.model_id, "family_heads": screener.family, "precision": screener.precision, "properties": list(screener.properties),
         "columns": {k: v for k, v in COLUMN_DOC.items()},
         "formation_reference": form.source if form is not None else None,
         "hull": None if hull is None else {"elements": hull.elements, "stable": hull.stable()},
