@@ -313,18 +313,20 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     if device.type == "cpu":
         tune_cpu_allocator()
-    structures = benchmark_structures(args.n, seed=args.seed)
-    n_atoms = sum(len(a) for a in structures)
     model = load(args)
-    print(f"# screening benchmark: {args.n} structures, {n_atoms} atoms ({n_atoms / args.n:.1f}/structure), "
-          f"model {model.config.name} ({model.num_parameters():,} parameters, cutoff {model.cutoff} A)")
-    print(f"# machine: {machine(device)}")
-    print(f"# command: {' '.join(sys.argv)}")
-
+    header = f"model {model.config.name} ({model.num_parameters():,} parameters, cutoff {model.cutoff} A)"
     if args.precision_inputs:
+        print(f"# precision benchmark, {header}")
+        print(f"# machine: {machine(device)}")
+        print(f"# command: {' '.join(sys.argv)}")
         print()
         print(precision_table(model, args.precision_inputs, args, device))
         return 0
+    structures = benchmark_structures(args.n, seed=args.seed)
+    n_atoms = sum(len(a) for a in structures)
+    print(f"# screening benchmark: {args.n} structures, {n_atoms} atoms ({n_atoms / args.n:.1f}/structure), {header}")
+    print(f"# machine: {machine(device)}")
+    print(f"# command: {' '.join(sys.argv)}")
     rows = []
     budgets = set()
     for dt in args.dtype:

@@ -154,3 +154,21 @@ def test_cli_contract(setup, tmp_path, capsys):
     rc = main(["screen", str(tmp_path / "nope.xyz"), "-o", str(tmp_path / "x.h5"), "--model", str(d / "model")])
     assert rc == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_mpiexec_two_ranks(setup, tmp_path):
+    """A real 2-process launch: ranks find themselves from the launcher's environment."""
+    import shutil
+
+    mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
+    if not Path(mpiexec).exists():
+        pytest.skip("mpiexec is not installed")
+    d, _ = setup
+    out = tmp_path / "mpi.h5"
+    cmd = [mpiexec, "-n", "2", sys.executable, "-m", "gfm_ase.cli", "screen", str(d / "two.xyz"), "-o", str(out),
+           "--model", str(d / "model"), "--head", "a", "--wait-timeout", "300"]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "rank 1/2" in done.stderr and "rank 0/2" in done.stderr
+    res = read_results(out)
+    assert list(res["id"]) == [f"two.xyz:{k}" for k in range(40)]
