@@ -146,3 +146,12 @@ def test_part_writer_is_atomic_and_numbered(tmp_path):
     assert (tmp_path / ".part-r0001-other.tmp").exists()
     assert [p.name for p in list_parts(tmp_path)] == ["part-r0003-000000.h5"]
     assert done_ids(tmp_path) == {"a", "b"}
+
+
+def test_unreadable_database_is_a_clear_input_error(tmp_path, model):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(InputError, match="cannot read it as an ASE database"):
+        screen([tmp_path / "bad.json"], tmp_path / "o.h5", model=model, log=None)
+    (tmp_path / "plain.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="not a gfm-ase store"):
+        screen([tmp_path / "plain.h5"], tmp_path / "o2.h5", model=model, log=None)

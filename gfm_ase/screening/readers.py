@@ -165,7 +165,10 @@ class AseDbSource(Source):
         return db
 
     def units(self, start: int) -> Iterator[Unit]:
-        row_ids = sorted(row.id for row in self._db().select(include_data=False))
+        try:
+            row_ids = sorted(row.id for row in self._db().select(include_data=False))
+        except Exception as exc:
+            raise InputError(f"{self.path}: cannot read it as an ASE database ({type(exc).__name__}: {exc})") from exc
         for k, row_id in enumerate(row_ids):
             id_ = f"{self.label}:{k}"
             yield Unit(start + k, (id_,), id_, self._loader(id_, row_id))
@@ -197,7 +200,12 @@ class StoreSource(Source):
         return self._store
 
     def units(self, start: int) -> Iterator[Unit]:
-        n = len(self._open())
+        try:
+            n = len(self._open())
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"{self.path}: cannot open the store ({type(exc).__name__}: {exc})") from exc
         for k in range(n):
             id_ = f"{self.label}:{k}"
             yield Unit(start + k, (id_,), id_, self._loader(id_, k))
