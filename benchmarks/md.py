@@ -37,12 +37,16 @@ def si_cell(n_atoms: int, seed: int = 0):
     return atoms
 
 
-def bench_model_only(model, atoms, device, dtype, steps, stress):
+def bench_model_only(model, atoms, device, dtype, steps, stress, compile_=False):
     from gfm_ase.graph import collate, graph_from_atoms
     from gfm_ase.model import predict
     from gfm_ase.screening.engine import MODEL_DTYPES
 
     m = model.to(device=device, dtype=MODEL_DTYPES[dtype])
+    if compile_:
+        from gfm_ase.screening.compiled import CompiledTrunkModel
+
+        m = CompiledTrunkModel(m)
     batch = collate([graph_from_atoms(atoms, m.cutoff)], dtype=MODEL_DTYPES[dtype]).to(device)
     predict(m, batch, m.head_names[0], forces=True, stress=stress, precision=dtype)  # warm-up
     reset_peak(device)
@@ -51,7 +55,7 @@ def bench_model_only(model, atoms, device, dtype, steps, stress):
     for _ in range(steps):
         predict(m, batch, m.head_names[0], forces=True, stress=stress, precision=dtype)
     sync(device)
-    return time.perf_counter() - w, time.process_time() - c, peak_mib(device), batch.num_edges
+    return time.perf_counter() - w, time.process_time() - c, f"{peak_mib(device):,.0f}", batch.num_edges
 
 
 def bench_md(calc, atoms, device, steps):
@@ -75,7 +79,7 @@ def bench_md(calc, atoms, device, steps):
     w, c = time.perf_counter(), time.process_time()
     dyn.run(steps)
     sync(device)
-    return time.perf_counter() - w, time.process_time() - c, peak_mib(device)
+    return time.perf_counter() - w, time.process_time() - c, f"{peak_mib(device):,.0f}"
 
 
 def main(argv=None) -> int:
@@ -85,6 +89,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", nargs="+", default=["float32"], choices=["float64", "float32", "bfloat16"])
     p.add_argument("--steps", type=int, default=3, help="calls / MD steps timed per row")
     p.add_argument("--model", default=None)
+    p.add_argument("--compile", action="store_true", help="also time the model with a torch.compile'd trunk")
     p.add_argument("--peers", nargs="*", default=[], choices=["chgnet"])
     p.add_argument("--peer-sizes", type=int, nargs="+", default=[1000])
     args = p.parse_args(argv)
@@ -115,13 +120,18 @@ def main(argv=None) -> int:
                 mode = "model-only E+F" + ("+S" if stress else "")
                 rates[(len(atoms), dt, stress)] = args.steps / w
                 print(f"| Si{len(atoms)} | {edges:,} | {mode} | {dt} | {args.steps / w:,.2f} | "
-                      f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem:,.0f} |", flush=True)
+                      f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
+            if args.compile and dt == "float32":
+                bench_model_only(model, atoms, device, dt, 1, True, compile_=True)  # compile outside the timing
+                w, c, mem, edges = bench_model_only(model, atoms, device, dt, args.steps, True, compile_=True)
+                print(f"| Si{len(atoms)} | {edges:,} | model-only E+F+S, compiled | {dt} | {args.steps / w:,.2f} | "
+                      f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
             from gfm_ase.calculator import GFMCalculator
 
             calc = GFMCalculator(model, head=model.head_names[0], device=str(device), dtype=dt)
             w, c, mem = bench_md(calc, atoms, device, args.steps)
             print(f"| Si{len(atoms)} | {edges:,} | MD step (ASE, E+F+S) | {dt} | {args.steps / w:,.2f} | "
-                  f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem:,.0f} |", flush=True)
+                  f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
         for name in args.peers:
             if len(atoms) not in args.peer_sizes:
                 continue
@@ -136,7 +146,7 @@ def main(argv=None) -> int:
             rate = args.steps / w
             ours = rates.get((len(atoms), "float32", True))
             print(f"| Si{len(atoms)} | - | CHGNet 0.3.0 MD step (ASE) | float32 | {rate:,.2f} | "
-                  f"{len(atoms) * rate:,.0f} | ({args.steps / c:,.2f}) | {mem:,.0f} |"
+                  f"{len(atoms) * rate:,.0f} | ({args.steps / c:,.2f}) | {mem} |"
                   + (f" gfm-ase model-only E+F+S is {ours / rate:.1f}x" if ours else ""), flush=True)
     if device.type == "cuda" and (8000, "float32", False) in rates:
         print(f"\n8,000-atom Si, model only, float32: {rates[(8000, 'float32', False)]:.1f} calls/s = "

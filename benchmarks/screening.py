@@ -11,7 +11,8 @@ Rows: ``end-to-end`` = from ase.Atoms to numpy results through :class:`gfm_ase.s
 in the background thread, batching, transfer, model, results); ``model-only`` = ``predict`` on pre-built batches;
 ``graphs`` = radius graphs alone (one thread); ``ASE loop`` = ``GFMCalculator`` on one structure at a time.
 Throughputs are best-of-``--repeat`` wall-clock (CPU time in brackets: on a shared machine it is the steadier
-number). Peak memory: the process's peak RSS during the row (CPU), or peak CUDA allocation (GPU).
+number). Peak memory: the peak RSS of the process during the row, each row group in a fresh process (CPU), or
+the peak CUDA allocation (GPU); in brackets the increase over what was in use when the row started.
 Without ``--model`` the model is a randomly initialised default-size PaiNN (128 features, 4 layers, 5 A cutoff,
 ~0.81M parameters): speed does not depend on training.
 """
@@ -66,14 +67,29 @@ def peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def timed(fn, device, repeat: int):
-    """Best-of-``repeat`` (wall, cpu) seconds of ``fn()`` and the peak memory over all repeats."""
+    """Best-of-``repeat`` (wall, cpu) seconds of ``fn()`` and the peak memory over all repeats (MiB, with the
+    increase over the memory in use before as a string)."""
     reset_peak(device)
+    base = current_mib(device)
     best_wall, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
         sync(device)
@@ -82,7 +98,8 @@ def timed(fn, device, repeat: int):
         sync(device)
         best_wall = min(best_wall, time.perf_counter() - w)
         best_cpu = min(best_cpu, time.process_time() - c)
-    return best_wall, best_cpu, peak_mib(device)
+    peak = peak_mib(device)
+    return best_wall, best_cpu, f"{peak:,.0f} (+{max(0.0, peak - base):,.0f})"
 
 
 # --- the model ------------------------------------------------------------------------------------------------------
@@ -254,18 +271,36 @@ def precision_table(model, paths, args, device):
     return "\n".join(lines)
 
 
+def run_job(job: str, model, structures, args, device) -> dict:
+    kind, _, rest = job.partition(":")
+    if kind == "gfm":
+        dtype, _, flag = rest.partition(":")
+        rows, budget = bench_gfm(model, structures, args, device, dtype, flag == "compile")
+        return {"rows": rows, "budget": budget}
+    if kind == "graphs":
+        return {"rows": [bench_graphs(model, structures, args, device)]}
+    if kind == "loop":
+        return {"rows": [bench_ase_loop(model, structures[: args.loop_n or args.n], args, device, "float32")]}
+    if kind == "peer":
+        try:
+            return {"rows": bench_peer(rest, structures[: args.peer_n], device)}
+        except ImportError as exc:
+            return {"skipped": f"not installed ({exc})"}
+    raise ValueError(job)
+
+
 # --- report ---------------------------------------------------------------------------------------------------------
 
-def table(rows, ref_rate=None, ref_name=""):
-    lines = ["| mode | dtype | structures | structures/s | atoms/s | (CPU-time structures/s) | peak MiB |"
-             + (f" x {ref_name} |" if ref_rate else ""),
-             "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if ref_rate else "")]
+def table(rows, ref=None, ref_name=""):
+    lines = ["| mode | dtype | structures | structures/s | atoms/s | CPU-time structures/s | peak MiB (+ during row) |"
+             + (f" x {ref_name} (wall) | x {ref_name} (CPU time) |" if ref else ""),
+             "|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if ref else "")]
     for r in rows:
-        rate = r["n"] / r["wall"]
+        rate, cpu_rate = r["n"] / r["wall"], r["n"] / r["cpu"]
         line = (f"| {r['mode']} | {r['dtype']} | {r['n']} | {rate:,.1f} | {r['atoms'] / r['wall']:,.0f} | "
-                f"({r['n'] / r['cpu']:,.1f}) | {r['mem']:,.0f} |")
-        if ref_rate:
-            line += f" {rate / ref_rate:.2f} |"
+                f"{cpu_rate:,.1f} | {r['mem']} |")
+        if ref:
+            line += f" {rate / (ref['n'] / ref['wall']):.2f} | {cpu_rate / (ref['n'] / ref['cpu']):.2f} |"
         lines.append(line)
     return "\n".join(lines)
 
@@ -303,6 +338,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    p.add_argument("--in-process", action="store_true",
+                   help="run all rows in this process (default: a fresh process per row group, for clean peaks)")
+    p.add_argument("--job", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--job-out", default=None, help=argparse.SUPPRESS)
     p.add_argument("--precision-inputs", nargs="+", default=None, metavar="FILE",
                    help="real structures (any screening input) for the float64/float32/bfloat16 accuracy table; "
                         "with this option only that table is made")
@@ -324,48 +363,63 @@ def main(argv=None) -> int:
         return 0
     structures = benchmark_structures(args.n, seed=args.seed)
     n_atoms = sum(len(a) for a in structures)
+    jobs = [f"gfm:{dt}" for dt in args.dtype] + (["gfm:float32:compile"] if args.compile else [])
+    jobs += ["graphs", "loop"] + [f"peer:{name}" for name in args.peers]
+    if args.job:  # one row group in this (child) process
+        Path(args.job_out).write_text(json.dumps(run_job(args.job, model, structures, args, device)))
+        return 0
     print(f"# screening benchmark: {args.n} structures, {n_atoms} atoms ({n_atoms / args.n:.1f}/structure), {header}")
     print(f"# machine: {machine(device)}")
     print(f"# command: {' '.join(sys.argv)}")
-    rows = []
-    budgets = set()
-    for dt in args.dtype:
-        r, b = bench_gfm(model, structures, args, device, dt, False)
-        rows += r
-        budgets.add(b)
-    if args.compile:
-        r, b = bench_gfm(model, structures, args, device, "float32", True)
-        rows += r
-    rows.append(bench_graphs(model, structures, args, device))
-    loop_structures = structures[: args.loop_n or args.n]
-    rows.append(bench_ase_loop(model, loop_structures, args, device, "float32"))
-    peer_rows = []
-    for name in args.peers:
-        try:
-            peer_rows += bench_peer(name, structures[: args.peer_n], device)
-        except ImportError as exc:
-            print(f"# {name} not installed: {exc}")
+    rows, peer_rows, budgets = [], [], []
+    for job in jobs:
+        if args.in_process:
+            res = run_job(job, model, structures, args, device)
+        else:  # a fresh process per row group: clean peak memory, no allocator state carried over
+            import subprocess
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "job.json"
+                cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--job", job,
+                       "--job-out", str(out)]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    print(f"# {job} failed:\n{done.stderr[-2000:]}")
+                    continue
+                res = json.loads(out.read_text())
+        if res.get("skipped"):
+            print(f"# {job}: {res['skipped']}")
+            continue
+        (peer_rows if job.startswith("peer:") else rows).extend(res["rows"])
+        if res.get("budget"):
+            budgets.append(f"{job}: {res['budget']}")
     for b in budgets:
-        print(f"# batch budget: {b}")
-    loop_rate = rows[-1]["n"] / rows[-1]["wall"]
+        print(f"# batch budget {b}")
+    loop = [r for r in rows if r["mode"].startswith("ASE loop")]
     print()
-    print(table(rows + peer_rows, loop_rate, "ASE loop"))
-    e2e = {r["dtype"]: r["n"] / r["wall"] for r in rows if r["mode"] == "end-to-end"}
+    if loop:
+        print(table(rows + peer_rows, loop[0], "ASE loop"))
+    else:
+        print(table(rows + peer_rows))
+    e2e = [r for r in rows if r["mode"] == "end-to-end"]
     if peer_rows:
         print()
-        print("| gfm-ase end-to-end | vs peer (same structures, same machine) | ratio |")
-        print("|---|---|---:|")
-        for tag, rate in e2e.items():
+        print("| gfm-ase end-to-end | peer (same structures, same machine) | ratio (wall) | ratio (CPU time) |")
+        print("|---|---|---:|---:|")
+        for r in e2e:
             for pr in peer_rows:
-                print(f"| {tag} ({rate:,.1f}/s) | {pr['mode']} ({pr['n'] / pr['wall']:,.2f}/s) | "
-                      f"{rate / (pr['n'] / pr['wall']):,.1f} |")
+                print(f"| {r['dtype']} ({r['n'] / r['wall']:,.1f}/s) | {pr['mode']} ({pr['n'] / pr['wall']:,.2f}/s) | "
+                      f"{(r['n'] / r['wall']) / (pr['n'] / pr['wall']):,.1f} | "
+                      f"{(r['n'] / r['cpu']) / (pr['n'] / pr['cpu']):,.1f} |")
     if device.type == "cuda":
         print()
         print("| gfm-ase end-to-end | published peer on H100 | ratio |")
         print("|---|---|---:|")
-        for tag, rate in e2e.items():
+        for r in e2e:
+            rate = r["n"] / r["wall"]
             for name, pr in PEERS_H100.items():
-                print(f"| {tag} ({rate:,.0f}/s) | {name} ({pr}/s) | {rate / pr:.1f} |")
+                print(f"| {r['dtype']} ({rate:,.0f}/s) | {name} ({pr}/s) | {rate / pr:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows + peer_rows, "machine": machine(device),
                                                "argv": sys.argv}, indent=1))
