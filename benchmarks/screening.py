@@ -1,7 +1,8 @@
 """Screening throughput: batched gfm-ase vs a one-by-one ASE loop (and CHGNet / SevenNet when installed).
 
 Structure set (the peers' set): rattled, strained Si diamond, Cu fcc, NaCl, MgO rocksalt and corundum Al2O3
-supercells of 8-64 atoms (``gfm_ase.screening.benchset``). Energy + forces + stress, like the peers' numbers.
+supercells of 8-64 atoms (``gfm_ase.screening.benchset``). Energy + forces + stress, like the peers' numbers
+(``--energy-only`` adds energy-only rows, the default of ``gfm screen``).
 
     OMP_NUM_THREADS=1 python benchmarks/screening.py --n 256                      # CPU
     python benchmarks/screening.py --device cuda --n 2048 --dtype float32 bfloat16 --max-atoms 4096
@@ -19,6 +20,7 @@ Without ``--model`` the model is a randomly initialised default-size PaiNN (128 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -123,13 +125,13 @@ def load(args):
 
 # --- rows -------------------------------------------------------------------------------------------------------------
 
-def bench_gfm(model, structures, args, device, dtype, compile_: bool):
+def bench_gfm(model, structures, args, device, dtype, compile_: bool, energy_only: bool = False):
     from gfm_ase.graph import collate, graph_from_atoms
     from gfm_ase.model import predict
     from gfm_ase.screening import Screener
     from gfm_ase.screening.planner import BatchPlanner, PlannedBatch
 
-    props = ["forces", "stress"]
+    props = [] if energy_only else ["forces", "stress"]
     head = args.head or model.head_names[0]
     sc = Screener(model, head, device=device, dtype=dtype, properties=props, max_atoms=args.max_atoms,
                   max_edges=args.max_edges, uncertainty=False, compile=compile_)
@@ -141,7 +143,7 @@ def bench_gfm(model, structures, args, device, dtype, compile_: bool):
         print(f"  torch.compile warm-up: {time.perf_counter() - t:.0f} s", file=sys.stderr)
     else:
         sc.evaluate(structures[:8])
-    tag = f"{dtype}{' +compile' if compile_ else ''}"
+    tag = f"{dtype}{' +compile' if compile_ else ''}{' energy only' if energy_only else ''}"
 
     w, c, mem = timed(lambda: sc.evaluate(structures), device, args.repeat)
     rows.append(dict(mode="end-to-end", dtype=tag, wall=w, cpu=c, mem=mem, n=len(structures), atoms=n_atoms))
@@ -156,8 +158,10 @@ def bench_gfm(model, structures, args, device, dtype, compile_: bool):
     tensors = [collate(b.graphs, dtype=sc.model_dtype).to(sc.device) for b in batches]
 
     def model_only():
-        for b in tensors:
-            predict(sc.runner, b, sc.head, forces=True, stress=True, precision=sc.precision)
+        with torch.no_grad() if energy_only else contextlib.nullcontext():
+            for b in tensors:
+                predict(sc.runner, b, sc.head, forces=not energy_only, stress=not energy_only,
+                        precision=sc.precision)
 
     w, c, mem = timed(model_only, device, args.repeat)
     rows.append(dict(mode="model-only", dtype=tag, wall=w, cpu=c, mem=mem, n=len(structures), atoms=n_atoms,
@@ -275,7 +279,7 @@ def run_job(job: str, model, structures, args, device) -> dict:
     kind, _, rest = job.partition(":")
     if kind == "gfm":
         dtype, _, flag = rest.partition(":")
-        rows, budget = bench_gfm(model, structures, args, device, dtype, flag == "compile")
+        rows, budget = bench_gfm(model, structures, args, device, dtype, flag == "compile", flag == "energy")
         return {"rows": rows, "budget": budget}
     if kind == "graphs":
         return {"rows": [bench_graphs(model, structures, args, device)]}
@@ -332,6 +336,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-atoms", type=int, default=None, help="batch budget (default: the engine's for the device)")
     p.add_argument("--max-edges", type=int, default=None)
     p.add_argument("--compile", action="store_true", help="also time with torch.compile (float32)")
+    p.add_argument("--energy-only", action="store_true",
+                   help="also time energy-only screening (float32; what `gfm screen` does by default)")
     p.add_argument("--loop-n", type=int, default=None, help="structures for the one-by-one ASE loop (default: --n)")
     p.add_argument("--peers", nargs="*", default=[], choices=["chgnet", "sevenn"])
     p.add_argument("--peer-n", type=int, default=64, help="structures for each peer model")
@@ -364,6 +370,7 @@ def main(argv=None) -> int:
     structures = benchmark_structures(args.n, seed=args.seed)
     n_atoms = sum(len(a) for a in structures)
     jobs = [f"gfm:{dt}" for dt in args.dtype] + (["gfm:float32:compile"] if args.compile else [])
+    jobs += ["gfm:float32:energy"] if args.energy_only else []
     jobs += ["graphs", "loop"] + [f"peer:{name}" for name in args.peers]
     if args.job:  # one row group in this (child) process
         Path(args.job_out).write_text(json.dumps(run_job(args.job, model, structures, args, device)))
