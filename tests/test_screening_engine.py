@@ -166,3 +166,5 @@ def test_invalid_options(model):
         Screener(model, head="zz")
     with pytest.raises(ValueError, match="choose one"):
         Screener(model)
+    with pytest.raises(ValueError, match="oversize"):
+        Screener(model, head="a", oversize="skip")

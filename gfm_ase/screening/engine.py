@@ -30,7 +30,7 @@ from gfm_ase.graph.batch import collate, graph_from_arrays
 from gfm_ase.model.outputs import PRECISIONS, predict
 from gfm_ase.screening.allocator import tune_cpu_allocator
 from gfm_ase.screening.budget import Budget, calibrate_memory, make_budget
-from gfm_ase.screening.planner import BatchPlanner, PlannedBatch, Refusal
+from gfm_ase.screening.planner import OVERSIZE_POLICIES, BatchPlanner, PlannedBatch, Refusal
 from gfm_ase.screening.readers import Item, Unit
 from gfm_ase.screening.rows import concat
 from gfm_ase.screening.uncertainty import FamilySpread, family_heads
@@ -140,6 +140,8 @@ class Screener:
         self.family = family_heads(self.model, head) if uncertainty else []
         self.spread = FamilySpread(self.model, self.family) if len(self.family) >= 2 else None
         self.uncertainty = uncertainty
+        if oversize not in OVERSIZE_POLICIES:
+            raise ValueError(f"oversize must be one of {OVERSIZE_POLICIES}, got {oversize!r}")
         self.oversize = oversize
         self.prefetch = max(1, int(prefetch))
         if workers is None:  # a GPU needs several graph builders to keep up; on a CPU the model needs the cores
@@ -172,7 +174,8 @@ class Screener:
         """What determines the results (for resume checks)."""
         return {"model_sha256": self.model_id["sha256"], "head": self.head, "dtype": self.precision,
                 "properties": list(self.properties), "uncertainty": self.uncertainty,
-                "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance}
+                "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
+                "oversize": self.oversize}
 
     def _columns(self) -> dict[str, tuple]:
         """Column name -> (dtype, trailing shape); per-atom columns are marked by rows.PER_ATOM_COLUMNS."""
