@@ -315,7 +315,7 @@ def remove_parts(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-# --- reading results ----------------------------------------------------------------------------------------------------
+# --- reading results ------------------------------------------------------------------------------------------
 
 def read_metadata(path: str | os.PathLike) -> dict:
     path = Path(path)

@@ -1,9 +1,9 @@
 """Streaming batch planner: group graphs into batches under an atom and an edge budget.
 
 Structures arrive one by one (in input order) and leave in batches. A batch is closed when the next structure would
-push it over ``max_atoms``, ``max_edges`` or the memory limit. A structure that alone exceeds the batch budget but fits the memory
-limit runs in a batch of its own (or is refused with ``oversize="refuse"``); one that exceeds the memory limit is
-always refused, with a message that says how much memory it would need.
+push it over ``max_atoms``, ``max_edges`` or the memory limit. A structure that alone exceeds the batch budget but
+fits the memory limit runs in a batch of its own (or is refused with ``oversize="refuse"``); one that exceeds the
+memory limit is always refused, with a message that says how much memory it would need.
 """
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ class Item:
             except AttributeError:
                 energy = None
         return cls(id=id, positions=np.asarray(atoms.positions, dtype=np.float64),
-                   numbers=np.asarray(atoms.numbers, dtype=np.int64), cell=np.asarray(atoms.cell.array, dtype=np.float64),
+                   numbers=np.asarray(atoms.numbers, dtype=np.int64),
+                   cell=np.asarray(atoms.cell.array, dtype=np.float64),
                    pbc=np.asarray(atoms.pbc, dtype=bool), energy=None if energy is None else float(energy))
 
 

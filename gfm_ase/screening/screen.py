@@ -185,7 +185,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
     if skip and log:
         log(f"resuming: {len(skip)} structures already done in {parts}")
 
-    # --- formation and hull references ---------------------------------------------------------------------------------
+    # --- formation and hull references -------------------------------------------------------------------------
     hull = None
     form = None
     if hull_references:
@@ -196,7 +196,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
                                   source=f"reference_energies of head {screener.head!r} (fitted per-element offsets, "
                                          "not elemental ground states)")
 
-    # --- evaluate this rank's shard, committing complete units in chunks -------------------------------------------------
+    # --- evaluate this rank's shard, committing complete units in chunks -----------------------------------------
     writer = PartWriter(parts, shard.rank)
     if log:
         log(f"rank {shard.rank}/{shard.world} on {screener.device} ({screener.precision}); "
@@ -239,7 +239,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
     if shard.rank != 0:
         return summary
 
-    # --- rank 0: wait for the others, check completeness, merge ------------------------------------------------------------
+    # --- rank 0: wait for the others, check completeness, merge ----------------------------------------------------
     if shard.world > 1:
         wait_for_ranks(parts, shard, timeout=wait_timeout, log=log)
     n_units = count_units(sources)
@@ -252,7 +252,8 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         "format": FORMAT, "format_version": FORMAT_VERSION, "signature": signature,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "head": screener.head_config.model_dump(mode="json", exclude={"datasets", "metrics"}),
-        "model": screener.model_id, "family_heads": screener.family, "precision": screener.precision, "properties": list(screener.properties),
+        "model": screener.model_id, "family_heads": screener.family, "precision": screener.precision,
+        "properties": list(screener.properties),
         "columns": {k: v for k, v in COLUMN_DOC.items()},
         "formation_reference": form.source if form is not None else None,
         "hull": None if hull is None else {"elements": hull.elements, "stable": hull.stable()},
