@@ -95,6 +95,8 @@ def phonons(calc, a: float, out: Path):
     freqs = np.concatenate([np.ravel(f) for f in ph.band_structure.frequencies])
     fig = ph.plot_band_structure()
     fig = plt.gcf()
+    for ax in fig.axes:
+        ax.set_ylabel("Frequency (THz)")
     fig.suptitle("Si phonons, gfm-mini (omat head)")
     fig.savefig(out / "si_phonon_bands.png", dpi=120)
     plt.close("all")

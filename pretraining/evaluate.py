@@ -41,8 +41,8 @@ def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
         chunk = [graphs[k] for k in range(start, min(start + batch_size, len(graphs)))]
         batch = collate(chunk, dtype=dtype)
         has_stress = batch.stress is not None and bool(torch.isfinite(batch.stress).all(dim=1).any())
-        periodic = bool(batch.pbc.all(dim=1).all())
-        out = predict(model, batch, head, forces=True, stress=has_stress and periodic)
+        # stress is predicted for the whole batch; structures without a stress label (molecules, slabs) are masked
+        out = predict(model, batch, head, forces=True, stress=has_stress)
         n_struct += len(chunk)
         if batch.energy is not None:
             m = torch.isfinite(batch.energy)
@@ -50,7 +50,7 @@ def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
         if batch.forces is not None:
             m = torch.isfinite(batch.forces).all(dim=1)
             df.append((out["forces"] - batch.forces)[m].detach().double().numpy().ravel())
-        if has_stress and periodic:
+        if has_stress:
             m = torch.isfinite(batch.stress).all(dim=1)
             ds.append((out["stress"] - batch.stress)[m].detach().double().numpy().ravel())
     res = {"n_structures": n_struct}

@@ -1,4 +1,4 @@
-"""Relaxation and NVE with a small model fitted to EMT copper inside the test (seconds, no stored weights)."""
+"""Relaxation and NVE with the built-in model's EMT head on copper (checked against EMT itself)."""
 import numpy as np
 import pytest
 import torch
@@ -12,11 +12,8 @@ except ImportError:  # older ASE
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
-from conftest import make_tiny_config
 
 from gfm_ase.calculator import GFMCalculator
-from gfm_ase.graph import collate, graph_from_atoms
-from gfm_ase.model import GFMModel, predict
 
 
 def _emt_data(n=48, seed=0):
@@ -35,22 +32,11 @@ def _emt_data(n=48, seed=0):
 
 @pytest.fixture(scope="module")
 def cu_model():
-    torch.manual_seed(0)
-    cfg = make_tiny_config(heads=("emt",), cutoff=4.5, features=16, layers=2, elements=("Cu",))
-    data = _emt_data(32)
-    e_ref = float(np.mean([a.get_potential_energy() / len(a) for a in data]))
-    cfg.heads[0].reference_energies = {"Cu": e_ref}
-    model = GFMModel(cfg).double()
-    batch = collate([graph_from_atoms(a, model.cutoff, with_labels=True) for a in data])
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    for step in range(300):
-        out = predict(model, batch, forces=True, stress=True, create_graph=True)
-        loss = (((out["energy"] - batch.energy) / batch.n_atoms) ** 2).mean() * 100 + \
-            ((out["forces"] - batch.forces) ** 2).mean() + ((out["stress"] - batch.stress) ** 2).mean() * 1e3
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    """The built-in gfm-mini model's `emt` head: a smooth, trained potential for copper (no fitting in the test)."""
+    from gfm_ase.checkpoint import load_model
+    from gfm_ase.hub import resolve_model
+
+    return load_model(resolve_model("gfm-mini"), dtype=torch.float64)
 
 
 def test_fitted_model_learned_emt(cu_model):
@@ -62,7 +48,7 @@ def test_fitted_model_learned_emt(cu_model):
         b = a.copy()
         b.calc = calc
         err.append(np.abs(b.get_forces() - ref).mean())
-    assert np.mean(err) < 0.1  # eV/A; the EMT forces themselves are ~0.3-1 eV/A
+    assert np.mean(err) < 0.1  # eV/A; the EMT forces themselves are ~0.3-1 eV/A (rattles up to 0.12 A)
 
 
 def test_bfgs_frechet_relaxation_converges(cu_model):

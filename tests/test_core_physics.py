@@ -221,3 +221,31 @@ def test_smooth_at_cutoff():
         dimer = Atoms("Si2", positions=[[0, 0, 0], [0, 0, d]])
         e.append(_energy(dimer, calc))
     assert abs(e[0] - e[1]) < 1e-8
+
+
+def test_forces_are_smooth_at_symmetric_configurations():
+    """In a perfect crystal the vector features vanish by symmetry; their norm must not have a cusp there, or forces
+    jump at the equilibrium structure (relaxations stall, finite-displacement phonons are wrong)."""
+    calc = _calc()
+    base = bulk("Si", "diamond", a=5.43, cubic=True)
+    f = []
+    for d in (1e-4, 2e-4, -1e-4):
+        a = base.copy()
+        a.positions[0, 0] += d
+        a.calc = calc
+        f.append(a.get_forces()[0, 0])
+    # harmonic regime: F(2d) = 2 F(d) and F(-d) = -F(d) (a |d| cusp would give F(2d) = F(d))
+    assert abs(f[0]) > 1e-6
+    assert f[1] == pytest.approx(2 * f[0], rel=1e-2)
+    assert f[2] == pytest.approx(-f[0], rel=1e-2)
+
+
+def test_sqrt_eps_norm_option_still_loads_classic_models():
+    from conftest import make_tiny_config
+
+    from gfm_ase.model import GFMModel
+
+    cfg = make_tiny_config()
+    cfg.trunk.options["vector_norm"] = "sqrt_eps"
+    model = GFMModel(cfg)
+    assert model.trunk.updates[0].smooth is False

@@ -8,7 +8,7 @@ from gfm_ase.config import HeadConfig, ModelConfig
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.model.heads import EnergyHead
 from gfm_ase.model.outputs import predict
-from gfm_ase.model.registry import build_trunk
+from gfm_ase.model.registry import build_trunk, trunk_options
 
 
 class GFMModel(nn.Module):
@@ -16,8 +16,11 @@ class GFMModel(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        # record every trunk option (defaults included), so a saved model never depends on today's defaults
+        opts = trunk_options(config.trunk.name, config.trunk.options).model_dump(mode="json")
+        config = config.model_copy(update={"trunk": config.trunk.model_copy(update={"options": opts})})
         self.config = config
-        self.trunk = build_trunk(config.trunk.name, config.trunk.options)
+        self.trunk = build_trunk(config.trunk.name, opts)
         self.heads = nn.ModuleDict({h.name: EnergyHead(h, self.trunk.num_features) for h in config.heads})
 
     # --- metadata -------------------------------------------------------------------------------------------

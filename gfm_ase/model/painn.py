@@ -7,6 +7,8 @@ contracted by dot products, which keeps s invariant and v equivariant under rota
 from __future__ import annotations
 
 import torch
+from typing import Literal
+
 from pydantic import Field
 from torch import nn
 
@@ -24,6 +26,10 @@ class PaiNNOptions(StrictModel):
     num_rbf: int = Field(32, ge=2)
     envelope_p: int = Field(5, ge=2)
     max_neighbors: int | None = Field(None, ge=1)
+    # "smooth": sqrt(|v|^2 + 1) - 1, analytic at v = 0 (|v|^2 / 2 there, |v| far away). "sqrt_eps": sqrt(|v|^2 + eps),
+    # the classic choice, has a cusp of width sqrt(eps) at v = 0: where vector features vanish by symmetry (perfect
+    # crystals) forces jump and relaxations/phonons suffer. Kept only to load models trained with it.
+    vector_norm: Literal["smooth", "sqrt_eps"] = "smooth"
     vector_norm_eps: float = 1e-8
 
 
@@ -50,9 +56,10 @@ class PaiNNMessage(nn.Module):
 
 
 class PaiNNUpdate(nn.Module):
-    def __init__(self, f: int, eps: float):
+    def __init__(self, f: int, norm: str, eps: float):
         super().__init__()
         self.f = f
+        self.smooth = norm == "smooth"
         self.eps = eps
         self.uv = nn.Linear(f, f, bias=False)
         self.vv = nn.Linear(f, f, bias=False)
@@ -61,7 +68,8 @@ class PaiNNUpdate(nn.Module):
     def forward(self, s, v):
         u = self.uv(v)
         w = self.vv(v)
-        w_norm = torch.sqrt((w * w).sum(dim=1) + self.eps)
+        sq = (w * w).sum(dim=1)
+        w_norm = torch.sqrt(sq + 1.0) - 1.0 if self.smooth else torch.sqrt(sq + self.eps)
         a = self.mlp(torch.cat([s, w_norm.to(s.dtype)], dim=-1))
         a_vv, a_sv, a_ss = torch.split(a, self.f, dim=-1)
         dv = u * a_vv.unsqueeze(1)
@@ -82,7 +90,7 @@ class PaiNN(nn.Module):
         self.rbf = BesselBasis(opts.cutoff, opts.num_rbf)
         self.envelope = PolynomialEnvelope(opts.cutoff, opts.envelope_p)
         self.messages = nn.ModuleList(PaiNNMessage(f, opts.num_rbf) for _ in range(opts.num_layers))
-        self.updates = nn.ModuleList(PaiNNUpdate(f, opts.vector_norm_eps) for _ in range(opts.num_layers))
+        self.updates = nn.ModuleList(PaiNNUpdate(f, opts.vector_norm, opts.vector_norm_eps) for _ in range(opts.num_layers))
 
     def forward(self, numbers, edge_index, edge_vec, return_vectors: bool = False):
         r = torch.linalg.norm(edge_vec, dim=-1)
