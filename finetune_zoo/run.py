@@ -117,7 +117,9 @@ def run_task(task, args, log=print) -> dict:
     from finetune_zoo.data import Selection, nested_subset
     from finetune_zoo.finetuning import finetune
     from finetune_zoo.task import resolve_store, selection_splits
+    from gfm_ase.checkpoint import read_model_json
     from gfm_ase.data import Store
+    from gfm_ase.hub import resolve_model
 
     t0 = time.perf_counter()
     path = prepare_store(task, Path(args.stores), Path(args.work), log, Path(args.generated))
@@ -132,6 +134,8 @@ def run_task(task, args, log=print) -> dict:
     sizes = sorted({s for s in (args.sizes if args.sizes is not None else task.learning_curve) if s < n_all}
                    | {n_all})
     steps = max(1, int(round(task.steps * args.budget_scale)))
+    # a finished run is reused only for the same weights (a retrained model under the same name is not the same)
+    model_id = read_model_json(resolve_model(args.model))["weights_sha256"]
     runs = []
     for n in sizes:
         full = n == n_all
@@ -141,7 +145,8 @@ def run_task(task, args, log=print) -> dict:
                              baseline="scratch", eval_max_structures=task.eval_max_structures,
                              forgetting_report=full, forgetting_max_structures=args.forgetting_max,
                              device=args.device, **opts)
-        key = {"cfg": cfg.model_dump(mode="json", exclude_defaults=True), "n": n, "model": str(args.model), "store": str(path),
+        key = {"cfg": cfg.model_dump(mode="json", exclude_defaults=True), "n": n, "model": model_id,
+               "store": str(path),
                "train": _fingerprint(train_idx.tolist()), "val": _fingerprint(parts["val"].tolist())}
         rundir = Path(args.outdir) / task.name / f"n{n}"
         stamp = rundir / "zoo_run.json"

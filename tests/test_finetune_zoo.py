@@ -94,3 +94,24 @@ def test_shipped_task_files_are_valid():
     assert {t.strategy for t in tasks} == {"frozen", "full", "continue", "replay"}
     for t in tasks:
         assert t.name == t.name.strip() and t.steps > 0 and t.why_held_out
+
+
+def test_zoo_reruns_when_the_model_weights_change(zoo, tmp_path):
+    """A retrained model under the same path is not the same model: finished runs are not reused for it."""
+    import torch
+
+    from finetune_zoo.run import main
+    from gfm_ase.checkpoint import load_model, save_model
+
+    root, _, argv, _ = zoo
+    src = argv[argv.index("--from") + 1]
+    model = load_model(src + "/final")
+    with torch.no_grad():
+        model.heads["emt"].mlp[0].bias.add_(1e-3)
+    save_model(model, tmp_path / "retrained")
+    stamp = root / "runs" / "morse_tiny" / "n8" / "metrics.json"
+    before = stamp.stat().st_mtime_ns
+    args = list(argv)
+    args[args.index("--from") + 1] = str(tmp_path / "retrained")
+    assert main(args) == 0
+    assert stamp.stat().st_mtime_ns != before
