@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from gfm_ase.config import ModelConfig
+from gfm_ase.fileio import atomic_write_bytes, publish  # noqa: F401 (re-exported)
 from gfm_ase.model.gfm import GFMModel
 
 FORMAT = "gfm-ase-model"
@@ -43,21 +44,6 @@ def _canonical(doc: dict) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_model(model: GFMModel, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write ``directory/model.safetensors`` and ``directory/model.json`` (each atomically, weights first)."""
     directory = Path(directory)
@@ -68,7 +54,7 @@ def save_model(model: GFMModel, directory: str | os.PathLike, extra: dict[str, A
     try:
         save_file(state, tmp, metadata={"format": FORMAT})
         digest = sha256_file(tmp)
-        os.replace(tmp, directory / WEIGHTS_NAME)
+        publish(tmp, directory / WEIGHTS_NAME)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -89,3 +89,13 @@ def test_training_outdir_resolves_to_final(tmp_path):
     assert set(heads) == {"a", "b"}
     assert "level_of_theory" in heads["a"] and "elements" in heads["a"]
     np.testing.assert_equal(len(heads), 2)
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    import os
+
+    from gfm_ase.fileio import default_file_mode
+
+    _, d = _model_dir(tmp_path)
+    for name in ("model.json", "model.safetensors"):
+        assert os.stat(d / name).st_mode & 0o777 == default_file_mode()

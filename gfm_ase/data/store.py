@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 import h5py
 import numpy as np
 
+from gfm_ase.fileio import publish
+
 from gfm_ase.data.record import RecordError, StructureRecord
 
 FORMAT = "gfm-ase-store"
@@ -301,7 +303,7 @@ class StoreWriter:
             self._f = None
             with open(self._tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
             self._tmp = None
         except BaseException:
             self.abort()

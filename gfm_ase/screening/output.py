@@ -25,6 +25,8 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from gfm_ase.fileio import publish
+
 from gfm_ase.screening.rows import INTERNAL_COLUMNS, PER_ATOM_COLUMNS, STRING_COLUMNS, concat, n_rows, take
 
 FORMAT = "gfm-ase-screening"
@@ -114,7 +116,7 @@ class PartWriter:
                 f.attrs["n_rows"] = n_rows(block)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, self.dir / name)
+            publish(tmp, self.dir / name)
             _fsync_dir(self.dir)
         finally:
             if os.path.exists(tmp):
@@ -303,7 +305,7 @@ def merge_parts(directory: Path, out: Path, meta: dict) -> dict:
         n = _write_hdf5(tmp, slabs, meta) if fmt == "hdf5" else _write_parquet(tmp, slabs, meta)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, out)
+        publish(tmp, out)
         _fsync_dir(out.parent)
     finally:
         if tmp.exists():
