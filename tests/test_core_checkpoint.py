@@ -99,3 +99,25 @@ def test_written_files_have_normal_permissions(tmp_path):
     _, d = _model_dir(tmp_path)
     for name in ("model.json", "model.safetensors"):
         assert os.stat(d / name).st_mode & 0o777 == default_file_mode()
+
+
+def test_url_models_are_cached_and_verified(tmp_path, monkeypatch):
+    import hashlib
+    import tarfile
+
+    monkeypatch.setenv("GFM_ASE_CACHE", str(tmp_path / "cache"))
+    _, d = _model_dir(tmp_path)
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(d, arcname="tiny-model")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    url = archive.resolve().as_uri()
+    with pytest.raises(CheckpointError, match="sha256"):
+        resolve_model(url)  # no digest: refused
+    with pytest.raises(CheckpointError, match="expected"):
+        resolve_model(url + "#sha256=" + "0" * 64)
+    cached = resolve_model(url + "#sha256=" + digest)
+    assert cached == tmp_path / "cache" / digest
+    assert load_model(cached).head_names == ["a", "b"]
+    archive.unlink()  # second resolution comes from the cache
+    assert resolve_model(url + "#sha256=" + digest) == cached
