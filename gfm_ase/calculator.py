@@ -52,16 +52,8 @@ class GFMCalculator(Calculator):
         else:
             self.model_path = resolve_model(model)
             self.model = load_model(self.model_path, device=self.device, dtype=DTYPES[dtype])
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        names = self.model.head_names
-        if head is None:
-            if len(names) != 1:
-                raise ValueError(f"this model has {len(names)} heads; choose one with head=...: {names}")
-            head = names[0]
-        if head not in names:
-            raise ValueError(f"unknown head {head!r}; available heads: {names}")
+        self.model.inference_mode_()
+        head = self.model.resolve_head(head)
         self.head = head
         self.head_config = self.model.head_config(head)
         self.allowed_numbers = set(self.head_config.atomic_numbers)

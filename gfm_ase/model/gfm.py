@@ -42,6 +42,24 @@ class GFMModel(nn.Module):
         except ValueError:
             raise KeyError(f"unknown head {name!r}; this model has heads {self.head_names}") from None
 
+    def resolve_head(self, head: str | None) -> str:
+        """The head to evaluate: ``head`` if it exists; None is allowed only for single-head models."""
+        names = self.head_names
+        if head is None:
+            if len(names) != 1:
+                raise ValueError(f"this model has {len(names)} heads; choose one with head=...: {names}")
+            return names[0]
+        if head not in names:
+            raise ValueError(f"unknown head {head!r}; available heads: {names}")
+        return head
+
+    def inference_mode_(self) -> "GFMModel":
+        """eval() and no parameter gradients (forces and stress still come from input gradients)."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
     def head_config(self, name: str) -> HeadConfig:
         return self.config.head(name)
 

@@ -122,16 +122,8 @@ class Screener:
             self.model = load_model(path, device=self.device, dtype=self.model_dtype)
             doc = read_model_json(path)
             self.model_id = {"source": str(path), "sha256": f"{doc['weights_sha256']}:{doc['json_sha256']}"}
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        names = self.model.head_names
-        if head is None:
-            if len(names) != 1:
-                raise ValueError(f"this model has {len(names)} heads; choose one with head=...: {names}")
-            head = names[0]
-        if head not in names:
-            raise ValueError(f"unknown head {head!r}; available heads: {names}")
+        self.model.inference_mode_()
+        head = self.model.resolve_head(head)
         self.head = head
         self.head_config = self.model.head_config(head)
         self.allowed = set(self.head_config.atomic_numbers)
