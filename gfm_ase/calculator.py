@@ -103,7 +103,7 @@ class GFMCalculator(Calculator):
         atoms = self.atoms
         self._check(atoms, properties)
         # stress comes almost for free with forces: compute it whenever the cell allows, so ASE's cache is full
-        want_stress = self._has_volume(atoms) and atoms.pbc.all() or "stress" in properties
+        want_stress = (self._has_volume(atoms) and bool(atoms.pbc.all())) or "stress" in properties
         graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
                                  min_distance=self.min_distance)
         batch = collate([graph], dtype=DTYPES[self.precision]).to(self.device)

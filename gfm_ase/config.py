@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MODEL_FORMAT_VERSION = 1
@@ -81,10 +81,3 @@ class ModelConfig(StrictModel):
                 return h
         raise KeyError(name)
 
-
-def symbols_to_numbers(symbols) -> list[int]:
-    return [atomic_numbers[s] for s in symbols]
-
-
-def numbers_to_symbols(numbers) -> list[str]:
-    return [chemical_symbols[int(z)] for z in numbers]

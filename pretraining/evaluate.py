@@ -20,45 +20,30 @@ import numpy as np
 import torch
 
 from gfm_ase.checkpoint import load_model
-from gfm_ase.graph import collate
 from gfm_ase.hub import resolve_model
-from gfm_ase.model import predict
 
 # Zuo et al. 2020 test-set energy MAE (meV/atom) as listed in ../shared/README.md
 PUBLISHED_ENERGY_MAE = {
     "GAP": {"Ni": 0.42, "Cu": 0.46, "Li": 0.49, "Mo": 2.24, "Si": 2.91, "Ge": 2.06},
     "MTP": {"Ni": 0.48, "Cu": 0.41, "Li": 0.49, "Mo": 2.83, "Si": 2.21, "Ge": 1.79},
 }
+UNITS = {"energy": "meV_atom", "forces": "meV_A", "stress": "meV_A3"}
 PUBLISHED_FORCE_NOTE = "GAP/MTP force MAE: about 10-20 meV/A for Ni/Cu/Li and 50-90 meV/A for Mo/Si/Ge"
 
 
 def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
-    """Errors of ``model``'s ``head`` on a sequence of labelled AtomicGraphs (batched, float32/64 as loaded)."""
-    dtype = next(model.parameters()).dtype
-    de, df, ds = [], [], []
-    n_struct = 0
-    for start in range(0, len(graphs), batch_size):
-        chunk = [graphs[k] for k in range(start, min(start + batch_size, len(graphs)))]
-        batch = collate(chunk, dtype=dtype)
-        has_stress = batch.stress is not None and bool(torch.isfinite(batch.stress).all(dim=1).any())
-        # stress is predicted for the whole batch; structures without a stress label (molecules, slabs) are masked
-        out = predict(model, batch, head, forces=True, stress=has_stress)
-        n_struct += len(chunk)
-        if batch.energy is not None:
-            m = torch.isfinite(batch.energy)
-            de.append(((out["energy"] - batch.energy) / batch.n_atoms)[m].detach().double().numpy())
-        if batch.forces is not None:
-            m = torch.isfinite(batch.forces).all(dim=1)
-            df.append((out["forces"] - batch.forces)[m].detach().double().numpy().ravel())
-        if has_stress:
-            m = torch.isfinite(batch.stress).all(dim=1)
-            ds.append((out["stress"] - batch.stress)[m].detach().double().numpy().ravel())
-    res = {"n_structures": n_struct}
-    for key, parts, unit in (("energy", de, "meV/atom"), ("forces", df, "meV/A"), ("stress", ds, "meV/A^3")):
-        if parts and sum(len(p) for p in parts):
-            x = np.concatenate(parts) * 1000.0
-            res[key] = {"mae": float(np.abs(x).mean()), "rmse": float(np.sqrt((x ** 2).mean())), "unit": unit,
-                        "n": int(len(x))}
+    """Errors of ``model``'s ``head`` on a sequence of labelled AtomicGraphs: the trainer's own metrics
+    (:mod:`pretraining.metrics`), so these numbers are computed exactly as the logged val/test metrics."""
+    from pretraining import metrics
+    from pretraining.trainer import fix_degenerate_cells
+
+    p = next(model.parameters())
+    precision = "float64" if p.dtype == torch.float64 else "float32"
+    acc = metrics.evaluate_graphs(model, graphs, np.arange(len(graphs)), model.head_index(head),
+                                  batch_size=batch_size, dtype=p.dtype, device=p.device, precision=precision,
+                                  stress=True, fix_cells=fix_degenerate_cells)
+    res = metrics.summarize(acc)
+    res["n_structures"] = len(graphs)
     return res
 
 
@@ -67,13 +52,12 @@ def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_ne
 
     store = Store(store_path)
     covered = set(model.head_config(head).elements)
-    groups = np.array([str(store.group(i)) if hasattr(store, "group") else str(store[i].group)
-                       for i in range(len(store))])
+    groups = np.asarray(store.groups, dtype=str)
     out = {}
     for el in sorted({g.split("/")[0] for g in groups}):
         if el not in covered:
             continue
-        idx = np.flatnonzero(np.char.startswith(groups.astype(str), el + "/"))
+        idx = np.flatnonzero(np.char.startswith(groups, el + "/"))
         graphs = GraphDataset(store, cutoff, indices=idx, max_neighbors=max_neighbors)
         r = evaluate_graphs(model, graphs, head)
         r["published_energy_mae"] = {k: v.get(el) for k, v in PUBLISHED_ENERGY_MAE.items()}
@@ -86,7 +70,8 @@ def markdown(report: dict) -> str:
              "force RMSE | stress MAE (meV/A^3) |", "|---|---|---|---|---|---|---|---|"]
 
     def f(r, k, m):
-        return f"{r[k][m]:.1f}" if k in r else "-"
+        v = r.get(f"{k}_{m}_{UNITS[k]}")
+        return "-" if v is None else f"{v:.1f}"
 
     for name, r in report["datasets"].items():
         lines.append(f"| {name} | {r['head']} | {r['n_structures']} | {f(r, 'energy', 'mae')} | "
@@ -137,14 +122,15 @@ def main(argv=None) -> int:
         r["head"] = d.head
         report["datasets"][d.name] = r
         print(f"{d.name:16s} {d.head:6s} n={r['n_structures']:5d} " + "  ".join(
-            f"{k} MAE {r[k]['mae']:.1f} {r[k]['unit']}" for k in ("energy", "forces", "stress") if k in r),
+            f"{k} MAE {r[f'{k}_mae_{u}']:.1f} {u}" for k, u in UNITS.items() if r.get(f"{k}_mae_{u}") is not None),
             flush=True)
     if args.mlearn_test:
         report["mlearn"] = mlearn_per_element(model, Path(args.mlearn_test), args.mlearn_head, model.cutoff,
                                               model.max_neighbors)
         for el, r in report["mlearn"].items():
-            print(f"mlearn {el}: energy MAE {r['energy']['mae']:.2f} meV/atom (GAP {r['published_energy_mae']['GAP']}, "
-                  f"MTP {r['published_energy_mae']['MTP']}), force MAE {r['forces']['mae']:.0f} meV/A", flush=True)
+            print(f"mlearn {el}: energy MAE {r['energy_mae_meV_atom']:.2f} meV/atom (GAP "
+                  f"{r['published_energy_mae']['GAP']}, MTP {r['published_energy_mae']['MTP']}), force MAE "
+                  f"{r['forces_mae_meV_A']:.0f} meV/A", flush=True)
     report["wall_s"] = time.perf_counter() - t0
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

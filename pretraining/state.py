@@ -105,8 +105,7 @@ def latest_checkpoint(outdir) -> Path | None:
 def read_checkpoint(path):
     """(model weights, training tensors, meta) of a checkpoint directory, with every checksum verified.
 
-    The weights are read as stored (not through ``load_model``, which builds a float32 model first), so a float64
-    run resumes bit-exactly."""
+    The weights are read as stored (tensors only, no model is built), so a float64 run resumes bit-exactly."""
     path = Path(path)
     jpath = path / "train_state.json"
     if not jpath.is_file():

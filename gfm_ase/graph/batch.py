@@ -14,13 +14,10 @@ import torch
 
 from gfm_ase.graph.neighbors import StructureError, radius_graph
 
-# Labels a graph may carry (ASE units: eV, eV/A, eV/A^3 with tension positive, Voigt xx yy zz yz xz xy).
-LABELS = ("energy", "forces", "stress")
-
-
 @dataclass
 class AtomicGraph:
-    """One structure with its radius graph (numpy). ``stress`` is Voigt-6 in eV/A^3 (ASE sign)."""
+    """One structure with its radius graph (numpy). Labels in ASE units: energy eV, forces eV/A, ``stress``
+    Voigt-6 (xx yy zz yz xz xy) in eV/A^3, tension positive."""
 
     positions: np.ndarray  # [n, 3] float64, Angstrom
     numbers: np.ndarray  # [n] int64
@@ -185,4 +182,4 @@ def collate(graphs: Sequence[AtomicGraph], dtype: torch.dtype = torch.float64) -
     )
 
 
-__all__ = ["AtomicGraph", "GraphBatch", "StructureError", "collate", "graph_from_arrays", "graph_from_atoms", "LABELS"]
+__all__ = ["AtomicGraph", "GraphBatch", "StructureError", "collate", "graph_from_arrays", "graph_from_atoms"]

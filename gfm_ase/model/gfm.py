@@ -79,9 +79,8 @@ class GFMModel(nn.Module):
         self.config = self.config.model_copy(update={"heads": heads})
         self.heads[cfg.name].set_constants(cfg)
 
-    def num_parameters(self, trunk_only: bool = False) -> int:
-        mod = self.trunk if trunk_only else self
-        return sum(p.numel() for p in mod.parameters())
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
 
     # --- forward --------------------------------------------------------------------------------------------
     def features(self, numbers, edge_index, edge_vec) -> torch.Tensor:
@@ -89,11 +88,11 @@ class GFMModel(nn.Module):
 
     def atomic_energies(self, s: torch.Tensor, numbers: torch.Tensor, atom_head: torch.Tensor) -> torch.Tensor:
         """Per-atom energies [N] where atom a uses head ``atom_head[a]`` (index into :attr:`head_names`)."""
-        out = torch.zeros(numbers.shape[0], dtype=self.heads[self.head_names[0]].reference.dtype,
-                          device=numbers.device)
         present = torch.unique(atom_head).tolist() if atom_head.numel() else []
         if len(present) == 1:
             return self.heads[self.head_names[present[0]]](s, numbers)
+        out = torch.zeros(numbers.shape[0], dtype=self.heads[self.head_names[0]].reference.dtype,
+                          device=numbers.device)
         for k in present:
             mask = atom_head == k
             out[mask] = self.heads[self.head_names[k]](s[mask], numbers[mask])

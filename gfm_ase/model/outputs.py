@@ -78,12 +78,11 @@ def predict(
         s = net.features(batch.numbers, batch.edge_index, vec)
     if precision == "bfloat16":
         s = s.float()
-    if head is not None:
-        atom_head = torch.full_like(batch.numbers, net.head_index(head))
-    else:
-        atom_head = batch.head[batch.batch]
     with _autocast(precision, device):
-        e_atom = net.atomic_energies(s, batch.numbers, atom_head)
+        if head is not None:  # one head for the whole batch (calculator, screening): no per-atom head routing
+            e_atom = net.heads[net.resolve_head(head)](s, batch.numbers)
+        else:
+            e_atom = net.atomic_energies(s, batch.numbers, batch.head[batch.batch])
     e_atom = e_atom.to(positions.dtype)
     energy = torch.zeros(batch.num_graphs, dtype=e_atom.dtype, device=device).index_add_(0, batch.batch, e_atom)
     out = {"energy": energy, "energies": e_atom}
