@@ -13,7 +13,6 @@ import torch
 from finetune_zoo.data import capped
 from finetune_zoo.heldout import HeadData
 from pretraining import metrics as M
-from pretraining.trainer import fix_degenerate_cells
 
 KEYS = ("energy_mae_meV_atom", "forces_mae_meV_A", "stress_mae_meV_A3")
 
@@ -59,7 +58,7 @@ class ForgettingReport:
                     with torch.enable_grad():  # forces and stress are gradients
                         acc = M.evaluate_graphs(model, g, np.arange(len(g)), local, batch_size=self.batch_size,
                                                 dtype=dtype, device=device, precision=self.precision,
-                                                stress=True, fix_cells=fix_degenerate_cells)
+                                                stress=True)
                     per[ds.name] = M.summarize(acc)
                     total += acc
                 out[h] = {"head": M.summarize(total), "datasets": per}

@@ -35,13 +35,12 @@ def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
     """Errors of ``model``'s ``head`` on a sequence of labelled AtomicGraphs: the trainer's own metrics
     (:mod:`pretraining.metrics`), so these numbers are computed exactly as the logged val/test metrics."""
     from pretraining import metrics
-    from pretraining.trainer import fix_degenerate_cells
 
     p = next(model.parameters())
     precision = "float64" if p.dtype == torch.float64 else "float32"
     acc = metrics.evaluate_graphs(model, graphs, np.arange(len(graphs)), model.head_index(head),
                                   batch_size=batch_size, dtype=p.dtype, device=p.device, precision=precision,
-                                  stress=True, fix_cells=fix_degenerate_cells)
+                                  stress=True)
     res = metrics.summarize(acc)
     res["n_structures"] = len(graphs)
     return res

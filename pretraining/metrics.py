@@ -57,7 +57,7 @@ def summarize(acc) -> dict:
 
 
 def evaluate_graphs(model, graphs, indices, head_local: int, *, batch_size: int, dtype, device, precision: str,
-                    stress: bool, fix_cells) -> torch.Tensor:
+                    stress: bool) -> torch.Tensor:
     """Error sums [9] of ``graphs[indices]`` evaluated with the (local) head index ``head_local``."""
     acc = torch.zeros(WIDTH, dtype=torch.float64)
     net = model
@@ -66,8 +66,6 @@ def evaluate_graphs(model, graphs, indices, head_local: int, *, batch_size: int,
         batch = collate(chunk, dtype=dtype).to(device)
         batch.head.fill_(head_local)
         want_stress = stress and batch.stress is not None and bool(torch.isfinite(batch.stress).any())
-        if want_stress:
-            batch = fix_cells(batch)
         pred = predict(net, batch, None, forces=True, stress=want_stress, precision=precision)
         accumulate(pred, batch, acc)
     return acc

@@ -51,25 +51,6 @@ def restrict_heads(model: GFMModel, keep: list[str]) -> GFMModel:
     return model
 
 
-def fix_degenerate_cells(batch):
-    """Give structures without a volume (molecules) a unit box along their non-periodic axes.
-
-    Their edges use no cell shifts along those axes, so energies and forces are unchanged, but the stress that
-    ``predict`` divides by the volume stays finite: an infinite unlabelled stress would otherwise turn the
-    gradients of the whole batch into NaN."""
-    vol = torch.linalg.det(batch.cell).abs()
-    bad = vol < 1e-8
-    if not bool(bad.any()):
-        return batch
-    cell = batch.cell.clone()
-    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    add = eye.unsqueeze(0) * (~batch.pbc).to(cell.dtype).unsqueeze(-1)
-    cell[bad] = cell[bad] + add[bad]
-    still = torch.linalg.det(cell).abs() < 1e-8
-    cell[still] = eye
-    return dataclasses.replace(batch, cell=cell)
-
-
 class _StepData(torch.utils.data.Dataset):
     """(dataset, index) -> graph with the dataset's local head index and loss weight."""
 
@@ -418,8 +399,6 @@ class Trainer:
         batch = batch.to(self.device, self.dtype)
         use_stress = self.use_stress and counts.stress > 0 and batch.stress is not None and bool(
             torch.isfinite(batch.stress).any())
-        if use_stress:
-            batch = fix_degenerate_cells(batch)
         need_forces = self.use_forces and counts.forces > 0
         pred = predict(self.model, batch, None, forces=need_forces, stress=use_stress,
                        create_graph=need_forces or use_stress, precision=self.cfg.precision)
@@ -571,8 +550,7 @@ class Trainer:
                 if len(mine):
                     acc[d] = M.evaluate_graphs(self.model, graphs, mine, self.dataset_local_head[d],
                                                batch_size=cfg.validation.batch_size, dtype=self.dtype,
-                                               device=self.device, precision=cfg.precision, stress=True,
-                                               fix_cells=fix_degenerate_cells)
+                                               device=self.device, precision=cfg.precision, stress=True)
         finally:
             for p, r in zip(self.model.parameters(), req):
                 p.requires_grad_(r)

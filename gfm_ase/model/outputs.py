@@ -12,6 +12,9 @@ import torch
 
 from gfm_ase.graph.batch import GraphBatch
 
+# structures whose cell has a smaller volume (molecules, cells with a zero vector) get a NaN stress: undefined
+MIN_VOLUME = 1e-8  # A^3
+
 VOIGT_I = (0, 1, 2, 1, 0, 0)
 VOIGT_J = (0, 1, 2, 2, 2, 1)
 
@@ -53,6 +56,8 @@ def predict(
     extra_heads: also return ``head_energies`` [B, H] of these heads from the same trunk pass (no gradients).
 
     Returns ``energy`` [B], ``energies`` (per atom) [N], and when asked ``forces`` [N, 3], ``stress`` [B, 6].
+    ``stress`` is NaN for structures whose cell has no volume (below ``MIN_VOLUME``); the NaN is masked so that
+    gradients through the other structures' stresses stay finite (a loss that selects finite labels is safe).
     """
     net = model.module if hasattr(model, "module") else model
     if precision is None:
@@ -102,5 +107,9 @@ def predict(
             if g is None:
                 g = torch.zeros_like(cell)
             volume = torch.linalg.det(batch.cell).abs()
-            out["stress"] = full_to_voigt(g / volume[:, None, None])
+            ok = (volume > MIN_VOLUME)[:, None]
+            # double where: the divisor is 1 where there is no volume, so no 0/0 reaches the backward pass
+            safe = torch.where(ok.squeeze(-1), volume, torch.ones_like(volume))
+            voigt = full_to_voigt(g / safe[:, None, None])
+            out["stress"] = torch.where(ok, voigt, torch.full_like(voigt, float("nan")))
     return out
