@@ -338,7 +338,7 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="also time with torch.compile (float32)")
     p.add_argument("--energy-only", action="store_true",
                    help="also time energy-only screening (float32; what `gfm screen` does by default)")
-    p.add_argument("--loop-n", type=int, default=None, help="structures for the one-by-one ASE loop (default: --n)")
+    p.add_argument("--loop-n", type=int, default=None, help="structures for the one-by-one ASE loop (default: --n; 0: no loop)")
     p.add_argument("--peers", nargs="*", default=[], choices=["chgnet", "sevenn"])
     p.add_argument("--peer-n", type=int, default=64, help="structures for each peer model")
     p.add_argument("--repeat", type=int, default=2)
@@ -371,7 +371,7 @@ def main(argv=None) -> int:
     n_atoms = sum(len(a) for a in structures)
     jobs = [f"gfm:{dt}" for dt in args.dtype] + (["gfm:float32:compile"] if args.compile else [])
     jobs += ["gfm:float32:energy"] if args.energy_only else []
-    jobs += ["graphs", "loop"] + [f"peer:{name}" for name in args.peers]
+    jobs += ["graphs"] + (["loop"] if args.loop_n != 0 else []) + [f"peer:{name}" for name in args.peers]
     if args.job:  # one row group in this (child) process
         Path(args.job_out).write_text(json.dumps(run_job(args.job, model, structures, args, device)))
         return 0

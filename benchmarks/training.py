@@ -39,6 +39,9 @@ def worker(args) -> None:
     overrides.update({"precision": args.precision, "device": args.device, "sampling.batch_size": args.batch_size,
                       "sampling.steps_per_epoch": args.warmup + args.steps, "sampling.epochs": 1,
                       "logging.progress": False, "optim.warmup_steps": 0})
+    if args.model_size == "default":  # the default-size trunk (PaiNN 128 x 4, 32 radial functions, 5 A cutoff)
+        overrides.update({"model.trunk.options.num_features": 128, "model.trunk.options.num_layers": 4,
+                          "model.trunk.options.num_rbf": 32, "model.trunk.options.cutoff": 5.0})
     tr = Trainer(load_config(EXAMPLE, overrides), Path(args.out))
     states = collections.deque()
     n_struct = n_atoms = 0
@@ -74,7 +77,8 @@ def run_one(data: Path, nproc: int, precision: str, args, tmp: Path) -> dict:
     result = tmp / f"result-{nproc}-{precision}.json"
     wargs = [str(Path(__file__).resolve()), "--worker", "--data", str(data), "--out", str(out), "--result",
              str(result), "--precision", precision, "--device", args.device, "--steps", str(args.steps),
-             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+             "--model-size", args.model_size]
     if nproc == 1:
         cmd = [sys.executable, *wargs]
     else:
@@ -101,6 +105,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=40, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--batch-size", type=int, default=16, help="global structures per step")
+    p.add_argument("--model-size", choices=["tiny", "default"], default="tiny",
+                   help="tiny: the example config's PaiNN (32 x 2); default: PaiNN 128 x 4, 5 A cutoff")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args()
     if args.worker:
@@ -122,7 +128,7 @@ def main() -> int:
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}; "
-          f"device {args.device}; global batch {args.batch_size}; {args.steps} timed steps")
+          f"device {args.device}; model {args.model_size}; global batch {args.batch_size}; {args.steps} timed steps")
     print(f"{'precision':10s} {'procs':>5s} {'structures/s':>13s} {'atoms/s':>10s} {'speed-up':>9s} "
           f"{'efficiency':>10s} {'structures/CPU-s':>17s}")
     for r in results:

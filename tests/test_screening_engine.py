@@ -168,3 +168,19 @@ def test_invalid_options(model):
         Screener(model)
     with pytest.raises(ValueError, match="oversize"):
         Screener(model, head="a", oversize="skip")
+
+
+def test_compiled_trunk_wrapper_gives_the_eager_results(model):
+    """The wrapper that ``compile=True`` uses provides everything predict and the engine need (dynamo's "eager"
+    backend traces the trunk without inductor's minutes of code generation; tests/test_gpu.py compiles for real)."""
+    from gfm_ase.screening.compiled import CompiledTrunkModel
+
+    graphs = [graph_from_atoms(a, model.cutoff) for a in benchmark_structures(4, seed=2)]
+    batch = collate(graphs)
+    ref = predict(model, batch, "b", forces=True, stress=True, extra_heads=["a", "c"])
+    torch._dynamo.reset()
+    wrapped = CompiledTrunkModel(model, backend="eager")
+    out = predict(wrapped, batch, "b", forces=True, stress=True, extra_heads=["a", "c"])
+    for key in ("energy", "forces", "stress", "head_energies"):
+        torch.testing.assert_close(out[key], ref[key])
+    assert wrapped.resolve_head("b") == "b" and wrapped.heads is model.heads

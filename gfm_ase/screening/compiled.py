@@ -29,6 +29,13 @@ class CompiledTrunkModel(nn.Module):
     def all_head_energies(self, s, numbers, heads):
         return self.inner.all_head_energies(s, numbers, heads)
 
+    @property
+    def heads(self):
+        return self.inner.heads
+
+    def resolve_head(self, head):
+        return self.inner.resolve_head(head)
+
     def head_index(self, name):
         return self.inner.head_index(name)
 

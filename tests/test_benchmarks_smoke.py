@@ -1,0 +1,29 @@
+"""The prepared GPU run (benchmarks/gpu_suite.sh) works end to end: every step, at tiny sizes on the CPU.
+
+A GPU lease is short (minutes), so the script must not fail for a reason a CPU run would have shown. Slow (~1 min).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_suite_smoke_run_passes_every_step(tmp_path):
+    env = dict(os.environ, GFM_SUITE_SMOKE="1", OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    res = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh")], cwd=REPO, env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    log = (tmp_path / "gpu_suite.log").read_text()
+    rcs = dict(re.findall(r"^## ([\w-]+): rc=(\d+)", log, flags=re.M))
+    assert set(rcs) == {"environment", "gpu-tests", "screening", "md", "training"}, log[-3000:]
+    assert all(v == "0" for v in rcs.values()), rcs
+    assert "7 passed" in log
+    assert (tmp_path / "screening.json").is_file() and (tmp_path / "training.json").is_file()
