@@ -212,6 +212,9 @@ def bench_peer(name, structures, device):
 
         calc = SevenNetCalculator("7net-0", device=dev)
         label = "SevenNet-0 (ASE loop)"
+    elif name == "tensornet":
+        calc = tensornet_calculator()
+        label = "MatGL TensorNet, MatPES-PBE architecture, random weights (ASE loop)"
     else:
         raise ValueError(name)
 
@@ -237,7 +240,42 @@ def bench_peer(name, structures, device):
         w, c, mem = timed(lambda: model.predict_structure(structs, task="efs", batch_size=16), device, 1)
         rows.append(dict(mode="CHGNet 0.3.0 (batched, 16)", dtype="float32", wall=w, cpu=c, mem=mem,
                          n=len(structures), atoms=sum(len(a) for a in structures)))
+    if name == "tensornet":  # model-only on pre-built batches of 16 structures (matgl's own graphs and collation)
+        from torch_geometric.data import Batch
+
+        conv, potential = calc._atoms2graph, calc.potential
+        built = [conv.get_graph(a) for a in structures]
+        batches = []
+        for k in range(0, len(built), 16):
+            chunk = built[k:k + 16]
+            batches.append((Batch.from_data_list([g for g, _, _ in chunk]),
+                            torch.cat([torch.as_tensor(lat).reshape(-1, 3, 3) for _, lat, _ in chunk]),
+                            torch.stack([torch.as_tensor(st) for _, _, st in chunk])))
+        potential(*batches[0])  # warm-up
+        w, c, mem = timed(lambda: [potential(*b) for b in batches], device, 1)
+        rows.append(dict(mode="MatGL TensorNet, random weights (model-only, batches of 16)", dtype="float32",
+                         wall=w, cpu=c, mem=mem, n=len(structures), atoms=sum(len(a) for a in structures)))
     return rows
+
+
+# TensorNet-MatPES-PBE-v2025.1-PES, the fastest peer: its hyperparameters as published in matgl's
+# pretrained_models/TensorNet-MatPES-PBE-v2025.1-PES/model.json (units 128, 2 blocks, 32 spherical-Bessel radial
+# functions, max_n = max_l = 3, 5 A cutoff, smooth cutoff, swish). The weights cannot be downloaded on the machines
+# without internet access, so the same architecture is built with random weights: its speed does not depend on them.
+TENSORNET_MATPES_PBE = dict(max_n=3, max_l=3, rbf_type="SphericalBessel", use_smooth=True, activation_type="swish",
+                            units=128, nblocks=2, num_rbf=32, cutoff=5.0, is_intensive=False, ntargets=1)
+
+
+def tensornet_calculator():
+    os.environ.setdefault("MATGL_BACKEND", "PYG")
+    from ase.data import chemical_symbols
+    from matgl.apps.pes import Potential
+    from matgl.ext.ase import PESCalculator
+    from matgl.models import TensorNet
+
+    torch.manual_seed(0)
+    model = TensorNet(element_types=tuple(chemical_symbols[1:95]), **TENSORNET_MATPES_PBE)
+    return PESCalculator(Potential(model=model, calc_forces=True, calc_stresses=True), stress_unit="eV/A3")
 
 
 def precision_table(model, paths, args, device):
@@ -339,7 +377,10 @@ def main(argv=None) -> int:
     p.add_argument("--energy-only", action="store_true",
                    help="also time energy-only screening (float32; what `gfm screen` does by default)")
     p.add_argument("--loop-n", type=int, default=None, help="structures for the one-by-one ASE loop (default: --n; 0: no loop)")
-    p.add_argument("--peers", nargs="*", default=[], choices=["chgnet", "sevenn"])
+    p.add_argument("--peers", nargs="*", default=[], choices=["chgnet", "sevenn", "tensornet"])
+    p.add_argument("--peer-python", default=None,
+                   help="interpreter for the peer rows (a venv holding the peers and gfm-ase, when their "
+                        "dependencies cannot share the main one: matgl pulls torch-geometric and lightning)")
     p.add_argument("--peer-n", type=int, default=64, help="structures for each peer model")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
@@ -388,7 +429,8 @@ def main(argv=None) -> int:
 
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "job.json"
-                cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--job", job,
+                python = args.peer_python if job.startswith("peer:") and args.peer_python else sys.executable
+                cmd = [python, __file__, *(argv if argv is not None else sys.argv[1:]), "--job", job,
                        "--job-out", str(out)]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:

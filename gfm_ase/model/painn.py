@@ -3,6 +3,10 @@
 Messages from neighbor j to centre i use the filter W(rbf(r_ij)) * envelope(r_ij), so they vanish smoothly at the
 cutoff. Vector features are only ever combined linearly across the feature axis, scaled by invariants, or
 contracted by dot products, which keeps s invariant and v equivariant under rotations (tested).
+
+Precision: under autocast (bf16 mode) the per-edge work - filters, products, the [edges, 3, F] vector messages,
+which dominate the cost and are memory-bound - runs in the autocast dtype, while node states and the sums over
+neighbors stay in the parameters' dtype (float32). Outside autocast everything runs in the input dtype.
 """
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ class PaiNNMessage(nn.Module):
         # the envelope multiplies the filter output (not its input): the filter's bias must vanish at the cutoff too
         x = self.phi(s)[j] * (self.filter(rbf) * env.unsqueeze(-1))
         dv_v, ds, dv_r = torch.split(x, self.f, dim=-1)
-        dv = v[j] * dv_v.unsqueeze(1) + unit.unsqueeze(-1) * dv_r.unsqueeze(1)
+        # v is gathered in the edge dtype (unit's; bf16 under autocast): a cast at node level, not per edge
+        dv = v.to(unit.dtype)[j] * dv_v.unsqueeze(1) + unit.unsqueeze(-1) * dv_r.unsqueeze(1)
         s_out = torch.zeros_like(s).index_add_(0, i, ds.to(s.dtype))
         v_out = torch.zeros_like(v).index_add_(0, i, dv.to(v.dtype))
         return s + s_out, v + v_out
@@ -97,6 +102,9 @@ class PaiNN(nn.Module):
         unit = edge_vec / r.unsqueeze(-1)
         rbf = self.rbf(r)
         env = self.envelope(r)
+        dev = edge_vec.device.type
+        if torch.is_autocast_enabled(dev):  # geometry in full precision, per-edge work in the autocast dtype
+            env, unit = env.to(torch.get_autocast_dtype(dev)), unit.to(torch.get_autocast_dtype(dev))
         s = self.embedding(numbers).to(edge_vec.dtype)
         v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
         for msg, upd in zip(self.messages, self.updates):
