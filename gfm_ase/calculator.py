@@ -12,6 +12,7 @@ from ase.data import chemical_symbols
 from gfm_ase.checkpoint import load_model, read_model_json
 from gfm_ase.graph.batch import collate, graph_from_atoms
 from gfm_ase.graph.neighbors import StructureError
+from gfm_ase.graph.verlet import VerletGraph
 from gfm_ase.hub import resolve_model
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.model.outputs import PRECISIONS, predict
@@ -34,13 +35,16 @@ class GFMCalculator(Calculator):
     dtype: "float32" (default), "float64" or "bfloat16" (bf16 autocast, float32 accumulation).
     allow_unknown_elements: evaluate elements outside the head's training data (with a warning) instead of refusing.
     min_distance: atoms closer than this (Angstrom) are refused as overlapping.
+    skin: > 0 keeps a Verlet neighbor list (cutoff + skin, Angstrom) between calls and rebuilds it only when an atom
+      has moved more than skin / 2 or the cell changed (:class:`gfm_ase.graph.verlet.VerletGraph`): same results,
+      no neighbor search and edge-list transfer at most MD steps. 0 (default): a fresh graph at every call.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, device="auto",
                  dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
-                 **kwargs):
+                 skin: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if dtype not in PRECISIONS:
             raise ValueError(f"dtype must be one of {PRECISIONS}, got {dtype!r}")
@@ -59,6 +63,15 @@ class GFMCalculator(Calculator):
         self.allowed_numbers = set(self.head_config.atomic_numbers)
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
+        self.verlet = None
+        if skin < 0:
+            raise ValueError(f"skin must be >= 0, got {skin}")
+        if skin > 0:
+            if self.model.max_neighbors is not None:
+                raise ValueError("skin > 0 needs a model without max_neighbors (the nearest-k selection changes "
+                                 "with every step)")
+            self.verlet = VerletGraph(self.model.cutoff, skin, device=self.device, dtype=DTYPES[dtype],
+                                      min_distance=min_distance)
 
     # --- metadata -------------------------------------------------------------------------------------------
     @staticmethod
@@ -104,9 +117,12 @@ class GFMCalculator(Calculator):
         self._check(atoms, properties)
         # stress comes almost for free with forces: compute it whenever the cell allows, so ASE's cache is full
         want_stress = (self._has_volume(atoms) and bool(atoms.pbc.all())) or "stress" in properties
-        graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
-                                 min_distance=self.min_distance)
-        batch = collate([graph], dtype=DTYPES[self.precision]).to(self.device)
+        if self.verlet is not None:
+            batch = self.verlet.batch(atoms)
+        else:
+            graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
+                                     min_distance=self.min_distance)
+            batch = collate([graph], dtype=DTYPES[self.precision]).to(self.device)
         out = predict(self.model, batch, self.head, forces=True, stress=want_stress, precision=self.precision)
         energy = float(out["energy"].detach().double().cpu()[0])
         self.results = {

@@ -25,5 +25,5 @@ def test_gpu_suite_smoke_run_passes_every_step(tmp_path):
     rcs = dict(re.findall(r"^## ([\w-]+): rc=(\d+)", log, flags=re.M))
     assert set(rcs) == {"environment", "gpu-tests", "screening", "md", "training"}, log[-3000:]
     assert all(v == "0" for v in rcs.values()), rcs
-    assert "7 passed" in log
+    assert "8 passed" in log
     assert (tmp_path / "screening.json").is_file() and (tmp_path / "training.json").is_file()

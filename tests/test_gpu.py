@@ -142,3 +142,20 @@ def test_pretraining_on_cuda_under_torchrun(tmp_path):
     atoms = bulk("Cu", "fcc", a=3.6)
     atoms.calc = calc
     assert np.isfinite(atoms.get_potential_energy())
+
+
+def test_verlet_list_on_cuda_gives_the_cpu_forces(model):
+    """The skin list is filtered on the device: a few steps of moves, each compared with a fresh CPU evaluation."""
+    atoms = _structures()[-1].repeat((2, 2, 2))
+    calc = GFMCalculator(model, head="a", device=DEVICE, dtype="float64", skin=0.5)
+    ref = GFMCalculator(model, head="a", device="cpu", dtype="float64")
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
+        calc.calculate(atoms, ["energy", "forces", "stress"])
+        got = dict(calc.results)
+        ref.calculate(atoms, ["energy", "forces", "stress"])
+        assert got["energy"] == pytest.approx(ref.results["energy"], abs=1e-9)
+        np.testing.assert_allclose(got["forces"], ref.results["forces"], atol=1e-9)
+        np.testing.assert_allclose(got["stress"], ref.results["stress"], atol=1e-9)
+    assert 1 <= calc.verlet.builds < calc.verlet.calls
