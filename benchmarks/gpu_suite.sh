@@ -58,7 +58,7 @@ print('cuda available:', torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
 
-step gpu-tests 150 env GFM_TEST_DEVICE=$TEST_DEV "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
+step gpu-tests 200 env GFM_TEST_DEVICE=$TEST_DEV "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
     -o addopts="" --timeout=300
 
 step screening 150 "$PY" benchmarks/screening.py --device $DEV --n $N --loop-n $LOOP --dtype float32 bfloat16 \

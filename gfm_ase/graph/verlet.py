@@ -35,6 +35,7 @@ class VerletGraph:
         self.builds = 0  # neighbor searches done
         self.calls = 0
         self._base: GraphBatch | None = None
+        self._offset: torch.Tensor | None = None
         self._ref: tuple | None = None
 
     def _stale(self, atoms) -> bool:
@@ -50,6 +51,7 @@ class VerletGraph:
     def _build(self, atoms) -> None:
         graph = graph_from_atoms(atoms, self.cutoff + self.skin, min_distance=self.min_distance)
         self._base = collate([graph], dtype=self.dtype).to(self.device)
+        self._offset = self._base.shifts @ self._base.cell[0]  # the cell is fixed until the next build
         self._ref = (atoms.positions.copy(), atoms.numbers.copy(), atoms.cell.array.copy(), atoms.pbc.copy())
         self.builds += 1
 
@@ -60,15 +62,15 @@ class VerletGraph:
         base = self._base
         pos = torch.as_tensor(atoms.positions, dtype=self.dtype).to(self.device, non_blocking=True)
         i, j = base.edge_index[0], base.edge_index[1]
-        vec = pos[j] - pos[i] + base.shifts @ base.cell[0]
+        vec = pos.index_select(0, j) - pos.index_select(0, i) + self._offset
         r2 = (vec * vec).sum(-1)
-        keep = r2 < self.cutoff**2
+        keep = (r2 < self.cutoff**2).nonzero().squeeze(1)
         if self.min_distance is not None and bool((r2 < self.min_distance**2).any()):
             k = int(torch.argmin(r2))
             raise StructureError(f"atoms {int(i[k])} and {int(j[k])} are {float(r2[k].sqrt()):.3f} A apart "
                                  f"(< min_distance {self.min_distance} A): overlapping atoms")
-        return dataclasses.replace(base, positions=pos, edge_index=base.edge_index[:, keep],
-                                   shifts=base.shifts[keep])
+        return dataclasses.replace(base, positions=pos, edge_index=base.edge_index.index_select(1, keep),
+                                   shifts=base.shifts.index_select(0, keep))
 
 
 __all__ = ["VerletGraph"]
