@@ -72,6 +72,19 @@ class SamplingSpec(StrictModel):
     epochs: int = Field(10, ge=1, description="number of epochs (total steps = epochs * steps_per_epoch)")
 
 
+class LossStage(StrictModel):
+    """From ``start`` (a fraction of the total steps) on, the weights given here replace the base weights.
+
+    The usual use is a second stage with a larger energy weight (as in MACE's two-stage training): forces dominate
+    the gradient early and energies lag behind; raising the energy weight for the last 10-30 % of the steps
+    recovers them at a small cost in forces."""
+
+    start: float = Field(gt=0.0, lt=1.0, description="fraction of the total steps at which this stage begins")
+    energy_weight: float | None = Field(None, ge=0.0, description="energy weight from here on (None: unchanged)")
+    forces_weight: float | None = Field(None, ge=0.0, description="force weight from here on (None: unchanged)")
+    stress_weight: float | None = Field(None, ge=0.0, description="stress weight from here on (None: unchanged)")
+
+
 class LossSpec(StrictModel):
     """Per-atom energy, force and stress loss terms."""
 
@@ -83,6 +96,31 @@ class LossSpec(StrictModel):
     normalize_by_head: bool = Field(
         True, description="divide energy-per-atom and force errors by the head's scale, so heads of different "
                           "magnitude contribute comparably (stress errors are divided by scale / 10 A^3)")
+    stages: list[LossStage] = Field(
+        default_factory=list, description="later stages with other weights, e.g. [{start: 0.8, energy_weight: "
+                                          "10}] (starts strictly increasing)")
+
+    @model_validator(mode="after")
+    def _stages_ordered(self):
+        starts = [st.start for st in self.stages]
+        if any(b <= a for a, b in zip(starts, starts[1:])):
+            raise ValueError(f"loss.stages must have strictly increasing starts, got {starts}")
+        return self
+
+    def at(self, step: int, total_steps: int) -> "LossSpec":
+        """The weights in force at optimizer step ``step`` (0-based) of ``total_steps`` (stages cumulate)."""
+        spec = self
+        for st in self.stages:
+            if step >= st.start * total_steps:
+                upd = {k: getattr(st, k) for k in ("energy_weight", "forces_weight", "stress_weight")
+                       if getattr(st, k) is not None}
+                spec = spec.model_copy(update=upd)
+        return spec
+
+    def max_weight(self, term: str) -> float:
+        """The largest weight ``term`` ("energy", "forces", "stress") has in any stage."""
+        key = f"{term}_weight"
+        return max([getattr(self, key)] + [getattr(st, key) for st in self.stages if getattr(st, key) is not None])
 
 
 class OptimSpec(StrictModel):

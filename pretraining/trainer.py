@@ -176,8 +176,8 @@ class Trainer:
         self._consumed_sampler_state = self.sampler.state_dict()
         if ckpt_path is not None:
             self._restore(ckpt_path)
-        self.use_forces = cfg.loss.forces_weight > 0
-        self.use_stress = cfg.loss.stress_weight > 0
+        self.use_forces = cfg.loss.max_weight("forces") > 0  # in some stage: labels are loaded and counted
+        self.use_stress = cfg.loss.max_weight("stress") > 0
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -394,15 +394,20 @@ class Trainer:
             collate_fn=_Collate(self.dtype), num_workers=nw, pin_memory=self.device.type == "cuda",
             persistent_workers=False, prefetch_factor=2 if nw > 0 else None)
 
+    def loss_spec(self):
+        """The loss weights of the current step (``loss.stages`` switch them at fractions of the run)."""
+        return self.cfg.loss.at(self.step, self.total_steps)
+
     def compute_gradients(self, batch, counts: LossCounts) -> tuple[torch.Tensor, dict]:
         """Forward + backward of this rank's share of a step (gradients accumulate into ``.grad``)."""
         batch = batch.to(self.device, self.dtype)
-        use_stress = self.use_stress and counts.stress > 0 and batch.stress is not None and bool(
+        spec = self.loss_spec()
+        use_stress = spec.stress_weight > 0 and counts.stress > 0 and batch.stress is not None and bool(
             torch.isfinite(batch.stress).any())
-        need_forces = self.use_forces and counts.forces > 0
+        need_forces = spec.forces_weight > 0 and counts.forces > 0
         pred = predict(self.model, batch, None, forces=need_forces, stress=use_stress,
                        create_graph=need_forces or use_stress, precision=self.cfg.precision)
-        loss, terms = compute_loss(pred, batch, self.head_scale[batch.head], counts, self.cfg.loss)
+        loss, terms = compute_loss(pred, batch, self.head_scale[batch.head], counts, spec)
         if loss.requires_grad:
             loss.backward()
         return loss.detach(), terms
@@ -421,7 +426,7 @@ class Trainer:
     def backward_step(self, batch) -> dict:
         """Forward/backward of this rank's share ``batch`` of a step and the gradient synchronisation; returns the
         global loss terms, label counts and gradient norm (identical on all ranks)."""
-        local = label_counts(batch, self.use_stress) if batch is not None else LossCounts()
+        local = label_counts(batch, self.loss_spec().stress_weight > 0) if batch is not None else LossCounts()
         n_graphs, n_atoms = (batch.num_graphs, batch.num_atoms) if batch is not None else (0, 0)
         stats = torch.tensor([local.energy, local.forces, local.stress, n_graphs, n_atoms], dtype=torch.float64)
         stats = self._allreduce(stats)

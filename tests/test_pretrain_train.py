@@ -202,3 +202,17 @@ def test_trainer_takes_in_memory_graph_datasets(tmp_path):
     e = np.array([g.energy for g in cu[:6]]) / 4
     assert heads["a"]["reference_energies"]["Cu"] == pytest.approx(e.mean(), rel=1e-9)  # one element: the mean
     assert heads["b"]["metrics"]["test"]["n_structures"] == 1
+
+
+def test_loss_stages_change_the_terms_the_trainer_optimises(data_dir, tmp_path):
+    """A second stage without forces: the logged force term is there for the first half and gone after it."""
+    from pretraining.trainer import Trainer
+
+    cfg = tiny_config(data_dir, sampling__steps_per_epoch=10, sampling__epochs=1, logging__every_steps=1,
+                      validation__max_structures=4,
+                      loss__stages=[{"start": 0.5, "energy_weight": 4.0, "forces_weight": 0.0}])
+    Trainer(cfg, tmp_path).fit()
+    rows = read_csv(tmp_path / "logs" / "train.csv")
+    forces = [float(r["loss_forces"]) for r in rows]
+    assert len(forces) == 10
+    assert all(f > 0 for f in forces[:5]) and all(f == 0 for f in forces[5:])
