@@ -115,3 +115,17 @@ def test_zoo_reruns_when_the_model_weights_change(zoo, tmp_path):
     args[args.index("--from") + 1] = str(tmp_path / "retrained")
     assert main(args) == 0
     assert stamp.stat().st_mtime_ns != before
+
+
+def test_crystal_generator_rejects_collapsed_scf_labels():
+    """The guard against tblite's collapsed periodic SCF states (seen: ZnO wurtzite at -380 eV/atom, 1,900 eV/A)."""
+    import numpy as np
+
+    from finetune_zoo.generate_xtb import sane_labels
+
+    ok_forces = np.full((8, 3), 2.0)
+    assert sane_labels(-60.0, ok_forces, [])
+    assert sane_labels(-60.5, ok_forces, [-60.0, -61.0])
+    assert not sane_labels(-380.0, ok_forces, [-60.0, -61.0])  # far from the prototype's median
+    assert not sane_labels(-60.0, np.full((8, 3), 900.0), [])  # forces no small distortion gives
+    assert not sane_labels(float("nan"), ok_forces, [])
