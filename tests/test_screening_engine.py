@@ -184,3 +184,11 @@ def test_compiled_trunk_wrapper_gives_the_eager_results(model):
     for key in ("energy", "forces", "stress", "head_energies"):
         torch.testing.assert_close(out[key], ref[key])
     assert wrapped.resolve_head("b") == "b" and wrapped.heads is model.heads
+
+
+def test_allocator_thresholds_must_fit_a_c_int():
+    """mallopt takes C ints: 4 GiB would silently wrap to 0 through ctypes, so it is refused."""
+    from gfm_ase.screening.allocator import tune_cpu_allocator
+
+    with pytest.raises(ValueError, match="C ints"):
+        tune_cpu_allocator(mmap_threshold=1 << 30, trim_threshold=4 << 30)
