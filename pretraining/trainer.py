@@ -176,8 +176,6 @@ class Trainer:
         self._consumed_sampler_state = self.sampler.state_dict()
         if ckpt_path is not None:
             self._restore(ckpt_path)
-        self.use_forces = cfg.loss.max_weight("forces") > 0  # in some stage: labels are loaded and counted
-        self.use_stress = cfg.loss.max_weight("stress") > 0
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -398,10 +396,10 @@ class Trainer:
         """The loss weights of the current step (``loss.stages`` switch them at fractions of the run)."""
         return self.cfg.loss.at(self.step, self.total_steps)
 
-    def compute_gradients(self, batch, counts: LossCounts) -> tuple[torch.Tensor, dict]:
-        """Forward + backward of this rank's share of a step (gradients accumulate into ``.grad``)."""
+    def compute_gradients(self, batch, counts: LossCounts, spec) -> tuple[torch.Tensor, dict]:
+        """Forward + backward of this rank's share of a step with the step's loss ``spec`` (gradients accumulate
+        into ``.grad``)."""
         batch = batch.to(self.device, self.dtype)
-        spec = self.loss_spec()
         use_stress = spec.stress_weight > 0 and counts.stress > 0 and batch.stress is not None and bool(
             torch.isfinite(batch.stress).any())
         need_forces = spec.forces_weight > 0 and counts.forces > 0
@@ -426,13 +424,14 @@ class Trainer:
     def backward_step(self, batch) -> dict:
         """Forward/backward of this rank's share ``batch`` of a step and the gradient synchronisation; returns the
         global loss terms, label counts and gradient norm (identical on all ranks)."""
-        local = label_counts(batch, self.loss_spec().stress_weight > 0) if batch is not None else LossCounts()
+        spec = self.loss_spec()
+        local = label_counts(batch, spec.stress_weight > 0) if batch is not None else LossCounts()
         n_graphs, n_atoms = (batch.num_graphs, batch.num_atoms) if batch is not None else (0, 0)
         stats = torch.tensor([local.energy, local.forces, local.stress, n_graphs, n_atoms], dtype=torch.float64)
         stats = self._allreduce(stats)
         counts = LossCounts(*stats[:3].tolist())
         if batch is not None:
-            loss, terms = self.compute_gradients(batch, counts)
+            loss, terms = self.compute_gradients(batch, counts, spec)
         else:
             loss, terms = torch.zeros(()), {}
         sync_gradients(self.model, self.env, self.head_groups)
