@@ -48,16 +48,29 @@ class PaiNNMessage(nn.Module):
         self.phi = _mlp(f, f, 3 * f)
         self.filter = nn.Linear(num_rbf, 3 * f)
 
-    def forward(self, s, v, edge_index, rbf, env, unit):
+    def forward(self, s, v, edge_index, radial, unit, first: bool = False):
+        """radial: ``[rbf * env, env]`` [E, num_rbf + 1], so that one GEMM gives the enveloped filter
+        ``filter(rbf) * env = (rbf * env) @ W^T + env * b`` (the bias vanishes at the cutoff too).
+
+        first: v is zero (the first layer), so the ``v_j * dv_v`` term and the dv_v columns are skipped (exact).
+        """
         i, j = edge_index[0], edge_index[1]
-        # the envelope multiplies the filter output (not its input): the filter's bias must vanish at the cutoff too
-        x = self.phi(s)[j] * (self.filter(rbf) * env.unsqueeze(-1))
-        dv_v, ds, dv_r = torch.split(x, self.f, dim=-1)
-        # v is gathered in the edge dtype (unit's; bf16 under autocast): a cast at node level, not per edge
-        dv = v.to(unit.dtype)[j] * dv_v.unsqueeze(1) + unit.unsqueeze(-1) * dv_r.unsqueeze(1)
-        s_out = torch.zeros_like(s).index_add_(0, i, ds.to(s.dtype))
-        v_out = torch.zeros_like(v).index_add_(0, i, dv.to(v.dtype))
-        return s + s_out, v + v_out
+        f = self.f
+        w = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(1)], dim=1)
+        if first:
+            hidden = self.phi[1](self.phi[0](s))
+            phi = nn.functional.linear(hidden, self.phi[2].weight[f:], self.phi[2].bias[f:])
+            x = torch.index_select(phi, 0, j) * nn.functional.linear(radial, w[f:])
+            ds, dv_r = torch.split(x, f, dim=-1)
+            dv = unit.unsqueeze(-1) * dv_r.unsqueeze(1)
+        else:
+            x = torch.index_select(self.phi(s), 0, j) * nn.functional.linear(radial, w)
+            dv_v, ds, dv_r = torch.split(x, f, dim=-1)
+            # v is gathered in the edge dtype (unit's; bf16 under autocast): a cast at node level, not per edge
+            v_j = torch.index_select(v.to(unit.dtype), 0, j)
+            dv = torch.addcmul(v_j * dv_v.unsqueeze(1), unit.unsqueeze(-1), dv_r.unsqueeze(1))
+        # index_select / index_add rather than x[j] and index_put: their backward passes are each other (faster)
+        return s.index_add(0, i, ds.to(s.dtype)), v.index_add(0, i, dv.to(v.dtype))
 
 
 class PaiNNUpdate(nn.Module):
@@ -100,14 +113,14 @@ class PaiNN(nn.Module):
     def forward(self, numbers, edge_index, edge_vec, return_vectors: bool = False):
         r = torch.linalg.norm(edge_vec, dim=-1)
         unit = edge_vec / r.unsqueeze(-1)
-        rbf = self.rbf(r)
-        env = self.envelope(r)
+        env = self.envelope(r).unsqueeze(-1)
+        radial = torch.cat([self.rbf(r) * env, env], dim=-1)
         dev = edge_vec.device.type
         if torch.is_autocast_enabled(dev):  # geometry in full precision, per-edge work in the autocast dtype
-            env, unit = env.to(torch.get_autocast_dtype(dev)), unit.to(torch.get_autocast_dtype(dev))
+            unit = unit.to(torch.get_autocast_dtype(dev))
         s = self.embedding(numbers).to(edge_vec.dtype)
         v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
-        for msg, upd in zip(self.messages, self.updates):
-            s, v = msg(s, v, edge_index, rbf, env, unit)
+        for k, (msg, upd) in enumerate(zip(self.messages, self.updates)):
+            s, v = msg(s, v, edge_index, radial, unit, first=k == 0)
             s, v = upd(s, v)
         return (s, v) if return_vectors else s
