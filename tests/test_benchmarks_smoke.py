@@ -27,3 +27,13 @@ def test_gpu_suite_smoke_run_passes_every_step(tmp_path):
     assert all(v == "0" for v in rcs.values()), rcs
     assert "8 passed" in log
     assert (tmp_path / "screening.json").is_file() and (tmp_path / "training.json").is_file()
+
+
+def test_batching_bound_script_prints_its_tables():
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "batching.py"), "--n", "4", "--sizes", "1", "64",
+                          "--repeat", "1"], cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    bound = re.search(r"upper bound on batched / loop, \(o \+ c_min\) / c_min \| ([\d.]+)x", res.stdout)
+    assert bound and float(bound.group(1)) >= 1.0, res.stdout
+    assert re.search(r"^\| 64 \| \d+ \| [\d,]+ \| [\d.]+ \|$", res.stdout, flags=re.M), res.stdout

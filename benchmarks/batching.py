@@ -1,0 +1,135 @@
+"""How much can batching gain over a one-by-one loop on this machine? An upper bound, measured.
+
+    OMP_NUM_THREADS=1 python benchmarks/batching.py [--n 128] [--dtype float32] [--sizes 1 64 128 256 512 1024 2048]
+
+For the screening benchmark's structures (8-64-atom crystals, energy + forces + stress) it prints:
+
+1. the one-by-one ASE loop (``GFMCalculator``) per structure, the model alone on the same single-structure graphs,
+   and their difference ``o``: the per-call overhead (graph, tensors, Python, ASE) that batching can remove;
+2. the matrix-product FLOPs of one structure (``torch.utils.flop_counter``) and this machine's measured GEMM rate,
+   hence a lower bound ``c_min`` on the model time per structure for *any* implementation of the model;
+3. the bound ``batched / loop <= (o + c_min) / c_min`` (batching shares nothing between structures but the overhead);
+4. model-only throughput against the batch size (atoms per batch), to show whether larger batches run faster.
+
+Default model: the random default-size PaiNN of ``benchmarks/screening.py`` (0.81M parameters).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from screening import default_model, machine  # noqa: E402
+
+from gfm_ase.calculator import GFMCalculator  # noqa: E402
+from gfm_ase.graph import collate, graph_from_atoms  # noqa: E402
+from gfm_ase.model import predict  # noqa: E402
+from gfm_ase.screening.allocator import tune_cpu_allocator  # noqa: E402
+from gfm_ase.screening.benchset import benchmark_structures  # noqa: E402
+
+
+def best_ms_per_item(fn, n_items: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best / n_items * 1e3
+
+
+def gemm_rate(dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
+    """FLOP/s of a large matrix product on this machine (what the model's products can reach at best)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return repeat * 2 * n**3 / (time.perf_counter() - t)
+
+
+def chunks(graphs, max_atoms: int):
+    out, cur, n = [], [], 0
+    for g in graphs:
+        if cur and n + len(g.numbers) > max_atoms:
+            out.append(cur)
+            cur, n = [], 0
+        cur.append(g)
+        n += len(g.numbers)
+    return out + ([cur] if cur else [])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=128, help="structures")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--sizes", type=int, nargs="*", default=[1, 64, 128, 256, 512, 1024, 2048],
+                   help="batch budgets (atoms) for the sweep; 1 = one structure per batch")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+    tune_cpu_allocator()
+    model = default_model()
+    structures = benchmark_structures(args.n, seed=0)
+    graphs = [graph_from_atoms(a, model.cutoff) for a in structures]
+    n = len(structures)
+
+    def run(batches):
+        for b in batches:
+            predict(model, b, "pbe", forces=True, stress=True, precision=args.dtype)
+
+    calc = GFMCalculator(model=model, head="pbe", dtype=args.dtype, device="cpu")
+
+    def loop():
+        for a in structures:
+            a = a.copy()
+            a.calc = calc
+            a.get_potential_energy(), a.get_forces(), a.get_stress()
+
+    singles = [collate([g], dtype=torch.float32) for g in graphs]
+    counter = FlopCounterMode(display=False)
+    with counter:
+        run(singles)
+    flops = counter.get_total_flops() / n
+    loop(), run(singles)  # warm up
+    t_loop = best_ms_per_item(loop, n, args.repeat)
+    t_model = best_ms_per_item(lambda: run(singles), n, args.repeat)
+    rate = gemm_rate(getattr(torch, args.dtype))
+    overhead = max(t_loop - t_model, 0.0)
+    c_min = flops / rate * 1e3
+    print(f"# batching bound, {args.dtype}, {n} structures ({sum(len(a) for a in structures) / n:.1f} atoms, "
+          f"{sum(g.edge_index.shape[1] for g in graphs) / n:.0f} edges each), energy + forces + stress")
+    print(f"# machine: {machine(torch.device('cpu'))}")
+    print(f"# command: {' '.join(sys.argv)}")
+    print()
+    print("| quantity | value |")
+    print("|---|---:|")
+    print(f"| ASE loop, per structure | {t_loop:.1f} ms |")
+    print(f"| model alone on the same single-structure graphs | {t_model:.1f} ms |")
+    print(f"| per-call overhead o (what batching can remove) | {overhead:.1f} ms |")
+    print(f"| matrix-product work per structure | {flops / 1e6:.0f} MFLOP |")
+    print(f"| {args.dtype} GEMM rate of this machine (2048^3) | {rate / 1e9:.0f} GFLOP/s |")
+    print(f"| lower bound on model time c_min (all FLOPs at the GEMM rate) | {c_min:.1f} ms |")
+    print(f"| upper bound on batched / loop, (o + c_min) / c_min | {(overhead + c_min) / c_min:.2f}x |")
+    print(f"| batched / loop if batching made the model free of overhead only, t_loop / t_model | "
+          f"{t_loop / t_model:.2f}x |")
+    if args.sizes:
+        print()
+        print("| batch budget (atoms) | batches | edges per batch | model-only structures/s |")
+        print("|---:|---:|---:|---:|")
+        for size in args.sizes:
+            batches = [collate(c, dtype=torch.float32) for c in chunks(graphs, size)]
+            run(batches)
+            ms = best_ms_per_item(lambda: run(batches), n, args.repeat)
+            edges = sum(b.edge_index.shape[1] for b in batches) / len(batches)
+            print(f"| {size} | {len(batches)} | {edges:,.0f} | {1e3 / ms:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
