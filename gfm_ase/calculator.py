@@ -38,13 +38,16 @@ class GFMCalculator(Calculator):
     skin: > 0 keeps a Verlet neighbor list (cutoff + skin, Angstrom) between calls and rebuilds it only when an atom
       has moved more than skin / 2 or the cell changed (:class:`gfm_ase.graph.verlet.VerletGraph`): same results,
       no neighbor search and edge-list transfer at most MD steps. 0 (default): a fresh graph at every call.
+    compile: run the trunk through ``torch.compile`` (:class:`gfm_ase.model.compiled.CompiledTrunkModel`; the model
+      itself is untouched). True, or a dict of ``torch.compile`` keyword arguments. The first call compiles (one
+      to three minutes on a CPU, cached on disk afterwards), so it pays for long MD runs only (docs/performance.md).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, device="auto",
                  dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
-                 skin: float = 0.0, **kwargs):
+                 skin: float = 0.0, compile: bool | dict = False, **kwargs):
         super().__init__(**kwargs)
         if dtype not in PRECISIONS:
             raise ValueError(f"dtype must be one of {PRECISIONS}, got {dtype!r}")
@@ -57,6 +60,11 @@ class GFMCalculator(Calculator):
             self.model_path = resolve_model(model)
             self.model = load_model(self.model_path, device=self.device, dtype=DTYPES[dtype])
         self.model.inference_mode_()
+        self.runner = self.model  # what predict() evaluates: the model or its compiled view
+        if compile:
+            from gfm_ase.model.compiled import CompiledTrunkModel
+
+            self.runner = CompiledTrunkModel(self.model, **(compile if isinstance(compile, dict) else {}))
         head = self.model.resolve_head(head)
         self.head = head
         self.head_config = self.model.head_config(head)
@@ -123,7 +131,7 @@ class GFMCalculator(Calculator):
             graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
                                      min_distance=self.min_distance)
             batch = collate([graph], dtype=DTYPES[self.precision]).to(self.device)
-        out = predict(self.model, batch, self.head, forces=True, stress=want_stress, precision=self.precision)
+        out = predict(self.runner, batch, self.head, forces=True, stress=want_stress, precision=self.precision)
         energy = float(out["energy"].detach().double().cpu()[0])
         self.results = {
             "energy": energy,

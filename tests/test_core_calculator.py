@@ -86,3 +86,34 @@ def test_pymatgen_structure(calc):
 def test_metadata_exposed(calc):
     md = calc.metadata
     assert md["name"] == "a" and md["elements"] == ["H", "C", "O", "Si", "Cu"]
+
+
+def test_compile_option_gives_the_eager_results_along_md():
+    """GFMCalculator(compile=...) evaluates a compiled view of the trunk (dynamo's "eager" backend here: the real
+    inductor compile takes minutes and is exercised on CUDA in tests/test_gpu.py); the model itself is untouched."""
+    import torch
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from gfm_ase.model.compiled import CompiledTrunkModel
+
+    model = make_tiny_model()
+    torch._dynamo.reset()
+    calcs = [GFMCalculator(model=model, head="a", dtype="float64", device="cpu"),
+             GFMCalculator(model=model, head="a", dtype="float64", device="cpu", compile={"backend": "eager"})]
+    assert isinstance(calcs[1].runner, CompiledTrunkModel) and calcs[0].runner is model
+    assert not isinstance(model.trunk, torch._dynamo.eval_frame.OptimizedModule)
+    traces = []
+    for calc in calcs:
+        atoms = bulk("Si", "diamond", a=5.43) * (2, 2, 1)
+        atoms.rattle(0.05, seed=4)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(0))
+        atoms.calc = calc
+        rows = []
+        dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+        dyn.attach(lambda a=atoms: rows.append(np.concatenate([[a.get_potential_energy()], a.get_forces().ravel(),
+                                                                a.get_stress()])), interval=1)
+        dyn.run(5)
+        traces.append(np.array(rows))
+    np.testing.assert_allclose(traces[1], traces[0], rtol=0, atol=1e-10)

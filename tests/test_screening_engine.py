@@ -173,7 +173,7 @@ def test_invalid_options(model):
 def test_compiled_trunk_wrapper_gives_the_eager_results(model):
     """The wrapper that ``compile=True`` uses provides everything predict and the engine need (dynamo's "eager"
     backend traces the trunk without inductor's minutes of code generation; tests/test_gpu.py compiles for real)."""
-    from gfm_ase.screening.compiled import CompiledTrunkModel
+    from gfm_ase.model.compiled import CompiledTrunkModel
 
     graphs = [graph_from_atoms(a, model.cutoff) for a in benchmark_structures(4, seed=2)]
     batch = collate(graphs)

@@ -146,7 +146,7 @@ class Screener:
             tune_cpu_allocator()
         self.runner = self.model
         if compile:
-            from gfm_ase.screening.compiled import CompiledTrunkModel
+            from gfm_ase.model.compiled import CompiledTrunkModel
 
             self.runner = CompiledTrunkModel(self.model)
         self.compiled = bool(compile)

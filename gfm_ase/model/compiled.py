@@ -1,9 +1,10 @@
-"""A model view whose trunk runs through ``torch.compile`` (used by screening with ``compile=True``).
+"""A model view whose trunk runs through ``torch.compile`` (``Screener(compile=True)``, ``gfm screen --compile``,
+``GFMCalculator(compile=True)``).
 
 The user's model is not modified: this wrapper shares its parameters and only replaces the trunk call. On the
-development CPU, inductor's fused loops made energy+forces+stress about 2x faster for batches of 8-64-atom
-crystals (see docs/benchmarks.md), at a one-off compile cost of one to three minutes; that pays only for large
-screens, so it is off by default.
+development CPU, inductor's fused loops made energy+forces+stress 1.9x faster for batches of 8-64-atom crystals
+and 1.3x for a 1,000-atom cell (docs/benchmarks.md), at a one-off compile cost of one to three minutes (cached on
+disk by inductor afterwards); that pays only for long screens and MD runs, so it is off by default.
 """
 from __future__ import annotations
 
