@@ -51,8 +51,9 @@ def predict(
     """Evaluate ``model`` on ``batch``.
 
     head: a head name used for every structure, or None to use ``batch.head`` (per-structure head indices).
-    precision: None (the model's own dtype), "float64", "float32" or "bfloat16" (bf16 autocast of the trunk and
-      heads with float32 geometry and float32 accumulation of energies, forces and stress).
+    precision: None (the model's own dtype), "float64", "float32" or "bfloat16" (bf16 autocast of the trunk's
+      per-edge work; geometry, node-level layers, heads and the accumulation of energies, forces and stress in
+      float32).
     extra_heads: also return ``head_energies`` [B, H] of these heads from the same trunk pass (no gradients).
 
     Returns ``energy`` [B], ``energies`` (per atom) [N], and when asked ``forces`` [N, 3], ``stress`` [B, 6].
@@ -83,16 +84,17 @@ def predict(
         s = net.features(batch.numbers, batch.edge_index, vec)
     if precision == "bfloat16":
         s = s.float()
-    with _autocast(precision, device):
-        if head is not None:  # one head for the whole batch (calculator, screening): no per-atom head routing
-            e_atom = net.heads[net.resolve_head(head)](s, batch.numbers)
-        else:
-            e_atom = net.atomic_energies(s, batch.numbers, batch.head[batch.batch])
+    # heads run in full precision: node-level and cheap, and bf16 rounding of atomic energies of a few eV would
+    # cost meV/atom (docs/benchmarks.md)
+    if head is not None:  # one head for the whole batch (calculator, screening): no per-atom head routing
+        e_atom = net.heads[net.resolve_head(head)](s, batch.numbers)
+    else:
+        e_atom = net.atomic_energies(s, batch.numbers, batch.head[batch.batch])
     e_atom = e_atom.to(positions.dtype)
     energy = torch.zeros(batch.num_graphs, dtype=e_atom.dtype, device=device).index_add_(0, batch.batch, e_atom)
     out = {"energy": energy, "energies": e_atom}
     if extra_heads:
-        with torch.no_grad(), _autocast(precision, device):
+        with torch.no_grad():
             he = net.all_head_energies(s.detach(), batch.numbers, list(extra_heads)).to(positions.dtype)
         out["head_energies"] = torch.zeros(batch.num_graphs, he.shape[1], dtype=he.dtype,
                                            device=device).index_add_(0, batch.batch, he)

@@ -4,9 +4,11 @@ Messages from neighbor j to centre i use the filter W(rbf(r_ij)) * envelope(r_ij
 cutoff. Vector features are only ever combined linearly across the feature axis, scaled by invariants, or
 contracted by dot products, which keeps s invariant and v equivariant under rotations (tested).
 
-Precision: under autocast (bf16 mode) the per-edge work - filters, products, the [edges, 3, F] vector messages,
-which dominate the cost and are memory-bound - runs in the autocast dtype, while node states and the sums over
-neighbors stay in the parameters' dtype (float32). Outside autocast everything runs in the input dtype.
+Precision: under autocast (bf16 mode) only the per-edge work - filters, products, the [edges, 3, F] vector
+messages, which dominate the cost and are memory-bound - runs in the autocast dtype. Node-level work (node
+states, the phi and update layers, the sums over neighbors) stays in the parameters' dtype (float32): it costs
+little (N rows against ~40 N edges) and, in bf16, its rounding was most of the bf16 energy error (docs/benchmarks.md).
+Outside autocast everything runs in the input dtype.
 """
 from __future__ import annotations
 
@@ -37,6 +39,11 @@ class PaiNNOptions(StrictModel):
     vector_norm_eps: float = 1e-8
 
 
+def _node_precision(x: torch.Tensor):
+    """Node-level layers run outside autocast, in the parameters' dtype (see the module docstring)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
 
@@ -57,14 +64,19 @@ class PaiNNMessage(nn.Module):
         i, j = edge_index[0], edge_index[1]
         f = self.f
         w = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(1)], dim=1)
+        with _node_precision(s):
+            if first:
+                hidden = self.phi[1](self.phi[0](s))
+                phi = nn.functional.linear(hidden, self.phi[2].weight[f:], self.phi[2].bias[f:])
+            else:
+                phi = self.phi(s)
+        phi = phi.to(unit.dtype)  # edge dtype (bf16 under autocast): cast at node level, then gathered
         if first:
-            hidden = self.phi[1](self.phi[0](s))
-            phi = nn.functional.linear(hidden, self.phi[2].weight[f:], self.phi[2].bias[f:])
             x = torch.index_select(phi, 0, j) * nn.functional.linear(radial, w[f:])
             ds, dv_r = torch.split(x, f, dim=-1)
             dv = unit.unsqueeze(-1) * dv_r.unsqueeze(1)
         else:
-            x = torch.index_select(self.phi(s), 0, j) * nn.functional.linear(radial, w)
+            x = torch.index_select(phi, 0, j) * nn.functional.linear(radial, w)
             dv_v, ds, dv_r = torch.split(x, f, dim=-1)
             # v is gathered in the edge dtype (unit's; bf16 under autocast): a cast at node level, not per edge
             v_j = torch.index_select(v.to(unit.dtype), 0, j)
@@ -84,15 +96,19 @@ class PaiNNUpdate(nn.Module):
         self.mlp = _mlp(2 * f, f, 3 * f)
 
     def forward(self, s, v):
+        with _node_precision(s):
+            return self._update(s, v)
+
+    def _update(self, s, v):
         u = self.uv(v)
         w = self.vv(v)
         sq = (w * w).sum(dim=1)
         w_norm = torch.sqrt(sq + 1.0) - 1.0 if self.smooth else torch.sqrt(sq + self.eps)
-        a = self.mlp(torch.cat([s, w_norm.to(s.dtype)], dim=-1))
+        a = self.mlp(torch.cat([s, w_norm], dim=-1))
         a_vv, a_sv, a_ss = torch.split(a, self.f, dim=-1)
         dv = u * a_vv.unsqueeze(1)
         ds = a_ss + a_sv * (u * w).sum(dim=1)
-        return s + ds.to(s.dtype), v + dv.to(v.dtype)
+        return s + ds, v + dv
 
 
 @register_trunk("painn", PaiNNOptions)
