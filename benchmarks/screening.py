@@ -375,7 +375,8 @@ def main(argv=None) -> int:
     p.add_argument("--head", default=None)
     p.add_argument("--max-atoms", type=int, default=None, help="batch budget (default: the engine's for the device)")
     p.add_argument("--max-edges", type=int, default=None)
-    p.add_argument("--compile", action="store_true", help="also time with torch.compile (float32)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time with torch.compile, in each float32/bfloat16 dtype of --dtype")
     p.add_argument("--energy-only", action="store_true",
                    help="also time energy-only screening (float32; what `gfm screen` does by default)")
     p.add_argument("--loop-n", type=int, default=None, help="structures for the one-by-one ASE loop (default: --n; 0: no loop)")
@@ -412,7 +413,8 @@ def main(argv=None) -> int:
         return 0
     structures = benchmark_structures(args.n, seed=args.seed)
     n_atoms = sum(len(a) for a in structures)
-    jobs = [f"gfm:{dt}" for dt in args.dtype] + (["gfm:float32:compile"] if args.compile else [])
+    jobs = [f"gfm:{dt}" for dt in args.dtype]
+    jobs += [f"gfm:{dt}:compile" for dt in args.dtype if args.compile and dt in ("float32", "bfloat16")]
     jobs += ["gfm:float32:energy"] if args.energy_only else []
     jobs += ["graphs"] + (["loop"] if args.loop_n != 0 else []) + [f"peer:{name}" for name in args.peers]
     if args.job:  # one row group in this (child) process
