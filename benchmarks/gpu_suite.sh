@@ -9,7 +9,7 @@
 # Order = importance, so that a run cut short still returns the correctness checks and the fp32/bf16 tables:
 #   1. environment   2. tests/test_gpu.py (GPU == CPU physics, screening, bf16 bound, compile, training on GPU)
 #   3. screening fp32/bf16 (+ energy-only, ASE loop)   4. MD 1k/8k atoms   5. training throughput
-#   6. screening and MD with torch.compile
+#   6. screening (float32 and bf16) and MD with torch.compile
 # Each step runs under `timeout`; steps whose limit would pass the overall deadline (GFM_SUITE_BUDGET seconds,
 # default 540) are skipped and say so. Logs and JSON go to $OUT (default ./gpu_suite_out).
 set -u
@@ -70,8 +70,8 @@ step training 90 "$PY" benchmarks/training.py --device $DEV --nprocs 1 --precisi
     --model-size default --batch-size 64 --steps $TSTEPS --json "$OUT/training.json"
 
 if [ "$COMPILE" = 1 ]; then
-    step screening-compiled 150 "$PY" benchmarks/screening.py --device $DEV --n $N --loop-n 0 --dtype float32 \
-        --max-atoms 4096 --compile --repeat 2 --in-process --json "$OUT/screening_compiled.json"
+    step screening-compiled 200 "$PY" benchmarks/screening.py --device $DEV --n $N --loop-n 0 --dtype float32 \
+        bfloat16 --max-atoms 4096 --compile --no-eager --repeat 2 --in-process --json "$OUT/screening_compiled.json"
     step md-compiled 120 "$PY" benchmarks/md.py --device $DEV --sizes 8000 --dtype float32 --steps $MDSTEPS --compile
 fi
 echo "## done after $(($(date +%s) - START))s; log: $LOG" | tee -a "$LOG"

@@ -377,6 +377,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-edges", type=int, default=None)
     p.add_argument("--compile", action="store_true",
                    help="also time with torch.compile, in each float32/bfloat16 dtype of --dtype")
+    p.add_argument("--no-eager", action="store_true", help="skip the eager gfm-ase rows (with --compile: compiled only)")
     p.add_argument("--energy-only", action="store_true",
                    help="also time energy-only screening (float32; what `gfm screen` does by default)")
     p.add_argument("--loop-n", type=int, default=None, help="structures for the one-by-one ASE loop (default: --n; 0: no loop)")
@@ -413,7 +414,7 @@ def main(argv=None) -> int:
         return 0
     structures = benchmark_structures(args.n, seed=args.seed)
     n_atoms = sum(len(a) for a in structures)
-    jobs = [f"gfm:{dt}" for dt in args.dtype]
+    jobs = [] if args.no_eager else [f"gfm:{dt}" for dt in args.dtype]
     jobs += [f"gfm:{dt}:compile" for dt in args.dtype if args.compile and dt in ("float32", "bfloat16")]
     jobs += ["gfm:float32:energy"] if args.energy_only else []
     jobs += ["graphs"] + (["loop"] if args.loop_n != 0 else []) + [f"peer:{name}" for name in args.peers]
