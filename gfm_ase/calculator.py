@@ -32,7 +32,7 @@ class GFMCalculator(Calculator):
     model: built-in name (default ``gfm-mini``), a model directory, a training output directory, a URL with
       ``#sha256=...``, or an already built :class:`GFMModel`.
     head: the head (level of theory) to use; may be omitted only for single-head models.
-    dtype: "float32" (default), "float64" or "bfloat16" (bf16 autocast, float32 accumulation).
+    dtype: "float32" (default), "float64" or "bfloat16" (bf16 per-edge work; node layers, heads, sums in float32).
     allow_unknown_elements: evaluate elements outside the head's training data (with a warning) instead of refusing.
     min_distance: atoms closer than this (Angstrom) are refused as overlapping.
     skin: > 0 keeps a Verlet neighbor list (cutoff + skin, Angstrom) between calls and rebuilds it only when an atom

@@ -37,3 +37,11 @@ def test_batching_bound_script_prints_its_tables():
     bound = re.search(r"upper bound on batched / loop, \(o \+ c_min\) / c_min \| ([\d.]+)x", res.stdout)
     assert bound and float(bound.group(1)) >= 1.0, res.stdout
     assert re.search(r"^\| 64 \| \d+ \| [\d,]+ \| [\d.]+ \|$", res.stdout, flags=re.M), res.stdout
+
+
+def test_screen_scaling_script_runs_ranks_and_checks_ids():
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "screen_scaling.py"), "--n", "12", "--ranks", "1",
+                          "3"], cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert re.search(r"^\| 3 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", res.stdout, flags=re.M), res.stdout

@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="built-in name, model directory, training output dir or URL")
     p.add_argument("--head", default=None, help="head (level of theory); optional for single-head models")
     p.add_argument("--dtype", default="float32", choices=["float64", "float32", "bfloat16"],
-                   help="precision (bfloat16: bf16 trunk, float32 accumulation)")
+                   help="precision (bfloat16: bf16 per-edge work; node layers, heads and sums in float32)")
     p.add_argument("--properties", nargs="+", default=["energy"],
                    choices=["energy", "forces", "stress", "energies"],
                    help="what to store besides energy and energy per atom")
