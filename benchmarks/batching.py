@@ -33,6 +33,8 @@ from gfm_ase.graph import collate, graph_from_atoms  # noqa: E402
 from gfm_ase.model import predict  # noqa: E402
 from gfm_ase.screening.allocator import tune_cpu_allocator  # noqa: E402
 from gfm_ase.screening.benchset import benchmark_structures  # noqa: E402
+from gfm_ase.screening.budget import Budget, MemoryModel  # noqa: E402
+from gfm_ase.screening.planner import BatchPlanner  # noqa: E402
 
 
 def best_ms_per_item(fn, n_items: int, repeat: int) -> float:
@@ -54,15 +56,12 @@ def gemm_rate(dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
     return repeat * 2 * n**3 / (time.perf_counter() - t)
 
 
-def chunks(graphs, max_atoms: int):
-    out, cur, n = [], [], 0
-    for g in graphs:
-        if cur and n + len(g.numbers) > max_atoms:
-            out.append(cur)
-            cur, n = [], 0
-        cur.append(g)
-        n += len(g.numbers)
-    return out + ([cur] if cur else [])
+def planned_batches(graphs, max_atoms: int) -> list:
+    """The screening engine's planner with an atom budget only (a structure above it runs alone)."""
+    budget = Budget(max_atoms=max_atoms, max_edges=2**62, memory_limit=float("inf"), memory=MemoryModel(0, 0, 0))
+    planner = BatchPlanner(budget)
+    planned = [b for k, g in enumerate(graphs) for b in planner.add(g, k)] + planner.flush()
+    return [collate(b.graphs, dtype=torch.float32) for b in planned]
 
 
 def main(argv=None) -> int:
@@ -91,7 +90,7 @@ def main(argv=None) -> int:
             a.calc = calc
             a.get_potential_energy(), a.get_forces(), a.get_stress()
 
-    singles = [collate([g], dtype=torch.float32) for g in graphs]
+    singles = planned_batches(graphs, 1)  # one structure per batch, as the loop sees them
     counter = FlopCounterMode(display=False)
     with counter:
         run(singles)
@@ -123,7 +122,7 @@ def main(argv=None) -> int:
         print("| batch budget (atoms) | batches | edges per batch | model-only structures/s |")
         print("|---:|---:|---:|---:|")
         for size in args.sizes:
-            batches = [collate(c, dtype=torch.float32) for c in chunks(graphs, size)]
+            batches = planned_batches(graphs, size)
             run(batches)
             ms = best_ms_per_item(lambda: run(batches), n, args.repeat)
             edges = sum(b.edge_index.shape[1] for b in batches) / len(batches)

@@ -107,6 +107,12 @@ def bench_neighbors(atoms, cutoff, device, skin, steps=50):
     return t_fresh, t_verlet, vg.builds
 
 
+def row(n_atoms: int, edges, mode: str, dtype: str, steps: int, wall: float, cpu: float, mem: str) -> str:
+    """One table row: calls/s, atom-steps/s, (CPU-time calls/s), peak memory."""
+    return (f"| Si{n_atoms} | {edges} | {mode} | {dtype} | {steps / wall:,.2f} | {n_atoms * steps / wall:,.0f} | "
+            f"({steps / cpu:,.2f}) | {mem} |")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000])
@@ -145,33 +151,30 @@ def main(argv=None) -> int:
                 w, c, mem, edges = bench_model_only(model, atoms, device, dt, args.steps, stress)
                 mode = "model-only E+F" + ("+S" if stress else "")
                 rates[(len(atoms), dt, stress)] = args.steps / w
-                print(f"| Si{len(atoms)} | {edges:,} | {mode} | {dt} | {args.steps / w:,.2f} | "
-                      f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
+                print(row(len(atoms), f"{edges:,}", mode, dt, args.steps, w, c, mem), flush=True)
             if args.compile and dt == "float32":
                 bench_model_only(model, atoms, device, dt, 1, True, compile_=True)  # compile outside the timing
                 w, c, mem, edges = bench_model_only(model, atoms, device, dt, args.steps, True, compile_=True)
-                print(f"| Si{len(atoms)} | {edges:,} | model-only E+F+S, compiled | {dt} | {args.steps / w:,.2f} | "
-                      f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
+                print(row(len(atoms), f"{edges:,}", "model-only E+F+S, compiled", dt, args.steps, w, c, mem),
+                      flush=True)
             from gfm_ase.calculator import GFMCalculator
 
             calc = GFMCalculator(model, head=model.head_names[0], device=str(device), dtype=dt)
             w, c, mem = bench_md(calc, atoms, device, args.steps)
             rates[(len(atoms), dt, "md")] = args.steps / w
-            print(f"| Si{len(atoms)} | {edges:,} | MD step (ASE, E+F+S) | {dt} | {args.steps / w:,.2f} | "
-                  f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
+            print(row(len(atoms), f"{edges:,}", "MD step (ASE, E+F+S)", dt, args.steps, w, c, mem), flush=True)
             if args.skin > 0:
                 calc = GFMCalculator(model, head=model.head_names[0], device=str(device), dtype=dt, skin=args.skin)
                 w, c, mem = bench_md(calc, atoms, device, args.steps)
-                print(f"| Si{len(atoms)} | {edges:,} | MD step (ASE, E+F+S, skin {args.skin} A, "
-                      f"{calc.verlet.builds} builds / {calc.verlet.calls} calls) | {dt} | {args.steps / w:,.2f} | "
-                      f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
+                mode = (f"MD step (ASE, E+F+S, skin {args.skin} A, {calc.verlet.builds} builds / "
+                        f"{calc.verlet.calls} calls)")
+                print(row(len(atoms), f"{edges:,}", mode, dt, args.steps, w, c, mem), flush=True)
             if args.compile and dt == "float32":  # the production MD setting: compiled trunk (+ Verlet list)
                 calc = GFMCalculator(model, head=model.head_names[0], device=str(device), dtype=dt, skin=args.skin,
                                      compile=True)
                 w, c, mem = bench_md(calc, atoms, device, args.steps)  # its warm-up step compiles
-                print(f"| Si{len(atoms)} | {edges:,} | MD step (ASE, E+F+S, compile=True"
-                      + (f", skin {args.skin} A" if args.skin > 0 else "") + f") | {dt} | {args.steps / w:,.2f} | "
-                      f"{len(atoms) * args.steps / w:,.0f} | ({args.steps / c:,.2f}) | {mem} |", flush=True)
+                mode = "MD step (ASE, E+F+S, compile=True" + (f", skin {args.skin} A)" if args.skin > 0 else ")")
+                print(row(len(atoms), f"{edges:,}", mode, dt, args.steps, w, c, mem), flush=True)
         if args.skin > 0:
             fresh, verlet, builds = bench_neighbors(atoms, model.cutoff, device, args.skin)
             print(f"| Si{len(atoms)} | {edges:,} | neighbor list per call: fresh {fresh * 1e3:.1f} ms, Verlet "
@@ -189,8 +192,7 @@ def main(argv=None) -> int:
             w, c, mem = bench_md(calc, atoms, device, args.steps)
             rate = args.steps / w
             ours = rates.get((len(atoms), "float32", "md"))
-            print(f"| Si{len(atoms)} | - | CHGNet 0.3.0 MD step (ASE) | float32 | {rate:,.2f} | "
-                  f"{len(atoms) * rate:,.0f} | ({args.steps / c:,.2f}) | {mem} |"
+            print(row(len(atoms), "-", "CHGNet 0.3.0 MD step (ASE)", "float32", args.steps, w, c, mem)
                   + (f" gfm-ase MD step (float32) is {ours / rate:.1f}x" if ours else ""), flush=True)
     if device.type == "cuda" and (8000, "float32", False) in rates:
         print(f"\n8,000-atom Si, model only, float32: {rates[(8000, 'float32', False)]:.1f} calls/s = "

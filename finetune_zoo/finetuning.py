@@ -24,7 +24,8 @@ from finetune_zoo.data import Selection, StoreCache, capped, task_datasets
 from finetune_zoo.forgetting import ForgettingReport
 from finetune_zoo.heldout import find_head_data
 from finetune_zoo.strategies import FinetuneTrainer, make_plan
-from gfm_ase.checkpoint import atomic_write_bytes, load_model, read_model_json
+from gfm_ase.checkpoint import load_model, read_model_json
+from gfm_ase.fileio import atomic_write_bytes
 from gfm_ase.config import HeadConfig, ModelConfig
 from pretraining.config import (CheckpointSpec, DatasetSpec, EMASpec, HeadSpec, LoggingSpec, ModelSpec, OptimSpec,
                                 ParallelSpec, PretrainConfig, SamplingSpec, ValidationSpec)

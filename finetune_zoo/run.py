@@ -288,7 +288,7 @@ def plot(entry: dict, path: Path) -> None:
 
 def write_outputs(results: list[dict], args, command: str, total_s: float) -> str:
     from finetune_zoo.finetuning import machine_info
-    from gfm_ase.checkpoint import atomic_write_bytes
+    from gfm_ase.fileio import atomic_write_bytes
 
     out = Path(args.outdir)
     readme = Path(args.readme) if args.readme else None

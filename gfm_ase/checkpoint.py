@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from gfm_ase.config import ModelConfig
-from gfm_ase.fileio import atomic_write_bytes, publish  # noqa: F401 (re-exported)
+from gfm_ase.fileio import atomic_write_bytes, publish
 from gfm_ase.model.gfm import GFMModel
 
 FORMAT = "gfm-ase-model"

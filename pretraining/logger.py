@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from gfm_ase.checkpoint import atomic_write_bytes
+from gfm_ase.fileio import atomic_write_bytes
 
 TRAIN_COLUMNS = ["step", "epoch", "lr", "loss", "loss_energy", "loss_forces", "loss_stress", "grad_norm",
                  "structures", "atoms", "structures_per_s", "atoms_per_s", "wall_s"]

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from gfm_ase.checkpoint import CheckpointError, atomic_write_bytes, read_model_json, save_model, sha256_file
+from gfm_ase.checkpoint import CheckpointError, read_model_json, save_model, sha256_file
+from gfm_ase.fileio import atomic_write_bytes
 
 STATE_FORMAT = "gfm-ase-train-state"
 STATE_VERSION = 1

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import yaml
 
-from gfm_ase.checkpoint import CheckpointError, atomic_write_bytes, read_model_json, save_model
+from gfm_ase.checkpoint import CheckpointError, read_model_json, save_model
+from gfm_ase.fileio import atomic_write_bytes
 from gfm_ase.config import ModelConfig
 from gfm_ase.graph.batch import collate
 from gfm_ase.model.gfm import GFMModel

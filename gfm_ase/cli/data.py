@@ -148,7 +148,7 @@ def run_check(args) -> int:
 
 
 def run_split(args) -> int:
-    from gfm_ase.checkpoint import atomic_write_bytes
+    from gfm_ase.fileio import atomic_write_bytes
     from gfm_ase.data.splits import split_indices
     from gfm_ase.data.store import Store, StoreError
 

@@ -13,51 +13,25 @@ from torch import nn
 
 
 class CompiledTrunkModel(nn.Module):
-    """Delegates everything :func:`gfm_ase.model.predict` needs to ``model``, with a compiled trunk."""
+    """``model`` with a compiled trunk: ``features`` runs ``torch.compile(model.trunk)``; every other attribute
+    (heads, head metadata, cutoff, ...) is ``model``'s own, so whatever :func:`gfm_ase.model.predict` or a caller
+    reads of the model is there without a list of delegations to keep in step."""
 
     def __init__(self, model, dynamic: bool = True, **compile_kwargs):
         super().__init__()
         self.inner = model
         self.compiled_trunk = torch.compile(model.trunk, dynamic=dynamic, **compile_kwargs)
 
-    # --- what predict() and the screening engine use ----------------------------------------------------------
     def features(self, numbers, edge_index, edge_vec):
         return self.compiled_trunk(numbers, edge_index, edge_vec)
 
-    def atomic_energies(self, s, numbers, atom_head):
-        return self.inner.atomic_energies(s, numbers, atom_head)
-
-    def all_head_energies(self, s, numbers, heads):
-        return self.inner.all_head_energies(s, numbers, heads)
-
-    @property
-    def heads(self):
-        return self.inner.heads
-
-    def resolve_head(self, head):
-        return self.inner.resolve_head(head)
-
-    def head_index(self, name):
-        return self.inner.head_index(name)
-
-    def head_config(self, name):
-        return self.inner.head_config(name)
-
-    @property
-    def head_names(self):
-        return self.inner.head_names
-
-    @property
-    def cutoff(self):
-        return self.inner.cutoff
-
-    @property
-    def max_neighbors(self):
-        return self.inner.max_neighbors
-
-    @property
-    def config(self):
-        return self.inner.config
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)  # this module's own parameters, buffers and submodules
+        except AttributeError:
+            if name == "inner":  # not set yet (during __init__): no recursion
+                raise
+            return getattr(self.inner, name)
 
 
 __all__ = ["CompiledTrunkModel"]

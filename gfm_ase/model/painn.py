@@ -63,20 +63,17 @@ class PaiNNMessage(nn.Module):
         """
         i, j = edge_index[0], edge_index[1]
         f = self.f
-        w = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(1)], dim=1)
+        rows = slice(f, None) if first else slice(None)  # output rows: (dv_v,) ds, dv_r
+        w = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(1)], dim=1)[rows]
         with _node_precision(s):
-            if first:
-                hidden = self.phi[1](self.phi[0](s))
-                phi = nn.functional.linear(hidden, self.phi[2].weight[f:], self.phi[2].bias[f:])
-            else:
-                phi = self.phi(s)
-        phi = phi.to(unit.dtype)  # edge dtype (bf16 under autocast): cast at node level, then gathered
+            hidden = self.phi[1](self.phi[0](s))
+            phi = nn.functional.linear(hidden, self.phi[2].weight[rows], self.phi[2].bias[rows])
+        # phi is cast to the edge dtype (bf16 under autocast) at node level, then gathered
+        x = torch.index_select(phi.to(unit.dtype), 0, j) * nn.functional.linear(radial, w)
         if first:
-            x = torch.index_select(phi, 0, j) * nn.functional.linear(radial, w[f:])
             ds, dv_r = torch.split(x, f, dim=-1)
             dv = unit.unsqueeze(-1) * dv_r.unsqueeze(1)
         else:
-            x = torch.index_select(phi, 0, j) * nn.functional.linear(radial, w)
             dv_v, ds, dv_r = torch.split(x, f, dim=-1)
             # v is gathered in the edge dtype (unit's; bf16 under autocast): a cast at node level, not per edge
             v_j = torch.index_select(v.to(unit.dtype), 0, j)

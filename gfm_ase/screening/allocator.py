@@ -23,8 +23,9 @@ def tune_cpu_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 <<
     """Raise glibc's mmap/trim thresholds (returns False where that is not possible, e.g. not glibc).
 
     The mmap threshold must exceed the largest per-edge tensor: with 256 MiB, an 8,000-atom Si cell (224k edges x
-    384 float32 = 344 MB per tensor) still went through mmap and ran at 0.043 model calls/s; with 1 GiB at 0.147
-    (3.4x), at a higher peak RSS (13.3 vs 9.8 GB) since freed blocks stay in the heap. Values are C ints (< 2 GiB).
+    384 float32 = 344 MB per tensor) still went through mmap and ran at 0.043-0.044 model calls/s; with 1 GiB at
+    0.12-0.14 (2.8-3.1x), at a higher peak RSS (11.6-13.3 vs 9.8 GB) since freed blocks stay in the heap
+    (docs/benchmarks.md). Values are C ints (< 2 GiB).
     """
     global _DONE
     if not (0 < mmap_threshold < 2**31 and 0 < trim_threshold < 2**31):

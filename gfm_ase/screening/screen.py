@@ -285,7 +285,7 @@ def shortlist_key(block: dict, by: str | None) -> str:
 def write_shortlist(out, k: int, by: str | None = None, log=None) -> Path:
     """The ``k`` structures with the lowest ``by`` (default: e_above_hull, else formation energy, else energy per
     atom), without errors, as CSV next to ``out`` (``<out>.shortlist.csv``)."""
-    from gfm_ase.checkpoint import atomic_write_bytes
+    from gfm_ase.fileio import atomic_write_bytes
 
     out = Path(out)
     cols = ["id", "formula", "n_atoms", "energy_per_atom", "formation_energy_per_atom", "e_above_hull",
