@@ -21,8 +21,8 @@ venv: $(STAMP)
 
 # Peer potentials for `gfm validate ... --calculator validation.peers:NAME` (validation/peers.py, docs/peers.md) in a
 # venv of their own (same base interpreter as the main venv) that reuses the main venv's packages (torch, ase,
-# gfm_ase) through a .pth file, so no second torch is installed. The .pth runs site.addsitedir, so the main venv's own .pth files (the editable gfm_ase)
-# work there too; pip sees that torch and leaves it alone (checked below).
+# gfm_ase) through a .pth file, so no second torch is installed. The .pth runs site.addsitedir, so the main venv's
+# own .pth files (the editable gfm_ase) work there too; pip sees that torch and leaves it alone (checked below).
 # chgnet 0.3.1, not 0.3.0: the chgnet 0.3.0 wheel lacks the pretrained weights, 0.3.1 ships the CHGNet 0.3.0
 # weights (its CHGNet.load() default). sevenn 0.13.0 ships SevenNet-0, SevenNet-MF-0 and SevenNet-l3i5.
 TEACHERS ?= .venv-teachers
@@ -35,10 +35,10 @@ $(TSTAMP): $(STAMP)
 	main=$$($(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))") && \
 	  own=$$($(TPY) -c "import sysconfig; print(sysconfig.get_path('purelib'))") && \
 	  echo "import site; site.addsitedir('$$main')" > "$$own/_gfm_project.pth"
-	torch_before=$$($(TPY) -c "import torch; print(torch.__file__, torch.__version__)") && \
+	before=$$($(TPY) -c "import torch; print(torch.__file__, torch.__version__)") && \
 	  $(TPY) -m pip install -qq --disable-pip-version-check $(TEACHER_SPECS) && \
-	  torch_after=$$($(TPY) -c "import torch; print(torch.__file__, torch.__version__)") && \
-	  test "$$torch_before" = "$$torch_after" || { echo "make teachers: pip changed torch ($$torch_after)" >&2; exit 1; }
+	  after=$$($(TPY) -c "import torch; print(torch.__file__, torch.__version__)") && \
+	  { test "$$before" = "$$after" || { echo "make teachers: pip replaced torch: $$before -> $$after" >&2; exit 1; }; }
 	$(TPY) -c "import chgnet, sevenn, gfm_ase, validation.peers"
 	touch $(TSTAMP)
 
