@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Build every store that pretraining/configs/gfm-base.yaml reads (work_data/stores/, never committed).
+
+    python pretraining/corpus/build_gfm_base_corpus.py [--skip-generate] [--teacher-shards N] [--max-minutes M]
+
+1. real DFT from ../shared/data: pretraining/corpus/ingest_shared.py (mlearn_train and the FitSNAP Ta/InP/Fe sets
+   train the `omat` head; mlearn_test, the phonopy sets, DeePMD water and QM9 stay held out);
+2. the SURROGATE corpus: generate_teacher.py --teacher chgnet in the teachers' venv (`make teachers`), seeded and
+   resumable (gfm-base used the first N shards that were finished when training started; the model card says how
+   many);
+3. the lower-fidelity corpora of gfm-mini: generate_emt.py, generate_xtb.py --set molecules;
+4. conversion of the generated shards into stores with `gfm data convert` (the teacher's store records
+   `surrogate`);
+5. align_references.py: per-element energy offsets of the DFT sets against the teacher, on their own structures
+   (the numbers in the config's `energy_offsets`; printed, and written to work_data/align_chgnet.json).
+Each step is a subprocess, so the exact commands are printed and can be rerun by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+WORK = REPO / "work_data"
+GEN = WORK / "generated"
+STORES = WORK / "stores"
+TEACHER_PY = REPO / ".venv-teachers" / "bin" / "python"
+DFT_FOR_OMAT = ["mlearn_train", "fitsnap_Ta", "fitsnap_InP", "fitsnap_Fe"]
+
+CONVERT = [  # (generated folder, store name, level of theory, surrogate)
+    ("teacher_chgnet", "teacher_chgnet",
+     "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies", "CHGNet 0.3.0"),
+    ("emt", "emt", "EMT (ASE)", ""),
+    ("xtb_molecules", "xtb_molecules", "GFN2-xTB (tblite)", ""),
+]
+
+
+def run(cmd: list[str]) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=REPO)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--skip-generate", action="store_true", help="only convert what work_data/generated holds")
+    ap.add_argument("--teacher-shards", type=int, default=60)
+    ap.add_argument("--max-minutes", type=float, default=None, help="time budget of the teacher labelling")
+    args = ap.parse_args(argv)
+    py = sys.executable
+    if not TEACHER_PY.exists():
+        print(f"{TEACHER_PY} is missing: run `make teachers` first", file=sys.stderr)
+        return 2
+    run([py, "pretraining/corpus/ingest_shared.py", "--out", STORES])
+    if not args.skip_generate:
+        run([TEACHER_PY, "pretraining/corpus/generate_teacher.py", "--teacher", "chgnet", "--shards",
+             args.teacher_shards, "--out", GEN / "teacher_chgnet"]
+            + (["--max-minutes", args.max_minutes] if args.max_minutes else []))
+        run([py, "pretraining/corpus/generate_emt.py", "--out", GEN / "emt"])
+        run([py, "pretraining/corpus/generate_xtb.py", "--set", "molecules", "--out", GEN / "xtb_molecules"])
+    for folder, name, lot, surrogate in CONVERT:
+        src = GEN / folder
+        if not src.is_dir():
+            print(f"skipping {name}: {src} not generated", flush=True)
+            continue
+        run([py, "-m", "gfm_ase.cli", "data", "convert", src, "-o", STORES / f"{name}.h5", "--name", name,
+             "--level-of-theory", lot, "--source", f"pretraining/corpus ({folder}, seed 0)", "--no-progress"]
+            + (["--surrogate", surrogate] if surrogate else []))
+    run([TEACHER_PY, "pretraining/corpus/align_references.py", "--teacher", "chgnet",
+         *[STORES / f"{n}.h5" for n in DFT_FOR_OMAT], "--json", WORK / "align_chgnet.json"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
