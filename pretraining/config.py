@@ -60,6 +60,24 @@ class DatasetSpec(StrictModel):
     split: SplitSpec = Field(default_factory=SplitSpec, description="train/val/test split")
     max_structures: int | None = Field(
         None, ge=1, description="use at most this many structures (a seeded random subset; None: all)")
+    energy_offsets: dict[str, float] | None = Field(
+        None, description="eV per atom of each element subtracted from this dataset's energies before training and "
+                          "evaluation: aligns a dataset computed with other settings (another DFT code, PAW set or "
+                          "correction scheme) to the energy scale of the head's other datasets. Measured, not "
+                          "guessed: pretraining/corpus/align_references.py fits them on structures of this dataset "
+                          "relabelled by the head's reference source. Every element of the dataset needs an entry")
+
+    @field_validator("energy_offsets")
+    @classmethod
+    def _offsets(cls, v):
+        if v is None:
+            return v
+        from ase.data import atomic_numbers
+
+        bad = [k for k in v if k not in atomic_numbers or k == "X"]
+        if bad:
+            raise ValueError(f"energy_offsets: unknown element symbols {bad}")
+        return v
 
 
 class SamplingSpec(StrictModel):

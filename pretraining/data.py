@@ -31,6 +31,7 @@ class DatasetSplits:
     provenance: dict = field(default_factory=dict)
     store: object | None = None  # the gfm_ase.data.Store, when read from one
     split_indices: dict[str, np.ndarray] | None = None  # store indices of each split
+    energy_offsets: dict[str, float] | None = None  # eV/atom per element subtracted from the stored energies
 
     def split(self, name: str) -> Sequence[AtomicGraph]:
         return getattr(self, name)
@@ -51,6 +52,38 @@ class CachedGraphs:
         if g is None:
             g = self._cache[k] = self.base[k]
         return g
+
+
+class OffsetEnergies:
+    """Map-style dataset whose graphs' energies have ``sum_i offsets[Z_i]`` subtracted (DatasetSpec.energy_offsets)."""
+
+    def __init__(self, base, offsets: dict[str, float]):
+        from ase.data import atomic_numbers
+
+        self.base = base
+        self._table = np.full(119, np.nan)
+        for sym, v in offsets.items():
+            self._table[atomic_numbers[sym]] = float(v)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def shift(self, numbers) -> float:
+        vals = self._table[np.asarray(numbers, dtype=np.int64)]
+        if np.isnan(vals).any():
+            from ase.data import chemical_symbols
+
+            missing = sorted({chemical_symbols[int(z)] for z in np.asarray(numbers)[np.isnan(vals)]})
+            raise ValueError(f"energy_offsets has no entry for elements {missing}")
+        return float(vals.sum())
+
+    def __getitem__(self, k: int) -> AtomicGraph:
+        from dataclasses import replace
+
+        g = self.base[k]
+        if g.energy is None:
+            return g
+        return replace(g, energy=g.energy - self.shift(g.numbers))
 
 
 def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[DatasetSplits]:
@@ -77,9 +110,16 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
             splits = {k: np.intersect1d(v, keep) for k, v in splits.items()}
         if len(splits["train"]) == 0:
             raise ValueError(f"dataset {ds.name!r}: the training split is empty ({n_total} structures)")
+        offsets = ds.energy_offsets
+        if offsets is not None:
+            missing = sorted(set(store.elements) - set(offsets))
+            if missing:
+                raise ValueError(f"dataset {ds.name!r}: energy_offsets lacks elements {missing} of {path.name}")
         graphs = {}
         for k, idx in splits.items():
             gd = GraphDataset(store, cutoff, indices=idx, head=0, max_neighbors=max_neighbors)
+            if offsets is not None:
+                gd = OffsetEnergies(gd, offsets)
             graphs[k] = CachedGraphs(gd) if cfg.data.cache_graphs else gd
         attrs = {k: v for k, v in store.attrs.items() if isinstance(v, (str, int, float, bool))}
         prov = {
@@ -93,10 +133,12 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
             "split": ds.split.model_dump(mode="json"),
             "label_counts": store.label_counts(),
         }
+        if offsets is not None:
+            prov["energy_offsets_eV_per_atom"] = {k: float(v) for k, v in sorted(offsets.items())}
         out.append(DatasetSplits(
             name=ds.name, head=ds.head, train=graphs["train"], val=graphs["val"], test=graphs["test"],
             loss_weight=ds.loss_weight, sampling_weight=ds.sampling_weight, elements=list(store.elements),
-            provenance=prov, store=store, split_indices=splits))
+            provenance=prov, store=store, split_indices=splits, energy_offsets=offsets))
     return out
 
 
@@ -105,8 +147,9 @@ class _JointStoreView:
     """The part of the Store interface ``fit_reference_energies`` uses, over several (store, indices) pairs, so that
     a head shared by several datasets gets one joint least-squares fit."""
 
-    def __init__(self, parts):
+    def __init__(self, parts, offsets=None):
         self.parts = [(s, np.asarray(i, dtype=np.int64)) for s, i in parts]
+        self.offsets = list(offsets) if offsets is not None else [None] * len(self.parts)
         self._zs = np.unique(np.concatenate([s.composition(i)[0] for s, i in self.parts]))
 
     def __len__(self) -> int:
@@ -114,13 +157,27 @@ class _JointStoreView:
 
     @property
     def energies(self) -> np.ndarray:
-        return np.concatenate([np.asarray(s.energies, dtype=np.float64)[i] for s, i in self.parts])
+        out = []
+        for (s, i), off in zip(self.parts, self.offsets):
+            e = np.asarray(s.energies, dtype=np.float64)[i]
+            if off:
+                zs, counts = s.composition(i)
+                vec = np.array([off.get(_symbol(z), np.nan) for z in zs])
+                e = e - counts @ vec
+            out.append(e)
+        return np.concatenate(out)
 
     def composition(self, indices=None, elements=None):
         counts = np.concatenate([s.composition(i, elements=self._zs)[1] for s, i in self.parts])
         if indices is not None:
             counts = counts[np.asarray(indices, dtype=np.int64)]
         return self._zs, counts
+
+
+def _symbol(z) -> str:
+    from ase.data import chemical_symbols
+
+    return chemical_symbols[int(z)]
 
 
 class _GraphStoreView:
@@ -159,13 +216,15 @@ def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str
     from gfm_ase.data import fit_reference_energies
 
     mine = [d for d in datasets if d.head == head]
-    parts = []
+    parts, offsets = [], []
     for d in mine:
         if d.store is not None:
             parts.append((d.store, d.split_indices["train"]))
-        else:
+            offsets.append(d.energy_offsets)
+        else:  # in-memory graphs already carry shifted energies
             parts.append((_GraphStoreView(d.train), np.arange(len(d.train))))
-    joint = _JointStoreView(parts)
+            offsets.append(None)
+    joint = _JointStoreView(parts, offsets)
     energies = joint.energies
     has_e = np.isfinite(energies)
     refs: dict[str, float] = {}

@@ -23,6 +23,9 @@ def register(sub) -> None:
     c.add_argument("--code", default="", help="DFT code, e.g. VASP")
     c.add_argument("--source", default="", help="where the data comes from (URL, DOI)")
     c.add_argument("--license", default="", help="license of the source data")
+    c.add_argument("--surrogate", default="",
+                   help="the model that made the labels when they are not from the level of theory itself (e.g. "
+                        "'CHGNet 0.3.0'): recorded in the store and in the head metadata of models trained on it")
     c.add_argument("--skip-bad", action="store_true", help="skip bad records (each one is reported) instead of stopping")
     c.add_argument("--append", action="store_true", help="append to an existing store")
     c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -79,6 +82,7 @@ def run_convert(args) -> int:
             args.sources, args.output, args.format, name=args.name, level_of_theory=args.level_of_theory,
             code=args.code, source=args.source, license=args.license, skip_bad=args.skip_bad,
             mode="a" if args.append else "w", options=options, progress=not args.no_progress,
+            **({"surrogate": args.surrogate} if args.surrogate else {}),
             command=shlex.join(["gfm", "data", *sys.argv[2:]]) if sys.argv[1:2] == ["data"] else None,
         )
     except ConversionError as exc:

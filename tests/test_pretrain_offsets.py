@@ -1,0 +1,63 @@
+"""Per-dataset energy offsets (DatasetSpec.energy_offsets): a dataset computed with other settings joins a head's
+energy scale; labels, fitted head constants and graphs all see the shifted energies."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pretrain_helpers import make_data, tiny_config
+
+from gfm_ase.data import Store, StoreWriter
+from pretraining.config import ConfigError
+from pretraining.data import fit_head_constants, open_datasets
+
+
+def _shifted_copy(src, dst, per_atom: dict[str, float]):
+    """A copy of store ``src`` whose energies are raised by ``per_atom[element]`` for every atom."""
+    from ase.data import chemical_symbols
+
+    store = Store(src)
+    with StoreWriter(dst, name="au_shifted", level_of_theory="EMT, other settings") as w:
+        for i in range(len(store)):
+            rec = store[i]
+            rec.energy = rec.energy + sum(per_atom[chemical_symbols[int(z)]] for z in rec.numbers)
+            w.append(rec)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = make_data(tmp_path_factory.mktemp("tiny"))
+    _shifted_copy(d / "au_bulk.h5", d / "au_shifted.h5", {"Au": 0.5})
+    return d
+
+
+def _cfg(data, offsets):
+    cfg = tiny_config(data, **{"datasets.1.path": str(data / "au_shifted.h5")})
+    if offsets is not None:
+        cfg.datasets[1].energy_offsets = offsets
+    return cfg
+
+
+def test_offsets_restore_the_head_scale(data):
+    ref = tiny_config(data)
+    base = fit_head_constants(open_datasets(ref, 4.0), "emt")["reference_energies"]
+    fixed = fit_head_constants(open_datasets(_cfg(data, {"Au": 0.5}), 4.0), "emt")["reference_energies"]
+    broken = fit_head_constants(open_datasets(_cfg(data, None), 4.0), "emt")["reference_energies"]
+    for el in base:
+        assert fixed[el] == pytest.approx(base[el], abs=1e-8)
+    assert abs(broken["Au"] - base["Au"]) > 0.05  # without the offset the shift leaks into the references
+
+
+def test_graph_energies_are_shifted_and_recorded(data):
+    plain = open_datasets(tiny_config(data), 4.0)[1]
+    shifted = open_datasets(_cfg(data, {"Au": 0.5}), 4.0)[1]
+    for k in range(3):
+        assert shifted.train[k].energy == pytest.approx(plain.train[k].energy, abs=1e-9)
+        np.testing.assert_array_equal(shifted.train[k].forces, plain.train[k].forces)
+    assert shifted.provenance["energy_offsets_eV_per_atom"] == {"Au": 0.5}
+
+
+def test_offsets_must_cover_every_element_and_be_elements(data):
+    with pytest.raises(ValueError, match="lacks elements"):
+        open_datasets(_cfg(data, {"Cu": 0.1}), 4.0)
+    with pytest.raises(ConfigError, match="energy_offsets"):
+        tiny_config(data, **{"datasets.1.energy_offsets": {"Xx": 1.0}})
