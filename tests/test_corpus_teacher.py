@@ -152,3 +152,17 @@ def test_alignment_recovers_known_offsets(tmp_path):
     for sym, v in delta.items():
         assert r["energy_offsets"][sym] == pytest.approx(v, abs=1e-5)
     assert r["teacher_energy_mae_meV_atom_after_offset"] < 1e-2 and r["teacher_force_mae_meV_A"] < 1e-6
+
+
+def test_robust_offsets_ignore_structures_where_the_teacher_fails():
+    rng = np.random.default_rng(0)
+    n = 40
+    A = rng.integers(1, 8, size=(n, 2)).astype(float)
+    delta = np.array([0.2, -0.4])
+    b = A @ delta + rng.normal(0, 1e-3, n)
+    b[:5] += 30.0 * A[:5].sum(axis=1)  # a few compressed cells where the teacher is off by 30 eV/atom
+    coef, keep = align_references.robust_offsets(A, b, A.sum(axis=1))
+    np.testing.assert_allclose(coef, delta, atol=2e-3)
+    assert not keep[:5].any() and keep[5:].all()
+    plain, *_ = np.linalg.lstsq(A, b, rcond=None)
+    assert np.abs(plain - delta).max() > 1.0  # plain least squares is dragged away by them

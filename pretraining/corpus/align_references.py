@@ -28,6 +28,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from teachers import TEACHERS, get_teacher  # noqa: E402
 
 
+def robust_offsets(A: np.ndarray, b: np.ndarray, n_atoms: np.ndarray, rounds: int = 5, k: float = 3.0):
+    """Least squares of ``b ~ A @ delta`` that ignores structures where the teacher fails (the per-atom residual
+    further than ``k`` robust standard deviations, 1.4826 x the median absolute deviation, from the median):
+    surrogates are wrong far from equilibrium (compressed cells, liquids), and such structures must not move the
+    offset of the equilibrium region. Returns (delta, inlier mask)."""
+    keep = np.ones(len(b), dtype=bool)
+    coef = np.zeros(A.shape[1])
+    for _ in range(rounds):
+        coef, *_ = np.linalg.lstsq(A[keep], b[keep], rcond=None)
+        r = (b - A @ coef) / n_atoms
+        med = np.median(r[keep])
+        sigma = max(1.4826 * np.median(np.abs(r[keep] - med)), 0.005)  # never clip below 5 meV/atom
+        new = np.abs(r - med) <= k * sigma
+        if new.sum() < A.shape[1] or np.array_equal(new, keep):
+            break
+        keep = new
+    return coef, keep
+
+
 def align(store_path: Path, calc, max_structures: int, seed: int = 0) -> dict:
     from ase import Atoms
     from ase.data import chemical_symbols
@@ -59,13 +78,15 @@ def align(store_path: Path, calc, max_structures: int, seed: int = 0) -> dict:
         if s is not None and d["stress"] is not None:
             s_err.append(np.abs(s - d["stress"]))
     A, b = np.array(rows), np.array(d_e)
-    coef, *_ = np.linalg.lstsq(A, b, rcond=None)
+    coef, inlier = robust_offsets(A, b, np.array(n_atoms, dtype=float))
     resid = (b - A @ coef) / np.array(n_atoms)
     return {
         "store": store_path.name,
         "structures": int(len(b)),
+        "structures_in_fit": int(inlier.sum()),
         "energy_offsets": {chemical_symbols[z]: round(float(c), 6) for z, c in zip(zs_all, coef)},
         "teacher_energy_mae_meV_atom_after_offset": float(np.abs(resid).mean() * 1000),
+        "teacher_energy_median_abs_meV_atom_after_offset": float(np.median(np.abs(resid)) * 1000),
         "teacher_force_mae_meV_A": float(np.concatenate(f_err).mean() * 1000) if f_err else None,
         "teacher_stress_mae_meV_A3": float(np.concatenate(s_err).mean() * 1000) if s_err else None,
     }
