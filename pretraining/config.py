@@ -60,6 +60,11 @@ class DatasetSpec(StrictModel):
     split: SplitSpec = Field(default_factory=SplitSpec, description="train/val/test split")
     max_structures: int | None = Field(
         None, ge=1, description="use at most this many structures (a seeded random subset; None: all)")
+    exclude_covered_by: list[str] = Field(
+        default_factory=list, description="drop this dataset's structures whose set of elements is also the element "
+                                          "set of a structure in any of these datasets (e.g. surrogate pure-Si cells "
+                                          "where a real-DFT Si set exists): there the listed datasets alone train "
+                                          "the head")
     energy_offsets: dict[str, float] | None = Field(
         None, description="eV per atom of each element subtracted from this dataset's energies before training and "
                           "evaluation: aligns a dataset computed with other settings (another DFT code, PAW set or "
@@ -264,6 +269,10 @@ class PretrainConfig(StrictModel):
         for d in self.datasets:
             if d.head not in heads:
                 raise ValueError(f"dataset {d.name!r} maps to unknown head {d.head!r} (heads: {heads})")
+            bad = [x for x in d.exclude_covered_by if x not in names or x == d.name]
+            if bad:
+                raise ValueError(f"dataset {d.name!r}: exclude_covered_by names {bad}, which are not other datasets "
+                                 f"({names})")
         unused = [h for h in heads if not any(d.head == h for d in self.datasets)]
         if unused:
             raise ValueError(f"heads {unused} have no dataset")

@@ -91,6 +91,7 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
     from gfm_ase.data import GraphDataset, Store, split_indices
 
     out = []
+    covered_sets = _covered_element_sets(cfg)
     for ds in cfg.datasets:
         path = cfg.dataset_path(ds)
         if not path.exists():
@@ -108,6 +109,12 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
         if ds.max_structures is not None and ds.max_structures < n_total:
             keep = np.sort(np.random.default_rng([ds.split.seed, 7]).permutation(n_total)[:ds.max_structures])
             splits = {k: np.intersect1d(v, keep) for k, v in splits.items()}
+        n_excluded = 0
+        if ds.exclude_covered_by:
+            cover = set().union(*(covered_sets[x] for x in ds.exclude_covered_by))
+            drop = np.array([k for k, es in enumerate(_element_sets(store)) if es in cover], dtype=np.int64)
+            n_excluded = len(drop)
+            splits = {k: np.setdiff1d(v, drop) for k, v in splits.items()}
         if len(splits["train"]) == 0:
             raise ValueError(f"dataset {ds.name!r}: the training split is empty ({n_total} structures)")
         offsets = ds.energy_offsets
@@ -133,12 +140,35 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
             "split": ds.split.model_dump(mode="json"),
             "label_counts": store.label_counts(),
         }
+        if ds.exclude_covered_by:
+            prov["excluded_covered_by"] = {"datasets": list(ds.exclude_covered_by), "n_structures": int(n_excluded)}
         if offsets is not None:
             prov["energy_offsets_eV_per_atom"] = {k: float(v) for k, v in sorted(offsets.items())}
         out.append(DatasetSplits(
             name=ds.name, head=ds.head, train=graphs["train"], val=graphs["val"], test=graphs["test"],
             loss_weight=ds.loss_weight, sampling_weight=ds.sampling_weight, elements=list(store.elements),
             provenance=prov, store=store, split_indices=splits, energy_offsets=offsets))
+    return out
+
+
+def _element_sets(store) -> list[frozenset]:
+    """The set of atomic numbers of every structure of ``store``."""
+    zs, counts = store.composition()
+    return [frozenset(int(z) for z in zs[row > 0]) for row in counts]
+
+
+def _covered_element_sets(cfg) -> dict[str, set]:
+    """{dataset name: element sets of its structures} for every dataset some other dataset excludes by."""
+    from gfm_ase.data import Store
+
+    names = {x for ds in cfg.datasets for x in ds.exclude_covered_by}
+    out = {}
+    for ds in cfg.datasets:
+        if ds.name in names:
+            path = cfg.dataset_path(ds)
+            if not path.exists():
+                raise FileNotFoundError(f"dataset {ds.name!r}: store {path} does not exist")
+            out[ds.name] = set(_element_sets(Store(path)))
     return out
 
 

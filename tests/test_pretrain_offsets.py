@@ -61,3 +61,28 @@ def test_offsets_must_cover_every_element_and_be_elements(data):
         open_datasets(_cfg(data, {"Cu": 0.1}), 4.0)
     with pytest.raises(ConfigError, match="energy_offsets"):
         tiny_config(data, **{"datasets.1.energy_offsets": {"Xx": 1.0}})
+
+
+def test_exclude_covered_by_drops_structures_where_another_dataset_has_the_chemistry(data):
+    from ase.data import atomic_numbers
+
+    mixed = data / "mixed.h5"  # the Cu-Au alloys plus the pure-Cu cells of cu_bulk
+    with StoreWriter(mixed, name="mixed", level_of_theory="EMT") as w:
+        for name in ("cuau_alloy", "cu_bulk"):
+            src = Store(data / f"{name}.h5")
+            for k in range(len(src)):
+                w.append(src[k])
+    cfg = tiny_config(data, **{"datasets.2.path": str(mixed)})
+    base = open_datasets(cfg, 4.0)
+    cfg.datasets[2].exclude_covered_by = ["cu_bulk"]
+    ex = open_datasets(cfg, 4.0)
+    store = Store(mixed)
+    cu_only = {k for k in range(len(store)) if set(store[k].numbers.tolist()) == {atomic_numbers["Cu"]}}
+    assert len(cu_only) == len(Store(data / "cu_bulk.h5")) > 0
+    every = ("train", "val", "test")
+    kept = set(np.concatenate([ex[2].split_indices[s] for s in every]).tolist())
+    before = set(np.concatenate([base[2].split_indices[s] for s in every]).tolist())
+    assert kept == before - cu_only and len(kept) == len(Store(data / "cuau_alloy.h5"))
+    assert ex[2].provenance["excluded_covered_by"] == {"datasets": ["cu_bulk"], "n_structures": len(cu_only)}
+    with pytest.raises(ConfigError, match="exclude_covered_by"):
+        tiny_config(data, **{"datasets.2.exclude_covered_by": ["nope"]})
