@@ -25,54 +25,22 @@ class Teacher:
     head_hint: str
 
 
-def _shim_ase_for_chgnet() -> None:
-    """chgnet 0.3.x imports ExpCellFilter from ase.constraints, which ase >= 3.27 moved to ase.filters."""
-    import ase.constraints
-    import ase.filters
+def _peer(key: str, head_hint: str, level: str | None = None, code: str | None = None) -> Teacher:
+    """A teacher built on the peer calculators of the validation suites (validation/peers.py: one place that
+    knows how to load each model, its elements and its level of theory)."""
+    from validation.peers import FACTORIES, PEERS
 
-    if not hasattr(ase.constraints, "ExpCellFilter"):
-        ase.constraints.ExpCellFilter = ase.filters.ExpCellFilter
-
-
-def _need(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise RuntimeError(f"teacher package {module!r} is not installed in this interpreter "
-                           f"({exc}); run `make teachers` and use .venv-teachers/bin/python") from None
+    info = PEERS[key]
+    return Teacher(key, level or info["level_of_theory"], info["name"],
+                   code or f"{info['package']} {info['pinned']}: {info['model']}", FACTORIES[key], head_hint)
 
 
-def _chgnet():
-    _shim_ase_for_chgnet()
-    _need("chgnet")
-    from chgnet.model import CHGNet
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    return CHGNetCalculator(CHGNet.load(model_name="0.3.0"), use_device="cpu")
-
-
-def _sevennet(name: str, modal: str | None = None):
-    def make():
-        _need("sevenn")
-        from sevenn.calculator import SevenNetCalculator
-
-        kw = {"modal": modal} if modal else {}
-        return SevenNetCalculator(name, device="cpu", **kw)
-
-    return make
-
-
-MPTRJ = "PBE/PBE+U (Materials Project / MPtrj settings, VASP)"
 TEACHERS = {
-    "chgnet": Teacher("chgnet", MPTRJ + ", MP2020-corrected energies", "CHGNet 0.3.0",
-                      "chgnet 0.3.1 wheel (model 0.3.0)", _chgnet, "omat"),
-    "sevennet0": Teacher("sevennet0", MPTRJ + ", uncorrected energies", "SevenNet-0 (11Jul2024)",
-                         "sevenn 0.13.0", _sevennet("7net-0"), "omat"),
-    "sevennet_mf0_r2scan": Teacher("sevennet_mf0_r2scan", "r2SCAN (Materials Project r2SCAN settings, VASP)",
-                                   "SevenNet-MF-0, R2SCAN modal", "sevenn 0.13.0",
-                                   _sevennet("7net-mf-0", "R2SCAN"), "r2scan"),
+    # the strings the gfm-base corpus manifest was written with (they are part of its settings hash: resumable)
+    "chgnet": _peer("chgnet", "omat", "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected "
+                    "energies", "chgnet 0.3.1 wheel (model 0.3.0)"),
+    "sevennet0": _peer("sevennet0", "omat"),
+    "sevennet_mf0_r2scan": _peer("sevennet_mf0_r2scan", "r2scan"),
 }
 
 
