@@ -1,4 +1,5 @@
-"""gfm-ase demo (`make demo`): the built-in model on silicon, compared with the WIEN2k PBE reference.
+"""gfm-ase demo (`make demo`): the default built-in model (gfm_ase.hub.default_model) on silicon, compared with the
+WIEN2k PBE reference.
 
 1. relax bulk Si (positions and cell; BFGS + FrechetCellFilter) and compare the lattice constant with WIEN2k
    (ase.collections.dcdft);
@@ -30,6 +31,7 @@ from ase.md.verlet import VelocityVerlet  # noqa: E402
 from ase.optimize import BFGS  # noqa: E402
 
 from gfm_ase import GFMCalculator  # noqa: E402
+from gfm_ase.hub import default_model, default_model_help  # noqa: E402
 from validation.eos import eos_for_element, reference_params  # noqa: E402
 from validation.eos_fit import EOSParams  # noqa: E402
 
@@ -47,13 +49,17 @@ def relax_si(calc):
                    "relax_steps": opt.nsteps, "converged": bool(converged)}
 
 
+def _label(calc) -> str:
+    return f"{calc.model.config.name} ({calc.head})"
+
+
 def eos(calc, out: Path):
     r = eos_for_element(calc, "Si")
     ref = EOSParams(r["ref_v0"], r["ref_b0"], r["ref_b1"], r["e0"])
     v = np.linspace(r["volumes"].min(), r["volumes"].max(), 200)
     fit = EOSParams(r["v0"], r["b0"], r["b1"], r["e0"])
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(r["volumes"], 1000 * (r["energies"] - r["e0"]), "o", label="gfm-mini (omat)")
+    ax.plot(r["volumes"], 1000 * (r["energies"] - r["e0"]), "o", label=_label(calc))
     ax.plot(v, 1000 * (fit.energy(v) - r["e0"]), "-", label="Birch-Murnaghan fit")
     ax.plot(v, 1000 * (ref.energy(v) - r["e0"]), "--", label="WIEN2k PBE (dcdft)")
     ax.set_xlabel("volume (A^3/atom)")
@@ -97,7 +103,7 @@ def phonons(calc, a: float, out: Path):
     fig = plt.gcf()
     for ax in fig.axes:
         ax.set_ylabel("Frequency (THz)")
-    fig.suptitle("Si phonons, gfm-mini (omat head)")
+    fig.suptitle(f"Si phonons, {calc.model.config.name} ({calc.head} head)")
     fig.savefig(out / "si_phonon_bands.png", dpi=120)
     plt.close("all")
     ph.run_mesh([12, 12, 12], is_gamma_center=True)
@@ -125,15 +131,16 @@ def md(calc, a: float, steps: int = 500):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="model (default: the built-in gfm-mini)")
+    ap.add_argument("--model", default=None, help=f"model {default_model_help()}")
     ap.add_argument("--head", default="omat")
     ap.add_argument("--out", default="demo_output")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    calc = GFMCalculator(model=args.model, head=args.head, device="auto", dtype="float32")
-    calc64 = GFMCalculator(model=args.model, head=args.head, device="auto", dtype="float64")
+    model = args.model if args.model is not None else default_model()
+    calc = GFMCalculator(model=model, head=args.head, device="auto", dtype="float32")
+    calc64 = GFMCalculator(model=model, head=args.head, device="auto", dtype="float64")
     print(f"model {calc.model.config.name}, head {calc.head}: {calc.head_config.level_of_theory}; "
           f"{calc.model.num_parameters():,} parameters")
     summary = {"model": calc.model.config.name, "head": calc.head}

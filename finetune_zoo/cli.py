@@ -4,15 +4,20 @@ from __future__ import annotations
 import shlex
 import sys
 
+DEFAULT_DATA_DIR = "work_data/stores"  # where --data-dir looks when none is given (the corpus scripts' --out)
+
 
 def register(sub) -> None:
+    from gfm_ase.hub import default_model_help
+
     p = sub.add_parser(
         "finetune", help="fine-tune a pretrained model on a new dataset (new head, frozen/full/continue/replay)",
         description="Fine-tune MODEL on TRAIN (a gfm-ase store, see `gfm data convert`). Writes OUTDIR/final (the "
                     "model with every head; GFMCalculator(model=OUTDIR, head=NAME)), OUTDIR/metrics.json "
                     "(validation/test errors, the from-scratch baseline, the forgetting report) and logs.")
     p.add_argument("--from", dest="model", required=False, metavar="MODEL",
-                   help="pretrained model: built-in name (gfm-mini), model directory, training OUTDIR or URL")
+                   help="pretrained model: built-in name, model directory, training OUTDIR or URL "
+                        + default_model_help())
     p.add_argument("--train", metavar="TRAIN.h5", help="training store")
     p.add_argument("--val", metavar="VAL.h5",
                    help="validation store (default: split off val_fraction = 10 %% of TRAIN, seeded)")
@@ -39,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--replay-fraction", type=float, help="replay: share of every batch from pretraining data")
     p.add_argument("--data-dir", action="append", default=[], metavar="DIR",
                    help="folder to look for pretraining stores by file name when their recorded path is missing "
-                        "(repeatable)")
+                        f"(repeatable; default: {DEFAULT_DATA_DIR}, relative to the current directory)")
     p.add_argument("--config", metavar="FINETUNE.yaml", help="YAML with fine-tuning options (see --show-options); "
                                                                "command-line flags override it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -116,8 +121,7 @@ def run_finetune(args) -> int:
     if args.show_options:
         print("\n".join(describe_options()))
         return 0
-    missing = [f for f, v in (("--from", args.model), ("--train", args.train), ("-o OUTDIR", args.outdir))
-               if not v]
+    missing = [f for f, v in (("--train", args.train), ("-o OUTDIR", args.outdir)) if not v]
     if missing:
         print(f"gfm finetune: {', '.join(missing)} required", file=sys.stderr)
         return 2
@@ -132,11 +136,14 @@ def run_finetune(args) -> int:
         return 2
     from finetune_zoo.finetuning import FinetuneError, finetune
     from gfm_ase.checkpoint import CheckpointError
+    from gfm_ase.hub import default_model
     from pretraining.trainer import TrainingError
 
+    if args.model is None:
+        args.model = default_model()  # recorded in the command line of metrics.json as --from NAME
     try:
         finetune(args.model, args.train, outdir=args.outdir, config=cfg, val=args.val, test=args.test,
-                 n_train=args.n_train, replay_config=args.replay_config, data_dirs=args.data_dir,
+                 n_train=args.n_train, replay_config=args.replay_config, data_dirs=args.data_dir or [DEFAULT_DATA_DIR],
                  command=command_line(args))
     except (FinetuneError, TrainingError, CheckpointError, FileNotFoundError, IndexError) as exc:
         print(f"gfm finetune: {exc}", file=sys.stderr)

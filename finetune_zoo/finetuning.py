@@ -182,6 +182,8 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
     for h, hd in head_data.items():
         if not hd.ok:
             notes.append(f"head {h!r}: held-out data unavailable ({hd.reason})")
+            log(f"[finetune] head {h!r}: pretraining data unavailable, left out of the "
+                f"{'forgetting report' if cfg.forgetting_report else 'replay'}: {hd.reason}")
     forgetting = None
     if cfg.forgetting_report:
         forgetting = ForgettingReport(head_data, cfg.forgetting_max_structures, seed=cfg.split_seed,

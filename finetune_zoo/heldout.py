@@ -11,7 +11,9 @@ For each head, the first source that describes it wins:
    records for the heads it creates.
 
 A recorded path that does not exist is looked up by its file name in each ``data_dirs`` folder (data moved to
-another machine). A store is accepted only if its number of structures equals the number recorded in the head
+another machine; the paths a saved model records are relative, e.g. ``work_data/stores/emt.h5``, see
+:func:`gfm_ase.checkpoint.portable_document`, so outside the directory the model was trained in the data is found
+through ``data_dirs``). A store is accepted only if its number of structures equals the number recorded in the head
 metadata, so a different file with the same name is refused instead of silently giving wrong splits.
 Heads whose data cannot be found are reported as unavailable, with the reason; nothing is skipped silently.
 """
@@ -50,6 +52,11 @@ def _locate(path: Path, data_dirs) -> Path | None:
     return None
 
 
+def _where(data_dirs) -> str:
+    """The data folders as searched (absolute), for messages."""
+    return ", ".join(str(Path(d).resolve()) for d in data_dirs)
+
+
 def _recorded(head_cfg, name: str) -> dict | None:
     for d in head_cfg.datasets:
         if d.get("name") == name:
@@ -67,7 +74,7 @@ def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors
         found = _locate(want, data_dirs)
         if found is None:
             out.reason = (f"store of dataset {spec.name!r} not found at {want}"
-                          + (f" nor in {[str(d) for d in data_dirs]}" if data_dirs else "")
+                          + (f" nor as {want.name} in {_where(data_dirs)}" if data_dirs else "")
                           + " (pass --data-dir DIR or --replay-config YAML)")
             return out
         rec = _recorded(head_cfg, spec.name)
@@ -108,7 +115,9 @@ def _from_metadata(head_cfg, data_dirs, cutoff, max_neighbors) -> HeadData:
             found = _locate(Path(held["path"]), data_dirs)
             train_found = _locate(Path(rec["path"]), data_dirs)
             if found is None or train_found is None:
-                out.reason = f"dataset {name!r}: store {held['path']} or {rec['path']} not found"
+                out.reason = (f"dataset {name!r}: store {held['path']} or {rec['path']} not found"
+                              + (f" (nor by file name in {_where(data_dirs)})" if data_dirs else "")
+                              + " (pass --data-dir DIR)")
                 return out
             store, tr_store = Store(found), Store(train_found)
             if len(tr_store) != rec.get("n_structures", len(tr_store)):

@@ -27,7 +27,10 @@ START, END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("tasks", nargs="*", help="task names or YAML files (default: every finetune_zoo/tasks/*.yaml)")
-    p.add_argument("--from", dest="model", default="gfm-mini", metavar="MODEL", help="pretrained model (gfm-mini)")
+    from gfm_ase.hub import default_model_help
+
+    p.add_argument("--from", dest="model", default=None, metavar="MODEL",
+                   help=f"pretrained model {default_model_help()}")
     p.add_argument("--stores", default=str(REPO / "work_data" / "stores"),
                    help="folder of the shared-data stores (pretraining/corpus/ingest_shared.py --out)")
     p.add_argument("--work", default=str(REPO / "work_data" / "zoo"), help="folder for generated/converted stores")
@@ -41,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forgetting-max", type=int, default=40,
                    help="held-out structures per pretraining dataset in the forgetting report")
     p.add_argument("--replay-config", default=None, help="pretraining YAML of the model (see gfm finetune)")
-    p.add_argument("--data-dir", action="append", default=[], help="where to look for pretraining stores")
+    p.add_argument("--data-dir", action="append", default=[],
+                   help="where to look for pretraining stores (repeatable; the --stores folder is searched too)")
     p.add_argument("--device", default="auto")
     p.add_argument("--note", default="", help="a line printed above the table (e.g. which model this is)")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
@@ -159,7 +163,7 @@ def run_task(task, args, log=print) -> dict:
                 shutil.rmtree(rundir)  # an unfinished or outdated run of this runner
             m = finetune(args.model, Selection(path, train_idx), val=Selection(path, parts["val"]), test=test,
                          outdir=rundir, config=cfg, task_name=task.name, n_train=n,
-                         replay_config=args.replay_config, data_dirs=args.data_dir, log=log,
+                         replay_config=args.replay_config, data_dirs=[*args.data_dir, args.stores], log=log,
                          command=f"zoo task {task.name} n={n}")
             stamp.write_text(json.dumps({"fingerprint": _fingerprint(key), "key": key}, indent=1))
         runs.append(m)
@@ -329,6 +333,10 @@ def write_outputs(results: list[dict], args, command: str, total_s: float) -> st
 
 def main_from_args(args) -> int:
     from finetune_zoo.task import load_task
+    from gfm_ase.hub import default_model
+
+    if args.model is None:
+        args.model = default_model()
 
     try:
         tasks = [load_task(p) for p in task_files(args.tasks)]

@@ -29,7 +29,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 class GFMCalculator(Calculator):
     """Energy, forces and stress from one head of a gfm-ase model.
 
-    model: built-in name (default ``gfm-mini``), a model directory, a training output directory, a URL with
+    model: built-in name (default: :func:`gfm_ase.hub.default_model`, ``gfm-base`` once installed, else
+      ``gfm-mini``), a model directory, a training output directory, a URL with
       ``#sha256=...``, or an already built :class:`GFMModel`.
     head: the head (level of theory) to use; may be omitted only for single-head models.
     dtype: "float32" (default), "float64" or "bfloat16" (bf16 per-edge work; node layers, heads, sums in float32).
@@ -84,9 +85,17 @@ class GFMCalculator(Calculator):
     # --- metadata -------------------------------------------------------------------------------------------
     @staticmethod
     def available_heads(model: str | Path | None = None) -> dict[str, dict]:
-        """Heads of a model with their metadata (level of theory, code, elements, provenance, metrics)."""
+        """Heads of a model (default: the default model) with their metadata: level of theory, code, family,
+        elements, provenance (each dataset's full record plus its ``surrogate``), metrics, and the totals of
+        :func:`head_summary` (``n_elements``, ``n_train``, ``surrogate_share``)."""
         doc = read_model_json(resolve_model(model))
-        return {h["name"]: h for h in doc["config"]["heads"]}
+        out = {}
+        for h in doc["config"]["heads"]:
+            summary = head_summary(h)
+            datasets = [{**d, "surrogate": row["surrogate"]}
+                        for d, row in zip(h.get("datasets") or [], summary["datasets"])]
+            out[h["name"]] = {**h, **summary, "datasets": datasets}  # full provenance of each dataset kept
+        return out
 
     @property
     def metadata(self) -> dict:
@@ -148,6 +157,35 @@ class GFMCalculator(Calculator):
         atoms.calc = self
         self.calculate(atoms, ["energy", "forces"] + (["stress"] if self._has_volume(atoms) else []))
         return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.results.items()}
+
+
+def dataset_surrogate(dataset: dict) -> str | None:
+    """The ``surrogate`` attribute of a dataset's recorded store (labels made by a surrogate model), or None."""
+    value = (dataset.get("store") or {}).get("surrogate")
+    return str(value) if value not in (None, "") else None
+
+
+def head_summary(head: dict) -> dict:
+    """What a head was trained on, from its metadata (``model.json`` -> ``config.heads[]``).
+
+    Returns name, level_of_theory, code, family, elements, n_elements (0: any element), datasets (name,
+    n_structures, n_train, label_counts where recorded, surrogate: the store's ``surrogate`` attribute or None),
+    n_train (training structures over all datasets) and surrogate_share (the fraction of those that come from
+    datasets with a surrogate; None without recorded training structures).
+    """
+    datasets = []
+    for d in head.get("datasets") or []:
+        row = {"name": d.get("name"), "n_structures": d.get("n_structures"), "n_train": d.get("n_train")}
+        if d.get("label_counts") is not None:
+            row["label_counts"] = d["label_counts"]
+        row["surrogate"] = dataset_surrogate(d)
+        datasets.append(row)
+    n_train = sum(int(d["n_train"] or 0) for d in datasets)
+    n_surrogate = sum(int(d["n_train"] or 0) for d in datasets if d["surrogate"] is not None)
+    elements = list(head.get("elements") or [])
+    return {"name": head.get("name"), "level_of_theory": head.get("level_of_theory"), "code": head.get("code"),
+            "family": head.get("family"), "elements": elements, "n_elements": len(elements), "datasets": datasets,
+            "n_train": n_train, "surrogate_share": (n_surrogate / n_train) if n_train else None}
 
 
 def to_atoms(structure):

@@ -2,6 +2,11 @@
 
 The JSON records the sha256 of the weights file and of its own canonical content; both are verified on load, so a
 corrupt or edited checkpoint fails with :class:`CheckpointError` instead of loading silently.
+
+The JSON holds no paths of the machine that wrote it: :func:`portable_document` rewrites every absolute path in the
+heads' dataset provenance and in ``extra`` (training config, fine-tuning history) before it is written, keeping the
+part from a ``work_data/`` component on (``work_data/stores/emt.h5``), else the file name. Tools that look for
+those datasets again (fine-tuning replay, the forgetting report) search data folders by file name.
 """
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import posixpath
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,8 +51,80 @@ def _canonical(doc: dict) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
+# an absolute POSIX path inside free text (a recorded command line, a source description): it starts at the
+# beginning of the string or after whitespace, a quote, '=', '(', ',' or '['; "eV/atom", "PBE/def2-SVP" and URLs
+# ("https://...": the slash follows ':' or '/') are not paths
+_ABSOLUTE_IN_TEXT = re.compile(r"(?<![^\s'\"=(,\[])/[^\s'\"),\]]+")
+
+
+def portable_path(path: str) -> str:
+    """An absolute path without the machine-specific part: from its last ``work_data`` component on, else the file
+    name (``/home/me/proj/work_data/stores/emt.h5`` -> ``work_data/stores/emt.h5``, ``/tmp/x/cu.h5`` ->
+    ``cu.h5``). Relative paths are returned unchanged."""
+    if not path.startswith("/"):
+        return path
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if "work_data" in parts:
+        i = len(parts) - 1 - parts[::-1].index("work_data")
+        return "/".join(parts[i:])
+    return parts[-1] if parts else "."
+
+
+def portable_text(text: str) -> str:
+    """``text`` with every absolute path in it replaced by :func:`portable_path`."""
+    return _ABSOLUTE_IN_TEXT.sub(lambda m: portable_path(m.group(0)), text)
+
+
+def _portable(obj):
+    if isinstance(obj, str):
+        return portable_text(obj)
+    if isinstance(obj, dict):
+        base = obj.get("base_dir")
+        if isinstance(base, str) and base.startswith("/") and isinstance(obj.get("datasets"), list):
+            # a recorded pretraining config: its relative dataset paths are relative to base_dir (a machine path);
+            # join them first so that they stay right, then drop base_dir (paths are then relative to the cwd)
+            obj = {**obj, "base_dir": None, "datasets": [
+                {**d, "path": posixpath.normpath(posixpath.join(base, d["path"]))}
+                if isinstance(d, dict) and isinstance(d.get("path"), str) and not d["path"].startswith(("/", "~", "$"))
+                else d for d in obj["datasets"]]}
+        return {k: _portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_portable(v) for v in obj]
+    return obj
+
+
+def portable_document(doc: dict) -> dict:
+    """A copy of a model document (``model.json`` content) without machine paths in the heads' dataset provenance
+    (``config.heads[].datasets``: store paths, the stores' recorded commands and sources) and in ``extra``.
+    Other fields (names, descriptions, metrics) are left as they are. ``json_sha256`` is not updated."""
+    out = dict(doc)
+    if isinstance(doc.get("config"), dict):
+        config = dict(doc["config"])
+        config["heads"] = [{**h, "datasets": _portable(h.get("datasets", []))} if isinstance(h, dict) else h
+                           for h in config.get("heads", [])]
+        out["config"] = config
+    if "extra" in doc:
+        out["extra"] = _portable(doc["extra"])
+    return out
+
+
+def make_portable(directory: str | os.PathLike) -> bool:
+    """Rewrite ``directory/model.json`` through :func:`portable_document` (checksum recomputed, weights untouched).
+    The file must pass its own checks first. Returns whether anything changed."""
+    doc = read_model_json(directory)
+    new = portable_document(doc)
+    new["json_sha256"] = hashlib.sha256(_canonical(new)).hexdigest()
+    if new == doc:
+        return False
+    atomic_write_bytes(Path(directory) / JSON_NAME, json.dumps(new, indent=2, sort_keys=True).encode())
+    return True
+
+
 def save_model(model: GFMModel, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``directory/model.safetensors`` and ``directory/model.json`` (each atomically, weights first)."""
+    """Write ``directory/model.safetensors`` and ``directory/model.json`` (each atomically, weights first).
+
+    Absolute paths in the heads' dataset provenance and in ``extra`` are written in portable form
+    (:func:`portable_document`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -72,6 +151,7 @@ def save_model(model: GFMModel, directory: str | os.PathLike, extra: dict[str, A
         "weights_dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "extra": extra or {},
     }
+    doc = portable_document(doc)
     doc["json_sha256"] = hashlib.sha256(_canonical(doc)).hexdigest()
     atomic_write_bytes(directory / JSON_NAME, json.dumps(doc, indent=2, sort_keys=True).encode())
     return directory

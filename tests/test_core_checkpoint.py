@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -121,3 +122,49 @@ def test_url_models_are_cached_and_verified(tmp_path, monkeypatch):
     assert load_model(cached).head_names == ["a", "b"]
     archive.unlink()  # second resolution comes from the cache
     assert resolve_model(url + "#sha256=" + digest) == cached
+
+
+def test_saved_provenance_holds_no_machine_paths(tmp_path):
+    """save_model writes dataset paths as work_data/... or the file name (also inside recorded commands and the
+    recorded pretraining config, whose relative paths are joined with its base_dir first); the model still loads."""
+    from gfm_ase.checkpoint import _canonical, make_portable, portable_path, portable_text, read_model_json
+
+    assert portable_path("/home/me/proj/work_data/stores/mlearn_train.h5") == "work_data/stores/mlearn_train.h5"
+    assert portable_path("/tmp/run3/cu.h5") == "cu.h5" and portable_path("rel/cu.h5") == "rel/cu.h5"
+    assert portable_text("convert /a/work_data/gen/x -o '/b/y.h5' PBE/def2-SVP https://h.org/p eV/atom") == \
+        "convert work_data/gen/x -o 'y.h5' PBE/def2-SVP https://h.org/p eV/atom"
+
+    m = make_tiny_model()
+    prov = {"name": "cu", "path": "/root/proj/work_data/stores/cu.h5", "n_train": 8,
+            "store": {"command": "gfm data convert /home/u/raw/cu -o work_data/stores/cu.h5",
+                      "source": "/home/u/raw/cu", "level_of_theory": "PBE/PAW"},
+            "val": {"path": "/tmp/elsewhere/cu_val.h5", "indices": [1, 2]}}
+    m.update_head_config(m.head_config("a").model_copy(update={"datasets": [prov]}))
+    training = {"config": {"base_dir": "/work/main/pretraining/configs",
+                           "datasets": [{"name": "cu", "path": "../../work_data/stores/cu.h5"},
+                                        {"name": "ag", "path": "/srv/data/ag.h5"}]}}
+    d = save_model(m, tmp_path / "m", extra={"training": training})
+    doc = read_model_json(d)
+    (rec,) = doc["config"]["heads"][0]["datasets"]
+    assert rec["path"] == "work_data/stores/cu.h5" and rec["val"]["path"] == "cu_val.h5"
+    assert rec["store"] == {"command": "gfm data convert cu -o work_data/stores/cu.h5", "source": "cu",
+                            "level_of_theory": "PBE/PAW"}
+    cfg = doc["extra"]["training"]["config"]
+    assert cfg["base_dir"] is None
+    assert [x["path"] for x in cfg["datasets"]] == ["work_data/stores/cu.h5", "ag.h5"]
+    text = (d / "model.json").read_text()
+    assert "/root/" not in text and "/home/" not in text and "/tmp/" not in text and "/work/" not in text
+    assert m.head_config("a").datasets[0]["path"].startswith("/root/")  # the model in memory is not changed
+    load_model(d)
+    assert make_portable(d) is False  # already portable
+
+    # an older file with machine paths: rewritten in place, checksum renewed, weights untouched
+    raw = json.loads((d / "model.json").read_text())
+    raw["config"]["heads"][0]["datasets"][0]["path"] = "/home/u/x/cu.h5"
+    raw["json_sha256"] = hashlib.sha256(_canonical(raw)).hexdigest()
+    (d / "model.json").write_text(json.dumps(raw))
+    weights = (d / "model.safetensors").read_bytes()
+    assert make_portable(d) is True
+    assert read_model_json(d)["config"]["heads"][0]["datasets"][0]["path"] == "cu.h5"
+    assert (d / "model.safetensors").read_bytes() == weights
+    load_model(d)

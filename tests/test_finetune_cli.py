@@ -35,7 +35,7 @@ def cli_run(pre, tmp_path_factory):
     rc = _cli("--from", pre["model"], "--train", root / "train.h5", "--val", root / "val.h5", "--test",
               root / "test.h5", "--head", "morse", "--strategy", "full", "--steps", 20, "--batch-size", 4,
               "--baseline", "scratch", "--level-of-theory", "Morse (Cu)", "--set", "loss.stress_weight=1",
-              "-o", out)
+              "--data-dir", pre["data"], "-o", out)
     return root, out, rc
 
 
@@ -103,3 +103,31 @@ def test_show_options_lists_every_option(capsys):
     text = capsys.readouterr().out
     for name in FinetuneConfig.model_fields:
         assert f"\n{name}" in "\n" + text, name
+
+
+def test_pretraining_stores_are_looked_up_in_work_data_stores_by_default(pre, tmp_path, monkeypatch, capsys):
+    """The saved model records its stores by file name; without --data-dir the forgetting report finds them in
+    ./work_data/stores, and where they are not there, one console line per head names the dataset and the places
+    looked at."""
+    import shutil
+
+    here = tmp_path / "here"
+    (here / "work_data" / "stores").mkdir(parents=True)
+    for f in pre["data"].glob("*.h5"):
+        shutil.copy(f, here / "work_data" / "stores" / f.name)
+    common = ("--from", pre["model"], "--train", pre["morse"], "--head", "m", "--strategy", "frozen", "--steps", 2)
+    monkeypatch.chdir(here)
+    assert _cli(*common, "-o", tmp_path / "a") == 0
+    rep = json.loads((tmp_path / "a" / "metrics.json").read_text())["forgetting"]
+    assert {h: r["status"] for h, r in rep.items()} == {"emt": "ok", "lj": "ok"}
+    assert "unavailable" not in capsys.readouterr().out
+
+    monkeypatch.chdir(tmp_path)  # no work_data/stores here
+    assert _cli(*common, "-o", tmp_path / "b") == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "unavailable" in line]
+    looked = str(tmp_path / "work_data" / "stores")
+    assert len(lines) == 2
+    assert "head 'emt'" in lines[0] and "dataset 'cu_bulk'" in lines[0] and looked in lines[0]
+    assert "head 'lj'" in lines[1] and "dataset 'cu_lj'" in lines[1] and looked in lines[1]
+    rep = json.loads((tmp_path / "b" / "metrics.json").read_text())["forgetting"]
+    assert rep["emt"]["status"] == "unavailable" and "cu_bulk" in rep["emt"]["reason"]

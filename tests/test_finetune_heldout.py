@@ -40,16 +40,24 @@ def _moved_doc(pre):
     return doc
 
 
+def _here(pre, recorded: dict) -> dict:
+    """The recorded pretraining config with its (portable: file names) store paths pointing into the test's data."""
+    return {**recorded, "datasets": [{**d, "path": str(pre["data"] / d["path"])} for d in recorded["datasets"]]}
+
+
 def test_recorded_config_gives_the_exact_pretraining_splits(pre):
     from pretraining.config import config_from_dict
     from pretraining.data import open_datasets
     from gfm_ase.checkpoint import read_model_json
 
-    got = _find(pre)
+    recorded = read_model_json(pre["model"] / "final")["extra"]["training"]["config"]
+    assert [d["path"] for d in recorded["datasets"]] == [f"{n}.h5" for n in ("cu_bulk", "au_bulk", "cuau_alloy",
+                                                                              "cu_lj")]  # no machine paths
+    got = _find(pre, data_dirs=[pre["data"]])
     assert set(got) == {"emt", "lj"}
     assert got["emt"].ok and got["emt"].source == "pretraining config recorded in model.json"
     assert [d.name for d in got["emt"].datasets] == ["cu_bulk", "au_bulk", "cuau_alloy"]
-    cfg = config_from_dict(read_model_json(pre["model"] / "final")["extra"]["training"]["config"])
+    cfg = config_from_dict(_here(pre, recorded))
     ref = {d.name: d for d in open_datasets(cfg, 4.0)}
     for d in got["emt"].datasets + got["lj"].datasets:
         for split in ("train", "val", "test"):
@@ -63,7 +71,7 @@ def test_moved_data_is_reported_then_found_with_data_dir(pre):
         assert not lost[h].ok and "not found" in lost[h].reason and "--data-dir" in lost[h].reason
     found = _find(pre, doc, data_dirs=[pre["data"]])
     assert found["emt"].ok and found["lj"].ok
-    assert _test_ids(found["emt"]) == _test_ids(_find(pre)["emt"])
+    assert _test_ids(found["emt"]) == _test_ids(_find(pre, data_dirs=[pre["data"]])["emt"])
 
 
 def test_a_different_store_with_the_same_name_is_refused(pre, tmp_path):
@@ -85,23 +93,25 @@ def test_explicit_replay_config_and_head_metadata_fallback(pre, tmp_path):
     from gfm_ase.checkpoint import read_model_json
 
     doc = _moved_doc(pre)
-    cfg = read_model_json(pre["model"] / "final")["extra"]["training"]["config"]
+    cfg = _here(pre, read_model_json(pre["model"] / "final")["extra"]["training"]["config"])
     yml = tmp_path / "pre.yaml"
     yml.write_text(yaml.safe_dump(cfg))
     got = _find(pre, doc, replay_config=yml)
     assert got["emt"].ok and got["emt"].source.startswith("--replay-config")
-    assert _test_ids(got["emt"]) == _test_ids(_find(pre)["emt"])
+    ref = _find(pre, data_dirs=[pre["data"]])
+    assert _test_ids(got["emt"]) == _test_ids(ref["emt"])
     bare = copy.deepcopy(doc)
     bare["extra"] = {}
-    meta = _find(pre, bare)  # no recorded config: the heads' own metadata (store path + split)
+    assert not _find(pre, bare)["lj"].ok  # the metadata's store paths are file names: found through data_dirs
+    meta = _find(pre, bare, data_dirs=[pre["data"]])  # no recorded config: the heads' own metadata (path + split)
     assert meta["lj"].ok and meta["lj"].source == "head metadata"
-    assert _test_ids(meta["lj"]) == _test_ids(_find(pre)["lj"])
+    assert _test_ids(meta["lj"]) == _test_ids(ref["lj"])
 
 
 def test_chained_finetuning_reports_heads_added_earlier(pre, tmp_path):
     from finetune_zoo import FinetuneConfig, finetune
 
-    quiet = dict(log=lambda *a: None)
+    quiet = dict(log=lambda *a: None, data_dirs=[pre["data"], pre["morse"].parent])
     finetune(str(pre["model"]), str(pre["morse"]), outdir=tmp_path / "a",
              config=FinetuneConfig(head="morse", strategy="frozen", steps=5), **quiet)
     m = finetune(str(tmp_path / "a"), str(pre["ag"]), outdir=tmp_path / "b",
@@ -119,7 +129,7 @@ def test_datasets_without_a_test_split_are_evaluated_on_validation(pre):
     from finetune_zoo.heldout import HeadData
     from gfm_ase.checkpoint import load_model
 
-    hd = _find(pre)["lj"]
+    hd = _find(pre, data_dirs=[pre["data"]])["lj"]
     d = hd.datasets[0]
     d0 = copy.copy(d)
     d0.test = []

@@ -22,7 +22,9 @@ def _ft(pre, outdir, store, **kw):
     from finetune_zoo import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(**{"steps": 40, "batch_size": 4, "lr": 5e-3, "seed": 0, **kw})
-    return finetune(str(pre["model"]), str(store), outdir=outdir, config=cfg, log=lambda *a: None)
+    # the model records its stores by file name (no machine paths): the pretraining data is found via data_dirs
+    return finetune(str(pre["model"]), str(store), outdir=outdir, config=cfg, data_dirs=[pre["data"]],
+                    log=lambda *a: None)
 
 
 def _losses(outdir):

@@ -33,7 +33,8 @@ def zoo(pre, tmp_path_factory):
     readme = root / "README.md"
     readme.write_text("# zoo\n\nintro\n\n<!-- zoo-table:start -->\nold\n<!-- zoo-table:end -->\n\ntail\n")
     argv = [str(task), "--from", str(pre["model"]), "-o", str(root / "runs"), "--readme", str(readme),
-            "--stores", str(root), "--work", str(root / "work"), "--forgetting-max", "5", "--note", "tiny model"]
+            "--stores", str(root), "--work", str(root / "work"), "--forgetting-max", "5", "--note", "tiny model",
+            "--data-dir", str(pre["data"])]
     rc = main(argv)
     return root, readme, argv, rc
 

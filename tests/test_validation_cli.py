@@ -57,8 +57,9 @@ def test_gfm_model_head_through_the_cli(tmp_path):
 def test_cli_contract_errors(tmp_path, capsys):
     from gfm_ase.cli import main
 
+    # neither --model nor --calculator: the default model, which has several heads, so --head is asked for
     assert main(["validate", "eos", "--elements", "Cu", "-o", str(tmp_path / "o")]) == 1
-    assert "choose a calculator" in capsys.readouterr().err
+    assert "choose one with head=" in capsys.readouterr().err
     assert main(["validate", "eos", "--calculator", "emt", "--model", "x", "-o", str(tmp_path / "o")]) == 1
     assert main(["validate", "phonons", "--calculator", "emt", "--reference", str(tmp_path / "nowhere"),
                  "-o", str(tmp_path / "o")]) == 1

@@ -1,5 +1,8 @@
 """``gfm validate SUITE [--model M --head H | --calculator NAME] [suite options] -o OUTDIR``.
 
+Without --model and --calculator the suite runs the default gfm-ase model (``gfm_ase.hub.default_model``); give
+--head for a model with several heads.
+
 Every suite writes OUTDIR/summary.json (headline numbers first), its PNG plots, OUTDIR/report.md and report.html.
 """
 from __future__ import annotations
@@ -10,9 +13,12 @@ import sys
 
 
 def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
-    g = p.add_argument_group("calculator (one of)")
+    from gfm_ase.hub import default_model_help
+
+    g = p.add_argument_group("calculator (one of; neither: the default gfm-ase model)")
     g.add_argument("--model", default=None,
-                   help="gfm-ase model: built-in name, model directory, training output directory or URL")
+                   help="gfm-ase model: built-in name, model directory, training output directory or URL "
+                        + default_model_help())
     g.add_argument("--head", default=None, help="head (level of theory) of --model")
     g.add_argument("--calculator", default=None, metavar="NAME",
                    help="'emt' or 'module:factory' (a callable returning an ASE calculator)")
@@ -109,11 +115,13 @@ def register(sub) -> None:
 
 # ----------------------------------------------------------------------------------------------------------------
 def _calculator(args):
+    from gfm_ase.hub import default_model
     from validation.calculators import make_calculator
 
-    if args.calculator is None and args.model is None:
-        raise ValueError("choose a calculator: --model M [--head H] or --calculator NAME")
-    return make_calculator(args.calculator, model=args.model, head=args.head, device=args.device, dtype=args.dtype,
+    model = args.model
+    if args.calculator is None and model is None:  # neither given: the default gfm-ase model
+        model = default_model()
+    return make_calculator(args.calculator, model=model, head=args.head, device=args.device, dtype=args.dtype,
                            allow_unknown_elements=args.allow_unknown_elements)
 
 
@@ -127,9 +135,11 @@ def _finish(result, args) -> int:
 
 def _guard(fn):
     def run(args) -> int:
+        from gfm_ase.checkpoint import CheckpointError
+
         try:
             return fn(args)
-        except (ValueError, KeyError, FileNotFoundError, TypeError) as exc:
+        except (ValueError, KeyError, FileNotFoundError, TypeError, CheckpointError) as exc:
             print(f"gfm validate {args.suite}: error: {exc}", file=sys.stderr)
             return 1
     return run
@@ -198,9 +208,14 @@ def _run_md(args) -> int:
 
 @_guard
 def _run_report(args) -> int:
-    from validation.report import run_report
+    from validation.report import load_config, run_report
 
-    calc = _calculator(args) if (args.calculator or args.model) else None
+    if args.calculator or args.model:
+        calc = _calculator(args)
+    elif load_config(args.config).get("calculator") is not None:
+        calc = None  # the YAML's calculator
+    else:
+        calc = _calculator(args)  # the default model
     result = run_report(args.config, calc=calc, outdir=args.outdir)
     print(json.dumps(result.summary, indent=1, default=str))
     return 0 if not result.summary.get("n_failed") else 1

@@ -6,6 +6,8 @@ import sys
 
 
 def register(sub) -> None:
+    from gfm_ase.hub import default_model_help
+
     p = sub.add_parser(
         "screen", help="evaluate many structures with one head (batched, resumable, sharded)",
         description="Screen structures with one head of a gfm-ase model. INPUTs: extxyz/xyz files, ASE databases "
@@ -16,7 +18,8 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="structure files or folders")
     p.add_argument("-o", "--out", required=True, help="output file (.h5/.hdf5 or .parquet)")
-    p.add_argument("--model", default=None, help="built-in name, model directory, training output dir or URL")
+    p.add_argument("--model", default=None,
+                   help=f"built-in name, model directory, training output dir or URL {default_model_help()}")
     p.add_argument("--head", default=None, help="head (level of theory); optional for single-head models")
     p.add_argument("--dtype", default="float32", choices=["float64", "float32", "bfloat16"],
                    help="precision (bfloat16: bf16 per-edge work; node layers, heads and sums in float32)")
