@@ -5,14 +5,15 @@
 
 1. real DFT from ../shared/data: pretraining/corpus/ingest_shared.py (mlearn_train and the FitSNAP Ta/InP/Fe sets
    train the `omat` head; mlearn_test, the phonopy sets, DeePMD water and QM9 stay held out);
-2. the SURROGATE corpus: generate_teacher.py --teacher chgnet in the teachers' venv (`make teachers`), seeded and
-   resumable (gfm-base used the first N shards that were finished when training started; the model card says how
-   many);
+2. the SURROGATE corpora: generate_teacher.py --teacher sevennet0 (the `omat` head) and --teacher chgnet (the
+   `mp2020` head) in the teachers' venv (`make teachers`), seeded and resumable (gfm-base used the shards that were
+   finished when training started; the model card says how many);
 3. the lower-fidelity corpora of gfm-mini: generate_emt.py, generate_xtb.py --set molecules;
 4. conversion of the generated shards into stores with `gfm data convert` (the teacher's store records
    `surrogate`);
-5. align_references.py: per-element energy offsets of the DFT sets against the teacher, on their own structures
-   (the numbers in the config's `energy_offsets`; printed, and written to work_data/align_chgnet.json).
+5. align_references.py: per-element energy offsets of the DFT sets against the `omat` teacher (SevenNet-0), on
+   their own structures (the numbers in the config's `energy_offsets`; printed, and written to
+   work_data/align_sevennet0.json).
 Each step is a subprocess, so the exact commands are printed and can be rerun by hand.
 """
 from __future__ import annotations
@@ -30,6 +31,8 @@ TEACHER_PY = REPO / ".venv-teachers" / "bin" / "python"
 DFT_FOR_OMAT = ["mlearn_train", "fitsnap_Ta", "fitsnap_InP", "fitsnap_Fe"]
 
 CONVERT = [  # (generated folder, store name, level of theory, surrogate)
+    ("teacher_sevennet0", "teacher_sevennet0",
+     "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies", "SevenNet-0 (11Jul2024)"),
     ("teacher_chgnet", "teacher_chgnet",
      "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies", "CHGNet 0.3.0"),
     ("emt", "emt", "EMT (ASE)", ""),
@@ -54,9 +57,10 @@ def main(argv=None) -> int:
         return 2
     run([py, "pretraining/corpus/ingest_shared.py", "--out", STORES])
     if not args.skip_generate:
-        run([TEACHER_PY, "pretraining/corpus/generate_teacher.py", "--teacher", "chgnet", "--shards",
-             args.teacher_shards, "--out", GEN / "teacher_chgnet"]
-            + (["--max-minutes", args.max_minutes] if args.max_minutes else []))
+        for teacher in ("sevennet0", "chgnet"):
+            run([TEACHER_PY, "pretraining/corpus/generate_teacher.py", "--teacher", teacher, "--shards",
+                 args.teacher_shards, "--out", GEN / f"teacher_{teacher}"]
+                + (["--max-minutes", args.max_minutes] if args.max_minutes else []))
         run([py, "pretraining/corpus/generate_emt.py", "--out", GEN / "emt"])
         run([py, "pretraining/corpus/generate_xtb.py", "--set", "molecules", "--out", GEN / "xtb_molecules"])
     for folder, name, lot, surrogate in CONVERT:
@@ -67,8 +71,8 @@ def main(argv=None) -> int:
         run([py, "-m", "gfm_ase.cli", "data", "convert", src, "-o", STORES / f"{name}.h5", "--name", name,
              "--level-of-theory", lot, "--source", f"pretraining/corpus ({folder}, seed 0)", "--no-progress"]
             + (["--surrogate", surrogate] if surrogate else []))
-    run([TEACHER_PY, "pretraining/corpus/align_references.py", "--teacher", "chgnet",
-         *[STORES / f"{n}.h5" for n in DFT_FOR_OMAT], "--json", WORK / "align_chgnet.json"])
+    run([TEACHER_PY, "pretraining/corpus/align_references.py", "--teacher", "sevennet0", "--max-structures", "60",
+         *[STORES / f"{n}.h5" for n in DFT_FOR_OMAT], "--json", WORK / "align_sevennet0.json"])
     return 0
 
 
