@@ -28,6 +28,6 @@ for who in "$@"; do
   }
   run eos eos
   run phonons phonons --reference "$SHARED"/phonopy_examples/*/
-  run mlearn errors --data "$STORES/mlearn_test.h5"
-  run mlearn-aligned errors --data "$STORES/mlearn_test.h5" --align per-element
+  run errors errors --data "$STORES/mlearn_test.h5"
+  run errors-aligned errors --data "$STORES/mlearn_test.h5" --align per-element
 done
