@@ -52,7 +52,7 @@ def test_convert_bad_record_and_skip_bad(tmp_path, capsys):
     _extxyz(tmp_path / "cu.extxyz", bad_index=2)
     rc = main(["data", "convert", str(tmp_path / "cu.extxyz"), "-o", str(tmp_path / "cu.h5"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 1 and "cu.extxyz, frame 2: NaN or inf in forces" in err
+    assert rc == 2 and "cu.extxyz, frame 2: NaN or inf in forces" in err
     assert not (tmp_path / "cu.h5").exists()
     rc = main(["data", "convert", str(tmp_path / "cu.extxyz"), "-o", str(tmp_path / "cu.h5"), "--skip-bad",
                "--no-progress"])
@@ -93,5 +93,5 @@ def test_info_refuses_non_store(tmp_path, capsys):
     import h5py
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f["a"] = [1]
-    assert main(["data", "info", str(tmp_path / "x.h5")]) == 1
+    assert main(["data", "info", str(tmp_path / "x.h5")]) == 2
     assert "not a gfm-ase store" in capsys.readouterr().err

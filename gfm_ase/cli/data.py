@@ -1,9 +1,16 @@
-"""``gfm data convert|info|check|split``: build and inspect structure stores."""
+"""``gfm data convert|formats|info|check|split``: build and inspect structure stores.
+
+Bad input (an unreadable or corrupt file, an unknown converter option, a store that is not one) is reported as one
+line ``error: <file>: <what>`` with exit status 2; ``--debug`` adds the traceback.
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 FORMAT_CHOICES = ["auto", "ase", "mlearn-json", "fitsnap-json", "deepmd", "phonopy", "mptrj", "aselmdb", "ani-h5"]
@@ -13,8 +20,11 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="convert datasets into stores; inspect, check and split stores")
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="print the traceback of an error")
 
-    c = dsub.add_parser("convert", help="convert DFT data files/folders into one store (atomic write)")
+    c = dsub.add_parser("convert", parents=[common], help="convert DFT data files/folders into one store (atomic write)",
+                        epilog="converter options of each format: gfm data formats")
     c.add_argument("sources", nargs="+", metavar="SRC", help="files or folders (folders are walked)")
     c.add_argument("-o", "--output", required=True, metavar="OUT.h5")
     c.add_argument("--format", default="auto", choices=FORMAT_CHOICES)
@@ -30,16 +40,21 @@ def register(sub) -> None:
     c.add_argument("--append", action="store_true", help="append to an existing store")
     c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="converter option, e.g. stress_unit=bar, stress_sign=compression, energy_key=energy_U0, "
-                        "energy_unit=Hartree, preset=spice, supercell=2,2,2 (repeatable)")
+                        "energy_unit=Hartree, preset=spice, supercell=2,2,2 (repeatable; unknown names and values "
+                        "are an error; gfm data formats lists them)")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=run_convert)
 
-    i = dsub.add_parser("info", help="counts, elements, label coverage and statistics of a store")
+    fm = dsub.add_parser("formats", help="the input formats and the --option each one accepts")
+    fm.add_argument("format", nargs="*", metavar="FORMAT", help=f"only these formats ({', '.join(FORMAT_CHOICES[1:])})")
+    fm.set_defaults(func=run_formats)
+
+    i = dsub.add_parser("info", parents=[common], help="counts, elements, label coverage and statistics of a store")
     i.add_argument("store", metavar="OUT.h5")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(func=run_info)
 
-    k = dsub.add_parser("check", help="validate every record of a store (exit 1 on problems)")
+    k = dsub.add_parser("check", parents=[common], help="validate every record of a store (exit 1 on problems)")
     k.add_argument("store", metavar="OUT.h5")
     k.add_argument("--min-distance", type=float, default=0.5, help="flag atoms closer than this (A)")
     k.add_argument("--max-force", type=float, default=50.0, help="flag forces larger than this (eV/A)")
@@ -47,7 +62,7 @@ def register(sub) -> None:
     k.add_argument("--no-progress", action="store_true")
     k.set_defaults(func=run_check)
 
-    s = dsub.add_parser("split", help="deterministic train/val/test split written as JSON index lists")
+    s = dsub.add_parser("split", parents=[common], help="deterministic train/val/test split written as JSON index lists")
     s.add_argument("store", metavar="OUT.h5")
     s.add_argument("-o", "--output", required=True, metavar="SPLITS.json")
     s.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
@@ -56,9 +71,33 @@ def register(sub) -> None:
     s.set_defaults(func=run_split)
 
 
+def _error(args, path, exc: BaseException, note: str = "") -> int:
+    """One line ``error: <file>: <what>`` on stderr (the traceback too with --debug); exit status 2."""
+    msg = str(exc) or type(exc).__name__
+    if isinstance(exc, (OSError, KeyError)) and not isinstance(exc, FileNotFoundError):
+        msg = f"cannot read ({type(exc).__name__}: {msg})"
+    if path is not None and not msg.startswith(str(path)):
+        msg = f"{path}: {msg}"
+    print(f"error: {' '.join(msg.split())}{note}", file=sys.stderr)
+    if getattr(args, "debug", False):
+        traceback.print_exception(exc)
+    return 2
+
+
+def run_formats(args) -> int:
+    from gfm_ase.data.converters.options import describe_formats
+
+    unknown = [f for f in args.format if f not in FORMAT_CHOICES[1:]]
+    if unknown:
+        print(f"error: unknown format {unknown[0]!r}; known: {', '.join(FORMAT_CHOICES[1:])}", file=sys.stderr)
+        return 2
+    print("\n".join(describe_formats(args.format or None)))
+    return 0
+
+
 def _parse_option(text: str):
     if "=" not in text:
-        raise SystemExit(f"--option expects KEY=VALUE, got {text!r}")
+        raise SystemExit(f"error: --option expects KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
     if "," in value:
         try:
@@ -75,24 +114,28 @@ def _parse_option(text: str):
 
 def run_convert(args) -> int:
     from gfm_ase.data.converters import ConversionError, convert
+    from gfm_ase.data.store import StoreError
 
     options = dict(_parse_option(o) for o in args.option)
     try:
-        n, report = convert(
+        with warnings.catch_warnings():  # unconverted labels are reported in the summary line below
+            warnings.filterwarnings("ignore", message="labels present in the source files were not converted")
+            n, report = convert(
             args.sources, args.output, args.format, name=args.name, level_of_theory=args.level_of_theory,
             code=args.code, source=args.source, license=args.license, skip_bad=args.skip_bad,
-            mode="a" if args.append else "w", options=options, progress=not args.no_progress,
-            **({"surrogate": args.surrogate} if args.surrogate else {}),
-            command=shlex.join(["gfm", "data", *sys.argv[2:]]) if sys.argv[1:2] == ["data"] else None,
-        )
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        print(f"nothing was written to {args.output}", file=sys.stderr)
-        return 1
+                mode="a" if args.append else "w", options=options, progress=not args.no_progress,
+                **({"surrogate": args.surrogate} if args.surrogate else {}),
+                command=shlex.join(["gfm", "data", *sys.argv[2:]]) if sys.argv[1:2] == ["data"] else None,
+            )
+    except (ConversionError, StoreError, ValueError, OSError) as exc:
+        return _error(args, None, exc, f" (nothing was written to {args.output})")
     for line in report.lines():
         print(f"skipped: {line}", file=sys.stderr)
-    print(f"wrote {n} structures to {args.output} (formats: {', '.join(sorted(report.formats))}"
-          f"{f'; {len(report)} bad records skipped' if len(report) else ''})")
+    if report.unconverted:
+        print("warning: labels present in the source files were not converted: " + ", ".join(
+            f"{k} in {v} structures" for k, v in sorted(report.unconverted.items())), file=sys.stderr)
+    print(f"wrote {n} structures to {args.output}: {report.label_summary()} (formats: "
+          f"{', '.join(sorted(report.formats))}{f'; {len(report)} bad records skipped' if len(report) else ''})")
     return 0
 
 
@@ -102,9 +145,8 @@ def run_info(args) -> int:
 
     try:
         info = store_info(Store(args.store))
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (StoreError, OSError, KeyError, ValueError) as exc:
+        return _error(args, args.store, exc)
     if args.json:
         print(json.dumps(info))
         return 0
@@ -138,11 +180,10 @@ def run_check(args) -> int:
 
     try:
         store = Store(args.store)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    problems = check_store(store, min_distance=args.min_distance, max_force=args.max_force,
-                           progress=not args.no_progress)
+        problems = check_store(store, min_distance=args.min_distance, max_force=args.max_force,
+                               progress=not args.no_progress)
+    except (StoreError, OSError, KeyError, ValueError) as exc:
+        return _error(args, args.store, exc)
     for level, msg in problems:
         print(f"{args.store}: {level}: {msg}")
     n_err = sum(level == "error" for level, _ in problems)
@@ -159,9 +200,8 @@ def run_split(args) -> int:
     try:
         store = Store(args.store)
         splits = split_indices(store, tuple(args.fractions), seed=args.seed, by=args.by)
-    except (StoreError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (StoreError, OSError, KeyError, ValueError) as exc:
+        return _error(args, args.store, exc)
     doc = {"store": str(Path(args.store)), "name": store.attrs.get("name"), "n_structures": len(store),
            "seed": args.seed, "by": args.by, "fractions": list(args.fractions),
            **{k: v.tolist() for k, v in splits.items()}}

@@ -5,7 +5,7 @@ from collections import Counter
 
 import numpy as np
 
-from gfm_ase.data.store import Store
+from gfm_ase.data.store import Store, StoreError
 
 
 def store_info(store: Store) -> dict:
@@ -52,6 +52,7 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
                 energy_z: float = 12.0, progress: bool = False) -> list[tuple[str, str]]:
     """Problems found in a store, as ``(level, message)`` with level "error" or "warning".
 
+    A damaged file (an HDF5 chunk that cannot be read) raises StoreError.
     Errors: unreadable records, overlapping atoms (closer than ``min_distance``).
     Warnings (real data can have them): forces above ``max_force``, net force on a periodic cell, energy per atom far (robust z-score
     > ``energy_z``) from the median of structures with the same element set - the 5 worst per set are listed -
@@ -67,6 +68,8 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
     for i in it:
         try:
             r = store[i]
+        except StoreError:  # the file itself is damaged (unreadable HDF5 chunk): one error, not one per record
+            raise
         except Exception as exc:  # noqa: BLE001 - report every unreadable record
             problems.append(("error", f"structure {i}: unreadable ({exc})"))
             continue

@@ -166,8 +166,11 @@ class StoreWriter:
             if self.mode == "a":
                 if not self.path.is_file():
                     raise StoreError(f"{self.path}: cannot append, no such store")
-                with h5py.File(self.path, "r") as f:
-                    _check_header(f, self.path)
+                try:
+                    with h5py.File(self.path, "r") as f:
+                        _check_header(f, self.path)
+                except OSError as exc:
+                    raise StoreError(f"{self.path}: cannot append, {_h5_problem(exc)}") from exc
                 shutil.copyfile(self.path, self._tmp)
                 self._f = h5py.File(self._tmp, "a")
                 self._n_structures = int(self._f["offsets"].shape[0] - 1)
@@ -324,6 +327,16 @@ class StoreWriter:
 
 
 # --------------------------------------------------------------------------------------------------------- reader
+def _h5_problem(exc: BaseException) -> str:
+    """What an h5py error says about a damaged file, in one line."""
+    text = " ".join(str(exc).split())
+    if "file signature not found" in text:
+        return f"not an HDF5 file (empty, truncated at the start or another format; {text})"
+    if "truncated file" in text:
+        return f"truncated HDF5 file ({text})"
+    return f"damaged or unreadable HDF5 file ({type(exc).__name__}: {text})"
+
+
 class _Shard:
     """One store file, opened lazily (and re-opened after a fork, as h5py handles must not cross processes)."""
 
@@ -333,6 +346,15 @@ class _Shard:
         self._pid = None
         self._ds: dict = {}
         self._strings: dict = {}
+        try:
+            self._read_header(path, in_memory)
+        except StoreError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            raise StoreError(f"{path}: {_h5_problem(exc)}") from exc
+        self.n = len(self.offsets) - 1
+
+    def _read_header(self, path: Path, in_memory: bool) -> None:
         with h5py.File(path, "r") as f:
             self.version = _check_header(f, path)
             self.attrs = _read_attrs(f)
@@ -350,11 +372,13 @@ class _Shard:
             # per-structure columns are small: keep them in memory
             self.cols = {c: f[c][:] for c in STRUCT_COLUMNS if c != "offsets"}
             self.mem = {c: f[c][:] for c in ATOM_COLUMNS} if in_memory else None
-        self.n = len(self.offsets) - 1
 
     def h5(self) -> h5py.File:
         if self._f is None or self._pid != os.getpid():
-            self._f = h5py.File(self.path, "r", rdcc_nbytes=16 * 1024 * 1024)
+            try:
+                self._f = h5py.File(self.path, "r", rdcc_nbytes=16 * 1024 * 1024)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: {_h5_problem(exc)}") from exc
             self._pid = os.getpid()
             # dataset handles are looked up once: h5py's name lookup costs far more than a small slice read
             self._ds = {name: self._f[name] for name in (*ATOM_COLUMNS, *STRING_COLUMNS)}
@@ -367,15 +391,25 @@ class _Shard:
     def atom_column(self, name: str, a: int, b: int) -> np.ndarray:
         if self.mem is not None:
             return self.mem[name][a:b]
-        return self.dataset(name)[a:b]
+        try:
+            return self.dataset(name)[a:b]
+        except OSError as exc:
+            raise StoreError(f"{self.path}: column {name!r}: {_h5_problem(exc)}") from exc
 
     def full_column(self, name: str) -> np.ndarray:
         if self.mem is not None:
             return self.mem[name]
-        return self.dataset(name)[:]
+        try:
+            return self.dataset(name)[:]
+        except OSError as exc:
+            raise StoreError(f"{self.path}: column {name!r}: {_h5_problem(exc)}") from exc
 
     def strings(self, name: str) -> np.ndarray:
-        return np.array([s.decode() if isinstance(s, bytes) else s for s in self.dataset(name)[:]], dtype=object)
+        try:
+            raw = self.dataset(name)[:]
+        except OSError as exc:
+            raise StoreError(f"{self.path}: column {name!r}: {_h5_problem(exc)}") from exc
+        return np.array([s.decode() if isinstance(s, bytes) else s for s in raw], dtype=object)
 
     def string_column(self, name: str) -> np.ndarray:
         """The whole group/id column, read once (a single vlen string read costs a chunk decompression)."""
@@ -601,9 +635,14 @@ class Store:
 def read_store_attrs(path) -> dict:
     """The metadata of a store without opening its columns."""
     p = _shard_paths(Path(path))[0]
-    with h5py.File(p, "r") as f:
-        _check_header(f, p)
-        return _read_attrs(f)
+    try:
+        with h5py.File(p, "r") as f:
+            _check_header(f, p)
+            return _read_attrs(f)
+    except StoreError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise StoreError(f"{p}: {_h5_problem(exc)}") from exc
 
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Store", "StoreError", "StoreWriter", "UNITS", "RecordError",

@@ -19,12 +19,15 @@ ani-h5         :mod:`.ani_h5` (ANI-1x / SPICE / Transition1x HDF5; Hartree, Bohr
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import h5py
+from ase.io.formats import UnknownFileTypeError
 
 from gfm_ase.data.converters.base import ConversionError, Item, SkipReport
+from gfm_ase.data.converters.options import validate_options
 from gfm_ase.data.record import RecordError
 from gfm_ase.data.store import FORMAT as STORE_FORMAT
 from gfm_ase.data.store import StoreWriter
@@ -96,7 +99,11 @@ def detect_format(path) -> str | None:
     if suffix in (".aselmdb", ".lmdb"):
         return "aselmdb"
     if suffix in (".h5", ".hdf5"):
-        with h5py.File(path, "r") as f:
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            raise ConversionError(path, None, f"not a readable HDF5 file ({exc})") from None
+        with f:
             fmt = f.attrs.get("format")
             if (fmt.decode() if isinstance(fmt, bytes) else fmt) == STORE_FORMAT:
                 raise ValueError(f"{path} is already a gfm-ase store")
@@ -147,20 +154,39 @@ def iter_sources(sources: Iterable, fmt: str = "auto") -> Iterator[tuple[Path, s
 
 
 RECORD_ERRORS = (RecordError, UnitError, ValueError, KeyError, TypeError, IndexError)
-FILE_ERRORS = (ValueError, KeyError, TypeError, IndexError, OSError, UnitError, json.JSONDecodeError, EOFError)
+FILE_ERRORS = (ValueError, KeyError, TypeError, IndexError, OSError, UnitError, json.JSONDecodeError, EOFError,
+               UnknownFileTypeError)
+
+
+def _warn_unconverted(report: SkipReport) -> None:
+    if report.unconverted:
+        warnings.warn("labels present in the source files were not converted: " + ", ".join(
+            f"{k} in {v} structures" for k, v in sorted(report.unconverted.items())), stacklevel=3)
 
 
 def iter_records(sources, fmt: str = "auto", *, skip_bad: bool = False, report: SkipReport | None = None,
                  options: dict | None = None):
     """Yield StructureRecords from all sources; raise :class:`ConversionError` naming file and record on bad
-    input, or (``skip_bad``) add it to ``report`` and go on."""
+    input, or (``skip_bad``) add it to ``report`` and go on.
+
+    ``options`` are checked against the options the format declares (:mod:`.options`) before anything is read
+    (with ``fmt="auto"``: before the first file of each detected format); unknown names and invalid values are a
+    ConversionError. ``report`` counts the labels of the records yielded and the labels the sources held that were
+    not converted (also given as a warning at the end).
+    """
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     options = dict(options or {})
     report = report if report is not None else SkipReport()
+    checked: dict[str, dict] = {}
+    if fmt != "auto":
+        checked[fmt] = validate_options(fmt, options, ", ".join(str(s) for s in sources))
     for path, f, root in iter_sources(sources, fmt):
+        if f not in checked:
+            checked[f] = validate_options(f, options, path)
         reader = _reader(f)
         report.formats.add(f)
         report.n_files += 1
-        it = reader(path, root=root, **options)
+        it = reader(path, root=root, **checked[f])
         while True:
             try:
                 item = next(it)
@@ -170,6 +196,13 @@ def iter_records(sources, fmt: str = "auto", *, skip_bad: bool = False, report: 
                 raise
             except FILE_ERRORS as exc:
                 msg = str(exc) if type(exc) in (UnitError, ValueError) else f"{type(exc).__name__}: {exc}"
+                if fmt != "auto":
+                    try:
+                        detected = detect_format(path)
+                    except (ConversionError, ValueError, OSError):
+                        detected = None
+                    if detected is not None and detected != f:
+                        msg += f" (read as --format {f}; the file looks like {detected}: try --format {detected} or auto)"
                 err = ConversionError(path, None, msg)
                 if not skip_bad:
                     raise err from exc
@@ -184,7 +217,9 @@ def iter_records(sources, fmt: str = "auto", *, skip_bad: bool = False, report: 
                     raise err from exc
                 report.add(err)
                 continue
+            report.count(rec, item.unconverted)
             yield rec
+    _warn_unconverted(report)
 
 
 def convert(sources, out, fmt: str = "auto", *, name: str | None = None, level_of_theory: str = "",
@@ -194,6 +229,8 @@ def convert(sources, out, fmt: str = "auto", *, name: str | None = None, level_o
     """Convert ``sources`` into the store ``out`` (atomically). Returns (records written, skip report)."""
     report = SkipReport()
     sources = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
+    if fmt != "auto":  # before the output file is touched
+        validate_options(fmt, options, ", ".join(str(s) for s in sources))
     n = 0
     bar = None
     if progress:
@@ -210,10 +247,11 @@ def convert(sources, out, fmt: str = "auto", *, name: str | None = None, level_o
         if n == 0 and mode == "w":
             raise ConversionError(", ".join(str(s) for s in sources), None,
                                   "no structures found" + (f" ({len(report)} skipped as bad)" if len(report) else ""))
-        w.extra_attrs(n_skipped=len(report), source_formats=sorted(report.formats), n_source_files=report.n_files)
+        w.extra_attrs(n_skipped=len(report), source_formats=sorted(report.formats), n_source_files=report.n_files,
+                      **({"unconverted_labels": dict(report.unconverted)} if report.unconverted else {}))
     if bar is not None:
         bar.close()
     return n, report
 
 
-__all__ = ["ConversionError", "FORMATS", "SkipReport", "convert", "detect_format", "iter_records", "iter_sources"]
+__all__ = ["ConversionError", "FORMATS", "validate_options", "SkipReport", "convert", "detect_format", "iter_records", "iter_sources"]

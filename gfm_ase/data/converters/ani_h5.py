@@ -68,7 +68,12 @@ def detect_preset(f: h5py.File) -> str:
     raise ValueError("no group with atomic numbers and coordinates found")
 
 
-def read_ani_h5(path, *, root: Path | None = None, preset: str | None = None, **options) -> Iterator[Item]:
+def read_ani_h5(path, *, root: Path | None = None, preset: str | None = None,
+                numbers_key: str | None = None, coord_key: str | None = None, energy_key: str | None = None,
+                forces_key: str | None = None, gradient_key: str | None = None, length_unit: str | None = None,
+                energy_unit: str | None = None) -> Iterator[Item]:
+    options = dict(numbers_key=numbers_key, coord_key=coord_key, energy_key=energy_key, forces_key=forces_key,
+                   gradient_key=gradient_key, length_unit=length_unit, energy_unit=energy_unit)
     path = Path(path)
     ident = rel_id(path, root)
     with h5py.File(path, "r") as f:
@@ -80,7 +85,7 @@ def read_ani_h5(path, *, root: Path | None = None, preset: str | None = None, **
             p = dict(PRESETS[preset])
         else:
             raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}, custom")
-        p.update({k: v for k, v in options.items() if k in p and v is not None})
+        p.update({k: v for k, v in options.items() if v is not None})
         if p["coord_key"] is None or p["length_unit"] is None or p["energy_unit"] is None:
             raise UnitError("custom HDF5 layout needs coord_key, length_unit and energy_unit")
         lf, ef = length_factor(p["length_unit"]), energy_factor(p["energy_unit"])

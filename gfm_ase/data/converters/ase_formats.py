@@ -5,6 +5,10 @@ carry labels in other units that ASE cannot know about (the FitSNAP extxyz files
 compression positive under the key ``stress``); say so with ``stress_unit``/``stress_sign``. Energies stored under
 another key (``info`` or an ASE-db ``data`` entry, e.g. QM9's ``energy_U0`` in Hartree) are read with
 ``energy_key`` and ``energy_unit``.
+
+Labels a frame holds that this reader does not convert (calculator results such as ``dipole``, ``charges`` or
+per-atom ``energies``; ``info`` keys such as ``virial`` or ``REF_energy``; per-atom arrays such as ``REF_forces``)
+are counted and reported by the driver, never dropped silently.
 """
 from __future__ import annotations
 
@@ -35,6 +39,25 @@ def ase_format_for(path: Path) -> str | None:
     return None
 
 
+# calculator results that are converted or are another form of a converted label
+_CONVERTED_RESULTS = {"energy", "free_energy", "forces", "stress", "magmoms", "magmom"}
+# info / db keys and per-atom arrays that hold labels under names this reader does not read
+_LABEL_INFO_KEYS = {"virial", "virials", "REF_energy", "REF_virial", "REF_stress", "dft_energy", "DFT_energy",
+                    "dft_virial", "DFT_virial", "dipole", "energy", "free_energy", "stress"}
+_LABEL_ARRAYS = {"REF_forces", "dft_forces", "DFT_forces", "force", "forces_dft"}
+
+
+def unconverted_labels(atoms, extra: dict, energy_key: str) -> tuple:
+    """Names of labels ``atoms`` (and an ASE-db row's ``extra``) holds that :func:`_labels_from` leaves out."""
+    res = atoms.calc.results if atoms.calc is not None else {}
+    out = {k for k, v in res.items() if k not in _CONVERTED_RESULTS and k != energy_key and v is not None}
+    used = {energy_key, "stress"} | ({"energy", "free_energy"} if "energy" in res else set())
+    for d in (atoms.info, extra):
+        out |= {k for k in d if k in _LABEL_INFO_KEYS and k not in used}
+    out |= {k for k in atoms.arrays if k in _LABEL_ARRAYS}
+    return tuple(sorted(out))
+
+
 def _labels_from(atoms, extra: dict, energy_key: str, energy_unit: str, stress_unit: str, stress_sign: str):
     res = dict(atoms.calc.results) if atoms.calc is not None else {}
     energy = res.get(energy_key)
@@ -56,7 +79,7 @@ def _labels_from(atoms, extra: dict, energy_key: str, energy_unit: str, stress_u
 
 def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | None = None,
              energy_key: str = "energy", energy_unit: str = "eV", stress_unit: str = "eV/A^3",
-             stress_sign: str = "tension", group: str | None = None, **_) -> Iterator[Item]:
+             stress_sign: str = "tension", group: str | None = None) -> Iterator[Item]:
     """Read every frame of ``path`` with ``ase.io`` (ASE databases row by row, keeping ``data``/key-value pairs)."""
     import ase.io
 
@@ -78,7 +101,11 @@ def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | 
                                        forces=f, stress=s, magmoms=m, charge=extra.get("charge"),
                                        spin=extra.get("spin"), group=str(extra.get("group", grp)),
                                        id=f"{ident}#id={row.id}")
-            yield Item(f"row id={row.id}", build)
+            try:
+                dropped = unconverted_labels(row.toatoms(), {**row.key_value_pairs, **(row.data or {})}, energy_key)
+            except Exception:  # noqa: BLE001 - a broken row is reported by build()
+                dropped = ()
+            yield Item(f"row id={row.id}", build, dropped)
         return
     frames = ase.io.read(str(path), index=index, format=fmt)
     if not isinstance(frames, list):
@@ -90,4 +117,4 @@ def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | 
                                    stress=s, magmoms=m, charge=atoms.info.get("charge"),
                                    spin=atoms.info.get("spin"), group=str(atoms.info.get("group", grp)),
                                    id=f"{ident}#{k}")
-        yield Item(f"frame {k}", build)
+        yield Item(f"frame {k}", build, unconverted_labels(atoms, {}, energy_key))

@@ -26,7 +26,7 @@ def _decode(value: bytes) -> dict:
     return json.loads(zlib.decompress(value))
 
 
-def read_aselmdb(path, *, root: Path | None = None, group: str | None = None, **_) -> Iterator[Item]:
+def read_aselmdb(path, *, root: Path | None = None, group: str | None = None) -> Iterator[Item]:
     try:
         import lmdb
     except ImportError:

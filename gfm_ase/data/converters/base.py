@@ -8,6 +8,7 @@ itself (truncated, unparseable) is raised from the generator and is attributed t
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,9 +31,11 @@ class ConversionError(ValueError):
 class Item:
     where: str
     build: Callable[[], StructureRecord]
+    unconverted: tuple = ()  # labels the source record holds that the reader does not convert (counted, reported)
 
 
 Reader = Callable[..., Iterator[Item]]
+LABELS = ("energy", "forces", "stress", "magmoms", "charge", "spin")
 
 
 @dataclass
@@ -42,6 +45,26 @@ class SkipReport:
     skipped: list[ConversionError] = field(default_factory=list)
     formats: set = field(default_factory=set)  # formats actually read
     n_files: int = 0
+    labels: Counter = field(default_factory=Counter)  # structures written with each label
+    unconverted: Counter = field(default_factory=Counter)  # structures holding a label that was not converted
+
+    def count(self, rec: StructureRecord, unconverted=()) -> None:
+        """Count the labels of one converted record (and those its source held but the reader dropped)."""
+        self.labels["structures"] += 1
+        for name in LABELS:
+            if getattr(rec, name, None) is not None:
+                self.labels[name] += 1
+        for name in unconverted:
+            self.unconverted[name] += 1
+
+    def label_summary(self) -> str:
+        """e.g. ``energy 120, forces 120, stress 0 (present in the files but not converted: stress 120)``."""
+        parts = [f"{k} {self.labels[k]}" for k in LABELS if k in ("energy", "forces", "stress") or self.labels[k]]
+        text = ", ".join(parts)
+        if self.unconverted:
+            text += " (present in the files but not converted: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.unconverted.items())) + ")"
+        return text
 
     def add(self, err: ConversionError) -> None:
         self.skipped.append(err)

@@ -39,7 +39,7 @@ def _load(path: Path, n_frames: int | None, width: int | None) -> np.ndarray | N
     return a
 
 
-def read_deepmd(path, *, root: Path | None = None, group: str | None = None, type_map=None, **_) -> Iterator[Item]:
+def read_deepmd(path, *, root: Path | None = None, group: str | None = None, type_map=None) -> Iterator[Item]:
     system = Path(path)
     types = np.loadtxt(system / "type.raw", dtype=np.int64, ndmin=1)
     if type_map is None:

@@ -49,7 +49,7 @@ def _style(ds: dict, key: str, table: dict, default: str | None):
         raise UnitError(f"unknown {key} {value!r}; known: {', '.join(table)}") from None
 
 
-def read_fitsnap(path, *, root: Path | None = None, group: str | None = None, **_) -> Iterator[Item]:
+def read_fitsnap(path, *, root: Path | None = None, group: str | None = None) -> Iterator[Item]:
     from gfm_ase.units import energy_factor
 
     path = Path(path)

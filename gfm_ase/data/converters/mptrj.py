@@ -86,8 +86,7 @@ def iter_object_items(fh, chunk_size: int = 1 << 24) -> Iterator[tuple[str, obje
         expect('"')
 
 
-def read_mptrj(path, *, root: Path | None = None, energy_key: str = "uncorrected_total_energy",
-               **_) -> Iterator[Item]:
+def read_mptrj(path, *, root: Path | None = None, energy_key: str = "uncorrected_total_energy") -> Iterator[Item]:
     path = Path(path)
     with open(path) as fh:
         for material_id, frames in iter_object_items(fh):

@@ -71,7 +71,7 @@ def _calculator(yaml_path: Path | None) -> str:
 
 
 def read_phonopy(path, *, root: Path | None = None, group: str | None = None, supercell=None,
-                 length_unit: float | None = None, force_unit: float | None = None, **_) -> Iterator[Item]:
+                 length_unit: float | None = None, force_unit: float | None = None) -> Iterator[Item]:
     try:
         import phonopy
     except ImportError:  # pragma: no cover
