@@ -204,15 +204,15 @@ def bench_peer(name, structures, device):
 
     warnings.filterwarnings("ignore")
     dev = "cuda" if device.type == "cuda" else "cpu"
-    if name == "chgnet":
-        from chgnet.model import CHGNet, CHGNetCalculator
+    if name == "chgnet":  # the peers as the validation suites load them (validation/peers.py)
+        from validation.peers import chgnet
 
-        calc = CHGNetCalculator(model=CHGNet.load(verbose=False), use_device=dev)
+        calc = chgnet(device=dev)
         label = "CHGNet 0.3.0 (ASE loop)"
     elif name == "sevenn":
-        from sevenn.calculator import SevenNetCalculator
+        from validation.peers import sevennet0
 
-        calc = SevenNetCalculator("7net-0", device=dev)
+        calc = sevennet0(device=dev)
         label = "SevenNet-0 (ASE loop)"
     elif name == "tensornet":
         calc = tensornet_calculator()
@@ -237,7 +237,7 @@ def bench_peer(name, structures, device):
     if name == "chgnet":  # CHGNet also has a batched API
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        model = calc.model
+        model = calc.inner.model
         structs = [AseAtomsAdaptor.get_structure(a) for a in structures]
         w, c, mem = timed(lambda: model.predict_structure(structs, task="efs", batch_size=16), device, 1)
         rows.append(dict(mode="CHGNet 0.3.0 (batched, 16)", dtype="float32", wall=w, cpu=c, mem=mem,
