@@ -283,6 +283,6 @@ def test_bf16_energy_error_of_the_shipped_model_is_sub_meV_scale():
         e = {}
         for dtype in ("float64", "bfloat16"):
             x = atoms.copy()
-            x.calc = GFMCalculator(head="omat", dtype=dtype, device="cpu")
+            x.calc = GFMCalculator(model="gfm-mini", head="omat", dtype=dtype, device="cpu")
             e[dtype] = x.get_potential_energy() / len(x)
         assert abs(e["bfloat16"] - e["float64"]) < 2.5e-3, (sym, e)
