@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -445,14 +446,29 @@ class Trainer:
                 "structures": int(stats[3]), "atoms": int(stats[4])}
 
     def optimizer_step(self, row: dict) -> dict:
-        """Clip (global norm), set the scheduled LR, AdamW step, EMA update; advances ``self.step``."""
+        """Clip (global norm), set the scheduled LR, AdamW step, EMA update; advances ``self.step``.
+
+        A step whose loss or global gradient norm is not finite (one pathological structure is enough: NaN
+        gradients would poison every weight through AdamW and clipping cannot repair them) changes nothing: the
+        gradients are dropped, the weights, optimizer state and EMA stay as they are, the step counter advances
+        (so the sampler and schedule stay deterministic) and ``self.skipped_steps`` counts it. The decision is the
+        same on every rank because the loss and norm are all-reduced."""
+        lr = self._lr(self.step)
+        if not (math.isfinite(row["grad_norm"]) and math.isfinite(row["loss"])):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
+            if self.env.is_main:
+                print(f"gfm pretrain: step {self.step}: non-finite loss or gradient (loss {row['loss']}, gradient "
+                      f"norm {row['grad_norm']}); step skipped ({self.skipped_steps} so far)", file=sys.stderr,
+                      flush=True)
+            self.step += 1
+            return {**row, "lr": lr}
         clip = self.cfg.optim.grad_clip
         if clip is not None and row["grad_norm"] > clip:
             coef = clip / (row["grad_norm"] + 1e-6)
             for p in self.model.parameters():
                 if p.grad is not None:
                     p.grad.mul_(coef)
-        lr = self._lr(self.step)
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g.get("lr_scale", 1.0)
         self.before_update()

@@ -216,3 +216,41 @@ def test_loss_stages_change_the_terms_the_trainer_optimises(data_dir, tmp_path):
     forces = [float(r["loss_forces"]) for r in rows]
     assert len(forces) == 10
     assert all(f > 0 for f in forces[:5]) and all(f == 0 for f in forces[5:])
+
+
+def test_a_step_with_non_finite_gradients_changes_nothing_and_training_goes_on(data_dir, tmp_path, monkeypatch):
+    """One poisoned step (an inf in a gradient, as an overflowing backward gives) is skipped: weights, optimizer
+    state and EMA are those of the step before, later steps train normally (without the guard clipping turns the
+    inf into NaN weights and every later loss is NaN)."""
+    import torch
+
+    from pretraining.trainer import Trainer
+
+    cfg = tiny_config(data_dir, sampling__steps_per_epoch=12, sampling__epochs=1, logging__every_steps=1,
+                      checkpoint__every_steps=100, validation__every_steps=100)
+    tr = Trainer(cfg, tmp_path)
+    original = Trainer.compute_gradients
+    seen = {}
+
+    def poisoned(self, batch, counts, spec):
+        out = original(self, batch, counts, spec)
+        if self.step == 5:
+            p = next(q for q in self.model.parameters() if q.grad is not None)
+            p.grad.view(-1)[0] = float("inf")
+            seen["before"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return out
+
+    def after(self):
+        if self.step == 5:
+            seen["after_opt"] = True
+
+    monkeypatch.setattr(Trainer, "compute_gradients", poisoned)
+    monkeypatch.setattr(Trainer, "after_update", after)
+    tr.fit()
+    rows = read_csv(tmp_path / "logs" / "train.csv")
+    loss = np.array([float(r["loss"]) for r in rows])
+    assert len(loss) == 12 and np.all(np.isfinite(loss[6:])), loss
+    assert "after_opt" not in seen  # no optimizer update happened at the poisoned step
+    assert tr.skipped_steps == 1
+    for k, v in tr.model.state_dict().items():
+        assert torch.isfinite(v).all(), k
