@@ -3,6 +3,8 @@
 
     python pretraining/corpus/build_gfm_base_corpus.py [--skip-generate] [--teacher-shards N] [--max-minutes M]
 
+Without --teacher-shards it regenerates exactly the teacher shards gfm-base was trained on (TEACHER_SHARDS).
+
 1. real DFT from ../shared/data: pretraining/corpus/ingest_shared.py (mlearn_train and the FitSNAP Ta/InP/Fe sets
    train the `omat` head; mlearn_test, the phonopy sets, DeePMD water and QM9 stay held out);
 2. the SURROGATE corpora: generate_teacher.py --teacher sevennet0 (the `omat` head) and --teacher chgnet (the
@@ -29,6 +31,9 @@ GEN = WORK / "generated"
 STORES = WORK / "stores"
 TEACHER_PY = REPO / ".venv-teachers" / "bin" / "python"
 DFT_FOR_OMAT = ["mlearn_train", "fitsnap_Ta", "fitsnap_InP", "fitsnap_Fe"]
+# the shards (first, count) of seed 0 that the shipped gfm-base was trained on: SevenNet-0 ran as two processes
+# (shards 0-9 and 30-36) for the last 30 minutes before training, CHGNet as one (0-21)
+TEACHER_SHARDS = {"sevennet0": [(0, 10), (30, 7)], "chgnet": [(0, 22)]}
 
 CONVERT = [  # (generated folder, store name, level of theory, surrogate)
     ("teacher_sevennet0", "teacher_sevennet0",
@@ -48,7 +53,8 @@ def run(cmd: list[str]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-generate", action="store_true", help="only convert what work_data/generated holds")
-    ap.add_argument("--teacher-shards", type=int, default=60)
+    ap.add_argument("--teacher-shards", type=int, default=None,
+                    help="shards 0..N-1 of each teacher instead of the ones gfm-base used (TEACHER_SHARDS)")
     ap.add_argument("--max-minutes", type=float, default=None, help="time budget of the teacher labelling")
     args = ap.parse_args(argv)
     py = sys.executable
@@ -57,10 +63,13 @@ def main(argv=None) -> int:
         return 2
     run([py, "pretraining/corpus/ingest_shared.py", "--out", STORES])
     if not args.skip_generate:
-        for teacher in ("sevennet0", "chgnet"):
-            run([TEACHER_PY, "pretraining/corpus/generate_teacher.py", "--teacher", teacher, "--shards",
-                 args.teacher_shards, "--out", GEN / f"teacher_{teacher}"]
-                + (["--max-minutes", args.max_minutes] if args.max_minutes else []))
+        for teacher, ranges in TEACHER_SHARDS.items():
+            if args.teacher_shards is not None:
+                ranges = [(0, args.teacher_shards)]
+            for first, count in ranges:
+                run([TEACHER_PY, "pretraining/corpus/generate_teacher.py", "--teacher", teacher, "--first-shard",
+                     first, "--shards", count, "--out", GEN / f"teacher_{teacher}"]
+                    + (["--max-minutes", args.max_minutes] if args.max_minutes else []))
         run([py, "pretraining/corpus/generate_emt.py", "--out", GEN / "emt"])
         run([py, "pretraining/corpus/generate_xtb.py", "--set", "molecules", "--out", GEN / "xtb_molecules"])
     for folder, name, lot, surrogate in CONVERT:
