@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]"
+	before=$$($(PY) -c "import torch; print(torch.__file__, torch.__version__)") && \
+	  $(PY) -m pip install -q -e ".[test,engines]" && \
+	  after=$$($(PY) -c "import torch; print(torch.__file__, torch.__version__)") && \
+	  { test "$$before" = "$$after" || { echo "make venv: pip replaced torch: $$before -> $$after" >&2; exit 1; }; }
 	touch $(STAMP)
 
 venv: $(STAMP)
