@@ -40,22 +40,16 @@ def si_cell(n_atoms: int, seed: int = 0):
 
 
 def bench_model_only(model, atoms, device, dtype, steps, stress, compile_=False):
-    from gfm_ase.graph import collate, graph_from_atoms
-    from gfm_ase.model import predict
-    from gfm_ase.screening.engine import MODEL_DTYPES
+    from gfm_ase.runtime import InferenceRuntime
 
-    m = model.to(device=device, dtype=MODEL_DTYPES[dtype])
-    if compile_:
-        from gfm_ase.model.compiled import CompiledTrunkModel
-
-        m = CompiledTrunkModel(m)
-    batch = collate([graph_from_atoms(atoms, m.cutoff)], dtype=MODEL_DTYPES[dtype]).to(device)
-    predict(m, batch, m.head_names[0], forces=True, stress=stress, precision=dtype)  # warm-up
+    rt = InferenceRuntime(model, model.head_names[0], device=device, dtype=dtype, compile=compile_)
+    batch = rt.batch_from_atoms([atoms])
+    rt.evaluate(batch, forces=True, stress=stress)  # warm-up
     reset_peak(device)
     sync(device)
     w, c = time.perf_counter(), time.process_time()
     for _ in range(steps):
-        predict(m, batch, m.head_names[0], forces=True, stress=stress, precision=dtype)
+        rt.evaluate(batch, forces=True, stress=stress)
     sync(device)
     return time.perf_counter() - w, time.process_time() - c, f"{peak_mib(device):,.0f}", batch.num_edges
 
@@ -130,10 +124,9 @@ def main(argv=None) -> int:
     if device.type == "cpu":
         tune_cpu_allocator()
     if args.model:
-        from gfm_ase.checkpoint import load_model
-        from gfm_ase.hub import resolve_model
+        from gfm_ase.runtime import load
 
-        model = load_model(resolve_model(args.model))
+        model = load(args.model).model
     else:
         model = default_model()
     print(f"# MD benchmark: Si diamond cells {args.sizes}, {args.steps} calls per row, model {model.config.name} "

@@ -20,7 +20,6 @@ Without ``--model`` the model is a randomly initialised default-size PaiNN (128 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -119,17 +118,15 @@ def default_model():
 def load(args):
     if args.model is None:
         return default_model()
-    from gfm_ase.checkpoint import load_model
-    from gfm_ase.hub import resolve_model
+    from gfm_ase.runtime import load
 
-    return load_model(resolve_model(args.model))
+    return load(args.model).model
 
 
 # --- rows -------------------------------------------------------------------------------------------------------------
 
 def bench_gfm(model, structures, args, device, dtype, compile_: bool, energy_only: bool = False):
-    from gfm_ase.graph import collate, graph_from_atoms
-    from gfm_ase.model import predict
+    from gfm_ase.graph import graph_from_atoms
     from gfm_ase.screening import Screener
     from gfm_ase.screening.planner import BatchPlanner, PlannedBatch
 
@@ -157,13 +154,11 @@ def bench_gfm(model, structures, args, device, dtype, compile_: bool, energy_onl
     for k, g in enumerate(graphs):
         batches += planner.add(g, k)
     batches += planner.flush()
-    tensors = [collate(b.graphs, dtype=sc.model_dtype).to(sc.device) for b in batches]
+    tensors = [sc.runtime.collate(b.graphs).to(sc.device) for b in batches]
 
     def model_only():
-        with torch.no_grad() if energy_only else contextlib.nullcontext():
-            for b in tensors:
-                predict(sc.runner, b, sc.head, forces=not energy_only, stress=not energy_only,
-                        precision=sc.precision)
+        for b in tensors:
+            sc.runtime.evaluate(b, forces=not energy_only, stress=not energy_only)
 
     w, c, mem = timed(model_only, device, args.repeat)
     rows.append(dict(mode="model-only", dtype=tag, wall=w, cpu=c, mem=mem, n=len(structures), atoms=n_atoms,

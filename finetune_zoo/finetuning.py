@@ -138,7 +138,7 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
              log=print) -> dict:
     """Fine-tune ``model`` (name, directory or URL) on ``train`` (a store path or :class:`Selection`); see the
     module documentation for what OUTDIR receives. Returns the metrics dict written to OUTDIR/metrics.json."""
-    from gfm_ase.calculator import resolve_device
+    from gfm_ase.runtime import resolve_device
     from gfm_ase.hub import resolve_model
 
     cfg = config

@@ -5,25 +5,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
-from ase.data import chemical_symbols
 
-from gfm_ase.checkpoint import load_model, read_model_json
-from gfm_ase.graph.batch import collate, graph_from_atoms
+from gfm_ase.checkpoint import read_model_json
+from gfm_ase.graph.batch import graph_from_atoms
 from gfm_ase.graph.neighbors import StructureError
 from gfm_ase.graph.verlet import VerletGraph
 from gfm_ase.hub import resolve_model
 from gfm_ase.model.gfm import GFMModel
-from gfm_ase.model.outputs import PRECISIONS, predict
-
-DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.float32}
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from gfm_ase.runtime import InferenceRuntime, to_numpy
 
 
 class GFMCalculator(Calculator):
@@ -50,26 +40,16 @@ class GFMCalculator(Calculator):
                  dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
                  skin: float = 0.0, compile: bool | dict = False, **kwargs):
         super().__init__(**kwargs)
-        if dtype not in PRECISIONS:
-            raise ValueError(f"dtype must be one of {PRECISIONS}, got {dtype!r}")
-        self.device = resolve_device(device)
-        self.precision = dtype
-        if isinstance(model, GFMModel):
-            self.model = model.to(device=self.device, dtype=DTYPES[dtype])
-            self.model_path = None
-        else:
-            self.model_path = resolve_model(model)
-            self.model = load_model(self.model_path, device=self.device, dtype=DTYPES[dtype])
-        self.model.inference_mode_()
-        self.runner = self.model  # what predict() evaluates: the model or its compiled view
-        if compile:
-            from gfm_ase.model.compiled import CompiledTrunkModel
-
-            self.runner = CompiledTrunkModel(self.model, **(compile if isinstance(compile, dict) else {}))
-        head = self.model.resolve_head(head)
-        self.head = head
-        self.head_config = self.model.head_config(head)
-        self.allowed_numbers = set(self.head_config.atomic_numbers)
+        # model, device, precision, head, element coverage and compile: the shared inference runtime
+        self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
+        self.device = self.runtime.device
+        self.precision = self.runtime.precision
+        self.model = self.runtime.model
+        self.model_path = self.runtime.model_path
+        self.runner = self.runtime.runner  # what predict() evaluates: the model or its compiled view
+        self.head = self.runtime.head
+        self.head_config = self.runtime.head_config
+        self.allowed_numbers = self.runtime.allowed_numbers
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
         self.verlet = None
@@ -79,7 +59,7 @@ class GFMCalculator(Calculator):
             if self.model.max_neighbors is not None:
                 raise ValueError("skin > 0 needs a model without max_neighbors (the nearest-k selection changes "
                                  "with every step)")
-            self.verlet = VerletGraph(self.model.cutoff, skin, device=self.device, dtype=DTYPES[dtype],
+            self.verlet = VerletGraph(self.model.cutoff, skin, device=self.device, dtype=self.runtime.model_dtype,
                                       min_distance=min_distance)
 
     # --- metadata -------------------------------------------------------------------------------------------
@@ -109,15 +89,11 @@ class GFMCalculator(Calculator):
             raise StructureError("atoms.positions contain NaN or inf")
         if not np.isfinite(atoms.cell.array).all():
             raise StructureError("atoms.cell contains NaN or inf")
-        if self.allowed_numbers:
-            unknown = sorted(set(atoms.numbers.tolist()) - self.allowed_numbers)
-            if unknown:
-                syms = [chemical_symbols[z] for z in unknown]
-                msg = (f"element(s) {syms} not covered by head {self.head!r} "
-                       f"(trained on {self.head_config.elements})")
-                if not self.allow_unknown_elements:
-                    raise ValueError(msg + "; pass allow_unknown_elements=True to evaluate anyway")
-                warnings.warn(msg + "; predictions for them are extrapolations", stacklevel=3)
+        msg = self.runtime.coverage_error(atoms.numbers.tolist())
+        if msg is not None:
+            if not self.allow_unknown_elements:
+                raise ValueError(msg + "; pass allow_unknown_elements=True to evaluate anyway")
+            warnings.warn(msg + "; predictions for them are extrapolations", stacklevel=3)
         if "stress" in properties and not self._has_volume(atoms):
             raise PropertyNotImplementedError(
                 "stress needs a periodic structure with a cell of non-zero volume "
@@ -139,17 +115,17 @@ class GFMCalculator(Calculator):
         else:
             graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
                                      min_distance=self.min_distance)
-            batch = collate([graph], dtype=DTYPES[self.precision]).to(self.device)
-        out = predict(self.runner, batch, self.head, forces=True, stress=want_stress, precision=self.precision)
-        energy = float(out["energy"].detach().double().cpu()[0])
+            batch = self.runtime.collate([graph]).to(self.device)
+        out = to_numpy(self.runtime.evaluate(batch, forces=True, stress=want_stress))
+        energy = float(out["energy"][0])
         self.results = {
             "energy": energy,
             "free_energy": energy,
-            "energies": out["energies"].detach().double().cpu().numpy(),
-            "forces": out["forces"].detach().double().cpu().numpy(),
+            "energies": out["energies"],
+            "forces": out["forces"],
         }
         if want_stress:
-            self.results["stress"] = out["stress"].detach().double().cpu().numpy()[0]
+            self.results["stress"] = out["stress"][0]
 
     def predict(self, structure) -> dict:
         """Evaluate an ``ase.Atoms`` or a pymatgen ``Structure``/``Molecule``; returns a copy of the results."""

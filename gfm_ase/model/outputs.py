@@ -11,15 +11,13 @@ import contextlib
 import torch
 
 from gfm_ase.graph.batch import GraphBatch
+from gfm_ase.model.precision import PRECISIONS, precision_info
 
 # structures whose cell has a smaller volume (molecules, cells with a zero vector) get a NaN stress: undefined
 MIN_VOLUME = 1e-8  # A^3
 
 VOIGT_I = (0, 1, 2, 1, 0, 0)
 VOIGT_J = (0, 1, 2, 2, 2, 1)
-
-PRECISIONS = ("float64", "float32", "bfloat16")
-
 
 def full_to_voigt(t: torch.Tensor) -> torch.Tensor:
     return t[..., VOIGT_I, VOIGT_J]
@@ -31,9 +29,9 @@ def edge_vectors(batch: GraphBatch, positions: torch.Tensor, cell: torch.Tensor)
     return positions[j] - positions[i] + torch.einsum("ei,eij->ej", batch.shifts, edge_cell)
 
 
-def _autocast(precision: str, device: torch.device):
-    if precision == "bfloat16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+def _autocast(autocast_dtype: torch.dtype | None, device: torch.device):
+    if autocast_dtype is not None:
+        return torch.autocast(device_type=device.type, dtype=autocast_dtype)
     return contextlib.nullcontext()
 
 
@@ -63,8 +61,7 @@ def predict(
     net = model.module if hasattr(model, "module") else model
     if precision is None:
         precision = "float64" if next(net.parameters()).dtype == torch.float64 else "float32"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    autocast_dtype = precision_info(precision).autocast_dtype
     device = batch.positions.device
     positions = batch.positions
     need_grad = forces or stress
@@ -80,9 +77,9 @@ def predict(
     else:
         positions_s = positions
     vec = edge_vectors(batch, positions_s, cell)
-    with _autocast(precision, device):
+    with _autocast(autocast_dtype, device):
         s = net.features(batch.numbers, batch.edge_index, vec)
-    if precision == "bfloat16":
+    if autocast_dtype is not None:
         s = s.float()
     # heads run in full precision: node-level and cheap, and bf16 rounding of atomic energies of a few eV would
     # cost meV/atom (docs/benchmarks.md)

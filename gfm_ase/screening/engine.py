@@ -12,22 +12,17 @@ Pipeline (bounded memory at every stage):
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import os
-import hashlib
-import json
 import queue
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-import torch
 from ase.data import chemical_symbols
 
-from gfm_ase.graph.batch import collate, graph_from_arrays
-from gfm_ase.model.outputs import PRECISIONS, predict
+from gfm_ase.graph.batch import graph_from_arrays
+from gfm_ase.runtime import InferenceRuntime, to_numpy
 from gfm_ase.screening.allocator import tune_cpu_allocator
 from gfm_ase.screening.budget import Budget, calibrate_memory, make_budget
 from gfm_ase.screening.planner import OVERSIZE_POLICIES, BatchPlanner, PlannedBatch, Refusal
@@ -36,7 +31,6 @@ from gfm_ase.screening.rows import concat
 from gfm_ase.screening.uncertainty import FamilySpread, family_heads
 
 PROPERTIES = ("energy", "forces", "stress", "energies")
-MODEL_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.float32}
 _DONE = object()
 
 
@@ -62,21 +56,6 @@ def formula_of(numbers: np.ndarray) -> str:
     return "".join(f"{s}{pairs[s] if pairs[s] > 1 else ''}" for s in order)
 
 
-def resolve_device(device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def model_fingerprint(model) -> str:
-    """sha256 over the config and the weights of an in-memory model."""
-    h = hashlib.sha256(json.dumps(model.config.model_dump(mode="json"), sort_keys=True).encode())
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 class Screener:
     """Evaluate many structures with one head of a gfm-ase model.
 
@@ -99,34 +78,25 @@ class Screener:
                  max_memory: float | None = None, oversize: str = "alone", allow_unknown_elements: bool = False,
                  min_distance: float = 0.3, compile: bool = False, prefetch: int = 4, uncertainty: bool = True,
                  workers: int | None = None, tune_allocator: bool = True):
-        from gfm_ase.model.gfm import GFMModel
+        from gfm_ase.model.precision import precision_info
 
-        if dtype not in PRECISIONS:
-            raise ValueError(f"dtype must be one of {PRECISIONS}, got {dtype!r}")
+        precision_info(dtype, what="dtype")  # checked before anything is loaded
         props = tuple(dict.fromkeys(["energy", *properties]))
         bad = [p for p in props if p not in PROPERTIES]
         if bad:
             raise ValueError(f"unknown properties {bad}; choose from {PROPERTIES}")
         self.properties = props
-        self.device = resolve_device(device)
-        self.precision = dtype
-        self.model_dtype = MODEL_DTYPES[dtype]
-        if isinstance(model, GFMModel):
-            self.model = copy.deepcopy(model).to(device=self.device, dtype=self.model_dtype)
-            self.model_id = {"source": "in-memory", "sha256": model_fingerprint(model)}
-        else:
-            from gfm_ase.checkpoint import load_model, read_model_json
-            from gfm_ase.hub import resolve_model
-
-            path = resolve_model(model)
-            self.model = load_model(path, device=self.device, dtype=self.model_dtype)
-            doc = read_model_json(path)
-            self.model_id = {"source": str(path), "sha256": f"{doc['weights_sha256']}:{doc['json_sha256']}"}
-        self.model.inference_mode_()
-        head = self.model.resolve_head(head)
-        self.head = head
-        self.head_config = self.model.head_config(head)
-        self.allowed = set(self.head_config.atomic_numbers)
+        # model (an in-memory one is copied, never modified), device, precision, head, element coverage, compile
+        self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile, copy_model=True,
+                                        identify=True)
+        self.device = self.runtime.device
+        self.precision = self.runtime.precision
+        self.model_dtype = self.runtime.model_dtype
+        self.model = self.runtime.model
+        self.model_id = self.runtime.model_id
+        self.head = head = self.runtime.head
+        self.head_config = self.runtime.head_config
+        self.allowed = self.runtime.allowed_numbers
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
         self.family = family_heads(self.model, head) if uncertainty else []
@@ -144,13 +114,12 @@ class Screener:
         self._budget: Budget | None = None
         if self.device.type == "cpu" and tune_allocator:
             tune_cpu_allocator()
-        self.runner = self.model
-        if compile:
-            from gfm_ase.model.compiled import CompiledTrunkModel
-
-            self.runner = CompiledTrunkModel(self.model)
-        self.compiled = bool(compile)
+        self.runner = self.runtime.runner
+        self.compiled = self.runtime.compiled
         self.columns = self._columns()
+        # model outputs copied to the host: energies always, the rest only when a column needs them
+        self._output_keys = ("energy", *[p for p in ("forces", "stress", "energies") if p in self.properties],
+                             *(("head_energies",) if self.spread is not None else ()))
 
     # --- metadata -----------------------------------------------------------------------------------------------
     @property
@@ -213,11 +182,10 @@ class Screener:
             return "empty structure (no atoms)"
         if z.min() < 1 or z.max() >= len(chemical_symbols):
             return f"invalid atomic numbers {sorted(set(int(v) for v in z if not 0 < v < len(chemical_symbols)))}"
-        if self.allowed and not self.allow_unknown_elements:
-            unknown = sorted(set(np.unique(z).tolist()) - self.allowed)
-            if unknown:
-                return (f"element(s) {[chemical_symbols[u] for u in unknown]} not covered by head {self.head!r} "
-                        f"(trained on {self.head_config.elements}); pass allow_unknown_elements to evaluate anyway")
+        if not self.allow_unknown_elements:
+            msg = self.runtime.coverage_error(np.unique(z).tolist())
+            if msg is not None:
+                return msg + "; pass allow_unknown_elements to evaluate anyway"
         return None
 
     def _prepare(self, units: list[Unit], skip: set) -> list[tuple]:
@@ -279,7 +247,7 @@ class Screener:
                     if isinstance(p, Refusal):
                         errors.append((p.meta, p.n_atoms, p.message))
                     else:
-                        gb = collate(p.graphs, dtype=self.model_dtype)
+                        gb = self.runtime.collate(p.graphs)
                         if self.device.type == "cuda":
                             gb = gb.pin_memory()
                         put(("batch", p, gb))
@@ -327,30 +295,28 @@ class Screener:
         batch = gb.to(self.device)
         want_f = "forces" in self.properties
         want_s = "stress" in self.properties
-        grad = want_f or want_s
-        ctx = contextlib.nullcontext() if grad else torch.no_grad()
-        with ctx:
-            out = predict(self.runner, batch, self.head, forces=want_f, stress=want_s, precision=self.precision,
-                          extra_heads=self.family if self.spread is not None else None)
+        out = to_numpy(self.runtime.evaluate(batch, forces=want_f, stress=want_s,
+                                             extra_heads=self.family if self.spread is not None else None),
+                       keys=self._output_keys)
         metas = planned.metas
         n_atoms = batch.n_atoms.cpu().numpy()
         block = self.error_block(metas, n_atoms, [""] * len(metas))
-        energy = out["energy"].detach().to("cpu", torch.float64).numpy()
+        energy = out["energy"]
         block["energy"] = energy
         block["energy_per_atom"] = energy / n_atoms
         if self.uncertainty and self.spread is not None:
-            block["uncertainty"] = self.spread(out["head_energies"].detach().to("cpu", torch.float64).numpy(),
-                                               batch.numbers.cpu().numpy(), batch.batch.cpu().numpy(), n_atoms)
+            block["uncertainty"] = self.spread(out["head_energies"], batch.numbers.cpu().numpy(),
+                                               batch.batch.cpu().numpy(), n_atoms)
         if want_f:
-            block["forces"] = out["forces"].detach().to("cpu", torch.float64).numpy()
+            block["forces"] = out["forces"]
         if want_s:
-            stress = out["stress"].detach().to("cpu", torch.float64).numpy()
+            stress = out["stress"]
             vol = np.abs(np.linalg.det(gb.cell.double().numpy()))
             bulk = gb.pbc.numpy().all(axis=1) & (vol > 1e-6)
             stress[~bulk] = np.nan  # stress is defined for periodic cells with a volume only
             block["stress"] = stress
         if "energies" in self.properties:
-            block["energies"] = out["energies"].detach().to("cpu", torch.float64).numpy()
+            block["energies"] = out["energies"]
         return block
 
     def run(self, units: Iterable[Unit], skip: set | None = None,
@@ -408,4 +374,4 @@ def _atoms_loader(id_: str, structure):
     return load
 
 
-__all__ = ["Screener", "Meta", "PROPERTIES", "formula_of", "resolve_device", "model_fingerprint"]
+__all__ = ["Screener", "Meta", "PROPERTIES", "formula_of"]

@@ -1,0 +1,87 @@
+"""InferenceRuntime: one head of one model, loaded once, on one device in one precision, ready to evaluate
+batches. The ASE calculator, the screening engine, the validation suites (through the calculator) and the
+benchmarks all evaluate models through it."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gfm_ase.config import HeadConfig
+from gfm_ase.graph.batch import AtomicGraph, GraphBatch, collate, graph_from_atoms
+from gfm_ase.model.gfm import GFMModel
+from gfm_ase.model.precision import precision_info
+from gfm_ase.runtime.compile import compile_runner
+from gfm_ase.runtime.device import resolve_device
+from gfm_ase.runtime.evaluate import evaluate
+from gfm_ase.runtime.heads import HeadSelection
+from gfm_ase.runtime.loading import load
+
+
+class InferenceRuntime:
+    """Evaluate one head of a gfm-ase model.
+
+    model: built-in name (None: :func:`gfm_ase.hub.default_model`), model directory, training output directory,
+      URL with ``#sha256=...``, or an in-memory :class:`GFMModel` (moved in place, or deep-copied first with
+      ``copy_model``).
+    head: the head to use; may be omitted only for single-head models.
+    device: "auto" (CUDA when available) or any ``torch.device`` string.
+    dtype: a precision of :data:`gfm_ase.model.precision.PRECISIONS`.
+    compile: run the trunk through ``torch.compile`` (True, or a dict of its keyword arguments).
+    identify: record :attr:`model_id` (file or weight checksums) for resume checks.
+    """
+
+    def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, *,
+                 device: str | torch.device = "auto", dtype: str = "float32", compile: bool | dict[str, Any] = False,
+                 copy_model: bool = False, identify: bool = False):
+        info = precision_info(dtype, what="dtype")
+        self.precision: str = info.name
+        self.model_dtype: torch.dtype = info.parameter_dtype
+        self.device: torch.device = resolve_device(device)
+        loaded = load(model, self.device, self.model_dtype, copy_model=copy_model, identify=identify)
+        self.model: GFMModel = loaded.model
+        self.model_path: Path | None = loaded.path
+        self.model_id: dict | None = loaded.model_id
+        self.runner: torch.nn.Module = compile_runner(self.model, compile)  # what predict() evaluates
+        self.compiled: bool = bool(compile)
+        self.selection = HeadSelection(self.model, head)
+
+    # --- head ---------------------------------------------------------------------------------------------------
+    @property
+    def head(self) -> str:
+        return self.selection.name
+
+    @property
+    def head_config(self) -> HeadConfig:
+        return self.selection.config
+
+    @property
+    def allowed_numbers(self) -> set[int]:
+        return self.selection.allowed_numbers
+
+    def coverage_error(self, numbers: Iterable[int]) -> str | None:
+        """A message naming elements of ``numbers`` the head was not trained on; None when all are covered."""
+        return self.selection.coverage_error(numbers)
+
+    # --- graphs ---------------------------------------------------------------------------------------------------
+    def collate(self, graphs: Sequence[AtomicGraph]) -> GraphBatch:
+        """A batch of ``graphs`` in the model's dtype, on the host (move it with ``.to(runtime.device)``)."""
+        return collate(list(graphs), dtype=self.model_dtype)
+
+    def batch_from_atoms(self, atoms_list: Sequence, min_distance: float | None = None) -> GraphBatch:
+        """Radius graphs of ``ase.Atoms`` objects with the model's cutoff, batched on the runtime's device."""
+        graphs = [graph_from_atoms(a, self.model.cutoff, max_neighbors=self.model.max_neighbors,
+                                   min_distance=min_distance) for a in atoms_list]
+        return self.collate(graphs).to(self.device)
+
+    # --- evaluation -------------------------------------------------------------------------------------------------
+    def evaluate(self, batch: GraphBatch, *, forces: bool = True, stress: bool = False,
+                 extra_heads: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Energies, per-atom energies and, when asked, forces and stress of ``batch`` (already on the device)."""
+        return evaluate(self.runner, batch, self.head, precision=self.precision, forces=forces, stress=stress,
+                        extra_heads=extra_heads)
+
+
+__all__ = ["InferenceRuntime"]
