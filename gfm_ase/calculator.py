@@ -10,10 +10,14 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from gfm_ase.checkpoint import read_model_json
 from gfm_ase.graph.batch import graph_from_atoms
 from gfm_ase.graph.neighbors import StructureError
+from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
 from gfm_ase.graph.verlet import VerletGraph
 from gfm_ase.hub import resolve_model
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.runtime import InferenceRuntime, to_numpy
+
+
+_ASE_CALCULATOR_ARGS = {"restart", "ignore_bad_restart_file", "label", "atoms", "directory"}
 
 
 class GFMCalculator(Calculator):
@@ -26,6 +30,10 @@ class GFMCalculator(Calculator):
     dtype: "float32" (default), "float64" or "bfloat16" (bf16 per-edge work; node layers, heads, sums in float32).
     allow_unknown_elements: evaluate elements outside the head's training data (with a warning) instead of refusing.
     min_distance: atoms closer than this (Angstrom) are refused as overlapping.
+    min_distance_factor: the geometry sanity check (:mod:`gfm_ase.graph.sanity`): pairs closer than this fraction
+      of the sum of their covalent radii (periodic images included) and cells too small for their atoms are
+      refused with a :class:`~gfm_ase.graph.sanity.GeometryError`; default 0.4 (chosen from the converted
+      training data, docs/bad-input.md), 0 disables it.
     skin: > 0 keeps a Verlet neighbor list (cutoff + skin, Angstrom) between calls and rebuilds it only when an atom
       has moved more than skin / 2 or the cell changed (:class:`gfm_ase.graph.verlet.VerletGraph`): same results,
       no neighbor search and edge-list transfer at most MD steps. 0 (default): a fresh graph at every call.
@@ -38,7 +46,12 @@ class GFMCalculator(Calculator):
 
     def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, device="auto",
                  dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
-                 skin: float = 0.0, compile: bool | dict = False, **kwargs):
+                 skin: float = 0.0, compile: bool | dict = False,
+                 min_distance_factor: float | None = DEFAULT_FACTOR, **kwargs):
+        unknown = sorted(set(kwargs) - _ASE_CALCULATOR_ARGS)
+        if unknown:  # ASE would store them as parameters and ignore them: a typo must not pass silently
+            raise TypeError(f"GFMCalculator got unknown option(s) {unknown}")
+        self.sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
         super().__init__(**kwargs)
         # model, device, precision, head, element coverage and compile: the shared inference runtime
         self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
@@ -52,6 +65,7 @@ class GFMCalculator(Calculator):
         self.allowed_numbers = self.runtime.allowed_numbers
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
+        self.sanity = SanityCheck(self.sanity.factor, cutoff=self.model.cutoff)
         self.verlet = None
         if skin < 0:
             raise ValueError(f"skin must be >= 0, got {skin}")
@@ -108,6 +122,7 @@ class GFMCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         self._check(atoms, properties)
+        self.sanity.check_atoms(atoms)
         # stress comes almost for free with forces: compute it whenever the cell allows, so ASE's cache is full
         want_stress = (self._has_volume(atoms) and bool(atoms.pbc.all())) or "stress" in properties
         if self.verlet is not None:

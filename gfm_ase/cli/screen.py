@@ -35,6 +35,10 @@ def register(sub) -> None:
                    help="structures above the batch budget: run alone or refuse (above the memory limit: refused)")
     p.add_argument("--allow-unknown-elements", action="store_true",
                    help="evaluate elements outside the head's training data instead of refusing them")
+    p.add_argument("--min-distance-factor", type=_factor, default=None, metavar="F",
+                   help="refuse structures with two atoms (periodic images included) closer than F x the sum of "
+                        "their covalent radii, or a cell too small for its atoms (error rows); 0 disables "
+                        "(default: 0.4, see docs/bad-input.md)")
     p.add_argument("--workers", type=int, default=None,
                    help="graph-building threads (default: 1 on CPU, up to 8 with a GPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trunk (pays off for long screens)")
@@ -58,6 +62,15 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _factor(text: str) -> float:
+    from gfm_ase.graph.sanity import check_factor
+
+    try:
+        return check_factor(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run(args) -> int:
     from gfm_ase.screening.output import OutputError
     from gfm_ase.screening.readers import InputError
@@ -70,7 +83,8 @@ def run(args) -> int:
             oversize=args.oversize, allow_unknown_elements=args.allow_unknown_elements, compile=args.compile,
             uncertainty=not args.no_uncertainty, hull_references=args.hull_references,
             hull_energies=args.hull_energies, shortlist=args.shortlist, shortlist_by=args.shortlist_by,
-            workers=args.workers, chunk_rows=args.chunk_rows, chunk_seconds=args.chunk_seconds, rank=args.rank,
+            workers=args.workers, min_distance_factor=args.min_distance_factor, chunk_rows=args.chunk_rows,
+            chunk_seconds=args.chunk_seconds, rank=args.rank,
             world_size=args.world_size, overwrite=args.overwrite, wait_timeout=args.wait_timeout,
             log=None if args.quiet else _log_default)
     except (InputError, OutputError, ValueError, TimeoutError) as exc:

@@ -23,6 +23,7 @@ from ase.data import chemical_symbols
 
 from gfm_ase.graph.batch import graph_from_arrays
 from gfm_ase.runtime import InferenceRuntime, to_numpy
+from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
 from gfm_ase.screening.allocator import tune_cpu_allocator
 from gfm_ase.screening.budget import Budget, calibrate_memory, make_budget
 from gfm_ase.screening.planner import OVERSIZE_POLICIES, BatchPlanner, PlannedBatch, Refusal
@@ -68,6 +69,8 @@ class Screener:
     max_memory: memory limit in GiB for one batch (default: a fraction of free device memory / available RAM).
     oversize: "alone" (a structure above the batch budget runs alone) or "refuse".
     compile: run the trunk through ``torch.compile`` (worth it only for long screens; see docs/benchmarks.md).
+    min_distance_factor: the geometry sanity check (:mod:`gfm_ase.graph.sanity`; 0 disables): structures with
+      overlapping atoms or a cell too small for their atoms get an error row.
     prefetch: batches built ahead of the model by the background thread.
     workers: graph-building threads (default: 1 on CPU, up to 8 with a GPU).
     uncertainty: add the spread of the head's family (see :mod:`gfm_ase.screening.uncertainty`).
@@ -77,7 +80,8 @@ class Screener:
                  properties: Iterable[str] = ("energy",), max_atoms: int | None = None, max_edges: int | None = None,
                  max_memory: float | None = None, oversize: str = "alone", allow_unknown_elements: bool = False,
                  min_distance: float = 0.3, compile: bool = False, prefetch: int = 4, uncertainty: bool = True,
-                 workers: int | None = None, tune_allocator: bool = True):
+                 workers: int | None = None, tune_allocator: bool = True,
+                 min_distance_factor: float | None = DEFAULT_FACTOR):
         from gfm_ase.model.precision import precision_info
 
         precision_info(dtype, what="dtype")  # checked before anything is loaded
@@ -99,6 +103,7 @@ class Screener:
         self.allowed = self.runtime.allowed_numbers
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
+        self.sanity = SanityCheck(min_distance_factor, cutoff=self.model.cutoff)
         self.family = family_heads(self.model, head) if uncertainty else []
         self.spread = FamilySpread(self.model, self.family) if len(self.family) >= 2 else None
         self.uncertainty = uncertainty
@@ -136,6 +141,7 @@ class Screener:
         return {"model_sha256": self.model_id["sha256"], "head": self.head, "dtype": self.precision,
                 "properties": list(self.properties), "uncertainty": self.uncertainty,
                 "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
+                "min_distance_factor": self.sanity.factor,
                 "oversize": self.oversize}
 
     def _columns(self) -> dict[str, tuple]:
@@ -207,6 +213,8 @@ class Screener:
                 meta = Meta(item.id, unit.index, sub, len(items))
                 graph = None
                 msg = self._check_item(item)
+                if msg is None:
+                    msg = self.sanity.problem(item.positions, item.numbers, item.cell, item.pbc)
                 if msg is None:
                     meta.formula = formula_of(item.numbers)
                     try:

@@ -110,10 +110,12 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
            shortlist: int = 0, shortlist_by: str | None = None, chunk_rows: int = 4096,
            chunk_seconds: float = 60.0, rank: int | None = None, world_size: int | None = None,
            overwrite: bool = False, wait_timeout: float | None = None, prefetch: int = 4,
-           workers: int | None = None,
+           workers: int | None = None, min_distance_factor: float | None = None,
            log: Callable[[str], None] | None = _log_default, screener: Screener | None = None) -> dict:
     """Screen ``inputs`` (files/folders) with one head of ``model`` into ``out`` (.h5 or .parquet).
 
+    ``min_distance_factor``: the geometry sanity check (None: its default; 0 disables; see
+    :mod:`gfm_ase.graph.sanity`); refused structures get an error row.
     Returns a summary: ``out``, ``rows`` (in the file), ``evaluated`` (this call), ``errors``, ``complete`` (whether
     this call finished the file; False on ranks other than 0), ``seconds``, ``shortlist`` (path or None).
     """
@@ -133,7 +135,8 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         screener = Screener(model, head, device=device, dtype=dtype, properties=properties, max_atoms=max_atoms,
                             max_edges=max_edges, max_memory=max_memory, oversize=oversize,
                             allow_unknown_elements=allow_unknown_elements, compile=compile, uncertainty=uncertainty,
-                            prefetch=prefetch, workers=workers)
+                            prefetch=prefetch, workers=workers,
+                            **({} if min_distance_factor is None else {"min_distance_factor": min_distance_factor}))
     signature = {
         "format": fmt,
         "inputs": _input_signature(inputs),
