@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ase.data import atomic_numbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 MODEL_FORMAT_VERSION = 1
 
@@ -58,6 +58,26 @@ class TrunkConfig(StrictModel):
 
     name: str = "painn"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    # Checked here, when a config is read, so that a wrong name or a misspelled option fails with its dotted path
+    # (``model.trunk.options.num_featres``) before anything runs. The options are kept as given (defaults are
+    # filled in when the model is built). The registry import loads the built-in trunks (gfm_ase.model).
+    @field_validator("name")
+    @classmethod
+    def _known_trunk(cls, v):
+        from gfm_ase.model.registry import trunk_options_class
+
+        trunk_options_class(v)
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _valid_options(cls, v, info: ValidationInfo):
+        from gfm_ase.model.registry import trunk_options_class
+
+        if "name" in info.data:  # else the name itself was invalid and is reported
+            trunk_options_class(info.data["name"]).model_validate(v)
+        return v
 
 
 class ModelConfig(StrictModel):

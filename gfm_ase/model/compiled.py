@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gfm_ase.model.registry import run_trunk
+
 
 class CompiledTrunkModel(nn.Module):
     """``model`` with a compiled trunk: ``features`` runs ``torch.compile(model.trunk)``; every other attribute
@@ -22,8 +24,9 @@ class CompiledTrunkModel(nn.Module):
         self.inner = model
         self.compiled_trunk = torch.compile(model.trunk, dynamic=dynamic, **compile_kwargs)
 
-    def features(self, numbers, edge_index, edge_vec):
-        return self.compiled_trunk(numbers, edge_index, edge_vec)
+    def features(self, numbers, edge_index, edge_vec, batch=None, num_graphs=None):
+        return run_trunk(self.compiled_trunk, numbers, edge_index, edge_vec, batch, num_graphs,
+                         needs_batch=bool(getattr(self.inner.trunk, "needs_batch", False)))
 
     def __getattr__(self, name):
         try:

@@ -8,7 +8,7 @@ from gfm_ase.config import HeadConfig, ModelConfig
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.model.heads import EnergyHead
 from gfm_ase.model.outputs import predict
-from gfm_ase.model.registry import build_trunk, trunk_options
+from gfm_ase.model.registry import build_trunk, run_trunk, trunk_options
 
 
 class GFMModel(nn.Module):
@@ -83,8 +83,9 @@ class GFMModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # --- forward --------------------------------------------------------------------------------------------
-    def features(self, numbers, edge_index, edge_vec) -> torch.Tensor:
-        return self.trunk(numbers, edge_index, edge_vec)
+    def features(self, numbers, edge_index, edge_vec, batch=None, num_graphs=None) -> torch.Tensor:
+        """Invariant per-atom features [N, F] (the trunk contract: :mod:`gfm_ase.model.registry`)."""
+        return run_trunk(self.trunk, numbers, edge_index, edge_vec, batch, num_graphs)
 
     def atomic_energies(self, s: torch.Tensor, numbers: torch.Tensor, atom_head: torch.Tensor) -> torch.Tensor:
         """Per-atom energies [N] where atom a uses head ``atom_head[a]`` (index into :attr:`head_names`)."""

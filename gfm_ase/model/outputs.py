@@ -78,7 +78,7 @@ def predict(
         positions_s = positions
     vec = edge_vectors(batch, positions_s, cell)
     with _autocast(autocast_dtype, device):
-        s = net.features(batch.numbers, batch.edge_index, vec)
+        s = net.features(batch.numbers, batch.edge_index, vec, batch.batch, batch.num_graphs)
     if autocast_dtype is not None:
         s = s.float()
     # heads run in full precision: node-level and cheap, and bf16 rounding of atomic energies of a few eV would
