@@ -4,6 +4,7 @@ The trunk folds the envelope into the filter GEMM, skips the first layer's v_j *
 uses index_select/index_add; this test keeps such rewrites honest: same scalar and vector features, same forces.
 """
 import numpy as np
+import pytest
 import torch
 from ase.build import bulk
 from conftest import make_tiny_model
@@ -37,9 +38,11 @@ def _reference_trunk(trunk, numbers, edge_index, edge_vec):
     return s, v
 
 
-def test_trunk_equals_reference_painn_with_gradients():
+@pytest.mark.parametrize("step,chunk", [("plain", None), ("lean", None), ("lean", 23)])  # gfm_ase/model/message.py
+def test_trunk_equals_reference_painn_with_gradients(step, chunk):
     model = make_tiny_model(seed=3)
     trunk = model.trunk
+    trunk.message_step, trunk.edge_chunk = step, chunk
     assert len(trunk.messages) >= 2  # the first-layer shortcut and the general layer are both exercised
     atoms = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
     atoms.numbers[1] = 6

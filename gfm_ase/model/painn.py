@@ -19,6 +19,7 @@ from pydantic import Field
 from torch import nn
 
 from gfm_ase.config import StrictModel
+from gfm_ase.model.message import message_step
 from gfm_ase.model.radial import BesselBasis, PolynomialEnvelope
 from gfm_ase.model.registry import register_trunk
 
@@ -55,31 +56,21 @@ class PaiNNMessage(nn.Module):
         self.phi = _mlp(f, f, 3 * f)
         self.filter = nn.Linear(num_rbf, 3 * f)
 
-    def forward(self, s, v, edge_index, radial, unit, first: bool = False):
+    def forward(self, s, v, edge_index, radial, unit, first: bool = False, step: str = "lean",
+                chunk: int | None = None):
         """radial: ``[rbf * env, env]`` [E, num_rbf + 1], so that one GEMM gives the enveloped filter
         ``filter(rbf) * env = (rbf * env) @ W^T + env * b`` (the bias vanishes at the cutoff too).
 
         first: v is zero (the first layer), so the ``v_j * dv_v`` term and the dv_v columns are skipped (exact).
+        step: the per-edge implementation (:mod:`gfm_ase.model.message`); chunk: its edges per chunk (lean step).
         """
-        i, j = edge_index[0], edge_index[1]
         f = self.f
         rows = slice(f, None) if first else slice(None)  # output rows: (dv_v,) ds, dv_r
         w = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(1)], dim=1)[rows]
         with _node_precision(s):
             hidden = self.phi[1](self.phi[0](s))
             phi = nn.functional.linear(hidden, self.phi[2].weight[rows], self.phi[2].bias[rows])
-        # phi is cast to the edge dtype (bf16 under autocast) at node level, then gathered
-        x = torch.index_select(phi.to(unit.dtype), 0, j) * nn.functional.linear(radial, w)
-        if first:
-            ds, dv_r = torch.split(x, f, dim=-1)
-            dv = unit.unsqueeze(-1) * dv_r.unsqueeze(1)
-        else:
-            dv_v, ds, dv_r = torch.split(x, f, dim=-1)
-            # v is gathered in the edge dtype (unit's; bf16 under autocast): a cast at node level, not per edge
-            v_j = torch.index_select(v.to(unit.dtype), 0, j)
-            dv = torch.addcmul(v_j * dv_v.unsqueeze(1), unit.unsqueeze(-1), dv_r.unsqueeze(1))
-        # index_select / index_add rather than x[j] and index_put: their backward passes are each other (faster)
-        return s.index_add(0, i, ds.to(s.dtype)), v.index_add(0, i, dv.to(v.dtype))
+        return message_step(step)(s, v, phi, w, radial, unit, edge_index, f, first, chunk)
 
 
 class PaiNNUpdate(nn.Module):
@@ -110,6 +101,15 @@ class PaiNNUpdate(nn.Module):
 
 @register_trunk("painn", PaiNNOptions)
 class PaiNN(nn.Module):
+    """``message_step`` names the per-edge implementation (:data:`gfm_ase.model.message.MESSAGE_STEPS`): "lean"
+    (default; recomputes per-edge products in the backward pass instead of keeping them) or "plain" (ordinary
+    autograd); both give the same numbers. ``edge_chunk``: edges per chunk of the lean step (None: per device).
+    Under ``torch.compile`` the plain step is traced (inductor fuses it; the lean step's chunk loop is Python).
+    """
+
+    message_step: str = "lean"
+    edge_chunk: int | None = None
+
     def __init__(self, opts: PaiNNOptions):
         super().__init__()
         self.options = opts
@@ -133,7 +133,8 @@ class PaiNN(nn.Module):
             unit = unit.to(torch.get_autocast_dtype(dev))
         s = self.embedding(numbers).to(edge_vec.dtype)
         v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
+        step = "plain" if torch.compiler.is_compiling() else self.message_step
         for k, (msg, upd) in enumerate(zip(self.messages, self.updates)):
-            s, v = msg(s, v, edge_index, radial, unit, first=k == 0)
+            s, v = msg(s, v, edge_index, radial, unit, first=k == 0, step=step, chunk=self.edge_chunk)
             s, v = upd(s, v)
         return (s, v) if return_vectors else s
