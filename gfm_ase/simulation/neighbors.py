@@ -1,0 +1,45 @@
+"""Radius graphs built on the model's device (``vesin.torch``): the same pairs and shifts as
+:func:`gfm_ase.graph.neighbors.radius_graph` (the same search), without a round trip through numpy."""
+from __future__ import annotations
+
+import torch
+
+from gfm_ase.graph.neighbors import StructureError
+
+
+def device_radius_graph(positions: torch.Tensor, cell: torch.Tensor, pbc: bool, cutoff: float, *,
+                        max_neighbors: int | None = None):
+    """``edge_index`` [2, E] (centre i, neighbor j), integer ``shifts`` [E, 3] and distances [E] of one structure.
+
+    positions [n, 3] and cell [3, 3] (rows are cell vectors) on any device; ``pbc`` is one flag for the three
+    directions (torch-sim's convention). Periodic structures need a cell of non-zero volume.
+    """
+    from vesin_torch import NeighborList
+
+    if positions.shape[0] == 0:
+        raise StructureError("empty structure (no atoms)")
+    if not bool(torch.isfinite(positions).all()):
+        raise StructureError("positions contain NaN or inf")
+    if not bool(torch.isfinite(cell).all()):
+        raise StructureError("cell contains NaN or inf")
+    if pbc:
+        if abs(float(torch.linalg.det(cell.double()))) < 1e-8:
+            raise StructureError("the cell is singular but the structure is periodic")
+        box = cell
+    else:
+        box = torch.zeros_like(cell)
+    pos64 = positions.detach().to(torch.float64)
+    nl = NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, s, d = nl.compute(pos64, box.detach().to(torch.float64), bool(pbc), "ijSd")
+    i, j = i.long(), j.long()
+    if max_neighbors is not None and i.numel():
+        order = torch.argsort(d, stable=True)
+        order = order[torch.argsort(i[order], stable=True)]  # by centre, then distance
+        i, j, s, d = i[order], j[order], s[order], d[order]
+        first = torch.searchsorted(i, i, right=False)
+        keep = (torch.arange(i.numel(), device=i.device) - first) < max_neighbors
+        i, j, s, d = i[keep], j[keep], s[keep], d[keep]
+    return torch.stack([i, j]), s.to(positions.dtype), d
+
+
+__all__ = ["device_radius_graph"]
