@@ -6,8 +6,7 @@ from ase.data import atomic_numbers
 from torch import nn
 
 from gfm_ase.config import HeadConfig
-
-MAX_Z = 119
+from gfm_ase.elements import MAX_Z
 
 
 class EnergyHead(nn.Module):

@@ -19,11 +19,10 @@ from pydantic import Field
 from torch import nn
 
 from gfm_ase.config import StrictModel
+from gfm_ase.elements import MAX_Z
 from gfm_ase.model.message import message_step
 from gfm_ase.model.radial import BesselBasis, PolynomialEnvelope
 from gfm_ase.model.registry import register_trunk
-
-MAX_Z = 119
 
 
 class PaiNNOptions(StrictModel):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from ase.data import atomic_numbers
 
-MAX_Z = 119
+from gfm_ase.elements import MAX_Z
 
 
 def family_heads(model, head: str) -> list[str]:
