@@ -46,8 +46,13 @@ def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
     return res
 
 
-def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_neighbors=None) -> dict:
+def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_neighbors=None,
+                       offsets: dict[str, float] | None = None) -> dict:
+    """Errors per element of the mlearn test sets. ``offsets`` (eV/atom per element, a dataset's
+    ``energy_offsets``) are subtracted from the DFT energies first, i.e. the labels are put on the energy scale the
+    model was trained to (the same shift the trainer applied to that dataset's training split)."""
     from gfm_ase.data import GraphDataset, Store
+    from pretraining.data import OffsetEnergies
 
     store = Store(store_path)
     covered = set(model.head_config(head).elements)
@@ -58,6 +63,10 @@ def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_ne
             continue
         idx = np.flatnonzero(np.char.startswith(groups, el + "/"))
         graphs = GraphDataset(store, cutoff, indices=idx, max_neighbors=max_neighbors)
+        if offsets is not None:
+            if el not in offsets:
+                continue
+            graphs = OffsetEnergies(graphs, offsets)
         r = evaluate_graphs(model, graphs, head)
         r["published_energy_mae"] = {k: v.get(el) for k, v in PUBLISHED_ENERGY_MAE.items()}
         out[el] = r
@@ -65,6 +74,7 @@ def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_ne
 
 
 def markdown(report: dict) -> str:
+    who = report.get("model_name") or "model"
     lines = ["| dataset | head | test structures | energy MAE (meV/atom) | energy RMSE | force MAE (meV/A) | "
              "force RMSE | stress MAE (meV/A^3) |", "|---|---|---|---|---|---|---|---|"]
 
@@ -77,8 +87,11 @@ def markdown(report: dict) -> str:
                      f"{f(r, 'energy', 'rmse')} | {f(r, 'forces', 'mae')} | {f(r, 'forces', 'rmse')} | "
                      f"{f(r, 'stress', 'mae')} |")
     if report.get("mlearn"):
-        lines += ["", "mlearn test sets (Zuo et al. 2020 splits), head `omat`:", "",
-                  "| element | structures | gfm-mini energy MAE (meV/atom) | GAP | MTP | gfm-mini force MAE (meV/A) |",
+        shifted = report.get("mlearn_offsets_from")
+        scale = (f", DFT energies shifted by the `energy_offsets` of dataset `{shifted}` (the model's energy scale)"
+                 if shifted else ", raw DFT energies")
+        lines += ["", f"mlearn test sets (Zuo et al. 2020 splits), head `{report.get('mlearn_head', 'omat')}`{scale}:", "",
+                  f"| element | structures | {who} energy MAE (meV/atom) | GAP | MTP | {who} force MAE (meV/A) |",
                   "|---|---|---|---|---|---|"]
         for el, r in report["mlearn"].items():
             p = r["published_energy_mae"]
@@ -95,6 +108,9 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test", choices=["test", "val"])
     ap.add_argument("--mlearn-test", default=None, help="store with the mlearn test sets (groups 'El/kind')")
     ap.add_argument("--mlearn-head", default="omat")
+    ap.add_argument("--mlearn-offsets-from", default=None, metavar="DATASET",
+                    help="subtract this configured dataset's energy_offsets from the mlearn DFT energies (compare on "
+                         "the energy scale the model was trained to; elements without an offset are skipped)")
     ap.add_argument("--max-structures", type=int, default=None, help="cap per dataset (seeded subset)")
     ap.add_argument("-o", "--output", default=None, help="write the report as JSON here")
     ap.add_argument("--markdown", default=None, help="write the tables as Markdown here")
@@ -108,8 +124,18 @@ def main(argv=None) -> int:
     cfg = load_config(args.config)
     model = load_model(resolve_model(args.model))
     datasets = open_datasets(cfg, model.cutoff, model.max_neighbors)
-    report = {"model": str(resolve_model(args.model)), "config": str(args.config), "split": args.split,
-              "datasets": {}, "mlearn": {}}
+    offsets = None
+    if args.mlearn_offsets_from is not None:
+        spec = {d.name: d for d in cfg.datasets}.get(args.mlearn_offsets_from)
+        if spec is None:
+            raise SystemExit(f"error: --mlearn-offsets-from: no dataset {args.mlearn_offsets_from!r} in "
+                             f"{args.config} (datasets: {', '.join(d.name for d in cfg.datasets)})")
+        if not spec.energy_offsets:
+            raise SystemExit(f"error: --mlearn-offsets-from: dataset {spec.name!r} has no energy_offsets")
+        offsets = dict(spec.energy_offsets)
+    report = {"model": str(resolve_model(args.model)), "model_name": model.config.name, "config": str(args.config),
+              "split": args.split, "datasets": {}, "mlearn": {}, "mlearn_head": args.mlearn_head,
+              "mlearn_offsets_from": args.mlearn_offsets_from}
     for d in datasets:
         graphs = d.split(args.split)
         if len(graphs) == 0:
@@ -125,7 +151,7 @@ def main(argv=None) -> int:
             flush=True)
     if args.mlearn_test:
         report["mlearn"] = mlearn_per_element(model, Path(args.mlearn_test), args.mlearn_head, model.cutoff,
-                                              model.max_neighbors)
+                                              model.max_neighbors, offsets=offsets)
         for el, r in report["mlearn"].items():
             print(f"mlearn {el}: energy MAE {r['energy_mae_meV_atom']:.2f} meV/atom (GAP "
                   f"{r['published_energy_mae']['GAP']}, MTP {r['published_energy_mae']['MTP']}), force MAE "
