@@ -27,6 +27,7 @@ from finetune_zoo.strategies import FinetuneTrainer, make_plan
 from gfm_ase.checkpoint import load_model, read_model_json
 from gfm_ase.fileio import atomic_write_bytes
 from gfm_ase.config import HeadConfig, ModelConfig
+from gfm_ase.model.precision import parameter_dtype
 from pretraining.config import (CheckpointSpec, DatasetSpec, EMASpec, HeadSpec, LoggingSpec, ModelSpec, OptimSpec,
                                 ParallelSpec, PretrainConfig, SamplingSpec, ValidationSpec)
 from pretraining.data import DatasetSplits, fit_head_constants
@@ -193,8 +194,7 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
         + (f", unseen by the trunk {unseen}" if unseen else ""))
     t0 = time.perf_counter()
     if forgetting is not None:
-        forgetting.evaluate_before(base.to(device=device, dtype=torch.float64 if cfg.precision == "float64"
-                                           else torch.float32), device=device)
+        forgetting.evaluate_before(base.to(device=device, dtype=parameter_dtype(cfg.precision)), device=device)
         base = base.cpu()
     t_forget_before = time.perf_counter() - t0
 

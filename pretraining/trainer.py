@@ -27,6 +27,7 @@ from gfm_ase.config import ModelConfig
 from gfm_ase.graph.batch import collate
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.model.outputs import predict
+from gfm_ase.model.precision import parameter_dtype
 from gfm_ase.model.registry import trunk_options
 from pretraining import metrics as M
 from pretraining.config import RESUMABLE_CHANGES, PretrainConfig
@@ -104,7 +105,7 @@ class Trainer:
         self.env = env or setup_distributed(cfg.parallel.launcher, cfg.parallel.backend, cfg.device,
                                             cfg.parallel.timeout_s)
         self.device = self.env.device
-        self.dtype = torch.float64 if cfg.precision == "float64" else torch.float32
+        self.dtype = parameter_dtype(cfg.precision)  # the one precision table (bf16: float32 master weights)
         ckpt_path = self._check_outdir(resume)
         opts = trunk_options(cfg.model.trunk.name, cfg.model.trunk.options)
         self.datasets = datasets if datasets is not None else open_datasets(cfg, opts.cutoff, opts.max_neighbors)

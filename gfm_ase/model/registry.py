@@ -38,12 +38,14 @@ model, calculator and runtime unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 from pydantic import BaseModel, ValidationError
+from torch import nn
 
-_TRUNKS: dict[str, tuple[type[BaseModel], Callable]] = {}
+_TRUNKS: dict[str, tuple[type[BaseModel], Callable[[Any], nn.Module]]] = {}
+T = TypeVar("T", bound=type)
 
 
 @dataclass
@@ -54,9 +56,9 @@ class TrunkFeatures:
     equivariant: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. vectors [N, 3, Fv]
 
 
-def register_trunk(name: str, options_cls: type[BaseModel]):
+def register_trunk(name: str, options_cls: type[BaseModel]) -> Callable[[T], T]:
     """Class decorator: register a trunk architecture under ``name`` with its pydantic options model."""
-    def deco(cls):
+    def deco(cls: T) -> T:
         if name in _TRUNKS and _TRUNKS[name][1] is not cls:
             raise ValueError(f"a trunk named {name!r} is already registered ({_TRUNKS[name][1].__qualname__})")
         _TRUNKS[name] = (options_cls, cls)
@@ -76,7 +78,7 @@ def trunk_options_class(name: str) -> type[BaseModel]:
     return _TRUNKS[name][0]
 
 
-def trunk_options(name: str, options: dict):
+def trunk_options(name: str, options: dict[str, Any]) -> BaseModel:
     """``options`` validated by trunk ``name``'s options model (defaults filled in)."""
     options_cls = trunk_options_class(name)
     try:
@@ -85,7 +87,7 @@ def trunk_options(name: str, options: dict):
         raise ValueError(f"invalid options for trunk {name!r}: {exc}") from exc
 
 
-def run_trunk(trunk, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
+def run_trunk(trunk: Callable[..., Any], numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
               batch: torch.Tensor | None = None, num_graphs: int | None = None,
               needs_batch: bool | None = None) -> torch.Tensor:
     """Call ``trunk`` by the contract above and return its invariant features [N, F]. ``needs_batch``: override
@@ -100,10 +102,11 @@ def run_trunk(trunk, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: 
         out = trunk(numbers, edge_index, edge_vec, batch=batch, num_graphs=num_graphs)
     else:
         out = trunk(numbers, edge_index, edge_vec)
-    return out.scalars if isinstance(out, TrunkFeatures) else out
+    features: torch.Tensor = out.scalars if isinstance(out, TrunkFeatures) else out
+    return features
 
 
-def build_trunk(name: str, options: dict):
+def build_trunk(name: str, options: dict[str, Any]) -> nn.Module:
     opts = trunk_options(name, options)
     return _TRUNKS[name][1](opts)
 

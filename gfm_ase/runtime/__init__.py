@@ -9,6 +9,7 @@ batch", in one place for every consumer (ASE calculator, screening, validation, 
 * :mod:`~gfm_ase.runtime.evaluate` evaluates a :class:`~gfm_ase.graph.batch.GraphBatch`;
 * :class:`~gfm_ase.runtime.session.InferenceRuntime` ties them together.
 """
+
 from gfm_ase.model.precision import PRECISIONS, parameter_dtype, precision_info
 from gfm_ase.runtime.compile import compile_runner
 from gfm_ase.runtime.device import resolve_device
@@ -17,5 +18,17 @@ from gfm_ase.runtime.heads import HeadSelection
 from gfm_ase.runtime.loading import LoadedModel, load, model_fingerprint
 from gfm_ase.runtime.session import InferenceRuntime
 
-__all__ = ["InferenceRuntime", "HeadSelection", "LoadedModel", "PRECISIONS", "compile_runner", "evaluate", "load",
-           "model_fingerprint", "parameter_dtype", "precision_info", "resolve_device", "to_numpy"]
+__all__ = [
+    "InferenceRuntime",
+    "HeadSelection",
+    "LoadedModel",
+    "PRECISIONS",
+    "compile_runner",
+    "evaluate",
+    "load",
+    "model_fingerprint",
+    "parameter_dtype",
+    "precision_info",
+    "resolve_device",
+    "to_numpy",
+]

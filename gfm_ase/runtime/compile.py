@@ -1,5 +1,6 @@
 """Optional ``torch.compile`` of the trunk: what :func:`gfm_ase.model.predict` evaluates, the model itself or a
 view of it whose trunk is compiled (:class:`gfm_ase.model.compiled.CompiledTrunkModel`; the model is untouched)."""
+
 from __future__ import annotations
 
 from typing import Any

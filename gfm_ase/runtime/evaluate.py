@@ -1,5 +1,6 @@
 """Evaluation of a :class:`~gfm_ase.graph.batch.GraphBatch` with one head: energy, per-atom energies, forces and
 stress (ASE units and signs; see :func:`gfm_ase.model.outputs.predict`)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,14 +14,21 @@ from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.model.outputs import predict
 
 
-def evaluate(runner: nn.Module, batch: GraphBatch, head: str, *, precision: str, forces: bool = True,
-             stress: bool = False, extra_heads: list[str] | None = None) -> dict[str, torch.Tensor]:
+def evaluate(
+    runner: nn.Module,
+    batch: GraphBatch,
+    head: str,
+    *,
+    precision: str,
+    forces: bool = True,
+    stress: bool = False,
+    extra_heads: list[str] | None = None,
+) -> dict[str, torch.Tensor]:
     """``energy`` [B] and ``energies`` [N], plus ``forces`` [N, 3] / ``stress`` [B, 6] when asked and
     ``head_energies`` [B, H] of ``extra_heads``. Without forces and stress no autograd graph is built."""
     ctx = contextlib.nullcontext() if (forces or stress) else torch.no_grad()
     with ctx:
-        return predict(runner, batch, head, forces=forces, stress=stress, precision=precision,
-                       extra_heads=extra_heads)
+        return predict(runner, batch, head, forces=forces, stress=stress, precision=precision, extra_heads=extra_heads)
 
 
 def to_numpy(out: dict[str, torch.Tensor], keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:

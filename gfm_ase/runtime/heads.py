@@ -1,5 +1,6 @@
 """Head selection and element coverage: which head a consumer evaluates and whether it was trained on a
 structure's elements."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -28,8 +29,7 @@ class HeadSelection:
         unknown = self.unknown_elements(numbers)
         if not unknown:
             return None
-        return (f"element(s) {symbols(unknown)} not covered by head {self.name!r} "
-                f"(trained on {self.config.elements})")
+        return f"element(s) {symbols(unknown)} not covered by head {self.name!r} (trained on {self.config.elements})"
 
 
 __all__ = ["HeadSelection"]

@@ -1,5 +1,6 @@
 """Model resolution and loading for inference: a built-in name, a model or training output directory, a URL with
 ``#sha256=``, or an in-memory :class:`~gfm_ase.model.GFMModel`."""
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,14 @@ def model_fingerprint(model: GFMModel) -> str:
     return h.hexdigest()
 
 
-def load(model: str | Path | GFMModel | None, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-         *, copy_model: bool = False, identify: bool = False) -> LoadedModel:
+def load(
+    model: str | Path | GFMModel | None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    *,
+    copy_model: bool = False,
+    identify: bool = False,
+) -> LoadedModel:
     """Resolve and load ``model`` onto ``device`` in ``dtype`` (None: as stored), in inference mode.
 
     An in-memory model is moved in place, or first deep-copied with ``copy_model`` (the caller's model is then

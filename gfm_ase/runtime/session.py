@@ -1,6 +1,7 @@
 """InferenceRuntime: one head of one model, loaded once, on one device in one precision, ready to evaluate
 batches. The ASE calculator, the screening engine, the validation suites (through the calculator) and the
 benchmarks all evaluate models through it."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -33,9 +34,17 @@ class InferenceRuntime:
     identify: record :attr:`model_id` (file or weight checksums) for resume checks.
     """
 
-    def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, *,
-                 device: str | torch.device = "auto", dtype: str = "float32", compile: bool | dict[str, Any] = False,
-                 copy_model: bool = False, identify: bool = False):
+    def __init__(
+        self,
+        model: str | Path | GFMModel | None = None,
+        head: str | None = None,
+        *,
+        device: str | torch.device = "auto",
+        dtype: str = "float32",
+        compile: bool | dict[str, Any] = False,
+        copy_model: bool = False,
+        identify: bool = False,
+    ):
         info = precision_info(dtype, what="dtype")
         self.precision: str = info.name
         self.model_dtype: torch.dtype = info.parameter_dtype
@@ -72,16 +81,26 @@ class InferenceRuntime:
 
     def batch_from_atoms(self, atoms_list: Sequence, min_distance: float | None = None) -> GraphBatch:
         """Radius graphs of ``ase.Atoms`` objects with the model's cutoff, batched on the runtime's device."""
-        graphs = [graph_from_atoms(a, self.model.cutoff, max_neighbors=self.model.max_neighbors,
-                                   min_distance=min_distance) for a in atoms_list]
+        graphs = [
+            graph_from_atoms(a, self.model.cutoff, max_neighbors=self.model.max_neighbors, min_distance=min_distance)
+            for a in atoms_list
+        ]
         return self.collate(graphs).to(self.device)
 
     # --- evaluation -------------------------------------------------------------------------------------------------
-    def evaluate(self, batch: GraphBatch, *, forces: bool = True, stress: bool = False,
-                 extra_heads: list[str] | None = None) -> dict[str, torch.Tensor]:
+    def evaluate(
+        self, batch: GraphBatch, *, forces: bool = True, stress: bool = False, extra_heads: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Energies, per-atom energies and, when asked, forces and stress of ``batch`` (already on the device)."""
-        return evaluate(self.runner, batch, self.head, precision=self.precision, forces=forces, stress=stress,
-                        extra_heads=extra_heads)
+        return evaluate(
+            self.runner,
+            batch,
+            self.head,
+            precision=self.precision,
+            forces=forces,
+            stress=stress,
+            extra_heads=extra_heads,
+        )
 
 
 __all__ = ["InferenceRuntime"]
