@@ -117,23 +117,19 @@ def run_finetune(args) -> int:
     from pydantic import ValidationError
 
     from finetune_zoo.config import describe_options
+    from gfm_ase.cli.errors import report
 
     if args.show_options:
         print("\n".join(describe_options()))
         return 0
     missing = [f for f, v in (("--train", args.train), ("-o OUTDIR", args.outdir)) if not v]
     if missing:
-        print(f"gfm finetune: {', '.join(missing)} required", file=sys.stderr)
+        print(f"gfm finetune: error: {', '.join(missing)} required", file=sys.stderr)
         return 2
     try:
         cfg = build_config(args)
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
-        print("gfm finetune: invalid options:\n" + "\n".join(lines), file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:
-        print(f"gfm finetune: {exc}", file=sys.stderr)
-        return 2
+    except (ValidationError, ValueError, OSError) as exc:
+        return report("gfm finetune", exc, args.debug)
     from finetune_zoo.finetuning import FinetuneError, finetune
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.hub import default_model
@@ -145,9 +141,8 @@ def run_finetune(args) -> int:
         finetune(args.model, args.train, outdir=args.outdir, config=cfg, val=args.val, test=args.test,
                  n_train=args.n_train, replay_config=args.replay_config, data_dirs=args.data_dir or [DEFAULT_DATA_DIR],
                  command=command_line(args))
-    except (FinetuneError, TrainingError, CheckpointError, FileNotFoundError, IndexError) as exc:
-        print(f"gfm finetune: {exc}", file=sys.stderr)
-        return 1
+    except (FinetuneError, TrainingError, CheckpointError, OSError, IndexError, ValueError) as exc:
+        return report("gfm finetune", exc, args.debug)
     return 0
 
 

@@ -194,11 +194,21 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
         config = ModelConfig(**doc["config"])
     except ValidationError as exc:
         raise CheckpointError(f"{directory / JSON_NAME} holds an invalid model config: {exc}") from exc
-    model = GFMModel(config).to(getattr(torch, doc.get("weights_dtype", "float32")))  # load without rounding
+    try:
+        model = GFMModel(config).to(getattr(torch, doc.get("weights_dtype", "float32")))  # load without rounding
+    except (ValueError, KeyError, TypeError) as exc:  # e.g. a trunk name no registry knows
+        raise CheckpointError(f"{directory / JSON_NAME}: cannot build the model it describes: {exc}") from exc
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read {weights}: {exc}") from exc
+    expected = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} in the weights vs {tuple(expected[k].shape)} from the config"
+             for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:  # torch would raise a RuntimeError with one line per tensor
+        raise CheckpointError(f"{directory / JSON_NAME} and {weights.name} disagree: {len(wrong)} tensor shape(s) "
+                              f"differ (first: {wrong[0]}); the architecture in model.json was edited or the "
+                              "weights belong to another model")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{weights} does not match the config: missing {missing}, unexpected {unexpected}")

@@ -20,26 +20,26 @@ def register(sub) -> None:
 def run(args) -> int:
     import yaml
 
+    from gfm_ase.cli.errors import report
     from pretraining.config import ConfigError, describe_options, load_config
 
     if args.show_options:
         print("\n".join(describe_options()))
         return 0
     if not args.config or not args.outdir:
-        print("gfm pretrain: CONFIG and -o OUTDIR are required", file=sys.stderr)
+        print("gfm pretrain: error: CONFIG and -o OUTDIR are required", file=sys.stderr)
         return 2
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            print(f"gfm pretrain: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
+            print(f"gfm pretrain: error: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         overrides[key.strip()] = yaml.safe_load(value)
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as exc:
-        print(f"gfm pretrain: {exc}", file=sys.stderr)
-        return 2
+        return report("gfm pretrain", exc, args.debug)
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.data import StoreError
     from pretraining.distributed import DistributedError
@@ -49,9 +49,8 @@ def run(args) -> int:
     try:
         trainer = Trainer(cfg, args.outdir, resume=args.resume)
         trainer.fit()
-    except (TrainingError, CheckpointError, DistributedError, StoreError, FileNotFoundError) as exc:
-        print(f"gfm pretrain: {exc}", file=sys.stderr)
-        return 1
+    except (TrainingError, CheckpointError, DistributedError, StoreError, OSError, ValueError) as exc:
+        return report("gfm pretrain", exc, args.debug)
     finally:
         if trainer is not None:
             trainer.env.shutdown()

@@ -1,5 +1,6 @@
 """Run logs on rank 0: CSV files always (``logs/train.csv``, ``logs/val.csv``), TensorBoard events when the
-``tensorboard`` package is installed, a progress bar on a terminal, and short console lines otherwise.
+``tensorboard`` package is installed, a progress bar on a terminal, and otherwise a short console line every
+:data:`HEARTBEAT_S` seconds (step, loss, steps/s, time left). CSV lines end in ``\n`` (also after a resume).
 
 On resume, rows logged after the resumed checkpoint's step (by the interrupted run) are dropped, so the CSV files
 read as one uninterrupted run.
@@ -10,6 +11,7 @@ import csv
 import io
 import os
 import sys
+import time
 from pathlib import Path
 
 from gfm_ase.fileio import atomic_write_bytes
@@ -19,6 +21,7 @@ TRAIN_COLUMNS = ["step", "epoch", "lr", "loss", "loss_energy", "loss_forces", "l
 VAL_COLUMNS = ["step", "epoch", "split", "kind", "name", "n_structures", "energy_mae_meV_atom",
                "energy_rmse_meV_atom", "forces_mae_meV_A", "forces_rmse_meV_A", "stress_mae_meV_A3",
                "stress_rmse_meV_A3"]
+HEARTBEAT_S = 20.0  # without a progress bar, a console line at least this often (no 60 s silences)
 
 
 def _fmt(v) -> str:
@@ -38,14 +41,14 @@ class CSVLog:
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
             buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=columns)
+            w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")  # csv's default is \r\n
             w.writeheader()
             w.writerows(rows)
             atomic_write_bytes(path, buf.getvalue().encode())
         elif not path.is_file() or resume_step is None:
             atomic_write_bytes(path, (",".join(columns) + "\n").encode())
         self._f = open(path, "a", newline="")
-        self._w = csv.writer(self._f)
+        self._w = csv.writer(self._f, lineterminator="\n")
 
     def write(self, row: dict) -> None:
         unknown = set(row) - set(self.columns)
@@ -68,6 +71,8 @@ class RunLogger:
                  total_steps: int = 0, start_step: int = 0, resume: bool = False):
         self.enabled = enabled
         self.train = self.val = self.tb = self.bar = None
+        self.total_steps, self.step = int(total_steps), int(start_step)
+        self._beat = {"t": time.perf_counter(), "step": int(start_step)}
         if not enabled:
             return
         logs = Path(outdir) / "logs"
@@ -115,10 +120,20 @@ class RunLogger:
                         self.tb.add_scalar(f"{row['split']}/{row['kind']}/{row['name']}/{k}", v, row["step"])
 
     def progress(self, n: int = 1, **postfix) -> None:
+        self.step += n
         if self.bar is not None:
             self.bar.update(n)
             if postfix:
                 self.bar.set_postfix(postfix, refresh=False)
+        elif self.enabled:  # no bar (not a terminal, or progress off): a short line every HEARTBEAT_S seconds
+            now = time.perf_counter()
+            dt = now - self._beat["t"]
+            if dt >= HEARTBEAT_S and self.step < self.total_steps:
+                rate = (self.step - self._beat["step"]) / dt
+                left = (self.total_steps - self.step) / rate if rate > 0 else float("nan")
+                extra = "".join(f" {k} {v}" for k, v in postfix.items())
+                self.message(f"step {self.step}/{self.total_steps}{extra} ({rate:.2f} steps/s, ~{left:.0f} s left)")
+                self._beat = {"t": now, "step": self.step}
 
     def close(self) -> None:
         if not self.enabled:

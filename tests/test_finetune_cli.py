@@ -65,12 +65,12 @@ def test_cli_refuses_an_existing_run(cli_run, pre, capsys):
     before = (out / "final" / "model.safetensors").read_bytes()
     rc = _cli("--from", pre["model"], "--train", root / "train.h5", "--head", "morse2", "--strategy", "frozen",
               "-o", out)
-    assert rc == 1 and "already holds" in capsys.readouterr().err
+    assert rc == 2 and "already holds" in capsys.readouterr().err
     assert (out / "final" / "model.safetensors").read_bytes() == before
 
 
 @pytest.mark.parametrize("args, rc, msg", [
-    (["--strategy", "frozen", "--head", "emt"], 1, "already has a head 'emt'"),
+    (["--strategy", "frozen", "--head", "emt"], 2, "already has a head 'emt'"),
     (["--strategy", "sideways", "--head", "x"], 2, "invalid choice"),
     (["--strategy", "frozen"], 2, "head"),
     (["--strategy", "frozen", "--head", "x", "--set", "steps=0"], 2, "steps"),
@@ -92,7 +92,7 @@ def test_cli_bad_requests(pre, tmp_path, capsys, args, rc, msg):
 
 def test_cli_missing_store_is_a_clear_error(pre, tmp_path, capsys):
     assert _cli("--from", pre["model"], "--train", tmp_path / "nope.h5", "--head", "x", "--strategy", "frozen",
-                "-o", tmp_path / "o") == 1
+                "-o", tmp_path / "o") == 2
     assert "nope.h5" in capsys.readouterr().err
 
 

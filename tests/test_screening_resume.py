@@ -152,7 +152,7 @@ def test_cli_contract(setup, tmp_path, capsys):
     short = Path(str(out) + ".shortlist.csv").read_text().splitlines()
     assert short[0].startswith("rank,id") and len(short) == 4
     rc = main(["screen", str(tmp_path / "nope.xyz"), "-o", str(tmp_path / "x.h5"), "--model", str(d / "model")])
-    assert rc == 1
+    assert rc == 2
     assert "does not exist" in capsys.readouterr().err
 
 

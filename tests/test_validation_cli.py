@@ -58,11 +58,11 @@ def test_cli_contract_errors(tmp_path, capsys):
     from gfm_ase.cli import main
 
     # neither --model nor --calculator: the default model, which has several heads, so --head is asked for
-    assert main(["validate", "eos", "--elements", "Cu", "-o", str(tmp_path / "o")]) == 1
+    assert main(["validate", "eos", "--elements", "Cu", "-o", str(tmp_path / "o")]) == 2
     assert "choose one with head=" in capsys.readouterr().err
-    assert main(["validate", "eos", "--calculator", "emt", "--model", "x", "-o", str(tmp_path / "o")]) == 1
+    assert main(["validate", "eos", "--calculator", "emt", "--model", "x", "-o", str(tmp_path / "o")]) == 2
     assert main(["validate", "phonons", "--calculator", "emt", "--reference", str(tmp_path / "nowhere"),
-                 "-o", str(tmp_path / "o")]) == 1
+                 "-o", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # -o is required
         main(["validate", "eos", "--calculator", "emt"])

@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
 
 
 def register(sub) -> None:
+    from gfm_ase.cli.options import positive
+
     p = sub.add_parser("validate", help="validate a calculator against DFT references (errors, eos, phonons, "
                        "relax, md, report)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,7 +47,7 @@ def register(sub) -> None:
     s.add_argument("--split", default=None, choices=["train", "val", "test"],
                    help="use one split of a store (gfm_ase.data.splits, seeded)")
     s.add_argument("--split-seed", type=int, default=0)
-    s.add_argument("--max-structures", type=int, default=None, help="random subset of at most N (seeded)")
+    s.add_argument("--max-structures", type=positive(int), default=None, help="random subset of at most N (seeded)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--align", default="none", choices=["none", "per-element"],
                    help="per-element: fit per-element energy offsets first (for another level of theory)")
@@ -56,7 +58,7 @@ def register(sub) -> None:
     s.add_argument("--elements", nargs="+", default=None,
                    help="elements to test (default: those the calculator covers, else all 71)")
     s.add_argument("--reference", default="wien2k", choices=["wien2k", "exp"])
-    s.add_argument("--points", type=int, default=7, help="volumes per element over 0.94-1.06 V0")
+    s.add_argument("--points", type=positive(int), default=7, help="volumes per element over 0.94-1.06 V0")
     s.set_defaults(func=_run_eos)
 
     s = suites.add_parser("phonons", help="phonons against a phonopy reference folder (VASP, QE, FORCE_SETS, QHA)")
@@ -65,17 +67,17 @@ def register(sub) -> None:
                    help="reference folder(s): phonopy yaml / FORCE_SETS / vasprun.xml / pw.x outputs / BORN, "
                         "or a folder of such folders")
     s.add_argument("--relax-first", action="store_true", help="relax the unit cell with the calculator first")
-    s.add_argument("--supercell", nargs="+", type=int, default=None,
+    s.add_argument("--supercell", nargs="+", type=positive(int), default=None,
                    help="override the supercell matrix (3 or 9 integers)")
     s.add_argument("--primitive", default=None, help="override the primitive matrix ('auto', 'F', or 9 numbers)")
-    s.add_argument("--mesh", nargs="+", type=float, default=[50.0],
+    s.add_argument("--mesh", nargs="+", type=positive(float), default=[50.0],
                    help="q-mesh: three integers, or one length in A (default 50)")
-    s.add_argument("--band-points", type=int, default=51)
+    s.add_argument("--band-points", type=positive(int), default=51)
     s.add_argument("--no-nac", action="store_true", help="ignore BORN (no non-analytical correction)")
     s.add_argument("--no-subtract-residual", action="store_true",
                    help="do not subtract the calculator's forces on the undisplaced supercell")
-    s.add_argument("--imag-tol", type=float, default=0.1, help="THz below zero counted as imaginary")
-    s.add_argument("--fmax", type=float, default=1e-3, help="relax-first force threshold (eV/A)")
+    s.add_argument("--imag-tol", type=positive(float, zero=True), default=0.1, help="THz below zero counted as imaginary")
+    s.add_argument("--fmax", type=positive(float), default=1e-3, help="relax-first force threshold (eV/A)")
     s.set_defaults(func=_run_phonons)
 
     s = suites.add_parser("relax", help="relax structures and compare with reference relaxed structures")
@@ -84,12 +86,12 @@ def register(sub) -> None:
                    help="reference relaxed structures (any ASE-readable files; all frames are used)")
     s.add_argument("--initial", nargs="+", default=None,
                    help="starting structures in the same order (default: the references, perturbed)")
-    s.add_argument("--rattle", type=float, default=0.03, help="perturbation: random displacement std (A)")
-    s.add_argument("--strain", type=float, default=0.02, help="perturbation: max random strain")
+    s.add_argument("--rattle", type=positive(float, zero=True), default=0.03, help="perturbation: random displacement std (A)")
+    s.add_argument("--strain", type=positive(float, zero=True), default=0.02, help="perturbation: max random strain")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--optimizer", default="FIRE", choices=["FIRE", "BFGS"])
-    s.add_argument("--fmax", type=float, default=0.01)
-    s.add_argument("--steps", type=int, default=500)
+    s.add_argument("--fmax", type=positive(float), default=0.01)
+    s.add_argument("--steps", type=positive(int), default=500)
     s.add_argument("--fixed-cell", action="store_true", help="relax positions only")
     s.set_defaults(func=_run_relax)
 
@@ -98,12 +100,14 @@ def register(sub) -> None:
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--structure", help="starting structure (any ASE-readable file; first frame)")
     src.add_argument("--bulk", help="an ase.build.bulk crystal, e.g. Cu, or 'Si:diamond:5.43'")
-    s.add_argument("--repeat", nargs=3, type=int, default=None, help="supercell repetitions")
-    s.add_argument("--temperature", type=float, default=300.0, help="K")
-    s.add_argument("--timestep", type=float, default=1.0, help="fs")
-    s.add_argument("--nve-ps", type=float, default=1.0, help="NVE length (ps)")
-    s.add_argument("--nvt-ps", type=float, default=1.0, help="NVT length (ps); 0 skips the NVT check")
-    s.add_argument("--min-distance", type=float, default=0.5, help="A: closer atoms count as a collapse")
+    s.add_argument("--repeat", nargs=3, type=positive(int), default=None, help="supercell repetitions")
+    s.add_argument("--temperature", type=positive(float), default=300.0, help="K")
+    s.add_argument("--timestep", type=positive(float), default=1.0, help="fs")
+    s.add_argument("--nve-ps", type=positive(float), default=1.0, help="NVE length (ps)")
+    s.add_argument("--nvt-ps", type=positive(float, zero=True), default=1.0,
+                   help="NVT length (ps); 0 skips the NVT check")
+    s.add_argument("--min-distance", type=positive(float, zero=True), default=0.5,
+                   help="A: closer atoms count as a collapse")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_run_md)
 
@@ -136,12 +140,12 @@ def _finish(result, args) -> int:
 def _guard(fn):
     def run(args) -> int:
         from gfm_ase.checkpoint import CheckpointError
+        from gfm_ase.cli.errors import report
 
         try:
             return fn(args)
-        except (ValueError, KeyError, FileNotFoundError, TypeError, CheckpointError) as exc:
-            print(f"gfm validate {args.suite}: error: {exc}", file=sys.stderr)
-            return 1
+        except (ValueError, KeyError, OSError, TypeError, CheckpointError) as exc:
+            return report(f"gfm validate {args.suite}", exc, args.debug)
     return run
 
 

@@ -3,12 +3,16 @@
 Each subcommand module exposes ``register(subparsers)`` which adds its parser and sets
 ``func`` on it (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
 Modules are imported lazily-by-list so that a broken optional subsystem cannot break the others.
+Every expected failure ends as one line ``gfm <command>: error: ...`` with exit status 2 (``--debug``: traceback),
+see :mod:`gfm_ase.cli.errors`.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from gfm_ase.cli.errors import add_debug_everywhere, is_expected, program_name, report
 
 # (module path) in the order they appear in `gfm --help`
 SUBCOMMAND_MODULES = [
@@ -37,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    add_debug_everywhere(parser)
     return parser
 
 
@@ -46,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    rc = args.func(args)
+    try:
+        rc = args.func(args)
+    except Exception as exc:  # the one error path: expected failures are one line and exit status 2
+        if not is_expected(exc):
+            raise
+        return report(program_name(args), exc, debug=getattr(args, "debug", False))
     return int(rc or 0)
 
 

@@ -6,6 +6,7 @@ import sys
 
 
 def register(sub) -> None:
+    from gfm_ase.cli.options import positive
     from gfm_ase.hub import default_model_help
 
     p = sub.add_parser(
@@ -27,9 +28,9 @@ def register(sub) -> None:
                    choices=["energy", "forces", "stress", "energies"],
                    help="what to store besides energy and energy per atom")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    p.add_argument("--max-atoms", type=int, default=None, help="atoms per batch (default: from model and device)")
-    p.add_argument("--max-edges", type=int, default=None, help="edges per batch (default: from model and device)")
-    p.add_argument("--max-memory", type=float, default=None,
+    p.add_argument("--max-atoms", type=positive(int), default=None, help="atoms per batch (default: from model and device)")
+    p.add_argument("--max-edges", type=positive(int), default=None, help="edges per batch (default: from model and device)")
+    p.add_argument("--max-memory", type=positive(float), default=None,
                    help="GiB one batch may use (default: a fraction of free device memory / available RAM)")
     p.add_argument("--oversize", default="alone", choices=["alone", "refuse"],
                    help="structures above the batch budget: run alone or refuse (above the memory limit: refused)")
@@ -39,7 +40,7 @@ def register(sub) -> None:
                    help="refuse structures with two atoms (periodic images included) closer than F x the sum of "
                         "their covalent radii, or a cell too small for its atoms (error rows); 0 disables "
                         "(default: 0.4, see docs/bad-input.md)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive(int), default=None,
                    help="graph-building threads (default: 1 on CPU, up to 8 with a GPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trunk (pays off for long screens)")
     p.add_argument("--no-uncertainty", action="store_true", help="skip the head-family spread")
@@ -47,15 +48,15 @@ def register(sub) -> None:
                    help="competing phases (any INPUT format) for formation energies and energy above the hull")
     p.add_argument("--hull-energies", default="model", choices=["model", "stored"],
                    help="energies of the hull references: evaluated with this model/head, or stored in the files")
-    p.add_argument("--shortlist", type=int, default=0, metavar="K",
+    p.add_argument("--shortlist", type=positive(int, zero=True), default=0, metavar="K",
                    help="write the K best structures to OUT.shortlist.csv")
     p.add_argument("--shortlist-by", default=None,
                    help="column to rank by (default: e_above_hull, else formation energy, else energy per atom)")
-    p.add_argument("--chunk-rows", type=int, default=4096, help="commit results every this many structures")
-    p.add_argument("--chunk-seconds", type=float, default=60.0, help="... or after this many seconds")
+    p.add_argument("--chunk-rows", type=positive(int), default=4096, help="commit results every this many structures")
+    p.add_argument("--chunk-seconds", type=positive(float), default=60.0, help="... or after this many seconds")
     p.add_argument("--rank", type=int, default=None, help="this process's rank (default: from the launcher)")
     p.add_argument("--world-size", type=int, default=None, help="number of ranks (default: from the launcher)")
-    p.add_argument("--wait-timeout", type=float, default=None,
+    p.add_argument("--wait-timeout", type=positive(float), default=None,
                    help="seconds rank 0 waits for the other ranks before giving up (default: no limit)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing OUT or partial results")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
@@ -72,6 +73,7 @@ def _factor(text: str) -> float:
 
 
 def run(args) -> int:
+    from gfm_ase.cli.errors import report
     from gfm_ase.screening.output import OutputError
     from gfm_ase.screening.readers import InputError
     from gfm_ase.screening.screen import _log_default, screen
@@ -87,9 +89,8 @@ def run(args) -> int:
             chunk_seconds=args.chunk_seconds, rank=args.rank,
             world_size=args.world_size, overwrite=args.overwrite, wait_timeout=args.wait_timeout,
             log=None if args.quiet else _log_default)
-    except (InputError, OutputError, ValueError, TimeoutError) as exc:
-        print(f"gfm screen: error: {exc}", file=sys.stderr)
-        return 1
+    except (InputError, OutputError, ValueError, OSError) as exc:
+        return report("gfm screen", exc, args.debug)
     if summary.get("complete") and summary.get("errors"):
         print(f"gfm screen: {summary['errors']} structures could not be evaluated (see the 'error' column)")
     return 0

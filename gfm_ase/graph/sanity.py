@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import vesin
@@ -206,4 +207,44 @@ def min_distance_ratio(positions, numbers, cell, pbc, reach: float = 3.0) -> flo
     return float(np.min(d / (radii[i.astype(np.int64)] + radii[j.astype(np.int64)])))
 
 
-__all__ = ["DEFAULT_FACTOR", "GeometryError", "SanityCheck", "check_factor", "min_distance_ratio"]
+def scan_stores(paths, factor: float = DEFAULT_FACTOR, log=print) -> list[dict]:
+    """Per store: structures, the smallest ``d_ij / (r_i + r_j)`` (and where), how many ``factor`` would refuse.
+    ``python -m gfm_ase.graph.sanity STORE...`` prints this table (how :data:`DEFAULT_FACTOR` was chosen)."""
+    from gfm_ase.data.store import Store
+
+    check = SanityCheck(factor)
+    rows = []
+    for path in paths:
+        store = Store(path)
+        worst, where, refused = math.inf, None, 0
+        for i in range(len(store)):
+            r = store[i]
+            ratio = min_distance_ratio(r.positions, r.numbers, r.cell, r.pbc)
+            if ratio < worst:
+                worst, where = ratio, f"{i} ({r.group or r.id})"
+            refused += check.problem(r.positions, r.numbers, r.cell, r.pbc) is not None
+        rows.append({"store": str(path), "n": len(store), "min_ratio": worst, "where": where, "refused": refused})
+        if log is not None:
+            log(f"{Path(path).name:28s} {len(store):7d} structures  min d/(r_i+r_j) {worst:.3f} at {where}  "
+                f"refused at factor {factor}: {refused}")
+    return rows
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m gfm_ase.graph.sanity",
+                                description="smallest d_ij/(r_i+r_j) per store and the structures a factor refuses")
+    p.add_argument("stores", nargs="+")
+    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR)
+    args = p.parse_args(argv)
+    rows = scan_stores(args.stores, args.factor)
+    print(f"total {sum(r['n'] for r in rows)} structures, smallest ratio {min(r['min_ratio'] for r in rows):.3f}, "
+          f"refused {sum(r['refused'] for r in rows)}")
+    return 0
+
+
+__all__ = ["DEFAULT_FACTOR", "GeometryError", "SanityCheck", "check_factor", "min_distance_ratio", "scan_stores"]
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ Two limits follow:
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -141,6 +142,18 @@ def available_memory(device: torch.device) -> float:
         return 4.0 * 2**30
 
 
+def check_budget_options(max_atoms=None, max_edges=None, max_memory=None) -> None:
+    """Refuse budget options that would be ignored (0 atoms) or mark every row too large (negative memory)."""
+    for name, value, kind in (("max_atoms", max_atoms, int), ("max_edges", max_edges, int),
+                              ("max_memory", max_memory, float)):
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        if not ok or (kind is int and int(value) != value):
+            raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'} (GiB for "
+                             f"max_memory) or None for the default, got {value!r}")
+
+
 def make_budget(memory: MemoryModel, device: torch.device, *, max_atoms: int | None = None,
                 max_edges: int | None = None, memory_limit: float | None = None) -> Budget:
     """The batch budget for ``device``. Explicit values win; derived ones are shrunk until a full batch fits."""
@@ -163,4 +176,4 @@ def make_budget(memory: MemoryModel, device: torch.device, *, max_atoms: int | N
     return Budget(max_atoms=int(atoms), max_edges=int(edges), memory_limit=limit, memory=memory)
 
 
-__all__ = ["MemoryModel", "Budget", "calibrate_memory", "available_memory", "make_budget"]
+__all__ = ["MemoryModel", "Budget", "calibrate_memory", "available_memory", "check_budget_options", "make_budget"]

@@ -25,7 +25,7 @@ from gfm_ase.graph.batch import graph_from_arrays
 from gfm_ase.runtime import InferenceRuntime, to_numpy
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
 from gfm_ase.screening.allocator import tune_cpu_allocator
-from gfm_ase.screening.budget import Budget, calibrate_memory, make_budget
+from gfm_ase.screening.budget import Budget, calibrate_memory, check_budget_options, make_budget
 from gfm_ase.screening.planner import OVERSIZE_POLICIES, BatchPlanner, PlannedBatch, Refusal
 from gfm_ase.screening.readers import Item, Unit
 from gfm_ase.screening.rows import concat
@@ -85,6 +85,7 @@ class Screener:
         from gfm_ase.model.precision import precision_info
 
         precision_info(dtype, what="dtype")  # checked before anything is loaded
+        check_budget_options(max_atoms, max_edges, max_memory)  # before anything is loaded
         props = tuple(dict.fromkeys(["energy", *properties]))
         bad = [p for p in props if p not in PROPERTIES]
         if bad:
@@ -149,7 +150,7 @@ class Screener:
         cols = {"id": (object, ()), "unit": (np.int64, ()), "sub": (np.int64, ()), "unit_size": (np.int64, ()),
                 "n_atoms": (np.int64, ()), "formula": (object, ()), "energy": (np.float64, ()),
                 "energy_per_atom": (np.float64, ())}
-        if self.uncertainty:
+        if self.spread is not None:  # no family of two or more heads: no column (it would be NaN everywhere)
             cols["uncertainty"] = (np.float64, ())
         if "stress" in self.properties:
             cols["stress"] = (np.float64, (6,))

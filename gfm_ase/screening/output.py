@@ -347,6 +347,9 @@ def read_results(path: str | os.PathLike, columns=None) -> dict:
             return _read_h5_columns(f, names)
     import pyarrow.parquet as pq
 
+    if columns is not None:  # as for HDF5: asking for a column the file lacks (e.g. uncertainty) is not an error
+        present = set(pq.read_schema(str(path)).names)
+        columns = [c for c in columns if c in present]
     table = pq.read_table(str(path), columns=None if columns is None else list(dict.fromkeys(
         ["id", "n_atoms", *columns])))
     out = {}

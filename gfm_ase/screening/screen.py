@@ -34,7 +34,8 @@ COLUMN_DOC = {
     "formula": "Hill formula",
     "energy": "total energy, eV",
     "energy_per_atom": "eV/atom",
-    "uncertainty": "std over the head's family of (E_h - sum_i ref_h[Z_i]) / n_atoms, eV/atom; NaN without a family",
+    "uncertainty": "std over the head's family of (E_h - sum_i ref_h[Z_i]) / n_atoms, eV/atom; only present when "
+                   "the head's family has two or more heads (metadata 'uncertainty' says why it is absent)",
     "stress": "eV/A^3, ASE sign (tension positive), Voigt xx yy zz yz xz xy; NaN for non-periodic structures",
     "forces": "eV/A, per atom (flat; rows split by n_atoms)",
     "energies": "per-atom energies, eV (flat; rows split by n_atoms)",
@@ -258,6 +259,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         "model": screener.model_id, "family_heads": screener.family, "precision": screener.precision,
         "properties": list(screener.properties),
         "columns": {k: v for k, v in COLUMN_DOC.items()},
+        "uncertainty": _uncertainty_note(screener),
         "formation_reference": form.source if form is not None else None,
         "hull": None if hull is None else {"elements": hull.elements, "stable": hull.stable()},
         "world_size": shard.world,
@@ -272,6 +274,15 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
     if shortlist:
         summary["shortlist"] = str(write_shortlist(out, shortlist, by=shortlist_by, log=log))
     return summary
+
+
+def _uncertainty_note(screener: Screener) -> str:
+    if screener.spread is not None:
+        return f"column 'uncertainty': spread over the family heads {screener.family}"
+    if not screener.uncertainty:
+        return "no 'uncertainty' column: switched off (--no-uncertainty)"
+    return (f"no 'uncertainty' column: head {screener.head!r} has no family of two or more heads "
+            f"(family: {screener.family or [screener.head]})")
 
 
 def shortlist_key(block: dict, by: str | None) -> str:

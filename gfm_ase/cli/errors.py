@@ -1,0 +1,75 @@
+"""The one error path of the ``gfm`` command line.
+
+An *expected* failure (a bad file, model, option or device: the exception classes of :data:`EXPECTED`) ends a
+command with one line ``gfm <command>: error: <what>`` on stderr and exit status 2; ``--debug`` (accepted by every
+command) adds the traceback. Anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+EXIT_ERROR = 2
+
+# exception classes (module.qualname) whose message is the whole story; subclasses count too. Names, not
+# imports: the CLI must not import every subsystem to report the error of one.
+EXPECTED = frozenset({
+    "builtins.ValueError",  # options and values checked by the code (includes DeviceError, StructureError)
+    "builtins.OSError",  # missing/unreadable files and folders, h5py's "unable to open file"
+    "gfm_ase.checkpoint.CheckpointError",
+    "gfm_ase.data.store.StoreError",
+    "gfm_ase.data.converters.base.ConversionError",
+    "gfm_ase.screening.readers.InputError",
+    "gfm_ase.screening.output.OutputError",
+    "pretraining.config.ConfigError",
+    "pretraining.trainer.TrainingError",
+    "pretraining.distributed.DistributedError",
+    "finetune_zoo.finetuning.FinetuneError",
+    "pydantic_core._pydantic_core.ValidationError",
+})
+
+
+def is_expected(exc: BaseException) -> bool:
+    return any(f"{c.__module__}.{c.__qualname__}" in EXPECTED for c in type(exc).__mro__)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (pydantic lists every problem: joined with '; ')."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors) and type(exc).__name__ == "ValidationError":
+        try:
+            parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in errors()]
+            return "invalid options: " + "; ".join(parts)
+        except Exception:  # pragma: no cover - fall back to the message
+            pass
+    text = str(exc).strip() or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines)
+
+
+def report(prog: str, exc: BaseException, debug: bool = False) -> int:
+    """Print the one-line error (and the traceback with ``debug``); returns the exit status."""
+    if debug:
+        traceback.print_exception(exc)
+    print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def add_debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub)command a ``--debug`` flag (kept where a command defines its own)."""
+    if "--debug" not in parser._option_string_actions:
+        parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                add_debug_everywhere(sub)
+
+
+def program_name(args) -> str:
+    parts = ["gfm"] + [str(v) for v in (getattr(args, "command", None), getattr(args, "suite", None),
+                                        getattr(args, "data_command", None)) if v]
+    return " ".join(parts)
+
+
+__all__ = ["EXIT_ERROR", "EXPECTED", "add_debug_everywhere", "is_expected", "one_line", "program_name", "report"]

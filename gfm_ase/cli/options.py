@@ -1,0 +1,26 @@
+"""argparse value types shared by the commands: numbers that must be positive (or non-negative) and finite."""
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def positive(kind=int, zero: bool = False):
+    """An argparse ``type``: ``kind`` (int or float) > 0 (>= 0 with ``zero``), finite; else a parser error."""
+    bound = "a non-negative" if zero else "a positive"
+    what = f"{bound} {'integer' if kind is int else 'number'}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{'non-negative' if zero else 'positive'} {kind.__name__}"
+    return parse
+
+
+__all__ = ["positive"]
