@@ -94,6 +94,7 @@ class FinetuneTrainer(Trainer):
         self.forgetting = forgetting
         self._extra = extra or {}
         self._target_metrics = target_metrics or {}
+        self.banner = f"[finetune] {'training' if base_model is not None else 'from-scratch baseline'}"
         super().__init__(cfg, outdir, datasets=datasets, resume=resume)
 
     def validate(self, split: str = "val") -> list[dict]:

@@ -98,6 +98,8 @@ class _PlanSampler:
 class Trainer:
     """``Trainer(cfg, outdir).fit()``. ``datasets`` may be given directly (lists of graphs) instead of stores."""
 
+    banner = "gfm pretrain"  # what the start line calls this run (fine-tuning names its own)
+
     def __init__(self, cfg: PretrainConfig, outdir, *, resume: bool = False,
                  datasets: list[DatasetSplits] | None = None, env: DistEnv | None = None):
         self.cfg = cfg
@@ -616,7 +618,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ messages
     def _banner(self, resumed: bool) -> str:
-        lines = [f"gfm pretrain: {'resuming at step ' + str(self.step) if resumed else 'starting'}; "
+        lines = [f"{self.banner}: {'resuming at step ' + str(self.step) if resumed else 'starting'}; "
                  f"{self.total_steps} steps, global batch {self.cfg.sampling.batch_size}, {self.env.world_size} "
                  f"rank(s) [{self.env.launcher}, {self.env.backend or 'single process'}], device {self.device}, "
                  f"precision {self.cfg.precision}, mode {self.cfg.parallel.mode}"]

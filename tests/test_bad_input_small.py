@@ -78,3 +78,32 @@ def test_readme_pretraining_example_makes_its_data_first():
     text = (REPO / "README.md").read_text()
     make, train = text.find("python -m pretraining.corpus.make_tiny"), text.find("gfm pretrain pretraining/configs")
     assert 0 <= make < train
+
+
+def test_finetune_names_its_trainings_once_each(tmp_path, capsys):
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from gfm_ase.cli import main
+    from gfm_ase.data import StoreWriter
+
+    store = tmp_path / "cu.h5"
+    with StoreWriter(store, name="cu", level_of_theory="EMT", code="ASE") as w:
+        for k in range(10):
+            a = bulk("Cu", "fcc", a=3.6 + 0.01 * k)
+            a.rattle(0.02, seed=k)
+            a.calc = EMT()
+            res = dict(energy=a.get_potential_energy(), forces=a.get_forces(), stress=a.get_stress())
+            a.calc = SinglePointCalculator(a, **res)
+            w.append_atoms(a, id=f"cu-{k}")
+    from gfm_ase.checkpoint import save_model
+
+    base = save_model(make_tiny_model(elements=("Cu",), dtype=__import__("torch").float32), tmp_path / "base")
+    rc = main(["finetune", "--from", str(base), "--train", str(store), "--head", "cu_x", "--strategy", "frozen",
+               "--steps", "2", "--baseline", "scratch", "--data-dir", str(tmp_path / "no-pretraining-data"),
+               "-o", str(tmp_path / "ft")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "gfm pretrain" not in out
+    assert out.count("[finetune] training: starting") == 1
+    assert out.count("[finetune] from-scratch baseline: starting") == 1
