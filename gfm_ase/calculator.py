@@ -186,7 +186,10 @@ def to_atoms(structure):
     if isinstance(structure, Atoms):
         return structure.copy()
     try:
+        from pymatgen.core import SiteCollection
         from pymatgen.io.ase import AseAtomsAdaptor
     except ImportError as exc:  # pragma: no cover
         raise TypeError(f"cannot convert {type(structure).__name__} to ase.Atoms (pymatgen missing)") from exc
+    if not isinstance(structure, SiteCollection):
+        raise TypeError(f"expected ase.Atoms or a pymatgen Structure/Molecule, got {type(structure).__name__}")
     return AseAtomsAdaptor.get_atoms(structure)

@@ -38,6 +38,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt, tampered with or of an unknown format."""
 
 
+WEIGHT_DTYPES = {"float32", "float64", "bfloat16", "float16"}
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -167,13 +170,17 @@ def read_model_json(directory: str | os.PathLike) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is corrupt (not valid JSON: {exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a gfm-ase model file (format={doc.get('format') if isinstance(doc, dict) else None!r})")
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise CheckpointError(f"{path} is not a gfm-ase model file (format={found!r})")
     if doc.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format_version {doc.get('format_version')!r}; this gfm-ase reads version {FORMAT_VERSION}")
     expected = doc.get("json_sha256")
     if expected != hashlib.sha256(_canonical(doc)).hexdigest():
         raise CheckpointError(f"{path} failed its checksum: the metadata was modified or corrupted")
+    missing = [k for k in ("config", "weights_sha256") if k not in doc]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing}: not a complete gfm-ase model file")
     return doc
 
 
@@ -193,7 +200,12 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
     try:
         config = ModelConfig(**doc["config"])
     except ValidationError as exc:
-        raise CheckpointError(f"{directory / JSON_NAME} holds an invalid model config: {exc}") from exc
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise CheckpointError(f"{directory / JSON_NAME} holds an invalid model config: {problems}") from exc
+    weights_dtype = doc.get("weights_dtype", "float32")
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise CheckpointError(f"{directory / JSON_NAME}: unknown weights_dtype {weights_dtype!r} "
+                              f"(known: {sorted(WEIGHT_DTYPES)})")
     try:
         model = GFMModel(config).to(getattr(torch, doc.get("weights_dtype", "float32")))  # load without rounding
     except (ValueError, KeyError, TypeError) as exc:  # e.g. a trunk name no registry knows
@@ -211,7 +223,10 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
                               "weights belong to another model")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{weights} does not match the config: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(f"{directory / JSON_NAME} and {weights.name} disagree: {len(missing)} tensor(s) the "
+                              f"config needs are missing (first: {missing[:3]}), {len(unexpected)} unexpected "
+                              f"(first: {unexpected[:3]}); the architecture in model.json was edited or the weights "
+                              "belong to another model")
     model.to(device=device, dtype=dtype or getattr(torch, doc.get("weights_dtype", "float32")))
     model.eval()
     return model
