@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: venv teachers test test-slow test-all test-gpu gpu-wheels demo clean bench
+.PHONY: venv teachers test test-slow test-all test-gpu gpu-wheels demo clean bench lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ $(TSTAMP): $(STAMP)
 	touch $(TSTAMP)
 
 teachers: $(TSTAMP)
+
+# ruff (pycodestyle + pyflakes rules on the whole tree), the formatter on the formatted paths, mypy on the files
+# listed in pyproject.toml [tool.mypy]; the linters come with the venv's test extra (pinned there)
+RUFF_FORMATTED ?= gfm_ase/runtime gfm_ase/model/precision.py gfm_ase/elements.py
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check $(RUFF_FORMATTED)
+	$(PY) -m mypy
 
 test: $(STAMP) $(TSTAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile

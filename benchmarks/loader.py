@@ -144,10 +144,11 @@ def main(argv=None) -> int:
             r["write"] = write_rate
             rows.append((n_atoms, r))
     cols = ["write", "read", "graph", "batch", "batch/mem"] + ([] if model is None else ["train step"])
-    print(f"# loader throughput, structures per {'wall' if args.wall else 'CPU'} second, 1 thread; cutoff {args.cutoff} A, batch {args.batch}; "
+    print(f"# loader throughput, structures per {'wall' if args.wall else 'CPU'} second, 1 thread; "
+          f"cutoff {args.cutoff} A, batch {args.batch}; "
           f"{platform.processor() or platform.machine()}, torch {torch.__version__}, python "
           f"{platform.python_version()}")
-    print(f"| atoms/structure | edges/structure | " + " | ".join(cols) + " |")
+    print("| atoms/structure | edges/structure | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
     for n_atoms, r in rows:
         print(f"| {n_atoms} | {r['edges/structure']:.0f} | " + " | ".join(_fmt(r[c]) for c in cols) + " |")

@@ -8,7 +8,8 @@ Rows: ``model-only`` = ``predict`` (energy + forces, and a row with stress) on a
 costs the model; ``MD step`` = an ASE VelocityVerlet step with ``GFMCalculator`` (new neighbor list every step,
 energy, forces and stress, Python overhead included), and the same with a Verlet skin (``--skin``, the list reused
 until an atom moved skin/2); ``neighbor list`` = the graph alone per call, fresh (vesin + transfer) vs Verlet,
-over 50 steps of 0.01 A random moves per atom (about one fs of 300 K Si). Throughput = calls/s and atom-steps/s (atoms x calls / s).
+over 50 steps of 0.01 A random moves per atom (about one fs of 300 K Si). Throughput = calls/s and atom-steps/s
+(atoms x calls / s).
 Peak memory: peak CUDA allocation (GPU) or the process's peak RSS so far (CPU; rows run small to large).
 Without ``--model`` the model is a randomly initialised default-size PaiNN (~0.81M parameters).
 """

@@ -372,10 +372,12 @@ def main(argv=None) -> int:
     p.add_argument("--max-edges", type=int, default=None)
     p.add_argument("--compile", action="store_true",
                    help="also time with torch.compile, in each float32/bfloat16 dtype of --dtype")
-    p.add_argument("--no-eager", action="store_true", help="skip the eager gfm-ase rows (with --compile: compiled only)")
+    p.add_argument("--no-eager", action="store_true",
+                   help="skip the eager gfm-ase rows (with --compile: compiled only)")
     p.add_argument("--energy-only", action="store_true",
                    help="also time energy-only screening (float32; what `gfm screen` does by default)")
-    p.add_argument("--loop-n", type=int, default=None, help="structures for the one-by-one ASE loop (default: --n; 0: no loop)")
+    p.add_argument("--loop-n", type=int, default=None,
+                   help="structures for the one-by-one ASE loop (default: --n; 0: no loop)")
     p.add_argument("--peers", nargs="*", default=[], choices=["chgnet", "sevenn", "tensornet"])
     p.add_argument("--peer-python", default=None,
                    help="interpreter for the peer rows (a venv holding the peers and gfm-ase, when their "

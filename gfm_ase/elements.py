@@ -1,4 +1,5 @@
 """Element tables shared by the model, screening and checks."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

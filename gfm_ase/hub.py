@@ -101,7 +101,8 @@ def _fetch_url(url: str) -> Path:
 
     base, _, frag = url.partition("#")
     if not frag.startswith("sha256="):
-        raise CheckpointError(f"a model URL must end with '#sha256=<hex digest>' so the download can be verified: {url}")
+        raise CheckpointError("a model URL must end with '#sha256=<hex digest>' so the download can be verified: "
+                              f"{url}")
     digest = frag.split("=", 1)[1].lower()
     target = cache_dir() / digest
     if (target / JSON_NAME).is_file():

@@ -90,7 +90,8 @@ def markdown(report: dict) -> str:
         shifted = report.get("mlearn_offsets_from")
         scale = (f", DFT energies shifted by the `energy_offsets` of dataset `{shifted}` (the model's energy scale)"
                  if shifted else ", raw DFT energies")
-        lines += ["", f"mlearn test sets (Zuo et al. 2020 splits), head `{report.get('mlearn_head', 'omat')}`{scale}:", "",
+        head = report.get("mlearn_head", "omat")
+        lines += ["", f"mlearn test sets (Zuo et al. 2020 splits), head `{head}`{scale}:", "",
                   f"| element | structures | {who} energy MAE (meV/atom) | GAP | MTP | {who} force MAE (meV/A) |",
                   "|---|---|---|---|---|---|"]
         for el, r in report["mlearn"].items():

@@ -10,7 +10,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gfm_ase.cli import main
@@ -346,3 +345,38 @@ def test_screener_api_refuses_budget_options(kwargs):
 
     with pytest.raises(ValueError, match=next(iter(kwargs)) + " must be a positive"):
         Screener(make_tiny_model(), "a", device="cpu", **kwargs)
+
+
+# --- gfm validate: other suites, bad files and values -------------------------------------------------------------
+VALIDATE_SUITES = {
+    "eos unknown element": (["eos", "--elements", "Xx"], ["Xx"]),
+    "md unknown bulk": (["md", "--bulk", "Unobtainium", "--nve-ps", "0.001", "--nvt-ps", "0"], ["Unobtainium"]),
+    "relax missing reference": (["relax", "--reference", "{root}/nope.cif"], ["nope.cif"]),
+    "phonons empty reference folder": (["phonons", "--reference", "{root}"], [str("{root}")]),
+    "report missing yaml": (["report", "{root}/nope.yaml"], ["nope.yaml"]),
+    "report yaml not a mapping": (["report", "{a_file}"], ["a_file"]),
+}
+
+
+@pytest.mark.parametrize("case", list(VALIDATE_SUITES))
+def test_validate_suite_bad_input(files, capsys, case):
+    argv, frags = VALIDATE_SUITES[case]
+    argv = [a.format(**files) for a in argv]
+    run_bad(["validate", argv[0], "--calculator", "emt", "-o", files["root"] / "vs", *argv[1:]], capsys,
+            *[f.format(**files) for f in frags])
+
+
+# --- gfm pretrain --resume ----------------------------------------------------------------------------------------
+def test_pretrain_resume_without_a_checkpoint(files, capsys, tmp_path):
+    run_bad(_pretrain(files, tmp_path / "fresh") + ["--resume"], capsys, "checkpoint")
+
+
+# --- gfm finetune-zoo ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,text,frag", [("missing.yaml", None, "missing.yaml"),
+                                            ("bad.yaml", "tasks: [\n", "bad.yaml"),
+                                            ("empty.yaml", "", "empty.yaml")])
+def test_finetune_zoo_bad_task_file(files, capsys, tmp_path, name, text, frag):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    run_bad(["finetune-zoo", path, "--from", files["mini"], "-o", tmp_path / "zoo"], capsys, frag)

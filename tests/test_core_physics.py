@@ -177,7 +177,6 @@ def test_batched_equals_one_by_one():
 
 
 def test_float32_matches_float64_and_bf16_is_close():
-    model = make_tiny_model()
     atoms = _triclinic() * (2, 2, 1)
     res = {}
     for dt in ["float64", "float32", "bfloat16"]:

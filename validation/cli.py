@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
@@ -76,7 +75,8 @@ def register(sub) -> None:
     s.add_argument("--no-nac", action="store_true", help="ignore BORN (no non-analytical correction)")
     s.add_argument("--no-subtract-residual", action="store_true",
                    help="do not subtract the calculator's forces on the undisplaced supercell")
-    s.add_argument("--imag-tol", type=positive(float, zero=True), default=0.1, help="THz below zero counted as imaginary")
+    s.add_argument("--imag-tol", type=positive(float, zero=True), default=0.1,
+                   help="THz below zero counted as imaginary")
     s.add_argument("--fmax", type=positive(float), default=1e-3, help="relax-first force threshold (eV/A)")
     s.set_defaults(func=_run_phonons)
 
@@ -86,7 +86,8 @@ def register(sub) -> None:
                    help="reference relaxed structures (any ASE-readable files; all frames are used)")
     s.add_argument("--initial", nargs="+", default=None,
                    help="starting structures in the same order (default: the references, perturbed)")
-    s.add_argument("--rattle", type=positive(float, zero=True), default=0.03, help="perturbation: random displacement std (A)")
+    s.add_argument("--rattle", type=positive(float, zero=True), default=0.03,
+                   help="perturbation: random displacement std (A)")
     s.add_argument("--strain", type=positive(float, zero=True), default=0.02, help="perturbation: max random strain")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--optimizer", default="FIRE", choices=["FIRE", "BFGS"])

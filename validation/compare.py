@@ -39,7 +39,7 @@ def eos_table(runs: dict[str, dict]) -> list[str]:
     meds = [np.median([per[n][el]["delta_meV"] for el in common]) for n in names]
     lines.append(f"| **mean over the {len(common)} common elements** | "
                  + " | ".join(f"**{m:.2f}**" for m in means) + " |")
-    lines.append(f"| median over the common elements | " + " | ".join(f"{m:.2f}" for m in meds) + " |")
+    lines.append("| median over the common elements | " + " | ".join(f"{m:.2f}" for m in meds) + " |")
     lines.append("| elements evaluated / failed | " + " | ".join(
         f"{len(per[n])} / {len(runs[n]['details'].get('failed', {}))}" for n in names) + " |")
     return lines

@@ -23,7 +23,8 @@ def register(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="print the traceback of an error")
 
-    c = dsub.add_parser("convert", parents=[common], help="convert DFT data files/folders into one store (atomic write)",
+    c = dsub.add_parser("convert", parents=[common],
+                        help="convert DFT data files/folders into one store (atomic write)",
                         epilog="converter options of each format: gfm data formats")
     c.add_argument("sources", nargs="+", metavar="SRC", help="files or folders (folders are walked)")
     c.add_argument("-o", "--output", required=True, metavar="OUT.h5")
@@ -36,7 +37,8 @@ def register(sub) -> None:
     c.add_argument("--surrogate", default="",
                    help="the model that made the labels when they are not from the level of theory itself (e.g. "
                         "'CHGNet 0.3.0'): recorded in the store and in the head metadata of models trained on it")
-    c.add_argument("--skip-bad", action="store_true", help="skip bad records (each one is reported) instead of stopping")
+    c.add_argument("--skip-bad", action="store_true",
+                   help="skip bad records (each one is reported) instead of stopping")
     c.add_argument("--append", action="store_true", help="append to an existing store")
     c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="converter option, e.g. stress_unit=bar, stress_sign=compression, energy_key=energy_U0, "
@@ -62,7 +64,8 @@ def register(sub) -> None:
     k.add_argument("--no-progress", action="store_true")
     k.set_defaults(func=run_check)
 
-    s = dsub.add_parser("split", parents=[common], help="deterministic train/val/test split written as JSON index lists")
+    s = dsub.add_parser("split", parents=[common],
+                        help="deterministic train/val/test split written as JSON index lists")
     s.add_argument("store", metavar="OUT.h5")
     s.add_argument("-o", "--output", required=True, metavar="SPLITS.json")
     s.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))

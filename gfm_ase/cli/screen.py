@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub) -> None:
@@ -28,8 +27,10 @@ def register(sub) -> None:
                    choices=["energy", "forces", "stress", "energies"],
                    help="what to store besides energy and energy per atom")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    p.add_argument("--max-atoms", type=positive(int), default=None, help="atoms per batch (default: from model and device)")
-    p.add_argument("--max-edges", type=positive(int), default=None, help="edges per batch (default: from model and device)")
+    p.add_argument("--max-atoms", type=positive(int), default=None,
+                   help="atoms per batch (default: from model and device)")
+    p.add_argument("--max-edges", type=positive(int), default=None,
+                   help="edges per batch (default: from model and device)")
     p.add_argument("--max-memory", type=positive(float), default=None,
                    help="GiB one batch may use (default: a fraction of free device memory / available RAM)")
     p.add_argument("--oversize", default="alone", choices=["alone", "refuse"],

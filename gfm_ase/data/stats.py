@@ -54,7 +54,8 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
 
     A damaged file (an HDF5 chunk that cannot be read) raises StoreError.
     Errors: unreadable records, overlapping atoms (closer than ``min_distance``).
-    Warnings (real data can have them): forces above ``max_force``, net force on a periodic cell, energy per atom far (robust z-score
+    Warnings (real data can have them): forces above ``max_force``, net force on a periodic cell, energy per atom
+    far (robust z-score
     > ``energy_z``) from the median of structures with the same element set - the 5 worst per set are listed -
     and duplicate ids.
     """

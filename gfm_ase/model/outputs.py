@@ -11,7 +11,7 @@ import contextlib
 import torch
 
 from gfm_ase.graph.batch import GraphBatch
-from gfm_ase.model.precision import PRECISIONS, precision_info
+from gfm_ase.model.precision import precision_info
 
 # structures whose cell has a smaller volume (molecules, cells with a zero vector) get a NaN stress: undefined
 MIN_VOLUME = 1e-8  # A^3

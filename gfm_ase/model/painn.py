@@ -120,7 +120,8 @@ class PaiNN(nn.Module):
         self.rbf = BesselBasis(opts.cutoff, opts.num_rbf)
         self.envelope = PolynomialEnvelope(opts.cutoff, opts.envelope_p)
         self.messages = nn.ModuleList(PaiNNMessage(f, opts.num_rbf) for _ in range(opts.num_layers))
-        self.updates = nn.ModuleList(PaiNNUpdate(f, opts.vector_norm, opts.vector_norm_eps) for _ in range(opts.num_layers))
+        self.updates = nn.ModuleList(PaiNNUpdate(f, opts.vector_norm, opts.vector_norm_eps)
+                                     for _ in range(opts.num_layers))
 
     def forward(self, numbers, edge_index, edge_vec, return_vectors: bool = False):
         r = torch.linalg.norm(edge_vec, dim=-1)

@@ -7,6 +7,7 @@ One table for the whole package (calculator, screening, validation, benchmarks, 
 * ``bfloat16``: float32 parameters; the trunk's per-edge work runs under bf16 autocast, while geometry,
   node-level layers, heads and the accumulation of energies, forces and stress stay in float32.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

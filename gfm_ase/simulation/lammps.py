@@ -12,8 +12,8 @@ Python with the positions of its atoms, and :class:`GFMLammps` returns the model
   all atoms on one MPI rank (a run on more ranks is refused);
 * virial ``W = -V sigma`` (sigma: the model's stress, tension positive) in LAMMPS order xx yy zz xy xz yz;
 * atom types map to elements explicitly (``types``); an input whose atom types are not all mapped, whose mapped
-  elements the head was not trained on, or that is not in ``units metal`` is refused before the first ``run`` or
-  ``minimize``.
+  elements the head was not trained on, whose type masses contradict the map (more than 5 % off: a map in the
+  wrong order), or that is not in ``units metal`` is refused before the first ``run`` or ``minimize``.
 
 Every evaluation passes the calculator's geometry sanity check (:mod:`gfm_ase.graph.sanity`). An error inside the
 callback (e.g. overlapping atoms) stops the run at once (``force_timeout``) and is raised after it.
@@ -21,7 +21,6 @@ callback (e.g. overlapping atoms) stops the run at once (``force_timeout``) and 
 from __future__ import annotations
 
 import ctypes
-import os
 import shlex
 import sys
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ase.data import atomic_numbers
+from ase.data import atomic_masses, atomic_numbers
 
 from gfm_ase.graph.batch import collate, graph_from_arrays
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
@@ -39,6 +38,7 @@ FIX_ID = "gfm"
 # commands that start dynamics or minimization: the type map and units are checked before each
 DRIVING_COMMANDS = {"run", "minimize", "rerun"}
 # line-fed input cannot branch or loop
+MASS_TOLERANCE = 0.05  # relative difference of a type's mass from its element's that is refused
 UNSUPPORTED_COMMANDS = {"jump": "loops", "label": "loops", "next": "loops", "python": "the PYTHON package"}
 
 
@@ -134,17 +134,21 @@ class GFMLammps:
       after ``pair_style gfm`` in an input file.
     model, head, device, dtype ("float64" default: LAMMPS works in double), allow_unknown_elements: as for
       :class:`gfm_ase.GFMCalculator`; or an already loaded ``evaluator``.
+    check_masses: refuse a type whose mass differs by more than 5 % from its element's (a type map in the wrong
+      order; per-atom masses are not checked).
     min_distance_factor: the geometry sanity check of every evaluation (:mod:`gfm_ase.graph.sanity`; 0 disables).
     cmdargs: LAMMPS command-line arguments (default: no log file, no screen output).
     """
 
     def __init__(self, model=None, head: str | None = None, *, types: Sequence[str] | dict | None = None,
                  device="cpu", dtype: str = "float64", allow_unknown_elements: bool = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, cmdargs: Sequence[str] | None = None, evaluator: Evaluator | None = None):
+                 min_distance_factor: float | None = DEFAULT_FACTOR, check_masses: bool = True, cmdargs: Sequence[str] | None = None,
+                 evaluator: Evaluator | None = None):
         sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
         self.evaluator = evaluator or load_evaluator(model, head, device=device, dtype=dtype,
                                                      allow_unknown_elements=allow_unknown_elements)
         self.sanity = SanityCheck(sanity.factor, cutoff=self.evaluator.cutoff)
+        self.check_masses = bool(check_masses)
         self.types: dict[int, str] | None = None
         if types is not None:
             self.set_types(types)
@@ -192,6 +196,15 @@ class GFMLammps:
             raise LammpsInputError(f"{where}atom type(s) {missing} of {ntypes} are not mapped to elements "
                                    f"(mapped: {self.types or {}}); give one element per type, e.g. --types "
                                    + " ".join(["El"] * ntypes))
+        if self.check_masses and not int(self.lmp.extract_setting("rmass_flag")):
+            masses = np.asarray(self.lmp.numpy.extract_atom("mass"))
+            for t in range(1, ntypes + 1):
+                expected = float(atomic_masses[atomic_numbers[self.types[t]]])
+                if masses[t] > 0 and abs(masses[t] - expected) > MASS_TOLERANCE * expected:
+                    raise LammpsInputError(
+                        f"{where}atom type {t} has mass {masses[t]:g} but is mapped to {self.types[t]} "
+                        f"({expected:.3f}): a type map in the wrong order? (pass check_masses=False / "
+                        "--no-mass-check for deliberate masses, e.g. isotopes)")
 
     # --- commands -------------------------------------------------------------------------------------------------
     def command(self, line: str, where: str = "") -> None:

@@ -52,7 +52,8 @@ SETTINGS = dict(kind_weights=KIND_WEIGHTS, eos_scales=[0.92, 0.96, 1.0, 1.04, 1.
                 bond_factor=[0.95, 1.10], supercell_atoms=[6, 16], rattles=2, rattle_range_A=[0.01, 0.06],
                 hot_range_A=[0.08, 0.20], strains=2, strain_max=0.05, vacancy_prob=0.4, relax_prob=0.15,
                 relax_steps=8, md_prob=0.10, md_steps=24, md_keep_every=6, md_timestep_fs=2.0,
-                md_temperature_K=[300, 3000], max_neighbors_5A=220, slab_layers=[2, 3], slab_vacuum_A=6.0, clash_factor=0.55,
+                md_temperature_K=[300, 3000], max_neighbors_5A=220, slab_layers=[2, 3], slab_vacuum_A=6.0,
+                clash_factor=0.55,
                 max_force_eV_A=50.0, max_above_min_eV_atom=5.0, elements=P.ELEMENTS)
 DEFAULT_SHARDS = 60
 
@@ -102,7 +103,7 @@ def make_perovskite(rng, focus, spinel=False):
         cats_b = [s for s in P.ELEMENTS if qb in P.cation_states(s) and s not in P.ANION_SET]
         if focus in xs:
             x, a, b = focus, P._pick(rng, cats_a), P._pick(rng, cats_b)
-        elif focus in cats_a and (not focus in cats_b or rng.random() < 0.5):
+        elif focus in cats_a and (focus not in cats_b or rng.random() < 0.5):
             x, a, b = P._pick(rng, xs), focus, P._pick(rng, cats_b)
         elif focus in cats_b:
             x, a, b = P._pick(rng, xs), P._pick(rng, cats_a), focus

@@ -202,7 +202,8 @@ def iter_records(sources, fmt: str = "auto", *, skip_bad: bool = False, report: 
                     except (ConversionError, ValueError, OSError):
                         detected = None
                     if detected is not None and detected != f:
-                        msg += f" (read as --format {f}; the file looks like {detected}: try --format {detected} or auto)"
+                        msg += (f" (read as --format {f}; the file looks like {detected}: "
+                                f"try --format {detected} or auto)")
                 err = ConversionError(path, None, msg)
                 if not skip_bad:
                     raise err from exc
@@ -254,4 +255,5 @@ def convert(sources, out, fmt: str = "auto", *, name: str | None = None, level_o
     return n, report
 
 
-__all__ = ["ConversionError", "FORMATS", "validate_options", "SkipReport", "convert", "detect_format", "iter_records", "iter_sources"]
+__all__ = ["ConversionError", "FORMATS", "validate_options", "SkipReport", "convert", "detect_format", "iter_records",
+           "iter_sources"]

@@ -3,7 +3,8 @@
 Every displaced supercell with its computed forces becomes one record (forces only, unless the yaml carries
 ``supercell_energies``). Units follow the calculator recorded in the yaml (``phonopy.calculator``; VASP when
 absent), as phonopy defines them: VASP A and eV/A; Quantum ESPRESSO Bohr and Ry/Bohr; ABINIT Bohr and eV/A;
-CP2K A and Hartree/Bohr; ... (``length_unit``/``force_unit`` factors override). When only ``POSCAR-unitcell`` and ``FORCE_SETS`` exist, pass the supercell
+CP2K A and Hartree/Bohr; ... (``length_unit``/``force_unit`` factors override). When only ``POSCAR-unitcell`` and
+``FORCE_SETS`` exist, pass the supercell
 matrix (``supercell=[2, 2, 2]``) and the displaced supercells are rebuilt from the displacements in FORCE_SETS.
 Uses the phonopy package (``pip install phonopy``).
 """
