@@ -22,6 +22,7 @@ from gfm_ase.config import StrictModel
 from gfm_ase.elements import MAX_Z
 from gfm_ase.model.message import message_step
 from gfm_ase.model.radial import BesselBasis, PolynomialEnvelope
+from gfm_ase.model.radial_features import radial_features
 from gfm_ase.model.registry import register_trunk
 
 
@@ -126,14 +127,13 @@ class PaiNN(nn.Module):
     def forward(self, numbers, edge_index, edge_vec, return_vectors: bool = False):
         r = torch.linalg.norm(edge_vec, dim=-1)
         unit = edge_vec / r.unsqueeze(-1)
-        env = self.envelope(r).unsqueeze(-1)
-        radial = torch.cat([self.rbf(r) * env, env], dim=-1)
+        step = "plain" if torch.compiler.is_compiling() else self.message_step
+        radial = radial_features(r, self.rbf, self.envelope, lean=step == "lean", chunk=self.edge_chunk)
         dev = edge_vec.device.type
         if torch.is_autocast_enabled(dev):  # geometry in full precision, per-edge work in the autocast dtype
             unit = unit.to(torch.get_autocast_dtype(dev))
         s = self.embedding(numbers).to(edge_vec.dtype)
         v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
-        step = "plain" if torch.compiler.is_compiling() else self.message_step
         for k, (msg, upd) in enumerate(zip(self.messages, self.updates)):
             s, v = msg(s, v, edge_index, radial, unit, first=k == 0, step=step, chunk=self.edge_chunk)
             s, v = upd(s, v)
