@@ -30,7 +30,7 @@ from screening import default_model, machine  # noqa: E402
 
 from gfm_ase.calculator import GFMCalculator  # noqa: E402
 from gfm_ase.graph import collate, graph_from_atoms  # noqa: E402
-from gfm_ase.model import predict  # noqa: E402
+from gfm_ase.runtime import InferenceRuntime  # noqa: E402
 from gfm_ase.screening.allocator import tune_cpu_allocator  # noqa: E402
 from gfm_ase.screening.benchset import benchmark_structures  # noqa: E402
 from gfm_ase.screening.budget import Budget, MemoryModel  # noqa: E402
@@ -78,9 +78,11 @@ def main(argv=None) -> int:
     graphs = [graph_from_atoms(a, model.cutoff) for a in structures]
     n = len(structures)
 
+    runtime = InferenceRuntime(model, "pbe", device="cpu", dtype=args.dtype)
+
     def run(batches):
         for b in batches:
-            predict(model, b, "pbe", forces=True, stress=True, precision=args.dtype)
+            runtime.evaluate(b, forces=True, stress=True)
 
     calc = GFMCalculator(model=model, head="pbe", dtype=args.dtype, device="cpu")
 
