@@ -18,6 +18,7 @@ ani-h5         :mod:`.ani_h5` (ANI-1x / SPICE / Transition1x HDF5; Hartree, Bohr
 """
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from pathlib import Path
@@ -34,30 +35,27 @@ from gfm_ase.data.store import StoreWriter
 from gfm_ase.units import UnitError
 
 
+# format -> (reader module, reader function). A new format: its reader module (stating the source units), one row
+# here, its options in :mod:`.options` (OPTIONS) and, when it can be recognised, a rule in :func:`detect_format`.
+READERS: dict[str, tuple[str, str]] = {
+    "ase": ("gfm_ase.data.converters.ase_formats", "read_ase"),
+    "mlearn-json": ("gfm_ase.data.converters.mlearn", "read_mlearn"),
+    "fitsnap-json": ("gfm_ase.data.converters.fitsnap", "read_fitsnap"),
+    "deepmd": ("gfm_ase.data.converters.deepmd", "read_deepmd"),
+    "phonopy": ("gfm_ase.data.converters.phonopy_sets", "read_phonopy"),
+    "mptrj": ("gfm_ase.data.converters.mptrj", "read_mptrj"),
+    "aselmdb": ("gfm_ase.data.converters.aselmdb", "read_aselmdb"),
+    "ani-h5": ("gfm_ase.data.converters.ani_h5", "read_ani_h5"),
+}
+FORMATS = tuple(READERS)
+
+
 def _reader(name: str) -> Callable[..., Iterator[Item]]:
     # imported lazily so that a missing optional dependency only affects its own format
-    if name == "ase":
-        from gfm_ase.data.converters.ase_formats import read_ase as r
-    elif name == "mlearn-json":
-        from gfm_ase.data.converters.mlearn import read_mlearn as r
-    elif name == "fitsnap-json":
-        from gfm_ase.data.converters.fitsnap import read_fitsnap as r
-    elif name == "deepmd":
-        from gfm_ase.data.converters.deepmd import read_deepmd as r
-    elif name == "phonopy":
-        from gfm_ase.data.converters.phonopy_sets import read_phonopy as r
-    elif name == "mptrj":
-        from gfm_ase.data.converters.mptrj import read_mptrj as r
-    elif name == "aselmdb":
-        from gfm_ase.data.converters.aselmdb import read_aselmdb as r
-    elif name == "ani-h5":
-        from gfm_ase.data.converters.ani_h5 import read_ani_h5 as r
-    else:
+    if name not in READERS:
         raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
-    return r
-
-
-FORMATS = ("ase", "mlearn-json", "fitsnap-json", "deepmd", "phonopy", "mptrj", "aselmdb", "ani-h5")
+    module, function = READERS[name]
+    return getattr(importlib.import_module(module), function)
 ASE_SUFFIXES = {".xyz", ".extxyz", ".traj", ".db", ".cif", ".xsf", ".pdb"}
 IGNORED_NAMES = {"LICENSE", "MANIFEST.sha256", "README", "BORN"}
 
