@@ -341,8 +341,9 @@ def main_from_args(args) -> int:
     try:
         tasks = [load_task(p) for p in task_files(args.tasks)]
     except ValueError as exc:
-        print(f"gfm finetune-zoo: {exc}", file=sys.stderr)
-        return 2
+        from gfm_ase.cli.errors import report
+
+        return report("gfm finetune-zoo", exc, getattr(args, "debug", False))
     if args.list:
         for t in tasks:
             print(f"{t.name:18s} {t.strategy:9s} {t.steps:5d} steps  {t.title}")

@@ -74,8 +74,16 @@ def load_task(path) -> TaskSpec:
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise ValueError(f"invalid task file {path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"invalid task file {path}: expected a mapping of task options, got "
+                         f"{type(doc).__name__}")
+    try:
         return TaskSpec(**doc)
-    except (yaml.YAMLError, TypeError, ValidationError) as exc:
+    except (TypeError, ValidationError) as exc:
         raise ValueError(f"invalid task file {path}: {exc}") from None
 
 
