@@ -7,14 +7,12 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from gfm_ase.checkpoint import read_model_json
 from gfm_ase.graph.batch import graph_from_atoms
 from gfm_ase.graph.neighbors import StructureError
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
 from gfm_ase.graph.verlet import VerletGraph
-from gfm_ase.hub import resolve_model
 from gfm_ase.model.gfm import GFMModel
-from gfm_ase.runtime import InferenceRuntime, to_numpy
+from gfm_ase.runtime import InferenceRuntime, model_document, to_numpy
 
 
 _ASE_CALCULATOR_ARGS = {"restart", "ignore_bad_restart_file", "label", "atoms", "directory"}
@@ -82,7 +80,7 @@ class GFMCalculator(Calculator):
         """Heads of a model (default: the default model) with their metadata: level of theory, code, family,
         elements, provenance (each dataset's full record plus its ``surrogate``), metrics, and the totals of
         :func:`head_summary` (``n_elements``, ``n_train``, ``surrogate_share``)."""
-        doc = read_model_json(resolve_model(model))
+        doc = model_document(model)
         out = {}
         for h in doc["config"]["heads"]:
             summary = head_summary(h)

@@ -15,7 +15,7 @@ from gfm_ase.runtime.compile import compile_runner
 from gfm_ase.runtime.device import resolve_device
 from gfm_ase.runtime.evaluate import evaluate, to_numpy
 from gfm_ase.runtime.heads import HeadSelection
-from gfm_ase.runtime.loading import LoadedModel, load, model_fingerprint
+from gfm_ase.runtime.loading import LoadedModel, load, model_document, model_fingerprint
 from gfm_ase.runtime.session import InferenceRuntime
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "compile_runner",
     "evaluate",
     "load",
+    "model_document",
     "model_fingerprint",
     "parameter_dtype",
     "precision_info",

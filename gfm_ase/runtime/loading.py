@@ -32,6 +32,12 @@ def model_fingerprint(model: GFMModel) -> str:
     return h.hexdigest()
 
 
+def model_document(model: str | Path | None) -> dict:
+    """The verified ``model.json`` document (config, head metadata, checksums) of a built-in name, directory or
+    URL, without loading the weights."""
+    return read_model_json(resolve_model(model))
+
+
 def load(
     model: str | Path | GFMModel | None,
     device: str | torch.device = "cpu",
@@ -62,4 +68,4 @@ def load(
     return LoadedModel(net, path, model_id)
 
 
-__all__ = ["LoadedModel", "load", "model_fingerprint"]
+__all__ = ["LoadedModel", "load", "model_document", "model_fingerprint"]

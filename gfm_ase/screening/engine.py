@@ -82,7 +82,7 @@ class Screener:
                  min_distance: float = 0.3, compile: bool = False, prefetch: int = 4, uncertainty: bool = True,
                  workers: int | None = None, tune_allocator: bool = True,
                  min_distance_factor: float | None = DEFAULT_FACTOR):
-        from gfm_ase.model.precision import precision_info
+        from gfm_ase.runtime import precision_info
 
         precision_info(dtype, what="dtype")  # checked before anything is loaded
         check_budget_options(max_atoms, max_edges, max_memory)  # before anything is loaded
