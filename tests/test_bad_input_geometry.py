@@ -198,3 +198,24 @@ def test_builtin_model_refuses_the_issue_cases_and_keeps_its_eos():
         atoms = bulk("Si", "diamond", a=5.43 * v ** (1 / 3))
         atoms.calc = calc
         assert math.isfinite(atoms.get_potential_energy())
+
+
+def test_data_check_flags_what_the_calculator_refuses(tmp_path, capsys):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from gfm_ase.cli import main
+    from gfm_ase.data import StoreWriter
+
+    store = tmp_path / "s.h5"
+    with StoreWriter(store, name="si") as w:
+        for k, d in enumerate([2.35, 0.8, 2.3]):  # 0.8 A: above the 0.5 A absolute floor, ratio 0.36 < 0.4
+            a = Atoms("Si2", positions=[[0, 0, 0], [d, 0, 0]], cell=[8] * 3, pbc=True)
+            a.calc = SinglePointCalculator(a, energy=-1.0)
+            w.append_atoms(a, id=f"si-{k}")
+    assert main(["data", "check", str(store), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "structure 1 (id 'si-1'): overlapping atoms" in out and "1 error(s)" in out
+    assert main(["data", "check", str(store), "--no-progress", "--min-distance-factor", "0"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(store), "--no-progress", "--min-distance-factor", "-1"]) == 2
+    assert "min_distance_factor must be a number in [0, 1]" in capsys.readouterr().err

@@ -59,6 +59,9 @@ def register(sub) -> None:
     k = dsub.add_parser("check", parents=[common], help="validate every record of a store (exit 1 on problems)")
     k.add_argument("store", metavar="OUT.h5")
     k.add_argument("--min-distance", type=float, default=0.5, help="flag atoms closer than this (A)")
+    k.add_argument("--min-distance-factor", type=float, default=None, metavar="F",
+                   help="also flag what the calculator and screening refuse: atoms closer than F x the sum of their "
+                        "covalent radii, cells too small for their atoms (default 0.4; 0: off; docs/bad-input.md)")
     k.add_argument("--max-force", type=float, default=50.0, help="flag forces larger than this (eV/A)")
     k.add_argument("--strict", action="store_true", help="warnings also give exit status 1")
     k.add_argument("--no-progress", action="store_true")
@@ -184,6 +187,7 @@ def run_check(args) -> int:
     try:
         store = Store(args.store)
         problems = check_store(store, min_distance=args.min_distance, max_force=args.max_force,
+                               min_distance_factor=args.min_distance_factor,
                                progress=not args.no_progress)
     except (StoreError, OSError, KeyError, ValueError) as exc:
         return _error(args, args.store, exc)

@@ -49,18 +49,22 @@ def store_info(store: Store) -> dict:
 
 
 def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 50.0,
-                energy_z: float = 12.0, progress: bool = False) -> list[tuple[str, str]]:
+                energy_z: float = 12.0, progress: bool = False,
+                min_distance_factor: float | None = None) -> list[tuple[str, str]]:
     """Problems found in a store, as ``(level, message)`` with level "error" or "warning".
 
     A damaged file (an HDF5 chunk that cannot be read) raises StoreError.
-    Errors: unreadable records, overlapping atoms (closer than ``min_distance``).
+    Errors: unreadable records, overlapping atoms (closer than ``min_distance``), geometries the calculator and
+    screening would refuse (:mod:`gfm_ase.graph.sanity` with ``min_distance_factor``; None: its default, 0: off).
     Warnings (real data can have them): forces above ``max_force``, net force on a periodic cell, energy per atom
     far (robust z-score
     > ``energy_z``) from the median of structures with the same element set - the 5 worst per set are listed -
     and duplicate ids.
     """
     from gfm_ase.graph.neighbors import StructureError, radius_graph
+    from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
 
+    sanity = SanityCheck(DEFAULT_FACTOR if min_distance_factor is None else min_distance_factor)
     problems: list[tuple[str, str]] = []
     it = range(len(store))
     if progress:
@@ -78,6 +82,10 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
             radius_graph(r.positions, r.cell, r.pbc, cutoff=min_distance, min_distance=min_distance)
         except StructureError as exc:
             problems.append(("error", f"structure {i} (id {r.id!r}): {exc}"))
+        else:
+            msg = sanity.problem(r.positions, r.numbers, r.cell, r.pbc)
+            if msg is not None:
+                problems.append(("error", f"structure {i} (id {r.id!r}): {msg}"))
         if r.forces is not None:
             fmax = float(np.linalg.norm(r.forces, axis=1).max())
             if fmax > max_force:
