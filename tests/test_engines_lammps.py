@@ -150,6 +150,18 @@ def test_unmapped_atom_types_are_refused_before_any_step(tmp_path):
         assert sim.calls == 0
 
 
+def test_a_type_map_in_the_wrong_order_is_refused_by_the_masses(tmp_path, calc64):
+    setup = SETUP.format(data=data_file(tmp_path, orthorhombic()))  # type 1 Si (28.085), type 2 Ge (72.63)
+    with GFMLammps("gfm-mini", "omat", types=["Ge", "Si"]) as sim:
+        sim.commands(setup)
+        with pytest.raises(LammpsInputError, match=r"atom type 1 has mass 28.085 but is mapped to Ge"):
+            sim.command("run 0")
+        assert sim.calls == 0
+    with GFMLammps("gfm-mini", "omat", types=["Ge", "Si"], check_masses=False) as sim:  # deliberate
+        sim.commands(setup + "run 0")
+        assert sim.calls == 1
+
+
 def test_elements_the_head_does_not_cover_are_refused_at_once():
     with pytest.raises(ValueError, match=r"LAMMPS atom types: element\(s\) \['Fe'\] not covered"):
         GFMLammps("gfm-mini", "omat", types=["Si", "Fe"])

@@ -112,7 +112,13 @@ def test_batched_equals_one_by_one_and_autobatcher(model64):
     metric = max(ts.autobatching.calculate_memory_scaler(s, model64.memory_scales_with) for s in state.split())
     batcher = ts.BinningAutoBatcher(model64, memory_scales_with=model64.memory_scales_with,
                                     max_memory_scaler=metric * 1.01)
-    results = ts.static(structures, model64, autobatcher=batcher)
+    calls = []
+    hook = model64.register_forward_hook(lambda module, inputs, output: calls.append(len(output["energy"])))
+    try:
+        results = ts.static(structures, model64, autobatcher=batcher)
+    finally:
+        hook.remove()
+    assert len(calls) > 1 and sum(calls) == len(structures)  # really split into batches
     assert len(results) == len(structures)
     energies = torch.stack([r["potential_energy"].reshape(-1)[0] for r in results])
     torch.testing.assert_close(energies, alone, rtol=0, atol=1e-10)

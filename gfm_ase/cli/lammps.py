@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no LAMMPS screen output")
     p.add_argument("--allow-unknown-elements", action="store_true",
                    help="evaluate elements the head was not trained on (with a warning)")
+    p.add_argument("--no-mass-check", action="store_true",
+                   help="accept type masses that differ from the mapped elements' (isotopes)")
     p.add_argument("--debug", action="store_true", help="print the traceback of an error")
     p.set_defaults(func=run)
 
@@ -41,7 +43,8 @@ def run(args) -> int:
     try:
         commands = read_commands(args.input)  # an unreadable input fails before the model is loaded
         with GFMLammps(args.model, args.head, types=args.types, device=args.device, dtype=args.dtype,
-                       allow_unknown_elements=args.allow_unknown_elements, cmdargs=cmdargs) as sim:
+                       allow_unknown_elements=args.allow_unknown_elements, check_masses=not args.no_mass_check,
+                       cmdargs=cmdargs) as sim:
             sim.run_commands(commands)
     except (LammpsInputError, StructureError, ValueError, ImportError, FileNotFoundError) as exc:
         if args.debug:

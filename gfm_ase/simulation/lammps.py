@@ -142,8 +142,8 @@ class GFMLammps:
 
     def __init__(self, model=None, head: str | None = None, *, types: Sequence[str] | dict | None = None,
                  device="cpu", dtype: str = "float64", allow_unknown_elements: bool = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, check_masses: bool = True, cmdargs: Sequence[str] | None = None,
-                 evaluator: Evaluator | None = None):
+                 min_distance_factor: float | None = DEFAULT_FACTOR, check_masses: bool = True,
+                 cmdargs: Sequence[str] | None = None, evaluator: Evaluator | None = None):
         sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
         self.evaluator = evaluator or load_evaluator(model, head, device=device, dtype=dtype,
                                                      allow_unknown_elements=allow_unknown_elements)
