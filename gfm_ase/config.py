@@ -15,14 +15,24 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class HeadConfig(StrictModel):
+class HeadIdentity(StrictModel):
+    """What a head is: its name and level-of-theory metadata. Shared by :class:`HeadConfig` (a trained head) and
+    the pretraining config's ``HeadSpec`` (a head to train)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="head name (used by GFMCalculator(head=...))")
+    level_of_theory: str = Field("unknown", description="e.g. 'PBE (VASP, PAW)', 'GFN2-xTB', 'EMT'")
+    code: str = Field("unknown", description="program that produced the labels")
+    family: str | None = Field(None, description="heads of one family estimate uncertainty from their spread")
+    description: str = Field("", description="free text stored in the model metadata")
+
+    def identity(self) -> dict[str, Any]:
+        """The :class:`HeadIdentity` fields of this head (to build a :class:`HeadConfig` from a spec)."""
+        return self.model_dump(include=set(HeadIdentity.model_fields))
+
+
+class HeadConfig(HeadIdentity):
     """One output head = one level of theory (dataset family), with its machine-readable metadata."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
-    level_of_theory: str = "unknown"  # e.g. "PBE (VASP, PAW)", "GFN2-xTB", "EMT"
-    code: str = "unknown"  # the program that produced the labels
-    family: str | None = None  # heads sharing a family estimate uncertainty from their spread
-    description: str = ""
     elements: list[str] = Field(default_factory=list)  # elements covered by the training data (empty: any)
     reference_energies: dict[str, float] = Field(default_factory=dict)  # eV per atom of each element
     scale: float = 1.0  # atomic energy = scale * mlp(features) + shift + reference[Z]

@@ -15,21 +15,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from gfm_ase.config import StrictModel, TrunkConfig
+from gfm_ase.config import HeadIdentity, StrictModel, TrunkConfig
 
 
 class ConfigError(ValueError):
     """An invalid pretraining configuration (message names the offending option)."""
 
 
-class HeadSpec(StrictModel):
-    """One output head = one level of theory. Scale, shift and reference energies are fitted before training."""
+class HeadSpec(HeadIdentity):
+    """One output head = one level of theory (name and metadata: the model's own :class:`HeadIdentity`). Scale,
+    shift and reference energies are fitted before training."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="head name (used by GFMCalculator(head=...))")
-    level_of_theory: str = Field("unknown", description="e.g. 'PBE (VASP, PAW)', 'GFN2-xTB', 'EMT'")
-    code: str = Field("unknown", description="program that produced the labels")
-    family: str | None = Field(None, description="heads of one family estimate uncertainty from their spread")
-    description: str = Field("", description="free text stored in the model metadata")
     hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer sizes of the head MLP")
 
 

@@ -323,8 +323,7 @@ def head_configs(cfg, datasets: list[DatasetSplits], constants: dict[str, dict],
                 prov.append({**d.provenance, "sampling_probability": float(probs[d.name]),
                              "loss_weight": d.loss_weight})
         out.append(HeadConfig(
-            name=h.name, level_of_theory=h.level_of_theory, code=h.code, family=h.family,
-            description=h.description, elements=c["elements"], reference_energies=c["reference_energies"],
+            **h.identity(), elements=c["elements"], reference_energies=c["reference_energies"],
             scale=c["scale"], shift=c["shift"], hidden=list(h.hidden), datasets=prov,
             metrics={"normalisation": c["stats"]}))
     return out
