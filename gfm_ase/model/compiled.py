@@ -1,10 +1,9 @@
 """A model view whose trunk runs through ``torch.compile`` (``Screener(compile=True)``, ``gfm screen --compile``,
 ``GFMCalculator(compile=True)``).
 
-The user's model is not modified: this wrapper shares its parameters and only replaces the trunk call. On the
-development CPU, inductor's fused loops made energy+forces+stress 1.9x faster for batches of 8-64-atom crystals
-and 1.3x for a 1,000-atom cell (docs/benchmarks.md), at a one-off compile cost of one to three minutes (cached on
-disk by inductor afterwards); that pays only for long screens and MD runs, so it is off by default.
+The user's model is not modified: this wrapper shares its parameters and only replaces the trunk call. Inductor
+fuses the per-edge loops, at a one-off compile cost (cached on disk by inductor afterwards) that pays only for long
+screens and MD runs, so it is off by default; the measured speed-ups and compile times are in docs/benchmarks.md.
 """
 from __future__ import annotations
 

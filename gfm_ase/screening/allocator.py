@@ -1,12 +1,12 @@
 """CPU allocator tuning for batched inference.
 
 A batch's per-edge tensors are tens of MB. glibc serves allocations above its mmap threshold with fresh ``mmap``
-pages, so every such tensor pays page faults and zeroing on first touch, and is unmapped again when freed: on the
-development CPU this made an elementwise product over 15k edges 2-4x slower than the arithmetic itself. Raising the
-mmap and trim thresholds keeps freed blocks in the heap for reuse. This changes process-wide malloc settings (only
-the thresholds; memory is still returned to the allocator and reused), so it is done by the screening engine and
-the benchmarks when they run on a CPU, never on import. For MD of large cells with ``GFMCalculator`` on a CPU, call
-:func:`tune_cpu_allocator` once at the start of the script.
+pages, so every such tensor pays page faults and zeroing on first touch, and is unmapped again when freed, which
+can cost more than the arithmetic itself (docs/benchmarks.md). Raising the mmap and trim thresholds keeps freed
+blocks in the heap for reuse. This changes process-wide malloc settings (only the thresholds; memory is still
+returned to the allocator and reused), so it is done by the screening engine and the benchmarks when they run on
+a CPU, never on import. For MD of large cells with ``GFMCalculator`` on a CPU, call :func:`tune_cpu_allocator`
+once at the start of the script.
 """
 from __future__ import annotations
 
@@ -22,10 +22,9 @@ _DONE = False
 def tune_cpu_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 30) -> bool:
     """Raise glibc's mmap/trim thresholds (returns False where that is not possible, e.g. not glibc).
 
-    The mmap threshold must exceed the largest per-edge tensor: with 256 MiB, an 8,000-atom Si cell (224k edges x
-    384 float32 = 344 MB per tensor) still went through mmap and ran at 0.043-0.044 model calls/s; with 1 GiB at
-    0.12-0.14 (2.8-3.1x), at a higher peak RSS (11.6-13.3 vs 9.8 GB) since freed blocks stay in the heap
-    (docs/benchmarks.md). Values are C ints (< 2 GiB).
+    The mmap threshold must exceed the largest per-edge tensor (an 8,000-atom Si cell has 224k edges x 384 float32
+    = 344 MB per tensor, so the default is 1 GiB); the price is a higher peak RSS since freed blocks stay in the
+    heap (measurements: docs/benchmarks.md). Values are C ints (< 2 GiB).
     """
     global _DONE
     if not (0 < mmap_threshold < 2**31 and 0 < trim_threshold < 2**31):
