@@ -45,15 +45,16 @@ def calc64():
     return GFMCalculator("gfm-mini", "omat", device="cpu", dtype="float64")
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_passes_torch_sim_validate_model_outputs(dtype):
+@pytest.mark.parametrize("dtype, state_dtype", [("float64", torch.float64), ("float32", torch.float32),
+                                                ("bfloat16", torch.float32)])  # bf16 trunk, float32 state
+def test_passes_torch_sim_validate_model_outputs(dtype, state_dtype):
     from torch_sim.models.interface import validate_model_outputs
 
     # torch-sim's check uses Fe, which gfm-mini's omat head was not trained on
     model = GFMTorchSimModel("gfm-mini", "omat", device="cpu", dtype=dtype, allow_unknown_elements=True)
+    assert model.dtype == state_dtype
     with pytest.warns(UserWarning, match="Fe"):
-        validate_model_outputs(model, CPU, getattr(torch, dtype))
-    assert model.dtype == getattr(torch, dtype)
+        validate_model_outputs(model, CPU, state_dtype)
 
 
 def test_agrees_with_calculator_float64(model64, calc64):
