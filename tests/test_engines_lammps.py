@@ -220,3 +220,21 @@ def test_read_commands_joins_continuations_and_strips_comments(tmp_path):
     p.write_text("units metal # c\n\nvariable s string 'a#b' # x\nfix 1 all &\n  nve\n")
     assert [(n, c) for _, n, c in read_commands(p)] == [(1, "units metal"), (3, "variable s string 'a#b'"),
                                                         (4, "fix 1 all nve")]
+
+
+def test_more_than_one_mpi_rank_is_refused(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec")
+    script = tmp_path / "two_ranks.py"
+    script.write_text("from gfm_ase.simulation.lammps import GFMLammps, LammpsInputError\n"
+                      "try:\n    GFMLammps('gfm-mini', 'omat', types=['Si'])\n    print('ACCEPTED')\n"
+                      "except LammpsInputError as exc:\n    print('REFUSED', exc)\n")
+    res = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL)
+    assert res.stdout.count("REFUSED gfm lammps evaluates all atoms on one MPI rank") == 2, res.stdout + res.stderr
