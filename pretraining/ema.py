@@ -51,9 +51,6 @@ class EMA:
             p.copy_(self.shadow[n])
             self.shadow[n].copy_(tmp)
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.shadow)
-
     def load(self, tensors: dict[str, torch.Tensor], num_updates: int) -> None:
         missing = sorted(set(self.shadow) - set(tensors))
         if missing:

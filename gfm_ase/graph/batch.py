@@ -6,7 +6,7 @@ calculator, the trainer and screening all consume.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import numpy as np
@@ -111,7 +111,6 @@ class GraphBatch:
     energy: torch.Tensor | None = None  # [B]  (NaN where missing)
     forces: torch.Tensor | None = None  # [N, 3] (NaN where missing)
     stress: torch.Tensor | None = None  # [B, 6] (NaN where missing)
-    extras: dict = field(default_factory=dict)
 
     @property
     def num_graphs(self) -> int:

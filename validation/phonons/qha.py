@@ -101,15 +101,6 @@ def default_supercell(cell: np.ndarray, min_length: float = SUPERCELL_MIN_LENGTH
     return np.diag([max(1, math.ceil(min_length / L - 1e-9)) for L in lengths])
 
 
-def mesh_from_num_modes(num_modes: int | None, natom: int):
-    """The cubic q-mesh the reference used (num_modes = 3 natom n^3), or None when it was not cubic."""
-    if not num_modes:
-        return None
-    nq = num_modes / (3 * natom)
-    n = round(nq ** (1 / 3))
-    return [n, n, n] if n ** 3 == round(nq) and abs(nq - round(nq)) < 1e-9 else None
-
-
 def qha_references(folder: Path, name: str, entries: list[FileEntry], cells: list[tuple[str, Atoms]],
                    supercell_matrix=None, with_thermal: bool = True) -> list:
     """ThermalReference per ``POSCAR-<tag>`` with a ``thermal_properties.yaml-<tag>``, and an EVReference when
