@@ -120,4 +120,4 @@ def test_cli_errors(tmp_path):
     s = json.loads((tmp_path / "out" / "summary.json").read_text())["summary"]
     assert s["forces_mae_meV_A"] == pytest.approx(0.0, abs=1e-3)
     assert main(["validate", "errors", "--calculator", "emt", "--data", str(tmp_path / "missing.xyz"),
-                 "-o", str(tmp_path / "o2")]) == 1
+                 "-o", str(tmp_path / "o2")]) == 2

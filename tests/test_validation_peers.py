@@ -162,7 +162,7 @@ def test_missing_package_is_one_line_naming_make_teachers(monkeypatch, tmp_path,
     rc = main(["validate", "eos", "--calculator", "validation.peers:chgnet", "--elements", "Si",
                "-o", str(tmp_path / "eos")])
     err = capsys.readouterr().err.strip()
-    assert rc == 1 and "make teachers" in err and len(err.splitlines()) == 1, err
+    assert rc == 2 and "make teachers" in err and len(err.splitlines()) == 1, err
 
 
 # ----------------------------------------------------------------------------------- the real models
