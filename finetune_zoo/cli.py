@@ -129,7 +129,7 @@ def run_finetune(args) -> int:
     try:
         cfg = build_config(args)
     except (ValidationError, ValueError, OSError) as exc:
-        return report("gfm finetune", exc, args.debug)
+        return report("gfm finetune", exc, getattr(args, "debug", False))
     from finetune_zoo.finetuning import FinetuneError, finetune
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.hub import default_model
@@ -142,7 +142,7 @@ def run_finetune(args) -> int:
                  n_train=args.n_train, replay_config=args.replay_config, data_dirs=args.data_dir or [DEFAULT_DATA_DIR],
                  command=command_line(args))
     except (FinetuneError, TrainingError, CheckpointError, OSError, IndexError, ValueError) as exc:
-        return report("gfm finetune", exc, args.debug)
+        return report("gfm finetune", exc, getattr(args, "debug", False))
     return 0
 
 

@@ -39,7 +39,7 @@ def run(args) -> int:
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as exc:
-        return report("gfm pretrain", exc, args.debug)
+        return report("gfm pretrain", exc, getattr(args, "debug", False))
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.data import StoreError
     from pretraining.distributed import DistributedError
@@ -50,7 +50,7 @@ def run(args) -> int:
         trainer = Trainer(cfg, args.outdir, resume=args.resume)
         trainer.fit()
     except (TrainingError, CheckpointError, DistributedError, StoreError, OSError, ValueError) as exc:
-        return report("gfm pretrain", exc, args.debug)
+        return report("gfm pretrain", exc, getattr(args, "debug", False))
     finally:
         if trainer is not None:
             trainer.env.shutdown()

@@ -195,8 +195,10 @@ def test_screen_overlapping_rows_are_errors_exit_0(files, capsys, tmp_path):
     assert "overlapping atoms" in errors["mixed.xyz:1"] and "cell too small" in errors["mixed.xyz:2"]
 
 
-def test_debug_adds_the_traceback(files, capsys):
-    rc = main(["heads", "--model", "gfm-nosuch", "--debug"])
+@pytest.mark.parametrize("argv", [["heads", "--model", "gfm-nosuch", "--debug"],
+                                  ["--debug", "heads", "--model", "gfm-nosuch"]])
+def test_debug_adds_the_traceback(files, capsys, argv):
+    rc = main(argv)
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("gfm heads: error:")
 

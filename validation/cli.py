@@ -146,7 +146,7 @@ def _guard(fn):
         try:
             return fn(args)
         except (ValueError, KeyError, OSError, TypeError, CheckpointError) as exc:
-            return report(f"gfm validate {args.suite}", exc, args.debug)
+            return report(f"gfm validate {args.suite}", exc, getattr(args, "debug", False))
     return run
 
 

@@ -56,14 +56,16 @@ def report(prog: str, exc: BaseException, debug: bool = False) -> int:
     return EXIT_ERROR
 
 
-def add_debug_everywhere(parser: argparse.ArgumentParser) -> None:
-    """Give every (sub)command a ``--debug`` flag (kept where a command defines its own)."""
+def add_debug_everywhere(parser: argparse.ArgumentParser, _root: bool = True) -> None:
+    """Give every (sub)command a ``--debug`` flag (kept where a command defines its own); ``gfm --debug CMD`` and
+    ``gfm CMD --debug`` both work (a subcommand's flag does not reset the root's)."""
     if "--debug" not in parser._option_string_actions:
-        parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+        parser.add_argument("--debug", action="store_true", default=False if _root else argparse.SUPPRESS,
+                            help="print the traceback of an error")
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in set(action.choices.values()):
-                add_debug_everywhere(sub)
+                add_debug_everywhere(sub, _root=False)
 
 
 def program_name(args) -> str:

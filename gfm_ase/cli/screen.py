@@ -91,7 +91,7 @@ def run(args) -> int:
             world_size=args.world_size, overwrite=args.overwrite, wait_timeout=args.wait_timeout,
             log=None if args.quiet else _log_default)
     except (InputError, OutputError, ValueError, OSError) as exc:
-        return report("gfm screen", exc, args.debug)
+        return report("gfm screen", exc, getattr(args, "debug", False))
     if summary.get("complete") and summary.get("errors"):
         print(f"gfm screen: {summary['errors']} structures could not be evaluated (see the 'error' column)")
     return 0
