@@ -87,13 +87,16 @@ class DistEnv:
             dist.destroy_process_group()
 
 
-def _resolve_device(device: str, local_rank: int) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+def _rank_device(device: str, local_rank: int) -> torch.device:
+    """The runtime's device choice (:func:`gfm_ase.runtime.resolve_device`), with a bare ``cuda`` pinned to this
+    rank's GPU (``local_rank`` modulo the GPUs of the node)."""
+    from gfm_ase.runtime.device import DeviceError, resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except DeviceError as exc:
+        raise DistributedError(str(exc)) from None
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DistributedError("device 'cuda' requested but CUDA is not available")
         if dev.index is None:
             dev = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
@@ -155,7 +158,7 @@ def setup_distributed(launcher: str = "auto", backend: str = "auto", device: str
         rank, world, local_rank, init_method = 0, 1, 0, None
     else:
         raise DistributedError(f"unknown launcher {launcher!r}")
-    dev = _resolve_device(device, local_rank)
+    dev = _rank_device(device, local_rank)
     if backend == "auto":
         backend = "nccl" if dev.type == "cuda" else "gloo"
     if backend == "nccl" and dev.type != "cuda":
