@@ -8,8 +8,8 @@
 # first on a machine with pip access; the suite installs ./.whl/*.whl into /tmp/site when that folder exists.
 # Order = importance, so that a run cut short still returns the correctness checks and the fp32/bf16 tables:
 #   1. environment   2. tests/test_gpu.py (GPU == CPU physics, screening, bf16 bound, compile, training on GPU)
-#   3. screening fp32/bf16 (+ energy-only, ASE loop)   4. MD 1k/8k atoms   5. training throughput
-#   6. screening (float32 and bf16) and MD with torch.compile
+#   3. screening fp32/bf16 (+ energy-only, ASE loop)   4. MD 1k/8k atoms; scale table, Si and HEA, 1k-100k atoms
+#   5. training throughput   6. screening (float32 and bf16) and MD with torch.compile
 # Each step runs under `timeout`; steps whose limit would pass the overall deadline (GFM_SUITE_BUDGET seconds,
 # default 540) are skipped and say so. Logs and JSON go to $OUT (default ./gpu_suite_out).
 set -u
@@ -30,8 +30,10 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 if [ "${GFM_SUITE_SMOKE:-0}" = 1 ]; then
     DEV=cpu; N=16; LOOP=4; SIZES="64"; MDSTEPS=1; TSTEPS=2; TEST_DEV=cpu; COMPILE=0
+    SCALE="--systems si --sizes 64 --dtype float32 --calls 1"
 else
     DEV=cuda; N=2048; LOOP=256; SIZES="1000 8000"; MDSTEPS=20; TSTEPS=40; TEST_DEV=cuda; COMPILE=${GFM_SUITE_COMPILE:-1}
+    SCALE="--systems si hea --sizes 1000 8000 27000 64000 100000 --dtype float32 bfloat16 --calls 3 --max-mem-gb 120"
 fi
 
 step() {  # step NAME LIMIT_S COMMAND...
@@ -65,6 +67,9 @@ step screening 150 "$PY" benchmarks/screening.py --device $DEV --n $N --loop-n $
     --max-atoms 4096 --energy-only --repeat 2 --in-process --json "$OUT/screening.json"
 
 step md 90 "$PY" benchmarks/md.py --device $DEV --sizes $SIZES --dtype float32 bfloat16 --steps $MDSTEPS
+
+# one process per row (CUDA start-up each): Si and the HEA at 1k-100k atoms, fp32 and bf16, E+F+S
+step scale 150 "$PY" benchmarks/scale.py --device $DEV --threads 1 $SCALE --json "$OUT/scale.json"
 
 step training 90 "$PY" benchmarks/training.py --device $DEV --nprocs 1 --precisions float32 bfloat16 \
     --model-size default --batch-size 64 --steps $TSTEPS --json "$OUT/training.json"

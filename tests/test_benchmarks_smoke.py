@@ -23,10 +23,11 @@ def test_gpu_suite_smoke_run_passes_every_step(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     log = (tmp_path / "gpu_suite.log").read_text()
     rcs = dict(re.findall(r"^## ([\w-]+): rc=(\d+)", log, flags=re.M))
-    assert set(rcs) == {"environment", "gpu-tests", "screening", "md", "training"}, log[-3000:]
+    assert set(rcs) == {"environment", "gpu-tests", "screening", "md", "scale", "training"}, log[-3000:]
     assert all(v == "0" for v in rcs.values()), rcs
     assert "8 passed" in log
     assert (tmp_path / "screening.json").is_file() and (tmp_path / "training.json").is_file()
+    assert re.search(r"^\| si \| 64 \| [\d,]+ \| float32 \| 1 \| [\d.]+ \|", log, flags=re.M), log[-3000:]
 
 
 def test_batching_bound_script_prints_its_tables():
