@@ -93,6 +93,21 @@ def test_stress_is_strain_derivative_over_volume(model64):
     np.testing.assert_allclose(out["stress"][0].numpy(), numeric, rtol=0, atol=1e-7)
 
 
+def test_per_direction_pbc_of_later_torch_sim_releases(model64, calc64):
+    """torch-sim after 0.3 stores pbc as three flags: a slab (periodic in x, y) matches the calculator."""
+    from ase.build import diamond100
+
+    slab = diamond100("Si", size=(2, 2, 4), vacuum=6.0)
+    slab.rattle(0.03, seed=4)
+    state = ts.io.atoms_to_state([slab], CPU, torch.float64)
+    state.pbc = torch.tensor([True, True, False])
+    out = model64(state)
+    slab.calc = calc64
+    assert abs(float(out["energy"][0]) - slab.get_potential_energy()) < 1e-8
+    np.testing.assert_allclose(out["forces"].numpy(), slab.get_forces(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["stress"][0].numpy(), slab.get_stress(voigt=False), rtol=0, atol=1e-8)
+
+
 def test_device_neighbor_list_matches_calculator_graph():
     for atoms, pbc in [(mixed_structures()[4], True), (molecule("CH4"), False)]:
         e_ref, s_ref = radius_graph(atoms.positions, atoms.cell.array, atoms.pbc, 5.0)

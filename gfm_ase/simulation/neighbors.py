@@ -2,18 +2,34 @@
 :func:`gfm_ase.graph.neighbors.radius_graph` (the same search), without a round trip through numpy."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from gfm_ase.graph.neighbors import StructureError
 
 
-def device_radius_graph(positions: torch.Tensor, cell: torch.Tensor, pbc: bool, cutoff: float, *,
+def device_radius_graph(positions: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, *,
                         max_neighbors: int | None = None):
     """``edge_index`` [2, E] (centre i, neighbor j), integer ``shifts`` [E, 3] and distances [E] of one structure.
 
     positions [n, 3] and cell [3, 3] (rows are cell vectors) on any device; ``pbc`` is one flag for the three
-    directions (torch-sim's convention). Periodic structures need a cell of non-zero volume.
+    directions (torch-sim 0.3's convention) or three flags. Periodic structures need a cell of non-zero volume.
+    Mixed periodicity (slabs, wires) is searched on the host by :func:`gfm_ase.graph.neighbors.radius_graph`,
+    which completes the cell along the open directions, and the result is moved to the device.
     """
+    flags = [bool(v) for v in torch.as_tensor(pbc).reshape(-1).expand(3).tolist()]
+    if len(set(flags)) > 1:
+        from gfm_ase.graph.neighbors import radius_graph
+
+        pos = positions.detach().to("cpu", torch.float64)
+        box = cell.detach().to("cpu", torch.float64)
+        edge_index, shifts = radius_graph(pos.numpy(), box.numpy(), np.array(flags), cutoff, max_neighbors)
+        edge_index = torch.as_tensor(edge_index)
+        shifts = torch.as_tensor(shifts)
+        vec = pos[edge_index[1]] - pos[edge_index[0]] + shifts @ box
+        return (edge_index.to(positions.device), shifts.to(device=positions.device, dtype=positions.dtype),
+                vec.norm(dim=1).to(positions.device))
+    pbc = flags[0]
     from vesin_torch import NeighborList
 
     if positions.shape[0] == 0:

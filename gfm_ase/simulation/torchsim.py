@@ -7,6 +7,7 @@ torch-sim (``torch-sim-atomistic``) runs batched relaxations and MD of many syst
 * torch-sim's stress convention is ASE's (tension positive, ``(1/V) dE/d strain``; its cell filters and barostats
   use ``virial = -V (stress + p)``), so the stress is the model's stress as a full symmetric 3x3 tensor;
 * ``SimState.cell`` holds the cell vectors as columns; the graph uses rows (ASE), so it is transposed here;
+  ``SimState.pbc`` is one flag in torch-sim 0.3 and three in later releases: both are read;
 * the neighbor list is built on the model's device with ``vesin.torch`` (the same library and search as the
   calculator's CPU graph, so the same pairs), per system, and the batch is assembled there;
 * ``memory_scales_with = "n_atoms_x_density"``: a radial cutoff, no neighbor cap (``"n_atoms"`` for models with
@@ -88,7 +89,8 @@ class GFMTorchSimModel(ModelInterface):
         numbers = state.atomic_numbers.to(dev).long()
         n_systems = int(cell.shape[0])
         n_atoms = torch.bincount(system_idx, minlength=n_systems)
-        pbc = bool(state.pbc) if not isinstance(state.pbc, torch.Tensor) else bool(state.pbc.all())
+        # one flag (torch-sim 0.3) or three (later releases)
+        pbc = [bool(v) for v in torch.as_tensor(state.pbc).reshape(-1).expand(3).tolist()]
         self._check_cells(positions, numbers, cell, n_atoms, pbc)
         edges, shifts = [], []
         start = 0
@@ -106,13 +108,13 @@ class GFMTorchSimModel(ModelInterface):
             start += n
         return GraphBatch(
             positions=positions, numbers=numbers, cell=cell,
-            pbc=torch.full((n_systems, 3), pbc, dtype=torch.bool, device=dev),
+            pbc=torch.tensor(pbc, dtype=torch.bool, device=dev).expand(n_systems, 3).clone(),
             batch=system_idx, n_atoms=n_atoms, edge_index=torch.cat(edges, dim=1),
             shifts=torch.cat(shifts).to(dt),
             head=torch.zeros(n_systems, dtype=torch.long, device=dev),
             weight=torch.ones(n_systems, dtype=dt, device=dev))
 
-    def _check_cells(self, positions, numbers, cell, n_atoms, pbc: bool) -> None:
+    def _check_cells(self, positions, numbers, cell, n_atoms, pbc: list[bool]) -> None:
         """The full sanity check (host) of every system, when the cells differ from the last checked ones."""
         if not self.sanity.enabled:
             return
@@ -122,7 +124,7 @@ class GFMTorchSimModel(ModelInterface):
         pos, num, cel = positions.detach().cpu().numpy(), numbers.cpu().numpy(), cell.detach().cpu().numpy()
         start = 0
         for b, n in enumerate(n_atoms.tolist()):
-            msg = self.sanity.problem(pos[start:start + n], num[start:start + n], cel[b], [pbc] * 3)
+            msg = self.sanity.problem(pos[start:start + n], num[start:start + n], cel[b], pbc)
             if msg is not None:
                 self._checked_cells = None
                 raise GeometryError(f"system {b}: {msg}")
@@ -154,10 +156,10 @@ class GFMTorchSimModel(ModelInterface):
         batch = self.graph_batch(state)
         if self._compute_stress:
             volume = torch.linalg.det(batch.cell).abs()
-            if not bool(batch.pbc.all()) or bool((volume <= MIN_VOLUME).any()):
+            if not bool(batch.pbc.any()) or bool((volume <= MIN_VOLUME).any()):
                 bad = [int(k) for k in torch.nonzero(volume <= MIN_VOLUME).flatten().tolist()]
                 raise ValueError("stress needs periodic systems with a cell of non-zero volume "
-                                 f"(pbc={bool(batch.pbc.all())}, systems without volume: {bad}); "
+                                 f"(pbc={batch.pbc[0].tolist()}, systems without volume: {bad}); "
                                  "use compute_stress=False for molecules")
         out = self.evaluator(batch, forces=self._compute_forces, stress=self._compute_stress)
         result = {"energy": out["energy"].detach()}
