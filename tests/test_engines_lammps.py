@@ -192,6 +192,20 @@ def test_refused_input_lines(tmp_path, line, message):
         assert sim.calls == 0
 
 
+@pytest.mark.parametrize("lines, message", [
+    ("pair_style gfm\npair_coeff * * Si Fe\n", r"in.lmp:8: LAMMPS atom types: element\(s\) \['Fe'\] not covered"),
+    ("pair_coeff * * Si Ge\n", "in.lmp:7: pair_coeff needs 'pair_style gfm' first"),
+    ("print 'unbalanced\n", "in.lmp:7: cannot parse"),
+])
+def test_input_file_errors_name_file_and_line(tmp_path, lines, message):
+    inp = tmp_path / "in.lmp"
+    inp.write_text(SETUP.format(data=data_file(tmp_path, orthorhombic())) + lines + "run 1\n")
+    with GFMLammps("gfm-mini", "omat") as sim:
+        with pytest.raises(LammpsInputError, match=message):
+            sim.file(inp)
+        assert sim.calls == 0
+
+
 def test_error_inside_a_run_stops_it_and_is_raised(tmp_path):
     atoms = orthorhombic()
     with GFMLammps("gfm-mini", "omat", types=SPECORDER) as sim:

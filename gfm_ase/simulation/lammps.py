@@ -209,7 +209,10 @@ class GFMLammps:
     # --- commands -------------------------------------------------------------------------------------------------
     def command(self, line: str, where: str = "") -> None:
         """Run one LAMMPS command; ``pair_style gfm`` / ``pair_coeff * * El...`` set the type map."""
-        words = shlex.split(line, posix=True) if line.strip() else []
+        try:
+            words = shlex.split(line, posix=True) if line.strip() else []
+        except ValueError as exc:  # unbalanced quotes
+            raise LammpsInputError(f"{where}cannot parse {line!r}: {exc}") from None
         if not words:
             return
         name = words[0]
@@ -231,7 +234,10 @@ class GFMLammps:
                 raise LammpsInputError(f"{where}pair_coeff needs 'pair_style gfm' first")
             if words[1:3] != ["*", "*"] or len(words) < 4:
                 raise LammpsInputError(f"{where}use 'pair_coeff * * El1 El2 ...' (one element per atom type)")
-            self.set_types(words[3:])
+            try:
+                self.set_types(words[3:])
+            except ValueError as exc:  # LammpsInputError included
+                raise LammpsInputError(f"{where}{exc}") from None
             return
         if name in DRIVING_COMMANDS:
             self.check(where)
