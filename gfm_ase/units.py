@@ -32,6 +32,9 @@ STRESS_UNITS = {"eV/A^3": 1.0, "eV/Angstrom^3": 1.0, "GPa": GPA, "kbar": KBAR, "
 
 # index pairs of the 6-vector orders
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE / Voigt: xx yy zz yz xz xy
+# the same as index arrays, for full[..., VOIGT_ROWS, VOIGT_COLS] -> [..., 6] (numpy and torch alike)
+VOIGT_ROWS: tuple[int, ...] = tuple(a for a, _ in VOIGT)
+VOIGT_COLS: tuple[int, ...] = tuple(b for _, b in VOIGT)
 VASP_ORDER = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))  # VASP OUTCAR "in kB": xx yy zz xy yz zx
 ORDERS = {"voigt": VOIGT, "vasp": VASP_ORDER}
 
@@ -129,6 +132,6 @@ def virial_to_stress(virial, volume: float, unit: str = "eV") -> np.ndarray:
 
 __all__ = [
     "BAR", "BOHR", "GPA", "HARTREE", "HARTREE_PER_BOHR", "KBAR", "KCAL_MOL", "KJ_MOL", "PA", "RYDBERG",
-    "UnitError", "VOIGT", "VASP_ORDER", "energy_factor", "length_factor", "stress_factor", "full_to_voigt",
-    "voigt_to_full", "stress_to_ase", "virial_to_stress",
+    "UnitError", "VOIGT", "VOIGT_ROWS", "VOIGT_COLS", "VASP_ORDER", "energy_factor", "length_factor",
+    "stress_factor", "full_to_voigt", "voigt_to_full", "stress_to_ase", "virial_to_stress",
 ]

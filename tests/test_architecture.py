@@ -33,7 +33,7 @@ def violations(package: str, allowed: tuple[str, ...]) -> list[str]:
 
 @pytest.mark.parametrize("package, allowed", [
     # the model: configs, element tables and the graph type only (never runtime, calculator, screening, trainer)
-    ("gfm_ase.model", ("gfm_ase.config", "gfm_ase.elements", "gfm_ase.graph")),
+    ("gfm_ase.model", ("gfm_ase.config", "gfm_ase.elements", "gfm_ase.graph", "gfm_ase.units")),
     # the runtime: the model, its files and the graph type
     ("gfm_ase.runtime", ("gfm_ase.model", "gfm_ase.graph", "gfm_ase.config", "gfm_ase.checkpoint", "gfm_ase.hub",
                          "gfm_ase.elements")),

@@ -12,12 +12,12 @@ import torch
 
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.model.precision import precision_info
+from gfm_ase.units import VOIGT_COLS, VOIGT_ROWS
 
 # structures whose cell has a smaller volume (molecules, cells with a zero vector) get a NaN stress: undefined
 MIN_VOLUME = 1e-8  # A^3
 
-VOIGT_I = (0, 1, 2, 1, 0, 0)
-VOIGT_J = (0, 1, 2, 2, 2, 1)
+VOIGT_I, VOIGT_J = VOIGT_ROWS, VOIGT_COLS  # the Voigt order of gfm_ase.units (xx yy zz yz xz xy)
 
 def full_to_voigt(t: torch.Tensor) -> torch.Tensor:
     return t[..., VOIGT_I, VOIGT_J]
