@@ -26,12 +26,10 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 from validation.calculators import describe, make_calculator
 from validation.output import SuiteResult, jsonable, shift_headers
-
-SUITES = ("errors", "eos", "phonons", "relax", "md")
-
 
 def _resolve(base: Path, value):
     if isinstance(value, (list, tuple)):
@@ -49,50 +47,68 @@ def _kwargs(fn, options: dict, exclude: tuple, where: str) -> dict:
     return dict(options)
 
 
+def _errors(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
+    from validation.errors import load_structures, run_errors
+
+    if "data" not in opts:
+        raise ValueError("errors: 'data' (a store or an ASE-readable file) is required")
+    structures, name = load_structures(_resolve(base, opts.pop("data")), split=opts.pop("split", None),
+                                       split_seed=opts.pop("split_seed", 0))
+    opts.setdefault("name", name)
+    return run_errors(calc, structures, outdir=outdir, **_kwargs(run_errors, opts, ("outdir",), "errors"))
+
+
+def _eos(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
+    from validation.eos import run_eos
+
+    elements = opts.pop("elements", None)
+    return run_eos(calc, elements, outdir=outdir, **_kwargs(run_eos, opts, ("outdir",), "eos"))
+
+
+def _phonons(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
+    from validation.phonons import load_references, run_phonons
+
+    if "reference" not in opts:
+        raise ValueError("phonons: 'reference' (a folder) is required")
+    paths = opts.pop("reference")
+    supercell, primitive = opts.pop("supercell", None), opts.pop("primitive", None)
+    refs = [r for p in ([paths] if isinstance(paths, str) else paths)
+            for r in load_references(_resolve(base, p), supercell, primitive)]
+    return run_phonons(calc, refs, outdir=outdir, **_kwargs(run_phonons, opts, ("outdir",), "phonons"))
+
+
+def _relax(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
+    from validation.relax import read_structures, run_relax
+
+    if "reference" not in opts:
+        raise ValueError("relax: 'reference' (structure files) is required")
+    refs = read_structures(_resolve(base, opts.pop("reference")))
+    if "initial" in opts:
+        opts["initial"] = read_structures(_resolve(base, opts.pop("initial")))
+    return run_relax(calc, refs, outdir=outdir, **_kwargs(run_relax, opts, ("outdir",), "relax"))
+
+
+def _md(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
+    from validation.md import run_md, starting_structure
+
+    structure = opts.pop("structure", None)
+    atoms = starting_structure(structure=_resolve(base, structure) if structure else None,
+                               bulk=opts.pop("bulk", None), repeat=opts.pop("repeat", None))
+    return run_md(calc, atoms, outdir=outdir, **_kwargs(run_md, opts, ("outdir",), "md"))
+
+
+# suite name -> runner of one YAML entry (calc, options, base directory, output folder); a new suite adds its row
+YAML_RUNNERS: dict[str, Callable[[Any, dict, Path, Path], SuiteResult]] = {
+    "errors": _errors, "eos": _eos, "phonons": _phonons, "relax": _relax, "md": _md,
+}
+SUITES = tuple(YAML_RUNNERS)
+
+
 def run_suite(suite: str, calc, options: dict, base: Path, outdir: Path) -> SuiteResult:
     """One suite from a YAML entry (``options`` without the ``suite``/``name`` keys)."""
-    opts = dict(options)
-    if suite == "eos":
-        from validation.eos import run_eos
-
-        elements = opts.pop("elements", None)
-        return run_eos(calc, elements, outdir=outdir, **_kwargs(run_eos, opts, ("outdir",), suite))
-    if suite == "phonons":
-        from validation.phonons import load_references, run_phonons
-
-        if "reference" not in opts:
-            raise ValueError("phonons: 'reference' (a folder) is required")
-        paths = opts.pop("reference")
-        supercell, primitive = opts.pop("supercell", None), opts.pop("primitive", None)
-        refs = [r for p in ([paths] if isinstance(paths, str) else paths)
-                for r in load_references(_resolve(base, p), supercell, primitive)]
-        return run_phonons(calc, refs, outdir=outdir, **_kwargs(run_phonons, opts, ("outdir",), suite))
-    if suite == "errors":
-        from validation.errors import load_structures, run_errors
-
-        if "data" not in opts:
-            raise ValueError("errors: 'data' (a store or an ASE-readable file) is required")
-        structures, name = load_structures(_resolve(base, opts.pop("data")), split=opts.pop("split", None),
-                                           split_seed=opts.pop("split_seed", 0))
-        opts.setdefault("name", name)
-        return run_errors(calc, structures, outdir=outdir, **_kwargs(run_errors, opts, ("outdir",), suite))
-    if suite == "relax":
-        from validation.relax import read_structures, run_relax
-
-        if "reference" not in opts:
-            raise ValueError("relax: 'reference' (structure files) is required")
-        refs = read_structures(_resolve(base, opts.pop("reference")))
-        if "initial" in opts:
-            opts["initial"] = read_structures(_resolve(base, opts.pop("initial")))
-        return run_relax(calc, refs, outdir=outdir, **_kwargs(run_relax, opts, ("outdir",), suite))
-    if suite == "md":
-        from validation.md import run_md, starting_structure
-
-        structure = opts.pop("structure", None)
-        atoms = starting_structure(structure=_resolve(base, structure) if structure else None,
-                                   bulk=opts.pop("bulk", None), repeat=opts.pop("repeat", None))
-        return run_md(calc, atoms, outdir=outdir, **_kwargs(run_md, opts, ("outdir",), suite))
-    raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
+    if suite not in YAML_RUNNERS:
+        raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
+    return YAML_RUNNERS[suite](calc, dict(options), base, outdir)
 
 
 def _calculator_from_config(spec):
