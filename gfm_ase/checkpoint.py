@@ -78,7 +78,7 @@ def portable_text(text: str) -> str:
     return _ABSOLUTE_IN_TEXT.sub(lambda m: portable_path(m.group(0)), text)
 
 
-def _portable(obj):
+def _portable(obj: Any) -> Any:
     if isinstance(obj, str):
         return portable_text(obj)
     if isinstance(obj, dict):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION: Literal[1] = 1
 
 
 class StrictModel(BaseModel):
@@ -43,7 +43,7 @@ class HeadConfig(HeadIdentity):
 
     @field_validator("elements")
     @classmethod
-    def _known_elements(cls, v):
+    def _known_elements(cls, v: list[str]) -> list[str]:
         bad = [e for e in v if e not in atomic_numbers]
         if bad:
             raise ValueError(f"unknown element symbols {bad}")
@@ -51,7 +51,7 @@ class HeadConfig(HeadIdentity):
 
     @field_validator("reference_energies")
     @classmethod
-    def _known_ref(cls, v):
+    def _known_ref(cls, v: dict[str, float]) -> dict[str, float]:
         bad = [e for e in v if e not in atomic_numbers]
         if bad:
             raise ValueError(f"unknown element symbols in reference_energies: {bad}")
@@ -74,7 +74,7 @@ class TrunkConfig(StrictModel):
     # filled in when the model is built). The registry import loads the built-in trunks (gfm_ase.model).
     @field_validator("name")
     @classmethod
-    def _known_trunk(cls, v):
+    def _known_trunk(cls, v: str) -> str:
         from gfm_ase.model.registry import trunk_options_class
 
         trunk_options_class(v)
@@ -82,7 +82,7 @@ class TrunkConfig(StrictModel):
 
     @field_validator("options")
     @classmethod
-    def _valid_options(cls, v, info: ValidationInfo):
+    def _valid_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         from gfm_ase.model.registry import trunk_options_class
 
         if "name" in info.data:  # else the name itself was invalid and is reported
@@ -97,7 +97,7 @@ class ModelConfig(StrictModel):
     heads: list[HeadConfig]
 
     @model_validator(mode="after")
-    def _unique_heads(self):
+    def _unique_heads(self) -> "ModelConfig":
         names = [h.name for h in self.heads]
         if not names:
             raise ValueError("a model needs at least one head")

@@ -57,7 +57,7 @@ def default_model_help() -> str:
     return f"(default: the built-in default model, currently {default_model()})"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> str:
     # DEFAULT_MODEL stays importable but is decided when asked for, like default_model()
     if name == "DEFAULT_MODEL":
         return default_model()

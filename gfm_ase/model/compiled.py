@@ -7,6 +7,8 @@ screens and MD runs, so it is off by default; the measured speed-ups and compile
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -18,16 +20,17 @@ class CompiledTrunkModel(nn.Module):
     (heads, head metadata, cutoff, ...) is ``model``'s own, so whatever :func:`gfm_ase.model.predict` or a caller
     reads of the model is there without a list of delegations to keep in step."""
 
-    def __init__(self, model, dynamic: bool = True, **compile_kwargs):
+    def __init__(self, model: Any, dynamic: bool = True, **compile_kwargs: Any) -> None:
         super().__init__()
         self.inner = model
         self.compiled_trunk = torch.compile(model.trunk, dynamic=dynamic, **compile_kwargs)
 
-    def features(self, numbers, edge_index, edge_vec, batch=None, num_graphs=None):
+    def features(self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
+                 batch: torch.Tensor | None = None, num_graphs: int | None = None) -> torch.Tensor:
         return run_trunk(self.compiled_trunk, numbers, edge_index, edge_vec, batch, num_graphs,
                          needs_batch=bool(getattr(self.inner.trunk, "needs_batch", False)))
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         try:
             return super().__getattr__(name)  # this module's own parameters, buffers and submodules
         except AttributeError:

@@ -7,6 +7,7 @@ Stress follows ASE: eV/A^3, tension positive, Voigt order xx yy zz yz xz xy.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 
@@ -29,14 +30,14 @@ def edge_vectors(batch: GraphBatch, positions: torch.Tensor, cell: torch.Tensor)
     return positions[j] - positions[i] + torch.einsum("ei,eij->ej", batch.shifts, edge_cell)
 
 
-def _autocast(autocast_dtype: torch.dtype | None, device: torch.device):
+def _autocast(autocast_dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
     if autocast_dtype is not None:
         return torch.autocast(device_type=device.type, dtype=autocast_dtype)
     return contextlib.nullcontext()
 
 
 def predict(
-    model,
+    model: Any,  # a GFMModel, its compiled view or a DDP wrapper of it
     batch: GraphBatch,
     head: str | None = None,
     *,
@@ -96,7 +97,7 @@ def predict(
         out["head_energies"] = torch.zeros(batch.num_graphs, he.shape[1], dtype=he.dtype,
                                            device=device).index_add_(0, batch.batch, he)
     if need_grad:
-        inputs = [positions] + ([strain] if stress else [])
+        inputs = [positions] + ([strain] if strain is not None else [])
         grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph, allow_unused=True)
         if forces:
             g = grads[0]
