@@ -76,35 +76,27 @@ def run_row(system: str, n_atoms: int, dtype: str, device_name: str, calls: int,
     import torch
 
     from benchmarks.screening import current_mib, default_model, peak_mib, sync
-    from gfm_ase.graph import collate, graph_from_atoms
-    from gfm_ase.model import predict
+    from gfm_ase.runtime import InferenceRuntime, load
     from gfm_ase.screening.allocator import tune_cpu_allocator
 
-    param_dtype = torch.float64 if dtype == "float64" else torch.float32  # bf16: float32 weights, bf16 autocast
     device = torch.device(device_name)
     if device.type == "cpu":
         tune_cpu_allocator()
-    if model_name:
-        from gfm_ase.checkpoint import load_model
-        from gfm_ase.hub import resolve_model
-
-        model = load_model(resolve_model(model_name))
-    else:
-        model = default_model()
-    model = model.to(device=device, dtype=param_dtype).inference_mode_()
-    head = model.head_names[0]
+    model = load(model_name).model if model_name else default_model()
+    # the runtime: device, precision table (bf16: float32 weights, bf16 autocast), inference mode
+    runtime = InferenceRuntime(model, model.head_names[0], device=device, dtype=dtype)
     atoms = build_cell(system, n_atoms)
     base = current_mib(device)
     t = time.perf_counter()
-    batch = collate([graph_from_atoms(atoms, model.cutoff)], dtype=param_dtype).to(device)
+    batch = runtime.batch_from_atoms([atoms])
     sync(device)
     graph_s = time.perf_counter() - t
     for _ in range(warmup):
-        predict(model, batch, head, forces=True, stress=True, precision=dtype)
+        runtime.evaluate(batch, forces=True, stress=True)
     sync(device)
     w, c = time.perf_counter(), time.process_time()
     for _ in range(calls):
-        out = predict(model, batch, head, forces=True, stress=True, precision=dtype)
+        out = runtime.evaluate(batch, forces=True, stress=True)
     sync(device)
     wall, cpu = time.perf_counter() - w, time.process_time() - c
     assert bool(torch.isfinite(out["forces"]).all()) and bool(torch.isfinite(out["stress"]).all())
