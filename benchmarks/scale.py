@@ -205,14 +205,13 @@ def main(argv=None) -> int:
                     continue
                 a, b = ref[0], ref[-1]
 
-                def t_atom(r):
-                    return r["wall_s"] / r["calls"] / r["atoms"]
+                def per_atom(r, key):
+                    return (r["peak_mib"] - r["base_mib"] if key == "mem" else r[key]) / r["atoms"]
 
-                def m_atom(r):
-                    return (r["peak_mib"] - r["base_mib"]) / r["atoms"]
-
-                notes.append(f"{system} {dtype} {threads} thread(s): {b['atoms']:,} vs {a['atoms']:,} atoms: time per "
-                             f"atom x{t_atom(b) / t_atom(a):.2f}, memory per atom x{m_atom(b) / m_atom(a):.2f}")
+                ratio = {k: per_atom(b, k) / per_atom(a, k) for k in ("wall_s", "cpu_s", "mem")}
+                notes.append(f"{system} {dtype} {threads} thread(s): {b['atoms']:,} vs {a['atoms']:,} atoms: per atom, "
+                             f"wall time x{ratio['wall_s']:.2f}, CPU time x{ratio['cpu_s']:.2f}, "
+                             f"memory x{ratio['mem']:.2f}")
     print("\n".join(notes))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "notes": notes}, indent=1))
