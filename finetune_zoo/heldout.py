@@ -78,8 +78,19 @@ def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors
                           + " (pass --data-dir DIR or --replay-config YAML)")
             return out
         rec = _recorded(head_cfg, spec.name)
+        # the datasets this one excludes by (exclude_covered_by) decide which of its structures exist: keep them
+        by_name = {d.name: d for d in cfg.datasets}
+        covering = []
+        for name in spec.exclude_covered_by:
+            cov = by_name.get(name)
+            cov_path = None if cov is None else _locate(cfg.dataset_path(cov), data_dirs)
+            if cov_path is None:
+                out.reason = (f"dataset {spec.name!r} excludes structures covered by dataset {name!r}, whose store "
+                              f"is not found" + (f" in {_where(data_dirs)}" if data_dirs else ""))
+                return out
+            covering.append(cov.model_copy(update={"path": str(cov_path.resolve()), "exclude_covered_by": []}))
         sub = cfg.model_copy(update={"heads": [cfg.head_of(head_cfg.name)],
-                                     "datasets": [spec.model_copy(update={"path": str(found.resolve())})]})
+                                     "datasets": [spec.model_copy(update={"path": str(found.resolve())})] + covering})
         try:
             ds = open_datasets(sub, cutoff, max_neighbors)[0]
         except (OSError, ValueError) as exc:
