@@ -134,7 +134,8 @@ def main(argv=None) -> int:
         if not spec.energy_offsets:
             raise SystemExit(f"error: --mlearn-offsets-from: dataset {spec.name!r} has no energy_offsets")
         offsets = dict(spec.energy_offsets)
-    report = {"model": str(resolve_model(args.model)), "model_name": model.config.name, "config": str(args.config),
+    where = args.model if "/" not in args.model else Path(args.model).name  # no machine paths in reports
+    report = {"model": where, "model_name": model.config.name, "config": str(args.config),
               "split": args.split, "datasets": {}, "mlearn": {}, "mlearn_head": args.mlearn_head,
               "mlearn_offsets_from": args.mlearn_offsets_from}
     for d in datasets:
