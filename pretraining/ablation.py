@@ -43,10 +43,7 @@ def _fitsnap_rows(model, cfg, head: str) -> dict:
         if not d.name.startswith("fitsnap"):
             continue
         graphs = d.split("test")
-        elements = {int(z) for k in range(len(graphs)) for z in np.unique(graphs[k].numbers)}
-        from ase.data import chemical_symbols
-
-        missing = sorted(chemical_symbols[z] for z in elements if chemical_symbols[z] not in covered)
+        missing = sorted(set(d.elements) - covered)
         if missing:
             out[d.name] = {"not_covered": missing, "n_structures": len(graphs)}
             continue
@@ -54,25 +51,26 @@ def _fitsnap_rows(model, cfg, head: str) -> dict:
     return out
 
 
-def _mlearn_rows(model_dir: str, store_path: Path, head: str) -> dict:
+def _mlearn_rows(model, store_path: Path, head: str) -> dict:
     from gfm_ase import GFMCalculator
     from gfm_ase.data import Store
+    from gfm_ase.units import GPA
     from validation.errors import run_errors
 
     store = Store(store_path)
     groups = np.asarray(store.groups, dtype=str)
-    calc = GFMCalculator(model=model_dir, head=head)
-    covered = set(calc.model.head_config(head).elements) if hasattr(calc, "model") else None
+    calc = GFMCalculator(model=model, head=head)
+    covered = set(model.head_config(head).elements)
     out = {}
     for el in sorted({g.split("/")[0] for g in groups}):
         idx = np.flatnonzero(np.char.startswith(groups, el + "/"))
-        if covered is not None and el not in covered:
+        if el not in covered:
             out[el] = {"not_covered": [el], "n_structures": len(idx)}
             continue
         res = run_errors(calc, [store.to_atoms(int(i)) for i in idx], name=f"mlearn {el}", align="per-element")
         s = res.summary
         out[el] = {"energy_mae_meV_atom": s["energy_mae_meV_atom"], "forces_mae_meV_A": s["forces_mae_meV_A"],
-                   "stress_mae_meV_A3": None if s["stress_mae_GPa"] is None else s["stress_mae_GPa"] / 160.21766208,
+                   "stress_mae_meV_A3": None if s["stress_mae_GPa"] is None else 1000 * GPA * s["stress_mae_GPa"],
                    "n_structures": s["n_structures"], "n_failed": s["n_failed"]}
     return out
 
@@ -139,7 +137,7 @@ def main(argv=None) -> int:
         path = resolve_model(where)
         model = load_model(path)
         report["models"][label] = {"model": where, "fitsnap": _fitsnap_rows(model, cfg, args.head),
-                                   "mlearn": _mlearn_rows(str(path), args.mlearn_test, args.head),
+                                   "mlearn": _mlearn_rows(model, args.mlearn_test, args.head),
                                    "wall_s": time.perf_counter() - t0}
         print(f"{label}: done in {report['models'][label]['wall_s']:.0f} s", flush=True)
     md = markdown(report)
