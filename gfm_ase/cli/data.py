@@ -1,4 +1,4 @@
-"""``gfm data convert|formats|info|check|split``: build and inspect structure stores.
+"""``gfm data convert|formats|info|check|split|export``: build and inspect structure stores.
 
 Bad input (an unreadable or corrupt file, an unknown converter option, a store that is not one) is reported as one
 line ``error: <file>: <what>`` with exit status 2; ``--debug`` adds the traceback.
@@ -75,6 +75,18 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--by", choices=["structure", "group"], default="structure")
     s.set_defaults(func=run_split)
+
+    x = dsub.add_parser("export", parents=[common],
+                        help="write a store to extxyz or an ASE database (every label, ASE units; atomic write)",
+                        description="Write every structure and label of a store (energy, forces, stress, magmoms, "
+                                    "charge, spin, group, id) to OUT in ASE units. The format comes from the suffix: "
+                                    ".extxyz/.xyz (labels as the plain keys ASE reads back as the frame's "
+                                    "calculator) or .db (labels as the rows' calculator columns). gfm data convert "
+                                    "reads OUT back into the same store.")
+    x.add_argument("store", metavar="STORE", help="a gfm-ase store (.h5 or folder of shards)")
+    x.add_argument("-o", "--output", required=True, metavar="OUT.extxyz|OUT.db")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    x.set_defaults(func=run_export)
 
 
 def _error(args, path, exc: BaseException, note: str = "") -> int:
@@ -214,4 +226,19 @@ def run_split(args) -> int:
            **{k: v.tolist() for k, v in splits.items()}}
     atomic_write_bytes(Path(args.output), json.dumps(doc).encode())
     print(f"{args.output}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    return 0
+
+
+def run_export(args) -> int:
+    from gfm_ase.data.export import ExportError, check_target, export_store
+    from gfm_ase.data.store import StoreError
+
+    try:
+        check_target(args.output, args.overwrite)  # before the store is opened
+        n = export_store(args.store, args.output, overwrite=args.overwrite)
+    except ExportError as exc:
+        return _error(args, None, exc)
+    except (StoreError, OSError, KeyError, ValueError) as exc:
+        return _error(args, args.store, exc, f" (nothing was written to {args.output})")
+    print(f"wrote {n} structures to {args.output}")
     return 0

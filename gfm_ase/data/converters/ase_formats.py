@@ -8,7 +8,8 @@ another key (``info`` or an ASE-db ``data`` entry, e.g. QM9's ``energy_U0`` in H
 
 Labels a frame holds that this reader does not convert (calculator results such as ``dipole``, ``charges`` or
 per-atom ``energies``; ``info`` keys such as ``virial`` or ``REF_energy``; per-atom arrays such as ``REF_forces``)
-are counted and reported by the driver, never dropped silently.
+are counted and reported by the driver, never dropped silently. A frame's ``info['id']`` (ASE db: ``data['id']``),
+as ``gfm data export`` writes it, becomes the record id; without one the id is the file and frame.
 """
 from __future__ import annotations
 
@@ -77,6 +78,13 @@ def _labels_from(atoms, extra: dict, energy_key: str, energy_unit: str, stress_u
     return energy, forces, stress, magmoms
 
 
+def _source_id(d: dict, default: str) -> str:
+    """The record id a frame carries (``info['id']``, ASE-db ``data['id']``: what ``gfm data export`` writes), else
+    ``default`` (file and frame)."""
+    value = d.get("id")
+    return str(value) if isinstance(value, str) and value else default
+
+
 def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | None = None,
              energy_key: str = "energy", energy_unit: str = "eV", stress_unit: str = "eV/A^3",
              stress_sign: str = "tension", group: str | None = None) -> Iterator[Item]:
@@ -100,7 +108,7 @@ def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | 
                 return StructureRecord(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, energy=e,
                                        forces=f, stress=s, magmoms=m, charge=extra.get("charge"),
                                        spin=extra.get("spin"), group=str(extra.get("group", grp)),
-                                       id=f"{ident}#id={row.id}")
+                                       id=_source_id(extra, f"{ident}#id={row.id}"))
             try:
                 dropped = unconverted_labels(row.toatoms(), {**row.key_value_pairs, **(row.data or {})}, energy_key)
             except Exception:  # noqa: BLE001 - a broken row is reported by build()
@@ -116,5 +124,5 @@ def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | 
             return StructureRecord(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, energy=e, forces=f,
                                    stress=s, magmoms=m, charge=atoms.info.get("charge"),
                                    spin=atoms.info.get("spin"), group=str(atoms.info.get("group", grp)),
-                                   id=f"{ident}#{k}")
+                                   id=_source_id(atoms.info, f"{ident}#{k}"))
         yield Item(f"frame {k}", build, unconverted_labels(atoms, {}, energy_key))
