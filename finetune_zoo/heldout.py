@@ -88,7 +88,9 @@ def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors
                 out.reason = (f"dataset {spec.name!r} excludes structures covered by dataset {name!r}, whose store "
                               f"is not found" + (f" in {_where(data_dirs)}" if data_dirs else ""))
                 return out
-            covering.append(cov.model_copy(update={"path": str(cov_path.resolve()), "exclude_covered_by": []}))
+            # only its element sets matter: it may train another head, which this sub-config does not hold
+            covering.append(cov.model_copy(update={"path": str(cov_path.resolve()), "exclude_covered_by": [],
+                                                   "head": head_cfg.name, "label_filter": None}))
         sub = cfg.model_copy(update={"heads": [cfg.head_of(head_cfg.name)],
                                      "datasets": [spec.model_copy(update={"path": str(found.resolve())})] + covering})
         try:

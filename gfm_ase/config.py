@@ -90,10 +90,23 @@ class TrunkConfig(StrictModel):
         return v
 
 
+class PairRepulsionConfig(StrictModel):
+    """A fixed short-range pair repulsion added to every head's energy (:mod:`gfm_ase.model.repulsion`): the ZBL
+    screened nuclear repulsion, switched off smoothly at ``cutoff_factor`` times the sum of the two atoms'
+    covalent radii. The learned part of the model is trained on the residual."""
+
+    kind: Literal["zbl"] = Field("zbl", description="the pair potential (ZBL universal screened repulsion)")
+    cutoff_factor: float = Field(
+        1.0, gt=0.0, le=2.0, description="the term vanishes beyond this multiple of the covalent-radius sum")
+    envelope_exponent: int = Field(6, ge=2, le=12, description="exponent p of the polynomial switching envelope")
+
+
 class ModelConfig(StrictModel):
     format_version: Literal[1] = MODEL_FORMAT_VERSION
     name: str = "gfm-model"
     trunk: TrunkConfig = Field(default_factory=TrunkConfig)
+    repulsion: PairRepulsionConfig | None = Field(
+        None, description="fixed pair repulsion added to every head (None: none); part of the model, not a head")
     heads: list[HeadConfig]
 
     @model_validator(mode="after")

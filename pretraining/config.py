@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from gfm_ase.config import HeadIdentity, StrictModel, TrunkConfig
+from gfm_ase.config import HeadIdentity, PairRepulsionConfig, StrictModel, TrunkConfig
 
 
 class ConfigError(ValueError):
@@ -45,6 +45,18 @@ class SplitSpec(StrictModel):
         return v
 
 
+class LabelFilterSpec(StrictModel):
+    """Structures whose labels exceed these bounds are left out of every split of the dataset, and counted in the
+    model's dataset provenance (``label_filter``). Meant for surrogate labels: a teacher model far outside its own
+    training data can return absurd stresses or forces (e.g. SevenNet-0: |stress| up to 80 eV/A^3 on compressed
+    generated cells). Real DFT is better kept whole."""
+
+    max_abs_stress: float | None = Field(
+        None, gt=0.0, description="drop structures with a stress component beyond this, eV/A^3 (1 eV/A^3 = 160 GPa)")
+    max_abs_force: float | None = Field(
+        None, gt=0.0, description="drop structures with an atom whose force norm exceeds this, eV/A")
+
+
 class DatasetSpec(StrictModel):
     """One dataset: a gfm-ase store file (or shard folder) whose structures train one head."""
 
@@ -61,6 +73,8 @@ class DatasetSpec(StrictModel):
                                           "set of a structure in any of these datasets (e.g. surrogate pure-Si cells "
                                           "where a real-DFT Si set exists): there the listed datasets alone train "
                                           "the head")
+    label_filter: LabelFilterSpec | None = Field(
+        None, description="leave out structures with absurd labels (counted in the provenance); None: keep all")
     energy_offsets: dict[str, float] | None = Field(
         None, description="eV per atom of each element subtracted from this dataset's energies before training and "
                           "evaluation: aligns a dataset computed with other settings (another DFT code, PAW set or "
@@ -225,6 +239,14 @@ class ModelSpec(StrictModel):
 
     name: str = Field("gfm-model", description="model name written into model.json")
     trunk: TrunkConfig = Field(default_factory=TrunkConfig, description="trunk architecture and its options")
+    repulsion: PairRepulsionConfig | None = Field(
+        None, description="fixed ZBL pair repulsion added to every head (gfm_ase.model.repulsion); the learned part "
+                          "trains on the residual. None: no pair term")
+    init_from: str | None = Field(
+        None, description="start from this trained model (built-in name, directory or URL) instead of random "
+                          "weights: same trunk and heads; its heads' reference energies, scale and shift are kept "
+                          "(a warm-started continuation, e.g. adding the pair term or more data); a relative directory "
+                          "is looked up next to the config file first")
 
 
 class PretrainConfig(StrictModel):

@@ -115,6 +115,12 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
             drop = np.array([k for k, es in enumerate(_element_sets(store)) if es in cover], dtype=np.int64)
             n_excluded = len(drop)
             splits = {k: np.setdiff1d(v, drop) for k, v in splits.items()}
+        n_filtered = None
+        if ds.label_filter is not None:
+            bad = label_outliers(store, ds.label_filter)
+            n_filtered = {k: int(v.sum()) for k, v in bad.items()}
+            drop = np.flatnonzero(np.logical_or.reduce(list(bad.values())))
+            splits = {k: np.setdiff1d(v, drop) for k, v in splits.items()}
         if len(splits["train"]) == 0:
             raise ValueError(f"dataset {ds.name!r}: the training split is empty ({n_total} structures)")
         offsets = ds.energy_offsets
@@ -142,12 +148,29 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
         }
         if ds.exclude_covered_by:
             prov["excluded_covered_by"] = {"datasets": list(ds.exclude_covered_by), "n_structures": int(n_excluded)}
+        if n_filtered is not None:
+            prov["label_filter"] = {**ds.label_filter.model_dump(mode="json"), "n_structures_beyond": n_filtered}
         if offsets is not None:
             prov["energy_offsets_eV_per_atom"] = {k: float(v) for k, v in sorted(offsets.items())}
         out.append(DatasetSplits(
             name=ds.name, head=ds.head, train=graphs["train"], val=graphs["val"], test=graphs["test"],
             loss_weight=ds.loss_weight, sampling_weight=ds.sampling_weight, elements=list(store.elements),
             provenance=prov, store=store, split_indices=splits, energy_offsets=offsets))
+    return out
+
+
+def label_outliers(store, spec) -> dict[str, np.ndarray]:
+    """Boolean masks [S] of the structures beyond each bound of a ``LabelFilterSpec`` (missing labels pass)."""
+    out = {}
+    if spec.max_abs_stress is not None:
+        with np.errstate(invalid="ignore"):
+            out["max_abs_stress"] = np.nan_to_num(np.abs(store.stresses), nan=0.0).max(axis=1) > spec.max_abs_stress
+    if spec.max_abs_force is not None:
+        norms = np.nan_to_num(np.linalg.norm(store.forces_all(), axis=1), nan=0.0)
+        owner = np.repeat(np.arange(len(store)), store.n_atoms)
+        worst = np.zeros(len(store))
+        np.maximum.at(worst, owner, norms)
+        out["max_abs_force"] = worst > spec.max_abs_force
     return out
 
 

@@ -39,6 +39,7 @@ from pretraining.loss import LossCounts, compute_loss, label_counts
 from pretraining.sampler import Layout, MultiDatasetSampler, allocate_group_sizes, sampling_probabilities
 from pretraining.schedule import learning_rate
 from pretraining.state import latest_checkpoint, read_checkpoint, write_checkpoint
+from pretraining.warm_start import load_init_model, warm_start_heads
 
 
 class TrainingError(RuntimeError):
@@ -226,12 +227,25 @@ class Trainer:
         consts = self.env.broadcast_json(consts)
         self._warnings = [w for c in consts.values() for w in c.get("warnings", [])]
         probs = {d.name: float(p) for d, p in zip(self.datasets, self.probs)}
-        return ModelConfig(name=cfg.model.name, trunk=cfg.model.trunk,
-                           heads=head_configs(cfg, self.datasets, consts, probs))
+        heads = head_configs(cfg, self.datasets, consts, probs)
+        if cfg.model.init_from is not None:
+            heads = warm_start_heads(self.init_model(), heads)
+        return ModelConfig(name=cfg.model.name, trunk=cfg.model.trunk, repulsion=cfg.model.repulsion, heads=heads)
+
+    def init_model(self) -> GFMModel:
+        """The trained model ``model.init_from`` names (loaded once, verified like any model)."""
+        if getattr(self, "_init_model", None) is None:
+            self._init_model = load_init_model(self.cfg)
+        return self._init_model
 
     def build_model(self) -> GFMModel:
-        """The initial model for ``self.full_config`` (called after seeding torch with ``cfg.seed``)."""
-        return GFMModel(self.full_config)
+        """The initial model for ``self.full_config`` (called after seeding torch with ``cfg.seed``): random
+        weights, or those of ``model.init_from``."""
+        model = GFMModel(self.full_config)
+        if self.cfg.model.init_from is not None:
+            model.load_state_dict(self.init_model().state_dict())  # shapes checked by load_init_model
+            self._init_model = None  # not needed any more
+        return model
 
     def configure_trainable(self, model: GFMModel) -> None:
         """Freeze parameters (``requires_grad_(False)``) and/or put {name: 0/1 tensor} into ``self.gradient_masks``

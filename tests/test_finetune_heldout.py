@@ -140,3 +140,32 @@ def test_datasets_without_a_test_split_are_evaluated_on_validation(pre):
     r = rep.report()["lj"]
     assert r["splits"] == {"cu_lj": "val"} and r["n_structures"] == len(d.val)
     assert r["delta"]["forces_mae_meV_A"] == 0.0
+
+
+def test_exclude_covered_by_and_label_filter_give_the_trainers_splits(pre, tmp_path):
+    """A dataset whose structures depend on other datasets (exclude_covered_by, here one of another head) and a
+    label filter: the held-out split is the trainer's (this used to fail: the covering dataset was not opened)."""
+    import yaml
+    from gfm_ase.checkpoint import read_model_json
+    from pretraining.config import config_from_dict
+    from pretraining.data import open_datasets
+
+    cfg = _here(pre, read_model_json(pre["model"] / "final")["extra"]["training"]["config"])
+    names = [d["name"] for d in cfg["datasets"]]
+    alloy = cfg["datasets"][names.index("cuau_alloy")]
+    alloy["exclude_covered_by"] = ["cu_bulk", "cu_lj"]  # cu_lj trains the other head
+    stress = None
+    from gfm_ase.data import Store
+
+    st = Store(alloy["path"]).stresses
+    stress = float(np.nanquantile(np.abs(st).max(axis=1), 0.7))
+    alloy["label_filter"] = {"max_abs_stress": stress}
+    yml = tmp_path / "pre.yaml"
+    yml.write_text(yaml.safe_dump(cfg))
+    got = _find(pre, _moved_doc(pre), replay_config=yml)
+    assert got["emt"].ok, got["emt"].reason
+    ref = {d.name: d for d in open_datasets(config_from_dict(cfg), 4.0)}
+    mine = {d.name: d for d in got["emt"].datasets}
+    for split in ("train", "val", "test"):
+        assert np.array_equal(mine["cuau_alloy"].split_indices[split], ref["cuau_alloy"].split_indices[split])
+    assert ref["cuau_alloy"].provenance["label_filter"]["n_structures_beyond"]["max_abs_stress"] > 0

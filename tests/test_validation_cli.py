@@ -46,6 +46,10 @@ def test_gfm_model_head_through_the_cli(tmp_path):
     save_model(make_tiny_model(elements=("Cu", "Al")), tmp_path / "model")
     calc = make_calculator(None, model=str(tmp_path / "model"), head="a")
     assert sorted(covered_elements(calc)) == ["Al", "Cu"] and "head=a" in describe(calc)
+    # reports name the model by its directory and weights sha256, never by the machine path
+    sha = json.loads((tmp_path / "model" / "model.json").read_text())["weights_sha256"]
+    assert describe(calc) == f"GFMCalculator(model=model (sha256 {sha[:12]}), head=a)"
+    assert str(tmp_path) not in describe(calc)
     rc = main(["validate", "eos", "--model", str(tmp_path / "model"), "--head", "a", "-o", str(tmp_path / "out")])
     assert rc == 0
     doc = json.loads((tmp_path / "out" / "summary.json").read_text())

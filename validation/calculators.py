@@ -59,13 +59,29 @@ def as_calculator(calc_or_factory: CalculatorLike | Callable[[], Any], what: str
 
 
 def describe(calc) -> str:
-    """A one-line description for reports: class name plus model/head where known."""
+    """A one-line description for reports: class name plus model/head where known. A gfm-ase model is named by
+    its built-in name or directory name and its weights' sha256 (12 hex digits), never by a machine path."""
     name = type(calc).__name__
     head = getattr(calc, "head", None)
-    path = getattr(calc, "model_path", None)
-    if head is not None:
-        return f"{name}(model={path or 'in-memory'}, head={head})"
-    return name
+    if head is None:
+        return name
+    return f"{name}(model={model_label(getattr(calc, 'model_path', None))}, head={head})"
+
+
+def model_label(path) -> str:
+    """``gfm-base (sha256 0123456789ab)`` for a model directory; ``in-memory`` without one."""
+    if path is None:
+        return "in-memory"
+    from pathlib import Path
+
+    from gfm_ase.checkpoint import read_model_json
+
+    try:
+        sha = read_model_json(path).get("weights_sha256", "")
+    except Exception:  # a report line must not fail on an unreadable model document
+        sha = ""
+    label = Path(path).name
+    return f"{label} (sha256 {sha[:12]})" if sha else label
 
 
 def covered_elements(calc) -> list[str] | None:

@@ -9,6 +9,7 @@ from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.model.heads import EnergyHead
 from gfm_ase.model.outputs import predict
 from gfm_ase.model.registry import build_trunk, run_trunk, trunk_options
+from gfm_ase.model.repulsion import build_repulsion
 
 
 class GFMModel(nn.Module):
@@ -22,6 +23,7 @@ class GFMModel(nn.Module):
         self.config = config
         self.trunk = build_trunk(config.trunk.name, opts)
         self.heads = nn.ModuleDict({h.name: EnergyHead(h, self.trunk.num_features) for h in config.heads})
+        self.repulsion = build_repulsion(config.repulsion)  # no parameters; None for models without a pair term
 
     # --- metadata -------------------------------------------------------------------------------------------
     @property

@@ -89,11 +89,17 @@ def predict(
     else:
         e_atom = net.atomic_energies(s, batch.numbers, batch.head[batch.batch])
     e_atom = e_atom.to(positions.dtype)
+    pair = None
+    if getattr(net, "repulsion", None) is not None:  # fixed pair term, full precision, the same for every head
+        pair = net.repulsion(batch.numbers, batch.edge_index, vec)
+        e_atom = e_atom + pair
     energy = torch.zeros(batch.num_graphs, dtype=e_atom.dtype, device=device).index_add_(0, batch.batch, e_atom)
     out = {"energy": energy, "energies": e_atom}
     if extra_heads:
         with torch.no_grad():
             he = net.all_head_energies(s.detach(), batch.numbers, list(extra_heads)).to(positions.dtype)
+            if pair is not None:
+                he = he + pair.detach()[:, None]
         out["head_energies"] = torch.zeros(batch.num_graphs, he.shape[1], dtype=he.dtype,
                                            device=device).index_add_(0, batch.batch, he)
     if need_grad:
