@@ -17,11 +17,14 @@ from gfm_ase.cli.errors import add_debug_everywhere, is_expected, program_name, 
 # (module path) in the order they appear in `gfm --help`
 SUBCOMMAND_MODULES = [
     "gfm_ase.cli.info",
+    "gfm_ase.cli.models",
     "gfm_ase.cli.data",
     "pretraining.cli",
+    "pretraining.committee",
     "finetune_zoo.cli",
     "validation.cli",
     "gfm_ase.cli.screen",
+    "gfm_ase.cli.eval",
     "gfm_ase.cli.lammps",
 ]
 

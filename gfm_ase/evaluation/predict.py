@@ -1,0 +1,68 @@
+"""Batched predictions of energy, forces and stress for labelled structures, through the screening engine
+(:class:`gfm_ase.screening.Screener`: the runtime's model loading, device, precision and head selection, the
+atom/edge batch budget, the geometry and element-coverage checks), in chunks so that memory stays bounded."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from gfm_ase.data.record import StructureRecord
+from gfm_ase.screening.engine import Screener
+from gfm_ase.screening.readers import Item
+from gfm_ase.screening.rows import split_per_atom
+
+
+class PredictionError(ValueError):
+    """A structure the model cannot evaluate (elements outside the head, overlapping atoms, ...)."""
+
+
+class BatchPredictor:
+    """Predictions of one head for many records; keyword arguments go to :class:`Screener` (device, dtype,
+    max_atoms, allow_unknown_elements, min_distance_factor, ...)."""
+
+    def __init__(self, model=None, head: str | None = None, *, chunk: int = 512, **screener_options):
+        self.screener = Screener(model, head, properties=("forces", "stress"), uncertainty=False,
+                                 **screener_options)
+        self.chunk = max(1, int(chunk))
+
+    @property
+    def head(self) -> str:
+        return self.screener.head
+
+    def predict(self, records: list[StructureRecord]) -> list[dict]:
+        """``{"energy", "forces", and "stress" where the cell is periodic with a volume}`` per record, in order.
+        Raises :class:`PredictionError` naming the first record that could not be evaluated."""
+        if not records:
+            return []
+        items = [Item(id=str(k), positions=r.positions, numbers=r.numbers, cell=r.cell, pbc=r.pbc)
+                 for k, r in enumerate(records)]
+        block = self.screener.evaluate(items, ids=[it.id for it in items])
+        bad = np.flatnonzero(block["error"] != "")
+        if len(bad):
+            k = int(bad[0])
+            name = records[k].id or f"structure {k}"
+            more = f" (and {len(bad) - 1} more in this chunk)" if len(bad) > 1 else ""
+            raise PredictionError(f"{name}: cannot be evaluated: {block['error'][k]}{more}")
+        forces = split_per_atom(block, "forces")
+        out = []
+        for k in range(len(records)):
+            pred = {"energy": float(block["energy"][k]), "forces": forces[k]}
+            if np.isfinite(block["stress"][k]).all():
+                pred["stress"] = block["stress"][k]
+            out.append(pred)
+        return out
+
+    def stream(self, records: Iterable[StructureRecord]) -> Iterator[tuple[StructureRecord, dict]]:
+        """(record, prediction) pairs, evaluated ``chunk`` records at a time."""
+        buf: list[StructureRecord] = []
+        for rec in records:
+            buf.append(rec)
+            if len(buf) >= self.chunk:
+                yield from zip(buf, self.predict(buf))
+                buf = []
+        if buf:
+            yield from zip(buf, self.predict(buf))
+
+
+__all__ = ["BatchPredictor", "PredictionError"]
