@@ -7,7 +7,11 @@ def __getattr__(name):  # lazy: importing gfm_ase must not pull in torch-heavy m
         from gfm_ase.calculator import GFMCalculator
 
         return GFMCalculator
+    if name in ("relax", "RelaxResult"):
+        from gfm_ase import relaxation
+
+        return getattr(relaxation, name)
     raise AttributeError(name)
 
 
-__all__ = ["GFMCalculator", "__version__"]
+__all__ = ["GFMCalculator", "RelaxResult", "__version__", "relax"]
