@@ -54,6 +54,7 @@ def _structures():
             results["stress"] = rng.normal(size=6) * 0.01
         a.calc = SinglePointCalculator(a, **results)
         a.info["config_type"] = f"c{k}"
+        a.arrays["REF_forces"] = 2 * results["forces"]  # a label under another name: carried as it is
         frames.append(a)
     bare = bulk("Cu", "fcc", a=3.62)
     frames.append(bare)
@@ -136,6 +137,8 @@ def test_labels_and_ids_survive_beside_the_predictions(model_dir, inputs, tmp_pa
         if "stress" in ref.calc.results:
             np.testing.assert_allclose(got.get_stress(), ref.get_stress(), atol=1e-12)
         assert got.info["gfm_energy"] != pytest.approx(ref.get_potential_energy(), abs=1e-6)
+        assert got.info["config_type"] == ref.info["config_type"]  # the frame's other keys are kept
+        np.testing.assert_allclose(got.arrays["REF_forces"], ref.arrays["REF_forces"], rtol=0, atol=1e-8)
 
 
 def test_prefix_is_honoured_and_db_output_matches(model_dir, inputs, tmp_path, capsys):

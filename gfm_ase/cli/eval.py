@@ -14,7 +14,8 @@ def register(sub) -> None:
         "eval", help="predict energy, forces and stress beside the labels (extxyz / ASE db) with error tables",
         description="Evaluate every structure of the INPUTs with one head and write OUT (.extxyz/.xyz or .db, from "
                     "the suffix) holding the structures, their labels under the standard names (energy, forces, "
-                    "stress, magmoms; extxyz: plain keys, db: the rows' calculator) and the predictions under "
+                    "stress, magmoms; extxyz: plain keys, db: the rows' calculator), the other keys of frames ASE "
+                    "reads (config_type, REF_energy, ...; db: data) and the predictions under "
                     "PREFIX + energy/forces/stress (ASE units; stress Voigt xx yy zz yz xz xy, tension positive, "
                     "only for periodic cells). INPUTs: gfm-ase stores and anything `gfm data convert` reads. Where "
                     "labels exist, per-element MAE/RMSE tables (energy per atom, force components, stress) are "
@@ -60,7 +61,8 @@ def run(args) -> int:
         errors_markdown=args.errors_md, log=None if args.quiet else log, device=args.device, dtype=args.dtype,
         max_atoms=args.max_atoms, allow_unknown_elements=args.allow_unknown_elements)
     if summary["unconverted"]:
-        log("labels present in the inputs were not read (not in OUT, not in the tables): " + ", ".join(
+        log("labels the readers do not convert (copied into OUT as they are from files ASE reads, left out of the "
+            "error tables): " + ", ".join(
             f"{k} in {v} structures" for k, v in sorted(summary["unconverted"].items())))
     print(f"wrote {summary['n_structures']} structures with {args.prefix}energy/{args.prefix}forces/"
           f"{args.prefix}stress of head {summary['head']!r} to {args.output}")

@@ -14,7 +14,8 @@ ASE db       the row's calculator columns ``energy``, ``forces``,  key ``gfm_ene
              ``stress``, ``magmoms``                               ``data['gfm_stress']``
 ===========  ===================================================  =====================================================
 
-``charge``, ``spin`` and ``group`` are ``info`` keys (db: ``spin`` and ``group`` key-value pairs, ``data['charge']``
+Further keys of the source frame (``extras``: ``config_type``, labels under other names such as ``REF_energy``, ...)
+are kept as they are (db: in ``data``). ``charge``, ``spin`` and ``group`` are ``info`` keys (db: ``spin`` and ``group`` key-value pairs, ``data['charge']``
 as ase.db overwrites a ``charge`` key with the sum of the initial charges); the record ``id`` is ``info['id']``
 (db: ``data['id']``, ``id`` being the row number there). ``gfm data convert`` reads all of them back.
 
@@ -83,8 +84,13 @@ class ExtxyzSink:
         self._fh = open(tmp, "w")
 
     @staticmethod
-    def frame(rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_"):
+    def frame(rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_", extras: dict | None = None):
         atoms = _base_atoms(rec)
+        for k, v in (extras or {}).get("info", {}).items():
+            atoms.info.setdefault(k, v)
+        for k, v in (extras or {}).get("arrays", {}).items():
+            if k not in atoms.arrays:
+                atoms.arrays[k] = np.asarray(v)
         if rec.energy is not None:
             atoms.info["energy"] = float(rec.energy)
         if rec.stress is not None:
@@ -102,10 +108,11 @@ class ExtxyzSink:
                 atoms.info[prefix + k] = float(v) if k == "energy" else np.asarray(v, dtype=np.float64)
         return atoms
 
-    def write(self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_") -> None:
+    def write(self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_",
+              extras: dict | None = None) -> None:
         from ase.io import write
 
-        write(self._fh, self.frame(rec, pred, prefix), format="extxyz")
+        write(self._fh, self.frame(rec, pred, prefix, extras), format="extxyz")
 
     def close(self) -> None:
         self._fh.close()
@@ -122,7 +129,8 @@ class AseDbSink:
         self._db = ase.db.connect(str(tmp), type="db", append=False)
         self._rows: list = []
 
-    def write(self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_") -> None:
+    def write(self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_",
+              extras: dict | None = None) -> None:
         from ase.calculators.singlepoint import SinglePointCalculator
 
         atoms = _base_atoms(rec)
@@ -135,7 +143,9 @@ class AseDbSink:
                 results[name] = np.asarray(getattr(rec, name), dtype=np.float64)
         if results:
             atoms.calc = SinglePointCalculator(atoms, **results)
-        data = {"id": rec.id} if rec.id else {}
+        data = {k: v for part in ("info", "arrays") for k, v in (extras or {}).get(part, {}).items()}
+        if rec.id:
+            data["id"] = rec.id
         if "charge" in atoms.info:  # ase.db replaces a 'charge' key by the sum of the initial charges
             data["charge"] = atoms.info.pop("charge")
         for k, v in (pred or {}).items():
@@ -208,10 +218,12 @@ class ExportWriter:
             raise
         return self
 
-    def write(self, rec: StructureRecord, pred: dict | None = None) -> None:
+    def write(self, rec: StructureRecord, pred: dict | None = None, extras: dict | None = None) -> None:
+        """One structure: its labels, the predictions ``pred`` (PREDICTED keys, ASE units) under the prefix, and
+        ``extras`` ({"info": ..., "arrays": ...}: further keys of the source frame, kept as they are; db: ``data``)."""
         if pred:
             _check_prediction(rec, pred)
-        self._sink.write(rec, pred, self.prefix)
+        self._sink.write(rec, pred, self.prefix, extras)
         self.n += 1
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -6,6 +6,10 @@ Stores are read as they are (their ids kept); every other input goes through
 :func:`gfm_ase.data.converters.iter_records` with the given format and converter options, so units and signs are
 converted exactly as ``gfm data convert`` would. Labels the sources hold that are not converted are counted in the
 returned :class:`~gfm_ase.data.converters.base.SkipReport` (never dropped silently).
+
+:func:`iter_input_frames` also hands over, for files ASE reads (extxyz, trajectories, ...; not databases), every
+``info`` / ``arrays`` key and calculator result of the frame that the record does not hold (``config_type``,
+``REF_energy``, per-atom ``energies``, ...), so that a command writing the structures again can keep them.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import h5py
+import numpy as np
 
 from gfm_ase.data.converters import iter_records
 from gfm_ase.data.converters.base import ConversionError, SkipReport
@@ -40,10 +45,47 @@ def is_store(path) -> bool:
     return (fmt.decode() if isinstance(fmt, bytes) else fmt) == STORE_FORMAT
 
 
-def iter_input_records(paths: Sequence, fmt: str = "auto", *, options: dict | None = None,
-                       report: SkipReport | None = None) -> Iterator[StructureRecord]:
-    """Every structure of ``paths`` in order. Raises :class:`ConversionError` (naming file and record) for bad input,
-    an input that does not exist, and inputs that hold no structure at all."""
+# keys a record holds (or that describe the structure itself): never carried as extras
+RECORD_INFO_KEYS = frozenset({"energy", "free_energy", "stress", "charge", "spin", "group", "id"})
+RECORD_ARRAY_KEYS = frozenset({"numbers", "positions", "forces", "magmoms"})
+RECORD_RESULTS = frozenset({"energy", "free_energy", "forces", "stress", "magmoms"})
+
+
+def frame_extras(atoms) -> dict:
+    """``{"info": {...}, "arrays": {...}}``: what a frame holds beyond its record's fields (per-atom calculator
+    results go to ``arrays``, the others to ``info``)."""
+    info = {k: v for k, v in atoms.info.items() if k not in RECORD_INFO_KEYS}
+    arrays = {k: v for k, v in atoms.arrays.items() if k not in RECORD_ARRAY_KEYS}
+    results = atoms.calc.results if atoms.calc is not None else {}
+    for k, v in results.items():
+        if k in RECORD_RESULTS or v is None:
+            continue
+        v = np.asarray(v)
+        if v.ndim >= 1 and len(v) == len(atoms):
+            arrays.setdefault(k, v)
+        else:
+            info.setdefault(k, v)
+    return {"info": info, "arrays": arrays}
+
+
+def _ase_frames(path: Path, fmt: str, options: dict):
+    """ASE's frames of ``path`` (streamed) when the converters read it with ASE and it is not a database."""
+    from gfm_ase.data.converters import detect_format
+    from gfm_ase.data.converters.ase_formats import ase_format_for
+
+    if path.is_dir() or path.suffix.lower() == ".db" or (fmt if fmt != "auto" else detect_format(path)) != "ase":
+        return None
+    import ase.io
+
+    return ase.io.iread(str(path), index=options.get("index", ":"),
+                        format=options.get("format") or ase_format_for(path))
+
+
+def iter_input_frames(paths: Sequence, fmt: str = "auto", *, options: dict | None = None,
+                      report: SkipReport | None = None) -> Iterator[tuple[StructureRecord, dict]]:
+    """(record, extras) for every structure of ``paths``, in order; extras as :func:`frame_extras` (empty for
+    inputs not read by ASE). Raises :class:`ConversionError` (naming file and record) for bad input, an input that
+    does not exist, and inputs that hold no structure at all."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise ConversionError("(no input)", None, "no input files given")
@@ -59,19 +101,33 @@ def iter_input_records(paths: Sequence, fmt: str = "auto", *, options: dict | No
             for rec in store:
                 report.count(rec)
                 n += 1
-                yield rec
+                yield rec, {}
             continue
         records = iter_records([path], fmt, report=report, options=options)
+        frames = None
         while True:
             with warnings.catch_warnings():  # unconverted labels are counted in ``report``; the caller says so once
                 warnings.filterwarnings("ignore", message="labels present in the source files were not converted")
                 rec = next(records, None)
             if rec is None:
                 break
+            if frames is None:  # the converter has checked the file: now the frames ASE sees, in the same order
+                frames = _ase_frames(path, fmt, options or {}) or iter(())
+            atoms = next(frames, None)
+            if atoms is not None and not (np.array_equal(atoms.numbers, rec.numbers)
+                                          and np.allclose(atoms.positions, rec.positions)):
+                raise ConversionError(path, rec.id, "the frames ASE reads do not line up with the converted records")
             n += 1
-            yield rec
+            yield rec, (frame_extras(atoms) if atoms is not None else {})
     if n == 0:
         raise ConversionError(", ".join(str(p) for p in paths), None, "no structures found")
 
 
-__all__ = ["is_store", "iter_input_records"]
+def iter_input_records(paths: Sequence, fmt: str = "auto", *, options: dict | None = None,
+                       report: SkipReport | None = None) -> Iterator[StructureRecord]:
+    """The records of :func:`iter_input_frames`."""
+    for rec, _ in iter_input_frames(paths, fmt, options=options, report=report):
+        yield rec
+
+
+__all__ = ["frame_extras", "is_store", "iter_input_frames", "iter_input_records"]

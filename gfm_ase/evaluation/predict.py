@@ -53,16 +53,20 @@ class BatchPredictor:
             out.append(pred)
         return out
 
-    def stream(self, records: Iterable[StructureRecord]) -> Iterator[tuple[StructureRecord, dict]]:
-        """(record, prediction) pairs, evaluated ``chunk`` records at a time."""
-        buf: list[StructureRecord] = []
-        for rec in records:
-            buf.append(rec)
+    def stream(self, items: Iterable) -> Iterator[tuple]:
+        """(item, prediction) pairs, evaluated ``chunk`` items at a time; an item is a record or a tuple whose
+        first element is the record (anything else in it is passed through)."""
+        buf: list = []
+        for item in items:
+            buf.append(item)
             if len(buf) >= self.chunk:
-                yield from zip(buf, self.predict(buf))
+                yield from zip(buf, self._predict_items(buf))
                 buf = []
         if buf:
-            yield from zip(buf, self.predict(buf))
+            yield from zip(buf, self._predict_items(buf))
+
+    def _predict_items(self, items: list) -> list[dict]:
+        return self.predict([it[0] if isinstance(it, tuple) else it for it in items])
 
 
 __all__ = ["BatchPredictor", "PredictionError"]

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from gfm_ase.data.converters.base import SkipReport
 from gfm_ase.data.export import ExportError, ExportWriter, check_prefix, check_target
-from gfm_ase.data.sources import iter_input_records
+from gfm_ase.data.sources import iter_input_frames
 from gfm_ase.evaluation.errors import ErrorTable
 from gfm_ase.evaluation.predict import BatchPredictor
 from gfm_ase.fileio import atomic_write_bytes
@@ -40,8 +40,9 @@ def evaluate_files(inputs: Sequence, out, *, model=None, head: str | None = None
                    log: Callable[[str], None] | None = None, **screener_options) -> dict:
     """Evaluate every structure of ``inputs`` and write OUT (extxyz or ASE db, from its suffix).
 
+    Further keys of frames ASE reads (``config_type``, ``REF_energy``, ...) are carried into OUT unchanged.
     Returns a summary: n_structures, head, out, the error table (``errors``; None without labels) and
-    ``unconverted`` (labels the inputs held that the readers did not convert).
+    ``unconverted`` (labels the inputs held that the readers did not convert: not in the tables).
     """
     out = check_target(out, overwrite)
     check_prefix(prefix)
@@ -52,10 +53,10 @@ def evaluate_files(inputs: Sequence, out, *, model=None, head: str | None = None
     predictor = BatchPredictor(model, head, chunk=chunk, **screener_options)
     report = SkipReport()
     table = ErrorTable()
-    records = iter_input_records(inputs, fmt, options=options, report=report)
+    frames = iter_input_frames(inputs, fmt, options=options, report=report)
     with ExportWriter(out, overwrite=overwrite, prefix=prefix) as writer:
-        for rec, pred in predictor.stream(records):
-            writer.write(rec, pred)
+        for (rec, extras), pred in predictor.stream(frames):
+            writer.write(rec, pred, extras)
             table.add(rec.numbers, {"energy": rec.energy, "forces": rec.forces, "stress": rec.stress}, pred)
             if log is not None and writer.n % 1000 == 0:
                 log(f"{writer.n} structures evaluated")
