@@ -113,9 +113,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="a config whose datasets define the FitSNAP test splits")
     ap.add_argument("--mlearn-test", required=True, type=Path)
-    ap.add_argument("--model", action="append", required=True, metavar="LABEL=DIR",
-                    help="a model to evaluate, repeatable (training OUTDIR, model directory or built-in name)")
-    ap.add_argument("--head", default=HEAD)
+    ap.add_argument("--model", action="append", required=True, metavar="LABEL=DIR[@HEAD]",
+                    help="a model to evaluate, repeatable (training OUTDIR, model directory or built-in name), "
+                         "optionally with the head to evaluate (default --head)")
+    ap.add_argument("--head", default=HEAD, help="head evaluated where a --model names none")
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--markdown", type=Path)
     args = ap.parse_args(argv)
@@ -131,13 +132,17 @@ def main(argv=None) -> int:
     report = {"config": str(args.config), "head": args.head, "models": {}}
     for item in args.model:
         label, sep, where = item.partition("=")
+        where, _, head = where.partition("@")
+        head = head or args.head
         if not sep or not label or not where:
-            raise SystemExit(f"error: --model {item!r}: expected LABEL=DIR")
+            raise SystemExit(f"error: --model {item!r}: expected LABEL=DIR or LABEL=DIR@HEAD")
         t0 = time.perf_counter()
         path = resolve_model(where)
         model = load_model(path)
-        report["models"][label] = {"model": where, "fitsnap": _fitsnap_rows(model, cfg, args.head),
-                                   "mlearn": _mlearn_rows(model, args.mlearn_test, args.head),
+        if head not in model.head_names:
+            raise SystemExit(f"error: --model {item!r}: no head {head!r} (heads: {model.head_names})")
+        report["models"][label] = {"model": where, "head": head, "fitsnap": _fitsnap_rows(model, cfg, head),
+                                   "mlearn": _mlearn_rows(model, args.mlearn_test, head),
                                    "wall_s": time.perf_counter() - t0}
         print(f"{label}: done in {report['models'][label]['wall_s']:.0f} s", flush=True)
     md = markdown(report)
