@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	before=$$($(PY) -c "import torch; print(torch.__file__, torch.__version__)") && \
-	  $(PY) -m pip install -q -e ".[test,engines]" && \
+	  $(PY) -m pip install -q -e ".[test,engines,d3]" && \
 	  after=$$($(PY) -c "import torch; print(torch.__file__, torch.__version__)") && \
 	  { test "$$before" = "$$after" || { echo "make venv: pip replaced torch: $$before -> $$after" >&2; exit 1; }; }
 	touch $(STAMP)

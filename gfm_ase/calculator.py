@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from gfm_ase.dispersion import check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import graph_from_atoms
 from gfm_ase.graph.neighbors import StructureError
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
@@ -38,6 +39,14 @@ class GFMCalculator(Calculator):
     compile: run the trunk through ``torch.compile`` (:class:`gfm_ase.model.compiled.CompiledTrunkModel`; the model
       itself is untouched). True, or a dict of ``torch.compile`` keyword arguments. The first call compiles (one
       to three minutes on a CPU, cached on disk afterwards), so it pays for long MD runs only (docs/performance.md).
+    dispersion: None (default) or a DFT-D3 variant added to the head's energy, forces and stress: ``"d3bj"``,
+      ``"d3bj-atm"`` or ``"d3zero"`` (:mod:`gfm_ase.dispersion`; simple-dftd3, extra ``d3``), with the damping
+      parameters of the head's functional; a head without one (GFN2-xTB, EMT) is refused.
+      ``results["dispersion_energy"]`` holds the D3 part of the energy.
+
+    ``calc.parameters`` (and ``calc.todict()``, so ASE trajectories and databases) record what produced the numbers:
+    model name and source, weights sha256, head and its level of theory, precision, dispersion and the options that
+    change results (:mod:`gfm_ase.provenance`); never a machine path.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
@@ -45,11 +54,12 @@ class GFMCalculator(Calculator):
     def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, device="auto",
                  dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
                  skin: float = 0.0, compile: bool | dict = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, **kwargs):
+                 min_distance_factor: float | None = DEFAULT_FACTOR, dispersion: str | None = None, **kwargs):
         unknown = sorted(set(kwargs) - _ASE_CALCULATOR_ARGS)
         if unknown:  # ASE would store them as parameters and ignore them: a typo must not pass silently
             raise TypeError(f"GFMCalculator got unknown option(s) {unknown}")
         self.sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
+        check_dispersion_option(dispersion)
         super().__init__(**kwargs)
         # model, device, precision, head, element coverage and compile: the shared inference runtime
         self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
@@ -73,6 +83,21 @@ class GFMCalculator(Calculator):
                                  "with every step)")
             self.verlet = VerletGraph(self.model.cutoff, skin, device=self.device, dtype=self.runtime.model_dtype,
                                       min_distance=min_distance)
+        self.dispersion = make_dispersion(dispersion, self.head_config)
+        self.parameters.update(self._provenance(skin=skin, compile=bool(compile),
+                                                uncertainty=getattr(self, "spread", None) is not None))
+
+    def _provenance(self, **options) -> dict:
+        """calc.parameters: what produced the numbers (gfm_ase.provenance), no machine paths."""
+        from gfm_ase.provenance import model_provenance, package_version
+
+        return {**model_provenance(self.model, self.model_path),
+                "head": self.head, "level_of_theory": self.head_config.level_of_theory,
+                "dtype": self.precision, "device": self.device.type,
+                "dispersion": self.dispersion.describe() if self.dispersion is not None else None,
+                "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
+                "min_distance_factor": self.sanity.factor, "cutoff": float(self.model.cutoff),
+                "gfm_ase_version": package_version(), **options}
 
     # --- metadata -------------------------------------------------------------------------------------------
     @staticmethod
@@ -139,6 +164,22 @@ class GFMCalculator(Calculator):
         }
         if want_stress:
             self.results["stress"] = out["stress"][0]
+        if self.dispersion is not None:
+            self._add_dispersion(atoms, want_stress, "energies" in properties)
+
+    def _add_dispersion(self, atoms, want_stress: bool, want_energies: bool) -> None:
+        d = self.dispersion.compute(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, forces=True,
+                                    stress=want_stress, energies=want_energies)
+        r = self.results
+        r["dispersion_energy"] = d.energy
+        r["energy"] = r["free_energy"] = r["energy"] + d.energy
+        r["forces"] = r["forces"] + d.forces
+        if want_stress:
+            r["stress"] = r["stress"] + d.stress
+        if want_energies:
+            r["energies"] = r["energies"] + d.energies
+        else:  # per-atom D3 energies cost a second pass: computed when asked for (ASE then calls again)
+            del r["energies"]
 
     def predict(self, structure) -> dict:
         """Evaluate an ``ase.Atoms`` or a pymatgen ``Structure``/``Molecule``; returns a copy of the results."""

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -95,8 +96,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GFM_ASE_CACHE", Path.home() / ".cache" / "gfm-ase"))
 
 
-def _fetch_url(url: str) -> Path:
-    """``https://.../model.tar.gz#sha256=<hex>``: download once into the cache, verify, unpack."""
+def fetch_url(url: str) -> Path:
+    """``https://.../model.tar.gz#sha256=<hex>`` (or ``file://``): download once into the cache, verify, unpack.
+
+    Atomic: the archive is written and unpacked inside a temporary folder of the cache and moved to
+    ``<cache>/<sha256>/`` only after its sha256 matched and it held exactly one model; a failure leaves nothing.
+    """
     from gfm_ase.checkpoint import CheckpointError
 
     base, _, frag = url.partition("#")
@@ -108,27 +113,40 @@ def _fetch_url(url: str) -> Path:
     if (target / JSON_NAME).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
         archive = Path(tmp) / "model.tar.gz"
         h = hashlib.sha256()
-        with urllib.request.urlopen(base) as r, open(archive, "wb") as f:  # noqa: S310 (user-given URL)
-            for chunk in iter(lambda: r.read(1 << 20), b""):
-                h.update(chunk)
-                f.write(chunk)
+        try:
+            with urllib.request.urlopen(base) as r, open(archive, "wb") as f:  # noqa: S310 (user-given URL)
+                for chunk in iter(lambda: r.read(1 << 20), b""):
+                    h.update(chunk)
+                    f.write(chunk)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot download model {base}: {exc}") from None
         if h.hexdigest() != digest:
-            raise CheckpointError(f"download of {base} has sha256 {h.hexdigest()}, expected {digest}")
+            raise CheckpointError(f"download of {base} has sha256 {h.hexdigest()}, expected {digest}: refused "
+                                  "(nothing was kept)")
         out = Path(tmp) / "unpacked"
-        with tarfile.open(archive) as tf:
-            tf.extractall(out, filter="data")
+        try:
+            with tarfile.open(archive) as tf:
+                tf.extractall(out, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise CheckpointError(f"{base} is not a readable model archive (.tar.gz): {exc}") from None
         found = [p.parent for p in out.rglob(JSON_NAME)]
         if len(found) != 1:
             raise CheckpointError(f"{base} must contain exactly one {JSON_NAME}, found {len(found)}")
-        shutil.move(str(found[0]), str(target))
+        if target.exists():  # an incomplete leftover without model.json
+            shutil.rmtree(target)
+        os.replace(found[0], target)
     return target
 
 
+_fetch_url = fetch_url  # the old private name
+
+
 def resolve_model(model: str | os.PathLike | None) -> Path:
-    """Return the directory that holds ``model.json`` for a built-in name, a path or a URL.
+    """Return the directory that holds ``model.json`` for a built-in name, a path, a URL or a registered name
+    (:mod:`gfm_ase.registry`: downloaded once into the cache, sha256-verified).
 
     A training output directory is accepted too: its ``final/`` model is used. None means :func:`default_model`.
     A built-in model's files are checked against :data:`BUILTIN_SHA256`.
@@ -149,9 +167,15 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
         raise CheckpointError(f"{p} holds no {JSON_NAME} (nor final/{JSON_NAME})")
     if (BUILTIN_DIR / s / JSON_NAME).is_file():
         return verify_builtin(s)
+    from gfm_ase.registry import load_registry
+
+    registered = load_registry()
+    if s in registered:
+        return fetch_url(registered[s].fetch_url)
     raise CheckpointError(
-        f"unknown model {s!r}: not a directory with {JSON_NAME} and not a built-in model "
-        f"(built-in: {builtin_models() or 'none installed'})")
+        f"unknown model {s!r}: not a directory with {JSON_NAME}, not a built-in model "
+        f"(built-in: {builtin_models() or 'none installed'}) and not in the model registry "
+        f"(registered: {sorted(registered) or 'none'}; gfm models lists them)")
 
 
 def main(argv: list[str] | None = None) -> int:

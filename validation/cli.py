@@ -12,6 +12,7 @@ import json
 
 
 def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
+    from gfm_ase.dispersion import DAMPING
     from gfm_ase.hub import default_model_help
 
     g = p.add_argument_group("calculator (one of; neither: the default gfm-ase model)")
@@ -26,6 +27,9 @@ def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
                    help="precision for --model (float64 default: phonons and EOS need it)")
     g.add_argument("--allow-unknown-elements", action="store_true",
                    help="let a --model head evaluate elements outside its training data")
+    g.add_argument("--dispersion", default=None, choices=sorted(DAMPING),
+                   help="add DFT-D3 dispersion to a --model head, with its functional's damping parameters "
+                        "(gfm_ase.dispersion; needs the d3 extra)")
     p.add_argument("-o", "--outdir", required=outdir_required, help="output directory")
 
 
@@ -127,7 +131,7 @@ def _calculator(args):
     if args.calculator is None and model is None:  # neither given: the default gfm-ase model
         model = default_model()
     return make_calculator(args.calculator, model=model, head=args.head, device=args.device, dtype=args.dtype,
-                           allow_unknown_elements=args.allow_unknown_elements)
+                           allow_unknown_elements=args.allow_unknown_elements, dispersion=args.dispersion)
 
 
 def _finish(result, args) -> int:

@@ -26,6 +26,7 @@ import torch_sim as ts
 from ase.data import chemical_symbols, covalent_radii
 from torch_sim.models.interface import ModelInterface
 
+from gfm_ase.dispersion import check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.graph.neighbors import StructureError
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, GeometryError, SanityCheck
@@ -49,13 +50,17 @@ class GFMTorchSimModel(ModelInterface):
     allow_unknown_elements and min_distance_factor (the geometry sanity check; 0 disables) as for
     :class:`gfm_ase.GFMCalculator`; ``evaluator`` instead takes an already loaded
     :class:`gfm_ase.simulation.backend.Evaluator`. compute_stress / compute_forces: what ``forward`` returns.
+    dispersion: None or a DFT-D3 variant (``"d3bj"``, ...) added to every system, as for the calculator
+      (:mod:`gfm_ase.dispersion`: simple-dftd3 on the host, one system after the other, float64).
     """
 
     def __init__(self, model=None, head: str | None = None, *, device="auto", dtype: str = "float64",
                  compute_stress: bool = True, compute_forces: bool = True, allow_unknown_elements: bool = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, evaluator: Evaluator | None = None):
+                 min_distance_factor: float | None = DEFAULT_FACTOR, evaluator: Evaluator | None = None,
+                 dispersion: str | None = None):
         super().__init__()
         sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
+        check_dispersion_option(dispersion)
         self.evaluator = evaluator or load_evaluator(model, head, device=device, dtype=dtype,
                                                      allow_unknown_elements=allow_unknown_elements)
         self._device = self.evaluator.device
@@ -66,6 +71,7 @@ class GFMTorchSimModel(ModelInterface):
         self.sanity = SanityCheck(sanity.factor, cutoff=self.evaluator.cutoff)
         self._radii = torch.as_tensor(covalent_radii, dtype=torch.float64, device=self._device)
         self._checked_cells: torch.Tensor | None = None  # cells that passed the full check last time
+        self.dispersion = make_dispersion(dispersion, self.evaluator.runtime.head_config)
 
     @property
     def head(self) -> str:
@@ -167,7 +173,36 @@ class GFMTorchSimModel(ModelInterface):
             result["forces"] = out["forces"].detach()
         if self._compute_stress:
             result["stress"] = voigt_to_full(out["stress"].detach())
+        if self.dispersion is not None:
+            self._add_dispersion(batch, result)
         return result
+
+    def _add_dispersion(self, batch: GraphBatch, result: dict[str, torch.Tensor]) -> None:
+        """Add the D3 energy, forces and stress of every system (host, float64) to ``result``."""
+        pos = batch.positions.detach().cpu().double().numpy()
+        cell = batch.cell.detach().cpu().double().numpy()
+        numbers = batch.numbers.cpu().numpy()
+        pbc = batch.pbc.cpu().numpy()
+        energy, forces, stress = [], [], []
+        start = 0
+        for b, n in enumerate(batch.n_atoms.tolist()):
+            d = self.dispersion.compute(numbers[start:start + n], pos[start:start + n], cell[b], pbc[b],
+                                        forces=self._compute_forces, stress=self._compute_stress)
+            energy.append(d.energy)
+            if self._compute_forces:
+                forces.append(torch.as_tensor(d.forces))
+            if self._compute_stress:
+                stress.append(torch.as_tensor(d.stress))
+            start += n
+
+        def add(key: str, value: torch.Tensor) -> None:
+            result[key] = result[key] + value.to(device=result[key].device, dtype=result[key].dtype)
+
+        add("energy", torch.tensor(energy, dtype=torch.float64))
+        if self._compute_forces:
+            add("forces", torch.cat(forces))
+        if self._compute_stress:
+            add("stress", voigt_to_full(torch.stack(stress)))
 
 
 __all__ = ["GFMTorchSimModel", "voigt_to_full"]
