@@ -116,6 +116,20 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_run_md)
 
+    s = suites.add_parser("dimers", help="short-range repulsion: dimer energy curves below bonding distances")
+    _common(s)
+    s.add_argument("--elements", nargs="+", default=None,
+                   help="elements (each with itself and with O; default: the Delta-test elements covered)")
+    s.add_argument("--f-min", type=positive(float), default=0.2, help="closest distance / covalent-radius sum")
+    s.add_argument("--f-max", type=positive(float), default=1.3, help="farthest distance / covalent-radius sum")
+    s.add_argument("--step", type=positive(float), default=0.05)
+    s.add_argument("--f-wall", type=positive(float), default=0.7,
+                   help="the energy must rise monotonically towards f-min over f <= this")
+    s.add_argument("--min-distance-factor", type=positive(float, zero=True), default=None,
+                   help="--model only: the calculator's geometry check (default: its own, 0.4; 0 evaluates every "
+                        "distance)")
+    s.set_defaults(func=_run_dimers)
+
     s = suites.add_parser("report", help="run several suites from one YAML file into one report")
     _common(s)
     s.add_argument("config", help="YAML: calculator (optional if given here) and suites with their options")
@@ -213,6 +227,21 @@ def _run_md(args) -> int:
     return _finish(run_md(_calculator(args), atoms, temperature=args.temperature, timestep_fs=args.timestep,
                           nve_ps=args.nve_ps, nvt_ps=args.nvt_ps, min_distance=args.min_distance, seed=args.seed,
                           outdir=args.outdir), args)
+
+
+@_guard
+def _run_dimers(args) -> int:
+    from validation.dimers import run_dimers
+
+    calc = _calculator(args)
+    if args.min_distance_factor is not None:
+        if not hasattr(calc, "sanity"):
+            raise ValueError("--min-distance-factor only applies to a gfm-ase --model")
+        from gfm_ase.graph.sanity import SanityCheck
+
+        calc.sanity = SanityCheck(args.min_distance_factor, cutoff=calc.model.cutoff)
+    return _finish(run_dimers(calc, args.elements, f_min=args.f_min, f_max=args.f_max, step=args.step,
+                              f_wall=args.f_wall, outdir=args.outdir), args)
 
 
 @_guard

@@ -97,9 +97,16 @@ def _md(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
     return run_md(calc, atoms, outdir=outdir, **_kwargs(run_md, opts, ("outdir",), "md"))
 
 
+def _dimers(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
+    from validation.dimers import run_dimers
+
+    elements = opts.pop("elements", None)
+    return run_dimers(calc, elements, outdir=outdir, **_kwargs(run_dimers, opts, ("outdir",), "dimers"))
+
+
 # suite name -> runner of one YAML entry (calc, options, base directory, output folder); a new suite adds its row
 YAML_RUNNERS: dict[str, Callable[[Any, dict, Path, Path], SuiteResult]] = {
-    "errors": _errors, "eos": _eos, "phonons": _phonons, "relax": _relax, "md": _md,
+    "errors": _errors, "eos": _eos, "phonons": _phonons, "relax": _relax, "md": _md, "dimers": _dimers,
 }
 SUITES = tuple(YAML_RUNNERS)
 
