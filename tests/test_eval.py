@@ -236,6 +236,9 @@ def test_stores_are_inputs_and_ids_are_kept(model_dir, tmp_path, capsys):
     assert _eval([store, "-o", out, "--model", model_dir], capsys)[0] == 0
     got = ase.io.read(out)
     assert got.info["id"] == "mp-1:0" and got.get_potential_energy() == -10.0 and "gfm_stress" in got.info
+    # converter options cannot apply to a store: refused, not ignored
+    rc, cap = _eval([store, "-o", tmp_path / "t.extxyz", "--model", model_dir, "--option", "stress_unit=bar"], capsys)
+    assert rc == 2 and "--option" in _one_line(cap.err) and not (tmp_path / "t.extxyz").exists()
 
 
 def _one_line(err: str) -> str:

@@ -95,6 +95,9 @@ def iter_input_frames(paths: Sequence, fmt: str = "auto", *, options: dict | Non
         if not path.exists():
             raise ConversionError(path, None, "no such file or folder")
         if is_store(path):
+            if fmt != "auto" or options:
+                raise ConversionError(path, None, "a gfm-ase store is read as it is: --format and --option apply to "
+                                                  "the files the converters read")
             store = Store(path)
             report.formats.add("store")
             report.n_files += 1
