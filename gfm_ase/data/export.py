@@ -15,9 +15,10 @@ ASE db       the row's calculator columns ``energy``, ``forces``,  key ``gfm_ene
 ===========  ===================================================  =====================================================
 
 Further keys of the source frame (``extras``: ``config_type``, labels under other names such as ``REF_energy``, ...)
-are kept as they are (db: in ``data``). ``charge``, ``spin`` and ``group`` are ``info`` keys (db: ``spin`` and ``group`` key-value pairs, ``data['charge']``
-as ase.db overwrites a ``charge`` key with the sum of the initial charges); the record ``id`` is ``info['id']``
-(db: ``data['id']``, ``id`` being the row number there). ``gfm data convert`` reads all of them back.
+are kept as they are (db: in ``data``). ``charge``, ``spin`` and ``group`` are ``info`` keys (db: ``spin`` and
+``group`` key-value pairs, ``data['charge']`` as ase.db overwrites a ``charge`` key with the sum of the initial
+charges); the record ``id`` is ``info['id']`` (db: ``data['id']``, ``id`` being the row number there).
+``gfm data convert`` reads all of them back (a record without a group gets the file's stem, as in any conversion).
 
 A target that exists is an error unless ``overwrite``; the file is written under a temporary name beside the target
 and renamed only when complete (an interrupted export leaves no partial file). The format comes from the target's
