@@ -25,7 +25,9 @@ class GFMCalculator(Calculator):
     model: built-in name (default: :func:`gfm_ase.hub.default_model`, ``gfm-base`` once installed, else
       ``gfm-mini``), a model directory, a training output directory, a URL with
       ``#sha256=...``, or an already built :class:`GFMModel`.
-    head: the head (level of theory) to use; may be omitted only for single-head models.
+    head: the head (level of theory) to use; may be omitted only for single-head models. ``"auto"``: the model's
+      router (shipped next to its weights, :mod:`gfm_ase.runtime.router`) picks the head per structure from its
+      composition and periodicity; heads are never averaged. ``results["head"]`` names the head used.
     dtype: "float32" (default), "float64" or "bfloat16" (bf16 per-edge work; node layers, heads, sums in float32).
     allow_unknown_elements: evaluate elements outside the head's training data (with a warning) instead of refusing.
     min_distance: atoms closer than this (Angstrom) are refused as overlapping.
@@ -63,14 +65,17 @@ class GFMCalculator(Calculator):
         super().__init__(**kwargs)
         # model, device, precision, head, element coverage and compile: the shared inference runtime
         self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
+        if self.runtime.routed and dispersion is not None:
+            raise ValueError("head='auto' does not combine with dispersion yet (their parameters "
+                             f"are per head): choose a head from {self.runtime.model.head_names}")
         self.device = self.runtime.device
         self.precision = self.runtime.precision
         self.model = self.runtime.model
         self.model_path = self.runtime.model_path
         self.runner = self.runtime.runner  # what predict() evaluates: the model or its compiled view
-        self.head = self.runtime.head
-        self.head_config = self.runtime.head_config
-        self.allowed_numbers = self.runtime.allowed_numbers
+        self.head = self.runtime.head  # "auto": the router picks the head of every structure (results["head"])
+        self.head_config = None if self.runtime.routed else self.runtime.head_config
+        self.allowed_numbers = set() if self.runtime.routed else self.runtime.allowed_numbers
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
         self.sanity = SanityCheck(self.sanity.factor, cutoff=self.model.cutoff)
@@ -92,7 +97,8 @@ class GFMCalculator(Calculator):
         from gfm_ase.provenance import model_provenance, package_version
 
         return {**model_provenance(self.model, self.model_path),
-                "head": self.head, "level_of_theory": self.head_config.level_of_theory,
+                "head": self.head, "level_of_theory": (self.head_config.level_of_theory if self.head_config is not None
+                                    else "per structure (head='auto')"),
                 "dtype": self.precision, "device": self.device.type,
                 "dispersion": self.dispersion.describe() if self.dispersion is not None else None,
                 "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
@@ -116,17 +122,24 @@ class GFMCalculator(Calculator):
 
     @property
     def metadata(self) -> dict:
-        return self.head_config.model_dump(mode="json")
+        """The head's metadata; with head="auto" that of the head used last (after a calculation)."""
+        if self.head_config is not None:
+            return self.head_config.model_dump(mode="json")
+        if "head" not in self.results:
+            raise RuntimeError("head='auto': the head is chosen per structure; metadata is known after a calculation")
+        return self.model.head_config(self.results["head"]).model_dump(mode="json")
 
     # --- checks ---------------------------------------------------------------------------------------------
-    def _check(self, atoms, properties):
+    def _check(self, atoms, properties) -> str:
+        """Refuse what cannot be evaluated; returns the head for ``atoms`` (the router's choice with "auto")."""
         if len(atoms) == 0:
             raise StructureError("cannot evaluate an empty Atoms object")
         if not np.isfinite(atoms.positions).all():
             raise StructureError("atoms.positions contain NaN or inf")
         if not np.isfinite(atoms.cell.array).all():
             raise StructureError("atoms.cell contains NaN or inf")
-        msg = self.runtime.coverage_error(atoms.numbers.tolist())
+        head = self.runtime.route(atoms.numbers, atoms.pbc, atoms.cell.array).head
+        msg = self.runtime.coverage_error(atoms.numbers.tolist(), head)
         if msg is not None:
             if not self.allow_unknown_elements:
                 raise ValueError(msg + "; pass allow_unknown_elements=True to evaluate anyway")
@@ -135,6 +148,7 @@ class GFMCalculator(Calculator):
             raise PropertyNotImplementedError(
                 "stress needs a periodic structure with a cell of non-zero volume "
                 f"(pbc={atoms.pbc.tolist()}, volume={abs(atoms.cell.volume):.3g} A^3)")
+        return head
 
     @staticmethod
     def _has_volume(atoms) -> bool:
@@ -144,7 +158,7 @@ class GFMCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        self._check(atoms, properties)
+        head = self._check(atoms, properties)
         self.sanity.check_atoms(atoms)
         # stress comes almost for free with forces: compute it whenever the cell allows, so ASE's cache is full
         want_stress = (self._has_volume(atoms) and bool(atoms.pbc.all())) or "stress" in properties
@@ -154,13 +168,14 @@ class GFMCalculator(Calculator):
             graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
                                      min_distance=self.min_distance)
             batch = self.runtime.collate([graph]).to(self.device)
-        out = to_numpy(self.runtime.evaluate(batch, forces=True, stress=want_stress))
+        out = to_numpy(self.runtime.evaluate(batch, forces=True, stress=want_stress, head=head))
         energy = float(out["energy"][0])
         self.results = {
             "energy": energy,
             "free_energy": energy,
             "energies": out["energies"],
             "forces": out["forces"],
+            "head": head,
         }
         if want_stress:
             self.results["stress"] = out["stress"][0]

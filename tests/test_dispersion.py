@@ -255,3 +255,27 @@ def test_cli_dispersion_errors_are_one_line(tmp_path, capsys, argv, message):
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_gfm_eval_adds_dispersion_like_the_calculator(tmp_path, capsys):
+    from ase.io import read, write
+
+    from gfm_ase import GFMCalculator
+    from gfm_ase.cli import main
+
+    frames = [graphite(), co2_crystal()]
+    write(tmp_path / "in.extxyz", frames)
+    argv = ["eval", str(tmp_path / "in.extxyz"), "--model", "gfm-mini", "--head", "omat", "--dtype", "float64",
+            "--device", "cpu", "--allow-unknown-elements", "--quiet"]
+    assert main(argv + ["-o", str(tmp_path / "out.extxyz"), "--dispersion", "d3bj"]) == 0
+    assert main(argv + ["-o", str(tmp_path / "plain.extxyz")]) == 0
+    capsys.readouterr()
+    calc = GFMCalculator(model="gfm-mini", head="omat", dtype="float64", device="cpu", dispersion="d3bj",
+                         allow_unknown_elements=True)
+    for atoms, got, plain in zip(frames, read(tmp_path / "out.extxyz", ":"), read(tmp_path / "plain.extxyz", ":")):
+        atoms.calc = calc
+        assert got.info["gfm_energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+        assert got.info["gfm_energy"] - plain.info["gfm_energy"] == pytest.approx(
+            calc.results["dispersion_energy"], abs=1e-6)
+        np.testing.assert_allclose(got.arrays["gfm_forces"], atoms.get_forces(), atol=1e-6)
+        np.testing.assert_allclose(got.info["gfm_stress"], atoms.get_stress(), atol=1e-7)

@@ -8,6 +8,7 @@ import sys
 def register(sub) -> None:
     from gfm_ase.cli.data import FORMAT_CHOICES
     from gfm_ase.cli.options import positive
+    from gfm_ase.dispersion import DAMPING
     from gfm_ase.hub import default_model_help
 
     p = sub.add_parser(
@@ -37,6 +38,9 @@ def register(sub) -> None:
                    help="atoms per batch (default: from model and device)")
     p.add_argument("--allow-unknown-elements", action="store_true",
                    help="evaluate elements outside the head's training data instead of refusing them")
+    p.add_argument("--dispersion", default=None, choices=sorted(DAMPING),
+                   help="add DFT-D3 dispersion with the damping parameters of the head's functional "
+                        "(gfm_ase.dispersion; needs the d3 extra)")
     p.add_argument("--errors-json", default=None, metavar="FILE.json", help="write the error tables as JSON")
     p.add_argument("--errors-md", default=None, metavar="FILE.md", help="write the error tables as Markdown")
     p.add_argument("--overwrite", action="store_true", help="replace existing OUT and error table files")
@@ -59,7 +63,7 @@ def run(args) -> int:
         args.inputs, args.output, model=args.model, head=args.head, prefix=args.prefix, overwrite=args.overwrite,
         fmt=args.format, options=dict(_parse_option(o) for o in args.option), errors_json=args.errors_json,
         errors_markdown=args.errors_md, log=None if args.quiet else log, device=args.device, dtype=args.dtype,
-        max_atoms=args.max_atoms, allow_unknown_elements=args.allow_unknown_elements)
+        max_atoms=args.max_atoms, allow_unknown_elements=args.allow_unknown_elements, dispersion=args.dispersion)
     if summary["unconverted"]:
         log("labels the readers do not convert (copied into OUT as they are from files ASE reads, left out of the "
             "error tables): " + ", ".join(

@@ -12,7 +12,8 @@ def register(sub) -> None:
                    help=f"built-in name, model directory or URL {default_model_help()}")
     p.add_argument("--json", action="store_true",
                    help="print the full metadata as JSON, with per-head totals (n_elements, n_train, "
-                        "surrogate_share) and each dataset's surrogate")
+                        "surrogate_share) and each dataset's surrogate; an entry \"auto\" describes the model's "
+                        "head router (features, groups, held-out accuracy) when it ships one")
     p.set_defaults(func=run)
 
 
@@ -25,9 +26,12 @@ def run(args) -> int:
     from gfm_ase.hub import default_model
 
     model = args.model if args.model is not None else default_model()
+    from gfm_ase.runtime.router import AUTO, router_description
+
     heads = GFMCalculator.available_heads(model)
+    router = router_description(model)
     if args.json:
-        print(json.dumps(heads, indent=2))
+        print(json.dumps({**heads, **({AUTO: {"name": AUTO, "router": router}} if router else {})}, indent=2))
         return 0
     print(f"model {model}: {len(heads)} head(s)")
     for name, h in heads.items():
@@ -36,4 +40,9 @@ def run(args) -> int:
               f"{h['n_elements'] or 'any':>3} elements  {h['n_train']:>7,} train structures  "
               f"surrogate share {_share(h['surrogate_share']):>5s}  "
               f"{' '.join(els[:12])}{' ...' if len(els) > 12 else ''}")
+    if router:
+        held = (router.get("metrics") or {}).get("held_out") or {}
+        acc = f"held-out accuracy {100 * held['accuracy']:.1f} %" if "accuracy" in held else "no held-out data"
+        print(f"{AUTO:12s} router over {', '.join(router['heads'])} ({' + '.join(router['features'])}; {acc}); "
+              f"groups {' | '.join('/'.join(g) for g in router['groups'])} resolve to their first head")
     return 0

@@ -19,6 +19,7 @@ from gfm_ase.runtime.device import resolve_device
 from gfm_ase.runtime.evaluate import evaluate
 from gfm_ase.runtime.heads import HeadSelection
 from gfm_ase.runtime.loading import load
+from gfm_ase.runtime.router import AUTO, HeadRouter, RouteDecision, RouterError, load_router
 
 
 class InferenceRuntime:
@@ -27,7 +28,9 @@ class InferenceRuntime:
     model: built-in name (None: :func:`gfm_ase.hub.default_model`), model directory, training output directory,
       URL with ``#sha256=...``, or an in-memory :class:`GFMModel` (moved in place, or deep-copied first with
       ``copy_model``).
-    head: the head to use; may be omitted only for single-head models.
+    head: the head to use; may be omitted only for single-head models. ``"auto"``: the model's router
+      (:mod:`gfm_ase.runtime.router`) picks the head per structure (:meth:`route`); :attr:`head` is then ``"auto"``
+      and :meth:`evaluate` needs the routed head.
     device: "auto" (CUDA when available) or any ``torch.device`` string.
     dtype: a precision of :data:`gfm_ase.model.precision.PRECISIONS`.
     compile: run the trunk through ``torch.compile`` (True, or a dict of its keyword arguments).
@@ -55,24 +58,58 @@ class InferenceRuntime:
         self.model_id: dict | None = loaded.model_id
         self.runner: torch.nn.Module = compile_runner(self.model, compile)  # what predict() evaluates
         self.compiled: bool = bool(compile)
-        self.selection = HeadSelection(self.model, head)
+        self.router: HeadRouter | None = None
+        self._selections: dict[str, HeadSelection] = {}
+        if head == AUTO and AUTO not in self.model.head_names:
+            self.router = load_router(self.model, self.model_path)  # None: single head, nothing to route
+            self.selection: HeadSelection | None = None if self.router else HeadSelection(self.model, None)
+        else:
+            if head is not None and head not in self.model.head_names:
+                raise ValueError(f"unknown head {head!r}; available heads: {self.model.head_names}, or 'auto' "
+                                 "(the model's router picks one per structure)")
+            self.selection = HeadSelection(self.model, head)
 
     # --- head ---------------------------------------------------------------------------------------------------
     @property
     def head(self) -> str:
-        return self.selection.name
+        """The head, or ``"auto"`` when the router picks one per structure."""
+        return AUTO if self.selection is None else self.selection.name
+
+    @property
+    def routed(self) -> bool:
+        return self.selection is None
+
+    def _fixed(self) -> HeadSelection:
+        if self.selection is None:
+            raise RouterError("head='auto' picks the head per structure; ask runtime.route(...) or "
+                              "runtime.selection_for(head)")
+        return self.selection
 
     @property
     def head_config(self) -> HeadConfig:
-        return self.selection.config
+        return self._fixed().config
 
     @property
     def allowed_numbers(self) -> set[int]:
-        return self.selection.allowed_numbers
+        return self._fixed().allowed_numbers
 
-    def coverage_error(self, numbers: Iterable[int]) -> str | None:
-        """A message naming elements of ``numbers`` the head was not trained on; None when all are covered."""
-        return self.selection.coverage_error(numbers)
+    def selection_for(self, head: str) -> HeadSelection:
+        """The :class:`HeadSelection` of one head of the model (cached)."""
+        if head not in self._selections:
+            self._selections[head] = HeadSelection(self.model, head)
+        return self._selections[head]
+
+    def route(self, numbers: Sequence[int], pbc, cell) -> RouteDecision:
+        """The head of one structure: the router's choice with ``head="auto"``, else the fixed head."""
+        if self.router is None:
+            sel = self._fixed()
+            return RouteDecision(sel.name, {}, not sel.unknown_elements(numbers))
+        return self.router.route(numbers, pbc, cell)
+
+    def coverage_error(self, numbers: Iterable[int], head: str | None = None) -> str | None:
+        """A message naming elements of ``numbers`` the head (``head``, else the fixed one) was not trained on;
+        None when all are covered."""
+        return (self._fixed() if head is None else self.selection_for(head)).coverage_error(numbers)
 
     # --- graphs ---------------------------------------------------------------------------------------------------
     def collate(self, graphs: Sequence[AtomicGraph]) -> GraphBatch:
@@ -89,13 +126,15 @@ class InferenceRuntime:
 
     # --- evaluation -------------------------------------------------------------------------------------------------
     def evaluate(
-        self, batch: GraphBatch, *, forces: bool = True, stress: bool = False, extra_heads: list[str] | None = None
+        self, batch: GraphBatch, *, forces: bool = True, stress: bool = False, extra_heads: list[str] | None = None,
+        head: str | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Energies, per-atom energies and, when asked, forces and stress of ``batch`` (already on the device)."""
+        """Energies, per-atom energies and, when asked, forces and stress of ``batch`` (already on the device), with
+        ``head`` (default: the runtime's fixed head; with ``head="auto"`` a routed head must be given)."""
         return evaluate(
             self.runner,
             batch,
-            self.head,
+            self._fixed().name if head is None else head,
             precision=self.precision,
             forces=forces,
             stress=stress,
