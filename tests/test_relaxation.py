@@ -81,3 +81,10 @@ def test_bad_options(calc, kw, match):
 def test_unknown_type_is_refused(calc):
     with pytest.raises(TypeError, match="Structure"):
         relax("Cu", calc)
+
+
+def test_validation_helper_points_pymatgen_users_to_gfm_ase_relax(calc):
+    from validation.relax import relax as relax_in_place
+
+    with pytest.raises(TypeError, match="gfm_ase.relax"):
+        relax_in_place(_structure(), calc)

@@ -54,9 +54,15 @@ def perturb(atoms, rattle: float, strain: float, rng: np.random.Generator):
 
 
 def relax(atoms, calc, *, optimizer: str = "FIRE", fmax: float = 0.01, steps: int = 500, relax_cell: bool = True):
-    """Relax in place; returns (converged, steps taken, final max force in eV/A)."""
+    """Relax ``atoms`` (ase.Atoms) in place; returns (converged, steps taken, final max force in eV/A). For a
+    pymatgen Structure or Molecule use :func:`gfm_ase.relax`, which returns the same type."""
+    from ase import Atoms
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS, FIRE
+
+    if not isinstance(atoms, Atoms):
+        raise TypeError(f"validation.relax.relax relaxes ase.Atoms in place, got {type(atoms).__name__}; "
+                        "gfm_ase.relax(structure, calc) relaxes a pymatgen Structure/Molecule and returns one")
 
     if optimizer.upper() not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
