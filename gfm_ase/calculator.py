@@ -14,6 +14,7 @@ from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
 from gfm_ase.graph.verlet import VerletGraph
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.runtime import InferenceRuntime, model_document, to_numpy
+from gfm_ase.runtime.uncertainty import Spread
 
 
 _ASE_CALCULATOR_ARGS = {"restart", "ignore_bad_restart_file", "label", "atoms", "directory"}
@@ -45,28 +46,34 @@ class GFMCalculator(Calculator):
       ``"d3bj-atm"`` or ``"d3zero"`` (:mod:`gfm_ase.dispersion`; simple-dftd3, extra ``d3``), with the damping
       parameters of the head's functional; a head without one (GFN2-xTB, EMT) is refused.
       ``results["dispersion_energy"]`` holds the D3 part of the energy.
+    uncertainty: also give ``results["energy_std"]`` (eV) and ``results["forces_std"]`` ([n_atoms], eV/A): the spread
+      of the head's committee, else of its family (:mod:`gfm_ase.runtime.uncertainty`, the definition screening
+      uses). Costs a second trunk pass and one backward pass per member. A head with neither is an error.
 
     ``calc.parameters`` (and ``calc.todict()``, so ASE trajectories and databases) record what produced the numbers:
     model name and source, weights sha256, head and its level of theory, precision, dispersion and the options that
     change results (:mod:`gfm_ase.provenance`); never a machine path.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies", "energy_std", "forces_std"]
 
     def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, device="auto",
                  dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
                  skin: float = 0.0, compile: bool | dict = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, dispersion: str | None = None, **kwargs):
+                 min_distance_factor: float | None = DEFAULT_FACTOR, dispersion: str | None = None,
+                 uncertainty: bool = False, **kwargs):
         unknown = sorted(set(kwargs) - _ASE_CALCULATOR_ARGS)
         if unknown:  # ASE would store them as parameters and ignore them: a typo must not pass silently
             raise TypeError(f"GFMCalculator got unknown option(s) {unknown}")
         self.sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
         check_dispersion_option(dispersion)
+        if not isinstance(uncertainty, bool):
+            raise TypeError(f"uncertainty must be True or False, got {uncertainty!r}")
         super().__init__(**kwargs)
         # model, device, precision, head, element coverage and compile: the shared inference runtime
         self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
-        if self.runtime.routed and dispersion is not None:
-            raise ValueError("head='auto' does not combine with dispersion yet (their parameters "
+        if self.runtime.routed and (dispersion is not None or uncertainty):
+            raise ValueError("head='auto' does not combine with dispersion or uncertainty yet (their parameters "
                              f"are per head): choose a head from {self.runtime.model.head_names}")
         self.device = self.runtime.device
         self.precision = self.runtime.precision
@@ -79,6 +86,7 @@ class GFMCalculator(Calculator):
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
         self.sanity = SanityCheck(self.sanity.factor, cutoff=self.model.cutoff)
+        self.spread = Spread.for_head(self.model, self.head) if uncertainty else None
         self.verlet = None
         if skin < 0:
             raise ValueError(f"skin must be >= 0, got {skin}")
@@ -144,6 +152,8 @@ class GFMCalculator(Calculator):
             if not self.allow_unknown_elements:
                 raise ValueError(msg + "; pass allow_unknown_elements=True to evaluate anyway")
             warnings.warn(msg + "; predictions for them are extrapolations", stacklevel=3)
+        if self.spread is None and {"energy_std", "forces_std"} & set(properties):
+            raise PropertyNotImplementedError("energy_std and forces_std need GFMCalculator(..., uncertainty=True)")
         if "stress" in properties and not self._has_volume(atoms):
             raise PropertyNotImplementedError(
                 "stress needs a periodic structure with a cell of non-zero volume "
@@ -181,6 +191,10 @@ class GFMCalculator(Calculator):
             self.results["stress"] = out["stress"][0]
         if self.dispersion is not None:
             self._add_dispersion(atoms, want_stress, "energies" in properties)
+        if self.spread is not None:
+            spread = self.spread.evaluate(self.model, batch, self.precision)
+            self.results["energy_std"] = float(spread["energy_std"][0])
+            self.results["forces_std"] = spread["forces_std"]
 
     def _add_dispersion(self, atoms, want_stress: bool, want_energies: bool) -> None:
         d = self.dispersion.compute(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, forces=True,

@@ -52,6 +52,8 @@ def _structures():
         results = {"energy": -3.0 * n + 0.2 * k, "forces": rng.normal(size=(n, 3))}
         if a.pbc.all():
             results["stress"] = rng.normal(size=6) * 0.01
+        if k == 0:  # a second energy label (VASP's free energy): kept beside the energy
+            results["free_energy"] = results["energy"] - 0.05
         a.calc = SinglePointCalculator(a, **results)
         a.info["config_type"] = f"c{k}"
         a.arrays["REF_forces"] = 2 * results["forces"]  # a label under another name: carried as it is
@@ -138,6 +140,9 @@ def test_labels_and_ids_survive_beside_the_predictions(model_dir, inputs, tmp_pa
             np.testing.assert_allclose(got.get_stress(), ref.get_stress(), atol=1e-12)
         assert got.info["gfm_energy"] != pytest.approx(ref.get_potential_energy(), abs=1e-6)
         assert got.info["config_type"] == ref.info["config_type"]  # the frame's other keys are kept
+        if "free_energy" in ref.calc.results:
+            assert got.get_potential_energy(force_consistent=True) == pytest.approx(
+                ref.calc.results["free_energy"], abs=1e-9)
         np.testing.assert_allclose(got.arrays["REF_forces"], ref.arrays["REF_forces"], rtol=0, atol=1e-8)
 
 

@@ -11,12 +11,13 @@ CalculatorLike = Any  # an ASE calculator or a zero-argument callable returning 
 
 def make_calculator(spec: str | None = None, *, model: str | None = None, head: str | None = None,
                     device: str = "auto", dtype: str = "float64", allow_unknown_elements: bool = False,
-                    dispersion: str | None = None):
+                    dispersion: str | None = None, uncertainty: bool = False):
     """Build a calculator from CLI-style arguments.
 
     spec: ``"emt"`` (ASE's EMT), ``"module:factory"`` (``factory()`` must return an ASE calculator; a
       ``module.path:Class`` works too), or None with ``model``/``head`` for a gfm-ase head.
     dispersion: a DFT-D3 variant added to the gfm-ase head (``GFMCalculator(dispersion=...)``); not for ``spec``.
+    uncertainty: the gfm-ase head also gives energy_std / forces_std (``GFMCalculator(uncertainty=True)``).
     """
     if spec is not None and model is not None:
         raise ValueError("give either a calculator name or --model/--head, not both")
@@ -24,11 +25,14 @@ def make_calculator(spec: str | None = None, *, model: str | None = None, head: 
         from gfm_ase.calculator import GFMCalculator
 
         return GFMCalculator(model=model, head=head, device=device, dtype=dtype,
-                             allow_unknown_elements=allow_unknown_elements, dispersion=dispersion)
+                             allow_unknown_elements=allow_unknown_elements, dispersion=dispersion,
+                             uncertainty=uncertainty)
     if head is not None:
         raise ValueError("--head only applies to --model (a gfm-ase model)")
     if dispersion is not None:
         raise ValueError("--dispersion only applies to --model (a gfm-ase model)")
+    if uncertainty:
+        raise ValueError("--uncertainty only applies to --model (a gfm-ase model)")
     name = spec.strip()
     if name.lower() == "emt":
         from ase.calculators.emt import EMT

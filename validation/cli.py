@@ -54,6 +54,9 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--align", default="none", choices=["none", "per-element"],
                    help="per-element: fit per-element energy offsets first (for another level of theory)")
+    s.add_argument("--uncertainty", action="store_true",
+                   help="--model head's spread (committee or family; GFMCalculator(uncertainty=True)): adds the "
+                        "calibration table, calibration.png and the *_within_1sigma / *_spread_spearman numbers")
     s.set_defaults(func=_run_errors)
 
     s = suites.add_parser("eos", help="Delta test against the WIEN2k references of ase.collections.dcdft")
@@ -145,7 +148,8 @@ def _calculator(args):
     if args.calculator is None and model is None:  # neither given: the default gfm-ase model
         model = default_model()
     return make_calculator(args.calculator, model=model, head=args.head, device=args.device, dtype=args.dtype,
-                           allow_unknown_elements=args.allow_unknown_elements, dispersion=args.dispersion)
+                           allow_unknown_elements=args.allow_unknown_elements, dispersion=args.dispersion,
+                           uncertainty=getattr(args, "uncertainty", False))
 
 
 def _finish(result, args) -> int:

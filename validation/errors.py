@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from validation.calculators import as_calculator, describe
+from validation.calibration import TABLE_HEADER, calibration_report, plot_calibration, summary_numbers, table_rows
 from validation.eos_fit import GPA
 from validation.output import SuiteResult, pyplot, save_figure, table
 
@@ -107,6 +108,10 @@ def run_errors(calc, structures, *, name: str | None = None, align: str = "none"
                 pred["forces"] = np.asarray(a.get_forces(), dtype=float)
             if "stress" in lab and a.pbc.all():
                 pred["stress"] = np.asarray(a.get_stress(voigt=True), dtype=float)
+            results = getattr(a.calc, "results", {}) or {}
+            for key in ("energy_std", "forces_std"):  # a calculator that gives a spread (uncertainty=True)
+                if results.get(key) is not None:
+                    pred[key] = results[key] if key == "energy_std" else np.asarray(results[key], dtype=float)
         except Exception as exc:  # a structure the calculator refuses is reported, not fatal
             failed.append((k, f"{type(exc).__name__}: {exc}"))
             continue
@@ -174,16 +179,27 @@ def run_errors(calc, structures, *, name: str | None = None, align: str = "none"
             ["group", "structures", "E MAE meV/atom", "F MAE meV/Å", "S MAE GPa"],
             [[g, d["n_structures"], d["energy_meV_atom"]["mae"], d["forces_meV_A"]["mae"], d["stress_GPa"]["mae"]]
              for g, d in per_group.items()]), ""]
+    calibration = calibration_report(rows)
+    if calibration:
+        summary.update(summary_numbers(calibration))
+        sections += ["## Uncertainty calibration", "",
+                     "Errors against the calculator's predicted spread (energy_std / n_atoms, forces_std per atom); "
+                     "in brackets the fraction a calibrated Gaussian spread gives.", "",
+                     table(TABLE_HEADER, table_rows(calibration)), ""]
     if failed:
         sections += ["## Not evaluated", "", table(["structure", "reason"], [[str(k), v] for k, v in failed[:50]]), ""]
     details = {"overall": overall, "per_element": per_element, "per_group": per_group,
                "failed": [{"index": k, "reason": v} for k, v in failed]}
+    if calibration:
+        details["calibration"] = calibration
     result = SuiteResult("errors", describe(calc), summary, details, sections, notes=notes)
     if outdir is not None:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         result.plots.append(plot_parity(rows, e_ref / n_at if with_e else None,
                                         e_pred / n_at if with_e else None, outdir / "parity.png"))
+        if calibration:
+            result.plots.append(plot_calibration(rows, calibration, outdir / "calibration.png"))
         result.write(outdir)
     return result
 

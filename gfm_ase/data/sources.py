@@ -48,17 +48,17 @@ def is_store(path) -> bool:
 # keys a record holds (or that describe the structure itself): never carried as extras
 RECORD_INFO_KEYS = frozenset({"energy", "free_energy", "stress", "charge", "spin", "group", "id"})
 RECORD_ARRAY_KEYS = frozenset({"numbers", "positions", "forces", "magmoms"})
-RECORD_RESULTS = frozenset({"energy", "free_energy", "forces", "stress", "magmoms"})
+RECORD_RESULTS = frozenset({"energy", "forces", "stress", "magmoms"})
 
 
-def frame_extras(atoms) -> dict:
+def frame_extras(atoms, energy_key: str = "energy") -> dict:
     """``{"info": {...}, "arrays": {...}}``: what a frame holds beyond its record's fields (per-atom calculator
-    results go to ``arrays``, the others to ``info``)."""
+    results go to ``arrays``, the others to ``info``; e.g. a ``free_energy`` that is not the record's energy)."""
     info = {k: v for k, v in atoms.info.items() if k not in RECORD_INFO_KEYS}
     arrays = {k: v for k, v in atoms.arrays.items() if k not in RECORD_ARRAY_KEYS}
     results = atoms.calc.results if atoms.calc is not None else {}
     for k, v in results.items():
-        if k in RECORD_RESULTS or v is None:
+        if k in RECORD_RESULTS or k == energy_key or v is None:
             continue
         v = np.asarray(v)
         if v.ndim >= 1 and len(v) == len(atoms):
@@ -121,7 +121,7 @@ def iter_input_frames(paths: Sequence, fmt: str = "auto", *, options: dict | Non
                                           and np.allclose(atoms.positions, rec.positions)):
                 raise ConversionError(path, rec.id, "the frames ASE reads do not line up with the converted records")
             n += 1
-            yield rec, (frame_extras(atoms) if atoms is not None else {})
+            yield rec, (frame_extras(atoms, (options or {}).get("energy_key", "energy")) if atoms is not None else {})
     if n == 0:
         raise ConversionError(", ".join(str(p) for p in paths), None, "no structures found")
 

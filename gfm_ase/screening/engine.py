@@ -29,7 +29,7 @@ from gfm_ase.screening.budget import Budget, calibrate_memory, check_budget_opti
 from gfm_ase.screening.planner import OVERSIZE_POLICIES, BatchPlanner, PlannedBatch, Refusal
 from gfm_ase.screening.readers import Item, Unit
 from gfm_ase.screening.rows import concat
-from gfm_ase.screening.uncertainty import FamilySpread, family_heads
+from gfm_ase.runtime.uncertainty import Spread, member_heads
 
 PROPERTIES = ("energy", "forces", "stress", "energies")
 _DONE = object()
@@ -73,7 +73,8 @@ class Screener:
       overlapping atoms or a cell too small for their atoms get an error row.
     prefetch: batches built ahead of the model by the background thread.
     workers: graph-building threads (default: 1 on CPU, up to 8 with a GPU).
-    uncertainty: add the spread of the head's family (see :mod:`gfm_ase.screening.uncertainty`).
+    uncertainty: add the spread of the head's committee or family (see :mod:`gfm_ase.runtime.uncertainty`), as
+      ``energy_std / n_atoms`` (eV/atom).
     """
 
     def __init__(self, model=None, head: str | None = None, *, device="auto", dtype: str = "float32",
@@ -105,8 +106,8 @@ class Screener:
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
         self.sanity = SanityCheck(min_distance_factor, cutoff=self.model.cutoff)
-        self.family = family_heads(self.model, head) if uncertainty else []
-        self.spread = FamilySpread(self.model, self.family) if len(self.family) >= 2 else None
+        self.spread_kind, self.family = member_heads(self.model, head) if uncertainty else ("none", [])
+        self.spread = Spread.for_head(self.model, head) if self.spread_kind != "none" else None
         self.uncertainty = uncertainty
         if oversize not in OVERSIZE_POLICIES:
             raise ValueError(f"oversize must be one of {OVERSIZE_POLICIES}, got {oversize!r}")
@@ -314,8 +315,8 @@ class Screener:
         block["energy"] = energy
         block["energy_per_atom"] = energy / n_atoms
         if self.uncertainty and self.spread is not None:
-            block["uncertainty"] = self.spread(out["head_energies"], batch.numbers.cpu().numpy(),
-                                               batch.batch.cpu().numpy(), n_atoms)
+            block["uncertainty"] = self.spread.energy_std(out["head_energies"], batch.numbers.cpu().numpy(),
+                                                          batch.batch.cpu().numpy()) / n_atoms
         if want_f:
             block["forces"] = out["forces"]
         if want_s:

@@ -34,8 +34,9 @@ COLUMN_DOC = {
     "formula": "Hill formula",
     "energy": "total energy, eV",
     "energy_per_atom": "eV/atom",
-    "uncertainty": "std over the head's family of (E_h - sum_i ref_h[Z_i]) / n_atoms, eV/atom; only present when "
-                   "the head's family has two or more heads (metadata 'uncertainty' says why it is absent)",
+    "uncertainty": "energy_std / n_atoms (gfm_ase.runtime.uncertainty: std of E_h - sum_i ref_h[Z_i] over the head's "
+                   "committee, else its family), eV/atom; only present when the head has a committee or a family "
+                   "of two or more heads (metadata 'uncertainty' says why it is absent)",
     "stress": "eV/A^3, ASE sign (tension positive), Voigt xx yy zz yz xz xy; NaN for non-periodic structures",
     "forces": "eV/A, per atom (flat; rows split by n_atoms)",
     "energies": "per-atom energies, eV (flat; rows split by n_atoms)",
@@ -278,11 +279,11 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
 
 def _uncertainty_note(screener: Screener) -> str:
     if screener.spread is not None:
-        return f"column 'uncertainty': spread over the family heads {screener.family}"
+        return f"column 'uncertainty': spread over the {screener.spread_kind} heads {screener.family}"
     if not screener.uncertainty:
         return "no 'uncertainty' column: switched off (--no-uncertainty)"
-    return (f"no 'uncertainty' column: head {screener.head!r} has no family of two or more heads "
-            f"(family: {screener.family or [screener.head]})")
+    return (f"no 'uncertainty' column: head {screener.head!r} has no committee and no family of two or more "
+            f"heads (family: {screener.family or [screener.head]})")
 
 
 def shortlist_key(block: dict, by: str | None) -> str:
