@@ -1,7 +1,6 @@
 """`gfm eval INPUT... -o OUT.extxyz|OUT.db`: predictions beside the labels, per-element error tables."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 
@@ -21,17 +20,18 @@ def register(sub) -> None:
                     "only for periodic cells). INPUTs: gfm-ase stores and anything `gfm data convert` reads. Where "
                     "labels exist, per-element MAE/RMSE tables (energy per atom, force components, stress) are "
                     "printed and, if asked, written as JSON/Markdown. An existing OUT is an error unless "
-                    "--overwrite; OUT appears only when complete.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "--overwrite; OUT appears only when complete.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="structure files, stores or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.extxyz, .xyz or .db)")
-    p.add_argument("--prefix", default="gfm_", help="prefix of the prediction keys")
+    p.add_argument("--prefix", default="gfm_", help="prefix of the prediction keys (default: gfm_)")
     p.add_argument("--model", default=None,
                    help=f"built-in name, model directory, training output dir or URL {default_model_help()}")
     p.add_argument("--head", default=None, help="head (level of theory); optional for single-head models")
-    p.add_argument("--dtype", default="float32", choices=["float64", "float32", "bfloat16"], help="precision")
+    p.add_argument("--dtype", default="float32", choices=["float64", "float32", "bfloat16"],
+                   help="precision (default: float32)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    p.add_argument("--format", default="auto", choices=FORMAT_CHOICES, help="input format (stores are detected)")
+    p.add_argument("--format", default="auto", choices=FORMAT_CHOICES,
+                   help="input format (default: auto; stores are detected)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="converter option of the input format (as in gfm data convert; gfm data formats lists them)")
     p.add_argument("--max-atoms", type=positive(int), default=None,
