@@ -282,7 +282,7 @@ def auto_errors(model_dir: Path, model_doc: dict, router: HeadRouter, datasets, 
             res = predict(model, batch, None, forces=g.forces is not None)
             n_at = len(g.numbers)
             for j, k in enumerate(("own", "auto")):
-                acc[k][0] += abs(float(res["energy"][j]) - float(g.energy)) / n_at
+                acc[k][0] += abs(float(res["energy"][j].detach()) - float(g.energy)) / n_at
                 acc[k][1] += 1
                 if g.forces is not None:
                     f = res["forces"][j * n_at:(j + 1) * n_at].detach().numpy()

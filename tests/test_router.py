@@ -255,3 +255,22 @@ def test_cli_trains_and_gfm_heads_describes_it(toy, tmp_path, capsys):
                           "--features", "composition,colour"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "unknown router feature(s) ['colour']" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["gfm-mini", "gfm-base"])
+def test_builtin_routers_route_clear_cases(name):
+    """The shipped routers load (checksums, datasets of the model's heads) and send clear cases to their heads."""
+    from ase.build import bulk, molecule
+
+    from gfm_ase.hub import BUILTIN_DIR
+    from gfm_ase.runtime import InferenceRuntime
+
+    if not (BUILTIN_DIR / name / "router.json").is_file():
+        pytest.skip(f"{name} ships no router")
+    rt = InferenceRuntime(name, "auto", device="cpu")
+    si, ch4 = bulk("Si", "diamond", a=5.43), molecule("CH4")
+    assert rt.route(si.numbers, si.pbc, si.cell.array).head == "omat"
+    assert rt.route(ch4.numbers, ch4.pbc, ch4.cell.array).head == "gfn2"
+    alloy = bulk("Cu", "fcc", a=3.6, cubic=True)
+    alloy.symbols[[1, 3]] = "Pt"  # a Cu-Pt alloy: what the EMT training set is made of
+    assert rt.route(alloy.numbers, alloy.pbc, alloy.cell.array).head == "emt"
