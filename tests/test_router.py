@@ -274,3 +274,15 @@ def test_builtin_routers_route_clear_cases(name):
     alloy = bulk("Cu", "fcc", a=3.6, cubic=True)
     alloy.symbols[[1, 3]] = "Pt"  # a Cu-Pt alloy: what the EMT training set is made of
     assert rt.route(alloy.numbers, alloy.pbc, alloy.cell.array).head == "emt"
+
+
+def test_auto_where_one_head_per_run_is_needed_is_refused(routed):
+    from gfm_ase.calculator import GFMCalculator
+    from gfm_ase.screening.engine import Screener
+
+    model, _ = routed
+    with pytest.raises(ValueError, match="'auto' is not supported here"):
+        Screener(model, "auto", device="cpu")
+    with pytest.raises(ValueError, match="does not combine with dispersion"):
+        GFMCalculator(model, head="auto", device="cpu", uncertainty=True)
+    Screener(model, "cryst", device="cpu")  # a fixed head still screens

@@ -95,6 +95,10 @@ class Screener:
         # model (an in-memory one is copied, never modified), device, precision, head, element coverage, compile
         self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile, copy_model=True,
                                         identify=True)
+        if self.runtime.routed:  # per-structure heads would need per-head formation references and spreads
+            raise ValueError("screening evaluates one head per run (formation energies, uncertainty and output "
+                             "metadata are per head): head 'auto' is not supported here; choose one of "
+                             f"{self.runtime.model.head_names}")
         self.device = self.runtime.device
         self.precision = self.runtime.precision
         self.model_dtype = self.runtime.model_dtype
