@@ -178,6 +178,21 @@ def add_members(model, head: str, deltas: np.ndarray, names: list[str]) -> None:
             last.bias.add_(d[-1:])
 
 
+def copy_companions(src: Path, out: Path) -> list[str]:
+    """Copy the files that travel with the source model (e.g. its head router, which binds to the original heads'
+    datasets and stays valid: the members have none) into ``out``; the model's own files are rewritten."""
+    import shutil
+
+    from gfm_ase.checkpoint import JSON_NAME, WEIGHTS_NAME
+
+    copied = []
+    for f in sorted(Path(src).iterdir()):
+        if f.is_file() and not f.name.startswith(".") and f.name not in (JSON_NAME, WEIGHTS_NAME):
+            shutil.copy2(f, Path(out) / f.name)
+            copied.append(f.name)
+    return copied
+
+
 def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *, members: int = 8, seed: int = 0,
                     ridge: float = 1e-4, max_structures: int | None = None, calibration_structures: int = 200,
                     force_calibration_structures: int = 50, log=print) -> dict:
@@ -290,7 +305,9 @@ def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *
     extra["committee"] = {"head": head, "source_weights_sha256": doc["weights_sha256"], "members": names,
                           "config": Path(config).name if isinstance(config, (str, Path)) else "(in memory)"}
     save_model(model, out, extra=extra)
+    copied = copy_companions(src, out)
     record["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
+    record["copied"] = copied
     log(f"wrote {out}: head {head!r} + {members} committee members; energy_scale {energy_scale:.3g}, "
         f"forces_scale {record['forces_scale']:.3g}; validation: {record['calibration']}")
     return record

@@ -22,7 +22,9 @@ def source(tmp_path_factory):
     from gfm_ase.checkpoint import save_model
 
     model = make_tiny_model(heads=("emt", "lj"), cutoff=4.0)
-    return save_model(model, tmp_path_factory.mktemp("src") / "model")
+    out = save_model(model, tmp_path_factory.mktemp("src") / "model")
+    (out / "card.md").write_text("a companion file (e.g. a head router) travels with the model\n")
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,7 @@ def test_committee_model_loads_verified_with_members_and_the_head_unchanged(sour
         for a, b in zip(list(m.heads[n].mlp[:-1].parameters()), list(m.heads["emt"].mlp[:-1].parameters())):
             assert torch.equal(a, b)
     assert record["energy_scale"] > 0 and record["forces_scale"] > 0
+    assert (out / "card.md").read_bytes() == (source / "card.md").read_bytes() and record["copied"] == ["card.md"]
     from pretraining.data import open_datasets
 
     n_val = sum(len(d.val) for d in open_datasets(tiny_config(data_dir), m.cutoff) if d.head == "emt")

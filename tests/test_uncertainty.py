@@ -175,3 +175,25 @@ def test_a_committee_record_naming_a_missing_or_foreign_head_is_an_error():
     m.update_head_config(cfg.model_copy(update={"metrics": {COMMITTEE_KEY: {"members": ["b"]}}}))
     with pytest.raises(UncertaintyError, match="does not record"):
         GFMCalculator(m, head="a", uncertainty=True)
+
+
+def test_screening_uses_the_committee_with_the_same_definition():
+    from gfm_ase.screening.engine import Screener
+
+    m = with_committee(family_model())
+    at = structure()
+    screener = Screener(m, head="a", dtype="float64")
+    assert screener.spread_kind == "committee" and screener.family == ["a", "a_c0", "a_c1"]
+    res = screener.evaluate([at])
+    calc = GFMCalculator(m, head="a", dtype="float64", uncertainty=True).predict(at)
+    assert res["uncertainty"][0] * len(at) == pytest.approx(calc["energy_std"], rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-4), ("bfloat16", 5e-2)])
+def test_lower_precisions_give_the_float64_spread(dtype, tol):
+    m = family_model()
+    at = structure()
+    ref = GFMCalculator(m, head="a", dtype="float64", uncertainty=True).predict(at)
+    low = GFMCalculator(m, head="a", dtype=dtype, uncertainty=True).predict(at)
+    assert low["energy_std"] == pytest.approx(ref["energy_std"], rel=tol)
+    np.testing.assert_allclose(low["forces_std"], ref["forces_std"], rtol=tol, atol=tol * ref["forces_std"].max())
