@@ -1,6 +1,6 @@
 """How much can batching gain over a one-by-one loop on this machine? An upper bound, measured.
 
-    OMP_NUM_THREADS=1 python benchmarks/batching.py [--n 128] [--dtype float32] [--sizes 1 64 128 256 512 1024 2048]
+    OMP_NUM_THREADS=1 python -m benchmarks.batching [--n 128] [--dtype float32] [--sizes 1 64 128 256 512 1024 2048]
 
 For the screening benchmark's structures (8-64-atom crystals, energy + forces + stress) it prints:
 
@@ -11,30 +11,25 @@ For the screening benchmark's structures (8-64-atom crystals, energy + forces + 
 3. the bound ``batched / loop <= (o + c_min) / c_min`` (batching shares nothing between structures but the overhead);
 4. model-only throughput against the batch size (atoms per batch), to show whether larger batches run faster.
 
-Default model: the random default-size PaiNN of ``benchmarks/screening.py`` (0.81M parameters).
+Default model: the random default-size PaiNN of :func:`benchmarks.common.default_model` (0.81M parameters).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from screening import default_model, machine  # noqa: E402
-
-from gfm_ase.calculator import GFMCalculator  # noqa: E402
-from gfm_ase.graph import collate, graph_from_atoms  # noqa: E402
-from gfm_ase.runtime import InferenceRuntime  # noqa: E402
-from gfm_ase.screening.allocator import tune_cpu_allocator  # noqa: E402
-from gfm_ase.screening.benchset import benchmark_structures  # noqa: E402
-from gfm_ase.screening.budget import Budget, MemoryModel  # noqa: E402
-from gfm_ase.screening.planner import BatchPlanner  # noqa: E402
+from benchmarks.common import default_model, machine
+from gfm_ase.calculator import GFMCalculator
+from gfm_ase.graph import collate, graph_from_atoms
+from gfm_ase.runtime import InferenceRuntime
+from gfm_ase.screening.allocator import tune_cpu_allocator
+from gfm_ase.screening.benchset import benchmark_structures
+from gfm_ase.screening.budget import Budget, MemoryModel
+from gfm_ase.screening.planner import BatchPlanner
 
 
 def best_ms_per_item(fn, n_items: int, repeat: int) -> float:

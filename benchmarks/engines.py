@@ -1,9 +1,9 @@
 """Simulation engines on the same runs: torch-sim batched against an ASE loop, and LAMMPS (fix external) against
 ASE, with one gfm-ase model, head and dtype (needs the engines extra).
 
-    OMP_NUM_THREADS=1 python benchmarks/engines.py --model gfm-mini            # CPU, float64
-    python benchmarks/engines.py --device cuda --dtype float32 --relax 256 --systems 128
-    python benchmarks/engines.py --json engines.json                          # also write the numbers
+    OMP_NUM_THREADS=1 python -m benchmarks.engines --model gfm-mini            # CPU, float64
+    python -m benchmarks.engines --device cuda --dtype float32 --relax 256 --systems 128
+    python -m benchmarks.engines --json engines.json                          # also write the numbers
 
 Rows:
 * ``relax``: FIRE with the Frechet cell filter (positions and cell) of ``--relax`` mixed structures
@@ -28,9 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.screening import machine  # noqa: E402
+from benchmarks.common import machine
 
 
 def bench_relax(model, calc, n, fmax, max_steps):

@@ -63,20 +63,20 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 step gpu-tests 200 env GFM_TEST_DEVICE=$TEST_DEV "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
     -o addopts="" --timeout=300
 
-step screening 150 "$PY" benchmarks/screening.py --device $DEV --n $N --loop-n $LOOP --dtype float32 bfloat16 \
+step screening 150 "$PY" -m benchmarks.screening --device $DEV --n $N --loop-n $LOOP --dtype float32 bfloat16 \
     --max-atoms 4096 --energy-only --repeat 2 --in-process --json "$OUT/screening.json"
 
-step md 90 "$PY" benchmarks/md.py --device $DEV --sizes $SIZES --dtype float32 bfloat16 --steps $MDSTEPS
+step md 90 "$PY" -m benchmarks.md --device $DEV --sizes $SIZES --dtype float32 bfloat16 --steps $MDSTEPS
 
 # one process per row (CUDA start-up each): Si and the HEA at 1k-100k atoms, fp32 and bf16, E+F+S
-step scale 150 "$PY" benchmarks/scale.py --device $DEV --threads 1 $SCALE --json "$OUT/scale.json"
+step scale 150 "$PY" -m benchmarks.scale --device $DEV --threads 1 $SCALE --json "$OUT/scale.json"
 
-step training 90 "$PY" benchmarks/training.py --device $DEV --nprocs 1 --precisions float32 bfloat16 \
+step training 90 "$PY" -m benchmarks.training --device $DEV --nprocs 1 --precisions float32 bfloat16 \
     --model-size default --batch-size 64 --steps $TSTEPS --json "$OUT/training.json"
 
 if [ "$COMPILE" = 1 ]; then
-    step screening-compiled 200 "$PY" benchmarks/screening.py --device $DEV --n $N --loop-n 0 --dtype float32 \
+    step screening-compiled 200 "$PY" -m benchmarks.screening --device $DEV --n $N --loop-n 0 --dtype float32 \
         bfloat16 --max-atoms 4096 --compile --no-eager --repeat 2 --in-process --json "$OUT/screening_compiled.json"
-    step md-compiled 120 "$PY" benchmarks/md.py --device $DEV --sizes 8000 --dtype float32 --steps $MDSTEPS --compile
+    step md-compiled 120 "$PY" -m benchmarks.md --device $DEV --sizes 8000 --dtype float32 --steps $MDSTEPS --compile
 fi
 echo "## done after $(($(date +%s) - START))s; log: $LOG" | tee -a "$LOG"

@@ -1,6 +1,6 @@
 """Single-structure latency of GFMCalculator (energy + forces + stress), the cost of one MD or relaxation step.
 
-    OMP_NUM_THREADS=1 python benchmarks/latency.py [--atoms 64] [--dtype float32] [--device cpu]
+    OMP_NUM_THREADS=1 python -m benchmarks.latency [--atoms 64] [--dtype float32] [--device cpu]
 
 Uses a default-size PaiNN (128 features, 4 layers, 32 radial functions, 5 A cutoff; untrained weights: speed does not
 depend on the values) on a rattled Si diamond supercell; graph building is included, as in real use.

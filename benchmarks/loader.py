@@ -1,6 +1,6 @@
 """Loader throughput: structures/s from a store into batched GraphBatch (radius graph included), one core.
 
-    OMP_NUM_THREADS=1 python benchmarks/loader.py [--n 2000] [--cutoff 5.0] [--batch 16] [--no-model]
+    OMP_NUM_THREADS=1 python -m benchmarks.loader [--n 2000] [--cutoff 5.0] [--batch 16] [--no-model]
 
 Builds temporary stores of rattled fcc Cu with 16 and 128 atoms per structure (energy, forces, stress labels),
 then times, in one process on one thread:
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -40,7 +39,8 @@ def make_store(path: Path, n_atoms: int, n: int, seed: int = 0) -> None:
     reps = {16: (2, 2, 1), 128: (4, 4, 2)}[n_atoms]
     base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(reps)
     rng = np.random.default_rng(seed)
-    with StoreWriter(path, name=f"cu{n_atoms}", level_of_theory="synthetic", command="benchmarks/loader.py") as w:
+    with StoreWriter(path, name=f"cu{n_atoms}", level_of_theory="synthetic",
+                     command="python -m benchmarks.loader") as w:
         for k in range(n):
             strain = np.eye(3) + rng.normal(scale=0.01, size=(3, 3))
             cell = base.cell.array @ strain

@@ -1,8 +1,8 @@
 """MD throughput: model calls per second on 1,000- and 8,000-atom Si diamond cells.
 
-    OMP_NUM_THREADS=1 python benchmarks/md.py                       # CPU, float32
-    python benchmarks/md.py --device cuda --dtype float32 bfloat16 --steps 50
-    python benchmarks/md.py --peers chgnet                          # + CHGNet's ASE calculator on the same cells
+    OMP_NUM_THREADS=1 python -m benchmarks.md                       # CPU, float32
+    python -m benchmarks.md --device cuda --dtype float32 bfloat16 --steps 50
+    python -m benchmarks.md --peers chgnet                          # + CHGNet's ASE calculator on the same cells
 
 Rows: ``model-only`` = ``predict`` (energy + forces, and a row with stress) on a fixed graph, i.e. what one MD step
 costs the model; ``MD step`` = an ASE VelocityVerlet step with ``GFMCalculator`` (new neighbor list every step,
@@ -18,15 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.screening import default_model, machine, peak_mib, reset_peak, sync  # noqa: E402
-from gfm_ase.screening.allocator import tune_cpu_allocator  # noqa: E402
+from benchmarks.common import default_model, machine, peak_mib, reset_peak, sync
+from gfm_ase.screening.allocator import tune_cpu_allocator
 
 CHGNET_H100_8K = 18.8  # calls/s, model only, 8,000-atom Si, from the issue
 

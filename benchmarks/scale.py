@@ -1,8 +1,8 @@
 """Scale table: one energy + forces + stress model call on cells of 1,000 to 100,000 atoms.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/scale.py       # CPU: Si and HEA, fp32 and bf16, 1 and 2 threads
-    python benchmarks/scale.py --device cuda --threads 1                      # GPU
-    python benchmarks/scale.py --systems si --sizes 1000 8000 --dtype float32 --threads 1 --calls 2
+    OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.scale       # CPU: Si and HEA, fp32 and bf16, 1 and 2 threads
+    python -m benchmarks.scale --device cuda --threads 1                      # GPU
+    python -m benchmarks.scale --systems si --sizes 1000 8000 --dtype float32 --threads 1 --calls 2
 
 Systems: ``si`` = Si diamond (a = 5.43 A, ~28 neighbors in 5 A), ``hea`` = the five-element fcc high-entropy alloy
 CoCrFeMnNi (a = 3.59 A, elements in random order, ~42 neighbors). Both rattled by 0.05 A; the supercell is the
@@ -29,9 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 HEA = ("Co", "Cr", "Fe", "Mn", "Ni")
 
@@ -75,7 +72,7 @@ def run_row(system: str, n_atoms: int, dtype: str, device_name: str, calls: int,
             model_name: str | None) -> dict:
     import torch
 
-    from benchmarks.screening import current_mib, default_model, peak_mib, sync
+    from benchmarks.common import current_mib, default_model, peak_mib, sync
     from gfm_ase.runtime import InferenceRuntime, load
     from gfm_ase.screening.allocator import tune_cpu_allocator
 
@@ -110,7 +107,7 @@ def run_row(system: str, n_atoms: int, dtype: str, device_name: str, calls: int,
 
 def _child(args, system, n, dtype, threads) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--row", system, str(n), dtype, "--device", args.device,
+    cmd = [sys.executable, "-m", "benchmarks.scale", "--row", system, str(n), dtype, "--device", args.device,
            "--calls", str(args.calls), "--warmup", str(args.warmup)] + (["--model", args.model] if args.model else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.row_timeout)
     for line in proc.stdout.splitlines():
@@ -160,7 +157,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmarks.screening import machine
+    from benchmarks.common import machine
 
     print(f"# scale benchmark: E+F+S model calls, {args.calls} timed per row after {args.warmup} warm-up call(s); "
           f"machine: {machine(torch.device(args.device))}; load average at start "

@@ -1,7 +1,7 @@
 """ASE MD steps per second of gfm-ase and the peers (CHGNet 0.3.0, SevenNet-0) on the same Si cells, same run.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/scale_md.py                    # 1,000 and 8,000 atoms
-    python benchmarks/scale_md.py --sizes 1000 8000 64000 --device cuda --compile
+    OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.scale_md                    # 1,000 and 8,000 atoms
+    python -m benchmarks.scale_md --sizes 1000 8000 64000 --device cuda --compile
 
 Each row is its own process (peak memory of its own; the peers through ``--peer-python``, default
 ``.venv-teachers/bin/python``, which holds them: ``make teachers``), capped at ``--max-mem-gb`` of address space,
@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PEERS = {"chgnet": "CHGNet 0.3.0", "sevennet0": "SevenNet-0"}
 
 
 def _gfm_calculator(dtype: str, device: str, skin: float, compile_: bool):
-    from benchmarks.screening import default_model
+    from benchmarks.common import default_model
     from gfm_ase.calculator import GFMCalculator
 
     model = default_model()
@@ -55,7 +54,7 @@ def run_row(kind: str, n_atoms: int, device: str, steps: int, skin: float) -> di
     from ase.md.verlet import VelocityVerlet
 
     from benchmarks.scale import build_cell
-    from benchmarks.screening import peak_mib, sync
+    from benchmarks.common import peak_mib, sync
 
     parts = kind.split(":")
     if parts[0] == "gfm":
@@ -90,7 +89,7 @@ def _limit_memory(gb: float):
 
 def _child(args, kind: str, n: int) -> dict:
     python = args.peer_python if kind.startswith("peer:") else sys.executable
-    cmd = [python, str(Path(__file__).resolve()), "--row", kind, str(n), "--device", args.device,
+    cmd = [python, "-m", "benchmarks.scale_md", "--row", kind, str(n), "--device", args.device,
            "--steps", str(args.steps), "--skin", str(args.skin)]
     cap = _limit_memory(args.max_mem_gb) if args.device == "cpu" else None
     try:
@@ -139,7 +138,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmarks.screening import machine
+    from benchmarks.common import machine
 
     print(f"# MD vs peers: Si diamond, VelocityVerlet 1 fs, {args.steps} timed steps per row after 1 untimed; "
           f"machine: {machine(torch.device(args.device))}; load average at start "

@@ -1,11 +1,11 @@
 """Scale-out of `gfm screen`: the same input screened by 1, 2, ... ranks (disjoint shards, rank 0 merges).
 
-    OMP_NUM_THREADS=1 python benchmarks/screen_scaling.py --n 1024 --ranks 1 2
+    OMP_NUM_THREADS=1 python -m benchmarks.screen_scaling --n 1024 --ranks 1 2
 
 Each rank is a separate `python -m gfm_ase.cli screen ... --rank r --world-size W` process (what torchrun, mpiexec
 or srun start; the ranks need no communication backend, see gfm_ase/screening/shards.py). Input: the screening
 benchmark's rattled 8-64-atom crystals written to one extxyz file; model: the random default-size PaiNN of
-benchmarks/screening.py (saved to a temporary model folder) unless --model.
+benchmarks.common.default_model (saved to a temporary model folder) unless --model.
 Wall time = from starting the ranks until rank 0 has written OUT; the output is checked to hold every input id once.
 Speed-up = rate(W) / rate(1); efficiency = speed-up / W. On a machine with fewer cores than ranks x 2 threads
 (each rank has a torch thread and a graph-building thread) the ranks compete for cores: say how many cores.
@@ -24,10 +24,8 @@ import h5py
 import numpy as np
 from ase.io import write
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from gfm_ase.screening.benchset import benchmark_structures  # noqa: E402
+from benchmarks.common import default_model
+from gfm_ase.screening.benchset import benchmark_structures
 
 
 def screen(inp: Path, out: Path, world: int, args) -> float:
@@ -65,8 +63,6 @@ def main(argv=None) -> int:
     base = None
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
-            from screening import default_model
-
             from gfm_ase.checkpoint import save_model
 
             args.model, args.head = save_model(default_model(), Path(tmp) / "model"), args.head or "pbe"

@@ -4,9 +4,9 @@ Structure set (the peers' set): rattled, strained Si diamond, Cu fcc, NaCl, MgO 
 supercells of 8-64 atoms (``gfm_ase.screening.benchset``). Energy + forces + stress, like the peers' numbers
 (``--energy-only`` adds energy-only rows, the default of ``gfm screen``).
 
-    OMP_NUM_THREADS=1 python benchmarks/screening.py --n 256                      # CPU
-    python benchmarks/screening.py --device cuda --n 2048 --dtype float32 bfloat16 --max-atoms 4096
-    python benchmarks/screening.py --n 256 --peers chgnet sevenn --peer-n 64      # + peer models, same structures
+    OMP_NUM_THREADS=1 python -m benchmarks.screening --n 256                      # CPU
+    python -m benchmarks.screening --device cuda --n 2048 --dtype float32 bfloat16 --max-atoms 4096
+    python -m benchmarks.screening --n 256 --peers chgnet sevenn --peer-n 64      # + peer models, same structures
 
 Rows: ``end-to-end`` = from ase.Atoms to numpy results through :class:`gfm_ase.screening.Screener` (graph building
 in the background thread, batching, transfer, model, results); ``model-only`` = ``predict`` on pre-built batches;
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,63 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from gfm_ase.screening.allocator import tune_cpu_allocator  # noqa: E402
-from gfm_ase.screening.benchset import benchmark_structures  # noqa: E402
+from benchmarks.common import current_mib, default_model, machine, peak_mib, reset_peak, sync
+from gfm_ase.screening.allocator import tune_cpu_allocator
+from gfm_ase.screening.benchset import benchmark_structures
 
 # published H100 numbers from the issue (fp32, energy+forces+stress, same structure set, batches of 4096 atoms)
 PEERS_H100 = {"MatGL TensorNet": 545, "SevenNet-0": 308, "MACE-MP-0 medium": 202, "ORB-v3": 88, "CHGNet": 30}
 
 
-# --- memory ---------------------------------------------------------------------------------------------------------
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:  # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _proc_status_mib(field: str) -> float | None:
-    """A memory field of /proc/self/status (Linux) in MiB, or None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    peak = _proc_status_mib("VmHWM")
-    if peak is None:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return peak
-
-
-def current_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.memory_allocated(device) / 2**20
-    rss = _proc_status_mib("VmRSS")
-    return 0.0 if rss is None else rss
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
+# --- timing ---------------------------------------------------------------------------------------------------------
 
 def timed(fn, device, repeat: int):
     """Best-of-``repeat`` (wall, cpu) seconds of ``fn()`` and the peak memory over all repeats (MiB, with the
@@ -106,14 +57,6 @@ def timed(fn, device, repeat: int):
 
 
 # --- the model ------------------------------------------------------------------------------------------------------
-
-def default_model():
-    from gfm_ase.config import HeadConfig, ModelConfig
-    from gfm_ase.model import GFMModel
-
-    torch.manual_seed(0)
-    return GFMModel(ModelConfig(name="painn-default-random", heads=[HeadConfig(name="pbe")])).eval()
-
 
 def load(args):
     if args.model is None:
@@ -344,22 +287,6 @@ def table(rows, ref=None, ref_name=""):
     return "\n".join(lines)
 
 
-def machine(device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    s = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}"
-    if device.type == "cuda":
-        s += f", GPU {torch.cuda.get_device_name(device)}"
-    return s
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=2048, help="structures (the peers used 2048)")
@@ -432,8 +359,8 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "job.json"
                 python = args.peer_python if job.startswith("peer:") and args.peer_python else sys.executable
-                cmd = [python, __file__, *(argv if argv is not None else sys.argv[1:]), "--job", job,
-                       "--job-out", str(out)]
+                cmd = [python, "-m", "benchmarks.screening", *(argv if argv is not None else sys.argv[1:]),
+                       "--job", job, "--job-out", str(out)]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
                     print(f"# {job} failed:\n{done.stderr[-2000:]}")

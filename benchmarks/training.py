@@ -1,7 +1,7 @@
 """Training throughput of the pretraining loop: structures/s and atoms/s, 1 vs 2 processes, per precision.
 
-    python benchmarks/training.py                       # CPU, gloo, float32/bfloat16/float64, 1 and 2 processes
-    python benchmarks/training.py --device cuda --nprocs 1 --precisions float32 bfloat16
+    python -m benchmarks.training                       # CPU, gloo, float32/bfloat16/float64, 1 and 2 processes
+    python -m benchmarks.training --device cuda --nprocs 1 --precisions float32 bfloat16
 
 Each configuration runs the real Trainer (example-tiny model: PaiNN 32 features, 2 layers, cutoff 4 A; energy +
 forces + stress loss, i.e. double backward) on the tiny EMT corpus (generated into a temporary folder), under
@@ -75,7 +75,7 @@ def worker(args) -> None:
 def run_one(data: Path, nproc: int, precision: str, args, tmp: Path) -> dict:
     out = tmp / f"out-{nproc}-{precision}"
     result = tmp / f"result-{nproc}-{precision}.json"
-    wargs = [str(Path(__file__).resolve()), "--worker", "--data", str(data), "--out", str(out), "--result",
+    wargs = ["-m", "benchmarks.training", "--worker", "--data", str(data), "--out", str(out), "--result",
              str(result), "--precision", precision, "--device", args.device, "--steps", str(args.steps),
              "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
              "--model-size", args.model_size]
@@ -84,9 +84,8 @@ def run_one(data: Path, nproc: int, precision: str, args, tmp: Path) -> dict:
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), *wargs]
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("OMP_NUM_THREADS", "1")
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)  # the worker: -m benchmarks.training
     if res.returncode != 0:
         raise RuntimeError(f"benchmark run failed ({' '.join(cmd)}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     return json.loads(result.read_text())

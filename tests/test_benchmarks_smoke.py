@@ -31,7 +31,7 @@ def test_gpu_suite_smoke_run_passes_every_step(tmp_path):
 
 
 def test_batching_bound_script_prints_its_tables():
-    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "batching.py"), "--n", "4", "--sizes", "1", "64",
+    res = subprocess.run([sys.executable, "-m", "benchmarks.batching", "--n", "4", "--sizes", "1", "64",
                           "--repeat", "1"], cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"),
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -48,7 +48,7 @@ def test_batching_bound_script_prints_its_tables():
 
 
 def test_screen_scaling_script_runs_ranks_and_checks_ids():
-    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "screen_scaling.py"), "--n", "12", "--ranks", "1",
+    res = subprocess.run([sys.executable, "-m", "benchmarks.screen_scaling", "--n", "12", "--ranks", "1",
                           "3"], cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]

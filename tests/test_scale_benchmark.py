@@ -1,4 +1,4 @@
-"""benchmarks/scale.py: the cells it times and its memory guard (a row projected past the limit is skipped)."""
+"""benchmarks.scale: the cells it times and its memory guard (a row projected past the limit is skipped)."""
 from __future__ import annotations
 
 import os
@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.scale import HEA, build_cell
 
-from benchmarks.scale import HEA, build_cell  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("n", [1000, 8000, 100000])
@@ -27,7 +26,7 @@ def test_cells_are_near_the_asked_size_and_the_hea_is_equiatomic(n):
 
 
 def test_a_row_projected_past_the_memory_limit_is_skipped():
-    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "scale.py"), "--systems", "si", "--sizes", "64",
+    res = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--systems", "si", "--sizes", "64",
                           "216", "--dtype", "float32", "--threads", "1", "--warmup", "0", "--max-mem-gb", "0.001"],
                          cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL,
                          capture_output=True, text=True, timeout=600)
