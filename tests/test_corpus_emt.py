@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
+import ase.io
 import numpy as np
+from ase.calculators.emt import EMT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pretraining" / "corpus"))
-
-import ase.io  # noqa: E402
-import generate_emt as gen  # noqa: E402
-from ase.calculators.emt import EMT  # noqa: E402
+from pretraining.corpus import generate_emt as gen
 
 
 def test_every_structure_kind_is_valid():

@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
+import ase.io
 import numpy as np
 import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pretraining" / "corpus"))
-
-import ase.io  # noqa: E402
-from ase import Atoms  # noqa: E402
-from ase.build import bulk  # noqa: E402
-from ase.calculators.emt import EMT  # noqa: E402
-from corpus_io import (ManifestMismatch, attach_labels, count_frames, label_with, run_shards,  # noqa: E402
-                       shard_path)
+from pretraining.corpus.corpus_io import (ManifestMismatch, attach_labels, count_frames, label_with, run_shards,
+                                          shard_path)
 
 SUBSETS = {"a": {"level_of_theory": "EMT"}, "b": {"level_of_theory": "EMT"}}
 
@@ -83,7 +79,7 @@ def test_labels_roundtrip_in_ase_units(tmp_path):
     mol = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.4]])
     frames = [label_with(a, EMT()) for a in (cell, slab, mol)]
     p = tmp_path / "x.extxyz"
-    from corpus_io import write_frames
+    from pretraining.corpus.corpus_io import write_frames
     write_frames(p, frames)
     back = ase.io.read(p, ":")
     ref = cell.copy()

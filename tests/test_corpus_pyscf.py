@@ -1,19 +1,16 @@
 """PySCF PBE/def2-SVP + paired GFN2-xTB generator: pairing, units and force sign, resume, seeded geometries."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("pyscf")
 pytest.importorskip("tblite")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pretraining" / "corpus"))
 
 import ase.io  # noqa: E402
-import generate_pyscf as gen  # noqa: E402
-from corpus_io import run_shards  # noqa: E402
+
+from pretraining.corpus import generate_pyscf as gen  # noqa: E402
+from pretraining.corpus.corpus_io import run_shards  # noqa: E402
 
 WATER_SHARD = gen.SCHEDULE.index("water")
 

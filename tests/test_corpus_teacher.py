@@ -1,20 +1,15 @@
 """Surrogate-teacher corpus: prototypes over the periodic table, shards, rejections, reference alignment, offsets."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from ase import Atoms
+from ase.calculators.lj import LennardJones
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pretraining" / "corpus"))
-
-import align_references  # noqa: E402
-import generate_teacher as gen  # noqa: E402
-import prototypes as P  # noqa: E402
-from ase import Atoms  # noqa: E402
-from ase.calculators.lj import LennardJones  # noqa: E402
-from teachers import TEACHERS, get_teacher  # noqa: E402
+from pretraining.corpus import align_references
+from pretraining.corpus import generate_teacher as gen
+from pretraining.corpus import prototypes as P
+from pretraining.corpus.teachers import TEACHERS, get_teacher
 
 
 def _lj():

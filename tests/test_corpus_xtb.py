@@ -1,20 +1,17 @@
 """GFN2-xTB corpus generator: parent pool, prototypes, labels (units, force and stress sign), resume, seeds."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("tblite")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pretraining" / "corpus"))
 
 import ase.io  # noqa: E402
-import generate_xtb as gen  # noqa: E402
 from ase.neighborlist import neighbor_list  # noqa: E402
-from corpus_io import run_shards  # noqa: E402
-from xtb_common import xtb_calc  # noqa: E402
+
+from pretraining.corpus import generate_xtb as gen  # noqa: E402
+from pretraining.corpus.corpus_io import run_shards  # noqa: E402
+from pretraining.corpus.xtb_common import xtb_calc  # noqa: E402
 
 TINY = dict(gen.MOL_SETTINGS, nms_samples=1, rattles=1, md_snapshots=1, md_every_steps=2, molecules_per_shard=1)
 

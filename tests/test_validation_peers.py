@@ -230,7 +230,6 @@ def _env():
 
 
 if __name__ == "__main__":  # run by test_peers_match_finite_differences_in_teachers_venv
-    sys.path.insert(0, str(REPO))
     import torch
 
     torch.set_num_threads(1)

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from teachers import TEACHERS, get_teacher  # noqa: E402
+from pretraining.corpus.teachers import TEACHERS, get_teacher
 
 
 def robust_offsets(A: np.ndarray, b: np.ndarray, n_atoms: np.ndarray, rounds: int = 5, k: float = 3.0):

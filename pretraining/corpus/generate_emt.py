@@ -22,12 +22,10 @@ Run with no arguments: ``python pretraining/corpus/generate_emt.py`` writes ``wo
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_io import attach_labels, base_parser, log_to_stderr, run_shards  # noqa: E402
+from pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
 
 NAME = "emt"
 METALS = ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]

@@ -20,13 +20,11 @@ Run with no arguments: ``python pretraining/corpus/generate_pyscf.py`` writes ``
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_io import attach_labels, base_parser, label_with, log_to_stderr, run_shards  # noqa: E402
-from xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,  # noqa: E402
+from pretraining.corpus.corpus_io import attach_labels, base_parser, label_with, log_to_stderr, run_shards
+from pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
                         normal_mode_sample, relax, xtb_calc)
 
 NAME = "pyscf_pbe"

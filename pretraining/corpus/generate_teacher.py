@@ -37,14 +37,12 @@ from __future__ import annotations
 
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import prototypes as P  # noqa: E402
-from corpus_io import attach_labels, base_parser, log_to_stderr, run_shards  # noqa: E402
-from teachers import TEACHERS, get_teacher  # noqa: E402
+from pretraining.corpus import prototypes as P
+from pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
+from pretraining.corpus.teachers import TEACHERS, get_teacher
 
 KIND_WEIGHTS = {"elemental": 0.16, "ionic": 0.30, "perovskite": 0.10, "spinel": 0.03, "intermetallic": 0.14,
                 "alloy": 0.15, "surface": 0.12}

@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_io import DEFAULT_ROOT, base_parser, label_with, log_to_stderr, run_shards, shard_rng  # noqa: E402
-from xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,  # noqa: E402
+from pretraining.corpus.corpus_io import DEFAULT_ROOT, base_parser, label_with, log_to_stderr, run_shards, shard_rng
+from pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
                         normal_mode_sample, relax, xtb_calc)
 
 MOL_SETTINGS = dict(xtb=XTB_SETTINGS, molecules_per_shard=5, relax_fmax=0.03, relax_steps=200,

@@ -21,11 +21,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from gfm_ase.data import Store, StoreWriter
+from gfm_ase.data.converters import SkipReport, iter_records
 
-from gfm_ase.data import Store, StoreWriter  # noqa: E402
-from gfm_ase.data.converters import SkipReport, iter_records  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _int(text: str) -> int:
