@@ -1,7 +1,8 @@
 """Train the head router of ``head="auto"`` (:mod:`gfm_ase.runtime.router`) on a pretraining config's datasets and
 write it next to a model's weights (``router.safetensors`` + ``router.json``).
 
-    python -m pretraining.router pretraining/configs/gfm-mini.yaml --model gfm_ase/models/gfm-mini --errors 40
+    gfm pretrain-router pretraining/configs/gfm-mini.yaml --model gfm_ase/models/gfm-mini --errors 40
+    python -m pretraining.router ...   (the same)
 
 The splits are the trainer's (:func:`pretraining.data.open_datasets`: same seeds, ``max_structures`` and
 ``exclude_covered_by``): the router is fitted on the training splits only and evaluated on the validation and test
@@ -49,11 +50,12 @@ def dataset_arrays(d, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return counts, np.asarray(d.store.pbcs, bool)[idx].reshape(-1, 3), np.asarray(d.store.cells)[idx].reshape(-1, 3, 3)
 
 
-def open_splits(config_path: str, overrides: dict | None = None):
+def open_splits(config, overrides: dict | None = None):
+    """The config (a path, or an already loaded :class:`~pretraining.config.PretrainConfig`) and its datasets."""
     from pretraining.config import load_config
     from pretraining.data import open_datasets
 
-    cfg = load_config(config_path, overrides or {})
+    cfg = load_config(config, overrides or {}) if isinstance(config, (str, Path)) else config
     return cfg, open_datasets(cfg, cutoff=float(cfg.model.trunk.options.get("cutoff", 5.0)))
 
 
@@ -129,11 +131,14 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------ training
-def train_router(config_path: str, model_dir: str | Path, *, features=DEFAULT_FEATURES, hidden=(),
+def train_router(config_path, model_dir: str | Path, *, features=DEFAULT_FEATURES, hidden=(),
                  activation: str = "tanh", weight_decay: float = 1e-4, merge_threshold: float = 0.5,
                  prefer: list[str] | None = None, errors: int = 0, overrides: dict | None = None,
                  log=print) -> dict:
-    """Fit, evaluate and write the router of ``model_dir``; returns the written ``router.json`` document."""
+    """Fit, evaluate and write the router of ``model_dir``; returns the written ``router.json`` document.
+
+    ``config_path``: the pretraining config the model was trained with, a path or a loaded ``PretrainConfig`` (the
+    trainer can call this at the end of a run with its own config and final model directory)."""
     from gfm_ase.checkpoint import read_model_json
 
     model_dir = Path(model_dir)
@@ -195,7 +200,8 @@ def train_router(config_path: str, model_dir: str | Path, *, features=DEFAULT_FE
     doc.update({
         "model": {"name": model_doc["config"].get("name"), "head_datasets": {h: bound[h] for h in heads},
                   "weights_sha256": model_doc["weights_sha256"]},
-        "training": {"config": Path(config_path).name, "n_train": int(len(y)), "weight_decay": weight_decay,
+        "training": {"config": Path(config_path).name if isinstance(config_path, (str, Path)) else cfg.model.name,
+                     "n_train": int(len(y)), "weight_decay": weight_decay,
                      "merge_threshold": merge_threshold, "prefer": list(prefer or []),
                      "class_weighting": "each head weighs the same",
                      "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
@@ -337,8 +343,7 @@ def write_router(model_dir: Path, doc: dict, tensors: dict[str, np.ndarray]) -> 
 
 
 # ----------------------------------------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pretraining.router", description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="the pretraining YAML config the model was trained with")
     p.add_argument("--model", required=True, help="model directory (router files are written into it)")
     p.add_argument("--features", default=",".join(DEFAULT_FEATURES),
@@ -352,12 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errors", type=int, default=0, metavar="N",
                    help="also measure energy/force MAE of the routed vs the own head on N held-out structures per "
                         "dataset (loads the model)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def register(sub) -> None:
+    p = sub.add_parser("pretrain-router", help="train the head router of head='auto' and write it next to a model",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.cli.errors import report
     from gfm_ase.data import StoreError
@@ -370,8 +379,15 @@ def main(argv=None) -> int:
                      merge_threshold=args.merge_threshold,
                      prefer=[h.strip() for h in args.prefer.split(",") if h.strip()], errors=args.errors)
     except (RouterError, CheckpointError, ConfigError, StoreError, OSError, ValueError) as exc:
-        return report("python -m pretraining.router", exc, args.debug)
+        return report("gfm pretrain-router", exc, getattr(args, "debug", False))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pretraining.router ...`` == ``gfm pretrain-router ...``."""
+    from gfm_ase.cli import main as gfm_main
+
+    return gfm_main(["pretrain-router", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "gfm_ase.cli.data",
     "pretraining.cli",
     "pretraining.committee",
+    "pretraining.router",
     "finetune_zoo.cli",
     "validation.cli",
     "gfm_ase.cli.screen",
