@@ -190,3 +190,14 @@ def test_errors_suite_reports_calibration_when_the_calculator_gives_a_spread(com
     assert cal["energy"]["n"] == 12 and cal["forces"]["n"] == sum(len(a) for a in structures)
     plain = run_errors(GFMCalculator(out, head="emt", dtype="float64"), structures)
     assert "energy_within_1sigma" not in plain.summary and "calibration" not in plain.details
+
+
+def test_gfm_heads_shows_the_committee_under_its_head(committee, capsys):
+    from gfm_ase.cli import main
+
+    out, record = committee
+    assert main(["heads", "--model", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("emt_c") for line in lines)  # members are not listed as heads of their own
+    at = next(k for k, line in enumerate(lines) if line.startswith("emt "))
+    assert "committee of 4 members (emt_c0, emt_c1, emt_c2, emt_c3)" in lines[at + 1]

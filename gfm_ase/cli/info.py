@@ -27,6 +27,7 @@ def run(args) -> int:
 
     model = args.model if args.model is not None else default_model()
     from gfm_ase.runtime.router import AUTO, router_description
+    from gfm_ase.runtime.uncertainty import COMMITTEE_KEY, MEMBER_KEY
 
     heads = GFMCalculator.available_heads(model)
     router = router_description(model)
@@ -35,11 +36,19 @@ def run(args) -> int:
         return 0
     print(f"model {model}: {len(heads)} head(s)")
     for name, h in heads.items():
+        if (h.get("metrics") or {}).get(MEMBER_KEY):
+            continue  # committee members: one line under their head
         els = h["elements"]
         print(f"{name:12s} {h.get('level_of_theory') or '?':34s} {h.get('code') or '?':10s} "
               f"{h['n_elements'] or 'any':>3} elements  {h['n_train']:>7,} train structures  "
               f"surrogate share {_share(h['surrogate_share']):>5s}  "
               f"{' '.join(els[:12])}{' ...' if len(els) > 12 else ''}")
+        committee = (h.get("metrics") or {}).get(COMMITTEE_KEY)
+        if committee:
+            members = committee.get("members") or []
+            print(f"{'':12s} committee of {len(members)} members ({', '.join(members)}): uncertainty=True; "
+                  f"calibration x{committee.get('energy_scale', 1.0):.3g} (energy), "
+                  f"x{committee.get('forces_scale', 1.0):.3g} (forces)")
     if router:
         held = (router.get("metrics") or {}).get("held_out") or {}
         acc = f"held-out accuracy {100 * held['accuracy']:.1f} %" if "accuracy" in held else "no held-out data"
