@@ -52,7 +52,7 @@ class GFMCalculator(Calculator):
 
     ``calc.parameters`` (and ``calc.todict()``, so ASE trajectories and databases) record what produced the numbers:
     model name and source, weights sha256, head and its level of theory, precision, dispersion and the options that
-    change results (:mod:`gfm_ase.provenance`); never a machine path.
+    change results (:mod:`gfm_ase.runtime.provenance`); never a machine path.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies", "energy_std", "forces_std"]
@@ -72,9 +72,9 @@ class GFMCalculator(Calculator):
         super().__init__(**kwargs)
         # model, device, precision, head, element coverage and compile: the shared inference runtime
         self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
-        if self.runtime.routed and (dispersion is not None or uncertainty):
-            raise ValueError("head='auto' does not combine with dispersion or uncertainty yet (their parameters "
-                             f"are per head): choose a head from {self.runtime.model.head_names}")
+        if self.runtime.routed and uncertainty:
+            raise ValueError("head='auto' does not combine with uncertainty yet (its committee is per head): "
+                             f"choose a head from {self.runtime.model.head_names}")
         self.device = self.runtime.device
         self.precision = self.runtime.precision
         self.model = self.runtime.model
@@ -96,19 +96,28 @@ class GFMCalculator(Calculator):
                                  "with every step)")
             self.verlet = VerletGraph(self.model.cutoff, skin, device=self.device, dtype=self.runtime.model_dtype,
                                       min_distance=min_distance)
-        self.dispersion = make_dispersion(dispersion, self.head_config)
+        # with head="auto" the D3 parameters follow the head the router picks (refused for a head without them)
+        self._dispersion_method = dispersion
+        self._dispersions: dict = {}
+        self.dispersion = None if self.runtime.routed else make_dispersion(dispersion, self.head_config)
         self.parameters.update(self._provenance(skin=skin, compile=bool(compile),
                                                 uncertainty=getattr(self, "spread", None) is not None))
 
     def _provenance(self, **options) -> dict:
-        """calc.parameters: what produced the numbers (gfm_ase.provenance), no machine paths."""
-        from gfm_ase.provenance import model_provenance, package_version
+        """calc.parameters: what produced the numbers (gfm_ase.runtime.provenance), no machine paths."""
+        from gfm_ase.runtime.provenance import model_provenance, package_version
 
+        if self.dispersion is not None:
+            dispersion = self.dispersion.describe()
+        elif self._dispersion_method is not None:  # head="auto"
+            dispersion = {"method": self._dispersion_method, "functional": "that of the head used (head='auto')"}
+        else:
+            dispersion = None
         return {**model_provenance(self.model, self.model_path),
                 "head": self.head, "level_of_theory": (self.head_config.level_of_theory if self.head_config is not None
                                     else "per structure (head='auto')"),
                 "dtype": self.precision, "device": self.device.type,
-                "dispersion": self.dispersion.describe() if self.dispersion is not None else None,
+                "dispersion": dispersion,
                 "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
                 "min_distance_factor": self.sanity.factor, "cutoff": float(self.model.cutoff),
                 "gfm_ase_version": package_version(), **options}
@@ -189,15 +198,26 @@ class GFMCalculator(Calculator):
         }
         if want_stress:
             self.results["stress"] = out["stress"][0]
-        if self.dispersion is not None:
-            self._add_dispersion(atoms, want_stress, "energies" in properties)
+        if self._dispersion_method is not None:
+            self._add_dispersion(self._dispersion_for(head), atoms, want_stress, "energies" in properties)
         if self.spread is not None:
             spread = self.spread.evaluate(self.model, batch, self.precision)
             self.results["energy_std"] = float(spread["energy_std"][0])
             self.results["forces_std"] = spread["forces_std"]
 
-    def _add_dispersion(self, atoms, want_stress: bool, want_energies: bool) -> None:
-        d = self.dispersion.compute(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, forces=True,
+    def _dispersion_for(self, head: str):
+        """The D3 term of ``head`` (the fixed head's, or per routed head with head="auto")."""
+        if self.dispersion is not None:
+            return self.dispersion
+        if head not in self._dispersions:
+            try:
+                self._dispersions[head] = make_dispersion(self._dispersion_method, self.model.head_config(head))
+            except ValueError as exc:
+                raise type(exc)(f"head='auto' chose head {head!r} for this structure: {exc}") from None
+        return self._dispersions[head]
+
+    def _add_dispersion(self, dispersion, atoms, want_stress: bool, want_energies: bool) -> None:
+        d = dispersion.compute(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, forces=True,
                                     stress=want_stress, energies=want_energies)
         r = self.results
         r["dispersion_energy"] = d.energy

@@ -36,10 +36,13 @@ def violations(package: str, allowed: tuple[str, ...]) -> list[str]:
     ("gfm_ase.model", ("gfm_ase.config", "gfm_ase.elements", "gfm_ase.graph", "gfm_ase.units")),
     # the runtime: the model, its files and the graph type
     ("gfm_ase.runtime", ("gfm_ase.model", "gfm_ase.graph", "gfm_ase.config", "gfm_ase.checkpoint", "gfm_ase.hub",
-                         "gfm_ase.elements")),
+                         "gfm_ase.registry", "gfm_ase.elements")),
     # consumers of the runtime: no model files, hub or checkpoint of their own
-    ("gfm_ase.calculator", ("gfm_ase.runtime", "gfm_ase.graph", "gfm_ase.model.gfm")),
-    ("gfm_ase.simulation", ("gfm_ase.runtime", "gfm_ase.graph", "gfm_ase.model", "gfm_ase.elements")),
+    # (gfm_ase.dispersion: the D3 add-on, which imports only gfm_ase.units)
+    ("gfm_ase.calculator", ("gfm_ase.runtime", "gfm_ase.graph", "gfm_ase.model.gfm", "gfm_ase.dispersion")),
+    ("gfm_ase.simulation", ("gfm_ase.runtime", "gfm_ase.graph", "gfm_ase.model", "gfm_ase.elements",
+                            "gfm_ase.units", "gfm_ase.dispersion")),
+    ("gfm_ase.dispersion", ("gfm_ase.units",)),
 ])
 def test_layer_imports(package, allowed):
     assert violations(package, allowed) == []

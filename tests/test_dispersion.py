@@ -279,3 +279,30 @@ def test_gfm_eval_adds_dispersion_like_the_calculator(tmp_path, capsys):
             calc.results["dispersion_energy"], abs=1e-6)
         np.testing.assert_allclose(got.arrays["gfm_forces"], atoms.get_forces(), atol=1e-6)
         np.testing.assert_allclose(got.info["gfm_stress"], atoms.get_stress(), atol=1e-7)
+
+
+def test_auto_head_takes_the_d3_parameters_of_the_routed_head():
+    from ase.build import bulk
+
+    from gfm_ase import GFMCalculator
+    from gfm_ase.runtime.router import RouterError
+
+    try:
+        auto = GFMCalculator(model="gfm-mini", head="auto", dtype="float64", device="cpu", dispersion="d3bj")
+    except RouterError as exc:
+        pytest.skip(f"gfm-mini ships no router: {exc}")
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+    si.rattle(0.02, seed=0)
+    si.calc = auto
+    energy = si.get_potential_energy()
+    head = auto.results["head"]
+    fixed = GFMCalculator(model="gfm-mini", head=head, dtype="float64", device="cpu", dispersion="d3bj")
+    ref = si.copy()
+    ref.calc = fixed
+    assert energy == pytest.approx(ref.get_potential_energy(), abs=1e-9)
+    assert auto.results["dispersion_energy"] == pytest.approx(fixed.results["dispersion_energy"], abs=1e-12)
+    assert auto.results["dispersion_energy"] < -0.1
+    water = molecule("H2O")  # routed to the GFN2-xTB head, which has no D3 parameters
+    water.calc = auto
+    with pytest.raises(DispersionError, match="head='auto' chose head 'gfn2'.*D4"):
+        water.get_potential_energy()

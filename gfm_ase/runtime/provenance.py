@@ -1,4 +1,5 @@
-"""What produced a calculator's numbers: model name, weights sha256, head, precision, dispersion.
+"""What produced a calculator's numbers: model name, weights sha256, head, precision, dispersion (part of the
+runtime: it reads the model's files and the registry, which the consumers do not import themselves).
 
 :func:`model_provenance` identifies the model the inference runtime loaded, without machine paths: a built-in
 model by its name, a model from the download cache by its registry name (or its config name), a user directory
