@@ -315,6 +315,36 @@ def _sample(graphs, n: int, rng) -> list:
     return [graphs[int(k)] for k in idx]
 
 
+# ------------------------------------------------------------------------------------------------------ report
+def markdown(doc: dict) -> str:
+    """The held-out routing table and the auto-vs-own-head error table of a ``router.json`` document."""
+    m = doc.get("metrics") or {}
+    held = m.get("held_out") or {}
+    lines = [f"Router of {doc['model']['name']} (weights {doc['model']['weights_sha256'][:12]}): features "
+             f"{' + '.join(doc['features'])}, {'linear' if not doc['hidden'] else 'MLP ' + str(doc['hidden'])}, "
+             f"groups {' | '.join('/'.join(g) for g in doc['groups'])}.", ""]
+    if held:
+        lines += [f"Held-out (val + test splits): accuracy {held['accuracy']:.3f}, group accuracy "
+                  f"{held['group_accuracy']:.3f} over {held['n']:,} structures.", "",
+                  "| dataset | head | held-out structures | accuracy | group accuracy | argmax | routed to |",
+                  "|---|---|---:|---:|---:|---:|---|"]
+        for name, r in held["datasets"].items():
+            routed = ", ".join(f"{h} {n}" for h, n in sorted(r["routed_to"].items(), key=lambda x: -x[1]))
+            lines.append(f"| `{name}` | `{r['head']}` | {r['n']:,} | {r['accuracy']:.3f} | {r['group_accuracy']:.3f} "
+                         f"| {r['argmax_accuracy']:.3f} | {routed} |")
+    errors = m.get("errors")
+    if errors:
+        lines += ["", f"Errors of `auto` vs the dataset's own head ({errors['n_per_dataset']} held-out structures per "
+                  "dataset; energy MAE per atom, force MAE per component):", "",
+                  "| dataset | head | n | routed elsewhere | E own | E auto (meV/atom) | F own | F auto (meV/A) |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for name, r in errors["datasets"].items():
+            lines.append(f"| `{name}` | `{r['head']}` | {r['n']} | {r['n_routed_elsewhere']} | "
+                         f"{_fmt(r['own_energy_mae_meV_atom'])} | {_fmt(r['auto_energy_mae_meV_atom'])} | "
+                         f"{_fmt(r['own_forces_mae_meV_A'])} | {_fmt(r['auto_forces_mae_meV_A'])} |")
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------------------------- writing
 def write_router(model_dir: Path, doc: dict, tensors: dict[str, np.ndarray]) -> None:
     """``router.safetensors`` then ``router.json`` (with the weights' and its own sha256), each atomically."""
@@ -357,6 +387,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--errors", type=int, default=0, metavar="N",
                    help="also measure energy/force MAE of the routed vs the own head on N held-out structures per "
                         "dataset (loads the model)")
+    p.add_argument("--markdown", metavar="FILE", help="also write the measured tables as Markdown to FILE")
 
 
 def register(sub) -> None:
@@ -374,10 +405,12 @@ def run(args) -> int:
 
     try:
         hidden = tuple(int(v) for v in args.hidden.split(",") if v.strip())
-        train_router(args.config, args.model, features=[f.strip() for f in args.features.split(",") if f.strip()],
+        doc = train_router(args.config, args.model, features=[f.strip() for f in args.features.split(",") if f.strip()],
                      hidden=hidden, activation=args.activation, weight_decay=args.weight_decay,
                      merge_threshold=args.merge_threshold,
                      prefer=[h.strip() for h in args.prefer.split(",") if h.strip()], errors=args.errors)
+        if args.markdown:
+            Path(args.markdown).write_text(markdown(doc))
     except (RouterError, CheckpointError, ConfigError, StoreError, OSError, ValueError) as exc:
         return report("gfm pretrain-router", exc, getattr(args, "debug", False))
     return 0

@@ -246,7 +246,9 @@ def test_cli_trains_and_gfm_heads_describes_it(toy, tmp_path, capsys):
     model = _model(tmp_path / "m")
     env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     assert main(["pretrain-router", str(toy / "toy.yaml"), "--model", str(model),
-                 "--features", "composition,periodic,size"]) == 0
+                 "--features", "composition,periodic,size", "--markdown", str(tmp_path / "r.md")]) == 0
+    table = (tmp_path / "r.md").read_text()
+    assert "| `mols` | `mol` | 18 | 1.000 | 1.000 |" in table and "groups mol | cryst/twin" in table
     assert "held out" in capsys.readouterr().out
     assert main(["heads", "--model", str(model), "--json"]) == 0
     heads = json.loads(capsys.readouterr().out)
