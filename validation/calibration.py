@@ -108,7 +108,7 @@ def table_rows(report: dict[str, dict]) -> list[list]:
     return rows
 
 
-TABLE_HEADER = ["quantity", "n", "% within 1σ (Gaussian)", "% within 2σ", "% within 3σ", "Spearman |err| vs σ",
+TABLE_HEADER = ["quantity", "n", "% within 1σ (Gaussian)", "% within 2σ", "% within 3σ", "Spearman ρ(error, σ)",
                 "RMSE", "RMS σ"]
 
 
