@@ -186,6 +186,9 @@ def test_errors_suite_reports_calibration_when_the_calculator_gives_a_spread(com
     assert 0 <= summary["energy_within_1sigma"] <= 1 and 0 <= summary["forces_within_1sigma"] <= 1
     assert summary["energy_expected_within_1sigma"] == pytest.approx(0.6827, abs=1e-4)
     assert (tmp_path / "calibration.png").is_file()
+    report = (tmp_path / "report.md").read_text().split("## Uncertainty calibration")[1].split("\n\n")[2]
+    rows = report.strip().splitlines()
+    assert len(rows) == 4 and len({r.count("|") for r in rows}) == 1  # header, rule, energy, forces: same columns
     cal = res.details["calibration"]
     assert cal["energy"]["n"] == 12 and cal["forces"]["n"] == sum(len(a) for a in structures)
     plain = run_errors(GFMCalculator(out, head="emt", dtype="float64"), structures)
