@@ -8,6 +8,7 @@ model: a fingerprint of config and weights, :func:`gfm_ase.runtime.loading.model
 stores it, with the options that change its numbers, in ``calc.parameters`` (so in ``calc.todict()``, ASE
 trajectories and databases).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,12 @@ def model_provenance(model: Any, path: Path | None) -> dict[str, Any]:
     if path is None:
         from gfm_ase.runtime.loading import model_fingerprint
 
-        return {"model": model.config.name or "in-memory", "model_source": "in-memory",
-                "weights_sha256": None, "model_fingerprint": model_fingerprint(model)}
+        return {
+            "model": model.config.name or "in-memory",
+            "model_source": "in-memory",
+            "weights_sha256": None,
+            "model_fingerprint": model_fingerprint(model),
+        }
     from gfm_ase.checkpoint import read_model_json
 
     doc = read_model_json(path)
@@ -45,8 +50,12 @@ def model_provenance(model: Any, path: Path | None) -> dict[str, Any]:
         name = registry_name_of(path) or name
     else:
         source = "directory"
-    return {"model": name, "model_source": source, "weights_sha256": doc.get("weights_sha256"),
-            "json_sha256": doc.get("json_sha256")}
+    return {
+        "model": name,
+        "model_source": source,
+        "weights_sha256": doc.get("weights_sha256"),
+        "json_sha256": doc.get("json_sha256"),
+    }
 
 
 def package_version() -> str:
