@@ -44,7 +44,8 @@ def test_heads_and_validate_without_model_use_the_default(fake_builtins, tmp_pat
     assert capsys.readouterr().out.startswith("model gfm-base: 1 head(s)\nonly ")
     rc = main(["validate", "eos", "--elements", "Cu", "--points", "5", "-o", str(tmp_path / "eos")])
     doc = json.loads((tmp_path / "eos" / "summary.json").read_text())
-    assert rc == 0 and f"model={fake_builtins / 'gfm-base'}, head=only" in doc["calculator"]
+    assert rc == 0 and "model=gfm-base (sha256 " in doc["calculator"] and ", head=only" in doc["calculator"]
+    assert str(fake_builtins) not in doc["calculator"]  # no machine path in a report
 
 
 def test_finetune_without_from_uses_the_default_and_work_data_stores(fake_builtins, tmp_path, monkeypatch):
