@@ -113,6 +113,10 @@ class GFMCalculator(Calculator):
             dispersion = {"method": self._dispersion_method, "functional": "that of the head used (head='auto')"}
         else:
             dispersion = None
+        if self.runtime.routed and self.runtime.router is not None:  # head="auto": which router chose the heads
+            router = self.runtime.router.doc
+            options = {"router_sha256": router.get("weights_sha256"), "router_json_sha256": router.get("json_sha256"),
+                       **options}
         return {**model_provenance(self.model, self.model_path),
                 "head": self.head, "level_of_theory": (self.head_config.level_of_theory if self.head_config is not None
                                     else "per structure (head='auto')"),

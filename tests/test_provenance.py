@@ -71,3 +71,17 @@ def test_trajectory_and_database_keep_the_provenance(tmp_path):
     assert row.calculator_parameters["weights_sha256"] == expected["weights_sha256"]
     assert row.calculator_parameters["head"] == "omat"
     assert np.isclose(row.energy, energy)
+
+
+def test_auto_head_records_the_router():
+    from gfm_ase import GFMCalculator
+    from gfm_ase.hub import BUILTIN_DIR
+    from gfm_ase.runtime.router import read_router_json
+
+    doc = read_router_json(BUILTIN_DIR / "gfm-mini")
+    if doc is None:
+        pytest.skip("gfm-mini ships no router")
+    p = GFMCalculator(model="gfm-mini", head="auto", device="cpu").todict()
+    assert p["head"] == "auto"
+    assert p["router_sha256"] == doc["weights_sha256"] and p["router_json_sha256"] == doc["json_sha256"]
+    assert "router_sha256" not in GFMCalculator(model="gfm-mini", head="omat", device="cpu").todict()
