@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from ase.units import Bohr, Hartree
 
+from gfm_ase.units import to_voigt
+
 # head family -> the functional whose D3 parameters apply (documented mapping; a head's own
 # ``dispersion_functional`` metadata entry wins)
 FAMILY_FUNCTIONAL = {"pbe": "pbe", "mp2020": "pbe"}
@@ -159,7 +161,7 @@ class D3Dispersion:
             volume = abs(float(np.linalg.det(np.asarray(cell, float).reshape(3, 3))))
             if volume > 1e-6:
                 sigma = np.asarray(res["virial"]) * Hartree / volume  # dE/d(strain) / V
-                out.stress = sigma.flat[[0, 4, 8, 5, 2, 1]].copy()
+                out.stress = to_voigt(sigma.reshape(3, 3))
         if energies:
             pairs = model.get_pairwise_dispersion(self._param)
             per_pair = np.asarray(pairs["additive pairwise energy"]) + np.asarray(pairs["non-additive pairwise energy"])

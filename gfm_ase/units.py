@@ -9,6 +9,8 @@ goes through :func:`stress_to_ase`, which names the source unit, sign and order 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from ase import units as _u
 
@@ -62,20 +64,50 @@ def stress_factor(unit: str) -> float:
     return _factor(STRESS_UNITS, unit, "stress")
 
 
-def voigt_to_full(v) -> np.ndarray:
-    """Voigt-6 (xx yy zz yz xz xy) -> symmetric [3, 3] (works on [..., 6])."""
-    v = np.asarray(v, dtype=np.float64)
+def _is_tensor(x) -> bool:
+    """A torch tensor (checked by type, so that this module does not import torch)."""
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def to_voigt(m):
+    """[..., 3, 3] -> [..., 6] in Voigt order xx yy zz yz xz xy: the diagonal and the upper triangle, as they are.
+
+    The one place that picks the Voigt components out of a 3x3 tensor: numpy arrays and torch tensors alike (a torch
+    tensor stays a tensor, on its device and in its dtype, differentiable). No symmetry check and no averaging: for
+    a tensor that is symmetric by construction (the model's stress, a code's virial). Input read from files goes
+    through :func:`full_to_voigt`, which checks and symmetrises first.
+    """
+    if not _is_tensor(m):
+        m = np.asarray(m)
+    if tuple(m.shape[-2:]) != (3, 3):
+        raise UnitError(f"expected a [..., 3, 3] tensor, got shape {tuple(m.shape)}")
+    return m[..., VOIGT_ROWS, VOIGT_COLS]
+
+
+@lru_cache(maxsize=None)
+def _full_index(order) -> tuple[int, ...]:
+    """Row-major [3, 3] positions -> index into a 6-vector in ``order`` (pairs of tensor indices)."""
+    idx = [[0] * 3 for _ in range(3)]
+    for k, (a, b) in enumerate(order):
+        idx[a][b] = idx[b][a] = k
+    return tuple(i for row in idx for i in row)
+
+
+def voigt_to_full(v, order=VOIGT):
+    """6-vector -> symmetric [3, 3] (works on [..., 6]); ``order``: the tensor component of each position, default
+    Voigt (xx yy zz yz xz xy), e.g. :data:`VASP_ORDER`. numpy (float64 out) or torch (same dtype and device)."""
+    if not _is_tensor(v):
+        v = np.asarray(v, dtype=np.float64)
     if v.shape[-1] != 6:
-        raise UnitError(f"a Voigt vector has 6 components, got shape {v.shape}")
-    out = np.empty(v.shape[:-1] + (3, 3))
-    for k, (a, b) in enumerate(VOIGT):
-        out[..., a, b] = v[..., k]
-        out[..., b, a] = v[..., k]
-    return out
+        raise UnitError(f"a Voigt vector has 6 components, got shape {tuple(v.shape)}")
+    return v[..., list(_full_index(order))].reshape(tuple(v.shape[:-1]) + (3, 3))
 
 
 def full_to_voigt(m, *, check_symmetric: bool = True, atol: float = 1e-6) -> np.ndarray:
-    """Symmetric [3, 3] -> Voigt-6 (xx yy zz yz xz xy); the off-diagonals are averaged (works on [..., 3, 3])."""
+    """Symmetric [3, 3] -> Voigt-6 (xx yy zz yz xz xy); the off-diagonals are averaged (works on [..., 3, 3]).
+
+    The checked entry for stresses read from files or other codes (a non-symmetric tensor beyond ``atol`` relative
+    to its largest component is an error unless ``check_symmetric=False``); float64 numpy out."""
     m = np.asarray(m, dtype=np.float64)
     if m.shape[-2:] != (3, 3):
         raise UnitError(f"expected a [3, 3] tensor, got shape {m.shape}")
@@ -83,8 +115,7 @@ def full_to_voigt(m, *, check_symmetric: bool = True, atol: float = 1e-6) -> np.
     scale = max(1.0, float(np.abs(m).max()) if m.size else 1.0)
     if check_symmetric and asym > atol * scale:
         raise UnitError(f"stress tensor is not symmetric (max |s - s^T| = {asym:.3g})")
-    sym = 0.5 * (m + np.swapaxes(m, -1, -2))
-    return np.stack([sym[..., a, b] for a, b in VOIGT], axis=-1)
+    return to_voigt(0.5 * (m + np.swapaxes(m, -1, -2)))
 
 
 def stress_to_ase(stress, unit: str, *, sign: str, order: str = "voigt") -> np.ndarray:
@@ -101,10 +132,7 @@ def stress_to_ase(stress, unit: str, *, sign: str, order: str = "voigt") -> np.n
     elif s.shape == (6,):
         if order not in ORDERS:
             raise UnitError(f"unknown stress component order {order!r}; known: {', '.join(ORDERS)}")
-        full = np.empty((3, 3))
-        for k, (a, b) in enumerate(ORDERS[order]):
-            full[a, b] = full[b, a] = s[k]
-        v = full_to_voigt(full)
+        v = full_to_voigt(voigt_to_full(s, ORDERS[order]))
     elif s.shape == (9,):
         v = full_to_voigt(s.reshape(3, 3))
     else:
@@ -133,5 +161,5 @@ def virial_to_stress(virial, volume: float, unit: str = "eV") -> np.ndarray:
 __all__ = [
     "BAR", "BOHR", "GPA", "HARTREE", "HARTREE_PER_BOHR", "KBAR", "KCAL_MOL", "KJ_MOL", "PA", "RYDBERG",
     "UnitError", "VOIGT", "VOIGT_ROWS", "VOIGT_COLS", "VASP_ORDER", "energy_factor", "length_factor",
-    "stress_factor", "full_to_voigt", "voigt_to_full", "stress_to_ase", "virial_to_stress",
+    "stress_factor", "to_voigt", "full_to_voigt", "voigt_to_full", "stress_to_ase", "virial_to_stress",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gfm_ase.units import to_voigt
 from validation.calculators import as_calculator, describe
 from validation.calibration import TABLE_HEADER, calibration_report, plot_calibration, summary_numbers, table_rows
 from validation.eos_fit import GPA
@@ -55,7 +56,7 @@ def _labels(atoms) -> dict:
         out["forces"] = np.asarray(res["forces"], dtype=float)
     if res.get("stress") is not None:
         s = np.asarray(res["stress"], dtype=float)
-        out["stress"] = s if s.shape == (6,) else s.reshape(3, 3)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        out["stress"] = s if s.shape == (6,) else to_voigt(s.reshape(3, 3))
     return out
 
 

@@ -25,7 +25,8 @@ import warnings
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
-from ase.stress import full_3x3_to_voigt_6_stress
+
+from gfm_ase.units import full_to_voigt
 
 # What each peer is. "level_of_theory" is that of the reference data the model was fitted to.
 PEERS: dict[str, dict] = {
@@ -123,7 +124,7 @@ class PeerCalculator(Calculator):
         res = self.inner.results
         stress = np.asarray(res["stress"], dtype=np.float64)
         if stress.shape == (3, 3):
-            stress = full_3x3_to_voigt_6_stress(stress)
+            stress = full_to_voigt(stress, check_symmetric=False)  # the off-diagonals averaged
         energy = float(np.asarray(res["energy"]).reshape(()))
         self.results = {"energy": energy, "free_energy": energy,
                         "forces": np.asarray(res["forces"], dtype=np.float64).reshape(len(self.atoms), 3),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from gfm_ase.graph.neighbors import StructureError, radius_graph
-from gfm_ase.units import VOIGT_COLS, VOIGT_ROWS
+from gfm_ase.units import to_voigt
 
 @dataclass
 class AtomicGraph:
@@ -86,7 +86,7 @@ def graph_from_atoms(atoms, cutoff: float, *, max_neighbors=None, min_distance=N
         if st is not None:
             st = np.asarray(st)
             if st.shape == (3, 3):
-                st = st[VOIGT_ROWS, VOIGT_COLS]
+                st = to_voigt(st)
             stress = st
     return graph_from_arrays(
         atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff,

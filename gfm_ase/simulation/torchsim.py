@@ -30,17 +30,11 @@ from gfm_ase.dispersion import check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.graph.neighbors import StructureError
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, GeometryError, SanityCheck
-from gfm_ase.model.outputs import MIN_VOLUME, VOIGT_I, VOIGT_J
+from gfm_ase.model.outputs import MIN_VOLUME
 from gfm_ase.simulation.backend import Evaluator, load_evaluator
 from gfm_ase.simulation.neighbors import device_radius_graph
+from gfm_ase.units import voigt_to_full
 
-
-def voigt_to_full(voigt: torch.Tensor) -> torch.Tensor:
-    """[..., 6] (xx yy zz yz xz xy) -> symmetric [..., 3, 3]."""
-    full = voigt.new_zeros(voigt.shape[:-1] + (3, 3))
-    full[..., VOIGT_I, VOIGT_J] = voigt
-    full[..., VOIGT_J, VOIGT_I] = voigt
-    return full
 
 
 class GFMTorchSimModel(ModelInterface):

@@ -23,7 +23,7 @@ import numpy as np
 from gfm_ase.data.converters.base import Item, rel_id, want
 from gfm_ase.data.converters.pymatgen_dict import structure_from_dict
 from gfm_ase.data.record import StructureRecord
-from gfm_ase.units import VOIGT_COLS, VOIGT_ROWS, stress_factor, stress_to_ase
+from gfm_ase.units import stress_factor, stress_to_ase, to_voigt, voigt_to_full
 
 # position k of mlearn's 6-vector holds tensor component MLEARN_ORDER[k]
 MLEARN_ORDER = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
@@ -34,11 +34,9 @@ def mlearn_stress_to_ase(v, unit: str = "kbar") -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     if v.shape != (6,):
         raise ValueError(f"virial_stress must have 6 components, got shape {v.shape}")
-    full = np.empty((3, 3))
-    for k, (a, b) in enumerate(MLEARN_ORDER):
-        full[a, b] = full[b, a] = v[k]
+    full = voigt_to_full(v, MLEARN_ORDER)
     full *= -stress_factor(unit)  # kbar, compression positive -> eV/A^3, tension positive
-    return full[VOIGT_ROWS, VOIGT_COLS]
+    return to_voigt(full)
 
 
 def maml_stress_to_ase(v, unit: str = "kbar") -> np.ndarray:
