@@ -42,7 +42,8 @@ UNITS = {
     "magmoms": "Bohr magneton",
 }
 
-# column name -> (per, dtype, trailing shape, fill for "missing")
+# column name -> (dtype, trailing shape per atom / per structure); a missing label is stored as NaN, and the
+# per-atom ones are also flagged per structure (has_forces / has_magmoms = False)
 ATOM_COLUMNS = {
     "positions": (np.float64, (3,)),
     "numbers": (np.int16, ()),

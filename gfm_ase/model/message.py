@@ -82,8 +82,8 @@ def lean_step(s, v, phi, w, radial, unit, edge_index, f: int, first: bool, chunk
 
 def _gemm_dtype(edge_dtype: torch.dtype, device: torch.device) -> torch.dtype:
     """The filter products' dtype: the edge dtype, except bf16 on a CPU, where torch's bf16 matrix products of these
-    shapes ([C, 33] x [33, 384]) ran 10-30x slower than float32 on the development VM; float32 there, rounded to
-    bf16 after (closer to exact than bf16 inputs)."""
+    shapes ([C, 33] x [33, 384]) run much slower than float32 on the CPUs measured (docs/benchmarks.md); float32
+    there, rounded to bf16 after (closer to exact than bf16 inputs)."""
     if edge_dtype == torch.bfloat16 and device.type == "cpu":
         return torch.float32
     return edge_dtype

@@ -29,7 +29,7 @@ from gfm_ase.graph.batch import AtomicGraph, collate
 CPU_SAFETY = 2.0  # saved tensors -> peak: transient buffers of the backward pass
 CPU_MEMORY_FRACTION = 0.5
 CUDA_MEMORY_FRACTION = 0.8
-CPU_DEFAULT_ATOMS = 512  # on CPU throughput is flat from 2k to 32k edges per batch (docs/benchmarks.md):
+CPU_DEFAULT_ATOMS = 512  # on a CPU larger batches do not run faster (batch-size sweep in docs/benchmarks.md):
 CPU_DEFAULT_EDGES = 8192  # small batches keep the memory low
 CUDA_DEFAULT_ATOMS = 16384
 CUDA_EDGES_PER_ATOM_CAP = 96
