@@ -50,3 +50,17 @@ def test_wrong_shapes_are_unit_errors():
         to_voigt(np.zeros((3, 2)))
     with pytest.raises(UnitError, match="6 components"):
         voigt_to_full(torch.zeros(5))
+
+
+def test_no_other_module_writes_the_voigt_order_out():
+    """The index order lives in gfm_ase.units only (tests keep their own hand-written references)."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    patterns = ("[0, 1, 2, 1, 0, 0]", "(0, 1, 2, 1, 0, 0)", "[0, 4, 8, 5, 2, 1]", "full_3x3_to_voigt_6_stress",
+                "voigt_6_to_full_3x3")
+    found = [f"{path.relative_to(repo)}: {p}"
+             for folder in ("gfm_ase", "validation", "pretraining", "finetune_zoo", "benchmarks")
+             for path in sorted((repo / folder).rglob("*.py")) if path != repo / "gfm_ase" / "units.py"
+             for p in patterns if p in path.read_text()]
+    assert found == []
