@@ -31,8 +31,8 @@ BUILTIN_FILES = (JSON_NAME, WEIGHTS_NAME)
 # sha256 of the files of every built-in model (python -m gfm_ase.hub --print-builtin-sha256)
 BUILTIN_SHA256 = {
     "gfm-base": {
-        "model.json": "22e1f3616ab0a5b8d6335b37466cb0c23fac43c477ce0d8f0f138bc5fef067e2",
-        "model.safetensors": "7cdec62d996ce8d1d73770ddd3e6631f935f40d2caa13778f0a952103202e500",
+        "model.json": "fcaacf8c0d20330414536d3c51e75532769742fd53b2c9330dec9777a42a5d65",
+        "model.safetensors": "42e045c379407ff6309b447c70c79bb8e9a20913ab756f02f8f74cd51b820d34",
     },
     "gfm-mini": {
         "model.json": "93c033d91fb98b57662445d6737346af6d025b517e90e2b2a10fb976dd49d831",
