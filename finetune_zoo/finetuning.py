@@ -228,7 +228,7 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
         heads = [target_cfg if h.name == cfg.head else h for h in base.config.heads]
     else:
         heads = [*base.config.heads, target_cfg]
-    model_cfg = ModelConfig(name=base.config.name, trunk=base.config.trunk, heads=heads)
+    model_cfg = base.config.model_copy(update={"heads": heads})  # everything else (trunk, pair term) as the base
     run_cfg = _run_config(cfg, base.config.name, base.config.trunk, datasets, weights, target_cfg.hidden, cfg.lr)
 
     base_extra = doc.get("extra") or {}
@@ -265,7 +265,8 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
     if cfg.baseline == "scratch":
         fresh_cfg = target_cfg if not exists else _target_head(cfg, base, ds, fresh=True)[0]
         fresh_cfg = fresh_cfg.model_copy(update={"hidden": target_cfg.hidden})
-        s_cfg = ModelConfig(name=f"{cfg.head}-from-scratch", trunk=base.config.trunk, heads=[fresh_cfg])
+        s_cfg = ModelConfig(name=f"{cfg.head}-from-scratch", trunk=base.config.trunk, repulsion=base.config.repulsion,
+                            heads=[fresh_cfg])  # the same architecture as the fine-tuned model, pair term included
         s_run = _run_config(cfg, s_cfg.name, base.config.trunk, [ds], [1.0], fresh_cfg.hidden,
                             cfg.scratch_lr or cfg.lr)
         s_plan = make_plan("scratch", cfg.head, True, [], 1.0, [], False)

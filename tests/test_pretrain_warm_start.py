@@ -96,3 +96,26 @@ def _spec(**kw):
     from pretraining.config import LabelFilterSpec
 
     return LabelFilterSpec(**kw)
+
+
+def test_finetuning_keeps_the_pair_term_and_the_scratch_baseline_has_it_too(tmp_path_factory, tmp_path):
+    """Fine-tuning a model with a ZBL term must keep it (it used to rebuild the config from trunk + heads and stop
+    with 'the fine-tuning model's config differs'); the from-scratch baseline gets the same architecture."""
+    from finetune_helpers import shared_pretrained
+
+    from finetune_zoo import FinetuneConfig, finetune
+    from gfm_ase.checkpoint import load_model, save_model
+    from gfm_ase.config import PairRepulsionConfig
+    from gfm_ase.model import GFMModel
+
+    pre = shared_pretrained(tmp_path_factory)
+    base = load_model(pre["model"] / "final")
+    cfg = base.config.model_copy(update={"repulsion": PairRepulsionConfig()})
+    with_rep = GFMModel(cfg)
+    with_rep.load_state_dict(base.state_dict())
+    save_model(with_rep, tmp_path / "base")
+    quiet = dict(log=lambda *a: None, data_dirs=[pre["data"], pre["morse"].parent])
+    finetune(str(tmp_path / "base"), str(pre["ag"]), outdir=tmp_path / "ft",
+             config=FinetuneConfig(head="ag", strategy="full", steps=3, baseline="scratch"), **quiet)
+    assert load_model(tmp_path / "ft" / "final").config.repulsion == PairRepulsionConfig()
+    assert load_model(tmp_path / "ft" / "scratch" / "final").config.repulsion == PairRepulsionConfig()
