@@ -13,15 +13,10 @@ import torch
 
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.model.precision import precision_info
-from gfm_ase.units import VOIGT_COLS, VOIGT_ROWS
+from gfm_ase.units import to_voigt
 
 # structures whose cell has a smaller volume (molecules, cells with a zero vector) get a NaN stress: undefined
 MIN_VOLUME = 1e-8  # A^3
-
-VOIGT_I, VOIGT_J = VOIGT_ROWS, VOIGT_COLS  # the Voigt order of gfm_ase.units (xx yy zz yz xz xy)
-
-def full_to_voigt(t: torch.Tensor) -> torch.Tensor:
-    return t[..., VOIGT_I, VOIGT_J]
 
 
 def edge_vectors(batch: GraphBatch, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
@@ -116,6 +111,6 @@ def predict(
             ok = (volume > MIN_VOLUME)[:, None]
             # double where: the divisor is 1 where there is no volume, so no 0/0 reaches the backward pass
             safe = torch.where(ok.squeeze(-1), volume, torch.ones_like(volume))
-            voigt = full_to_voigt(g / safe[:, None, None])
+            voigt = to_voigt(g / safe[:, None, None])
             out["stress"] = torch.where(ok, voigt, torch.full_like(voigt, float("nan")))
     return out
