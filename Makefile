@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: venv teachers test test-slow test-all test-gpu gpu-wheels demo clean bench lint
+.PHONY: venv teachers test test-slow test-all test-gpu gpu-wheels demo clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
