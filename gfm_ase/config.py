@@ -23,6 +23,9 @@ class HeadIdentity(StrictModel):
     level_of_theory: str = Field("unknown", description="e.g. 'PBE (VASP, PAW)', 'GFN2-xTB', 'EMT'")
     code: str = Field("unknown", description="program that produced the labels")
     family: str | None = Field(None, description="heads of one family estimate uncertainty from their spread")
+    dispersion_functional: str | None = Field(
+        None, description="the DFT functional whose D3 damping parameters apply to this head (e.g. 'pbe', 'r2scan'); "
+                          "None: taken from the family (pbe, mp2020 -> PBE), no D3 for others (gfm_ase.dispersion)")
     description: str = Field("", description="free text stored in the model metadata")
 
     def identity(self) -> dict[str, Any]:

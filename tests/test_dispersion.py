@@ -306,3 +306,13 @@ def test_auto_head_takes_the_d3_parameters_of_the_routed_head():
     water.calc = auto
     with pytest.raises(DispersionError, match="head='auto' chose head 'gfn2'.*D4"):
         water.get_potential_energy()
+
+
+def test_a_head_declares_its_functional_in_the_model_config():
+    """HeadConfig.dispersion_functional is a real field (the config rejects unknown keys) and wins over the family."""
+    from gfm_ase.config import HeadConfig
+    from gfm_ase.dispersion import DispersionError, head_functional
+
+    assert head_functional(HeadConfig(name="r2", family="r2scan-ish", dispersion_functional="r2SCAN")) == "r2scan"
+    with pytest.raises(DispersionError):
+        head_functional(HeadConfig(name="x", family="xtb"))
