@@ -173,6 +173,7 @@ class FinetuneTrainer(Trainer):
 
     def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict]) -> None:
         super().annotate_final_model(model, val, test, heads=[self.plan.target])
+        self._retire_stale_committees(model)
         h = model.head_config(self.plan.target)
         model.update_head_config(h.model_copy(update={"metrics": {**h.metrics, **self._target_metrics}}))
         if self.forgetting is None:
@@ -201,6 +202,24 @@ class FinetuneTrainer(Trainer):
                 note["note"] = ("only embedding rows of elements this head never saw changed: its predictions "
                                 "on its own elements are unchanged")
             metrics["finetuning"] = [*metrics.get("finetuning", []), note]
+            model.update_head_config(old.model_copy(update={"metrics": metrics}))
+
+    def _retire_stale_committees(self, model: GFMModel) -> None:
+        """A last-layer committee (pretraining/committee.py) was fitted on the features of the trunk it came with:
+        after the trunk or its head trained, its spread no longer describes the model. The record goes (so
+        ``uncertainty=True`` refuses in one line instead of reporting a stale spread) and a note says why; the
+        member heads stay (they are still excluded from family spreads by their own record)."""
+        from gfm_ase.runtime.uncertainty import COMMITTEE_KEY
+
+        for name in model.head_names:
+            old = model.head_config(name)
+            if COMMITTEE_KEY not in old.metrics or not (self.plan.train_trunk or name in self.plan.train_heads):
+                continue
+            metrics = {k: v for k, v in old.metrics.items() if k != COMMITTEE_KEY}
+            metrics["committee_retired"] = {
+                "members": list(old.metrics[COMMITTEE_KEY].get("members", [])), "finetuned_head": self.plan.target,
+                "reason": "fitted on the pretrained trunk/head, which fine-tuning changed; refit with "
+                          "python -m pretraining.committee"}
             model.update_head_config(old.model_copy(update={"metrics": metrics}))
 
     def final_model_extra(self) -> dict:

@@ -119,3 +119,32 @@ def test_finetuning_keeps_the_pair_term_and_the_scratch_baseline_has_it_too(tmp_
              config=FinetuneConfig(head="ag", strategy="full", steps=3, baseline="scratch"), **quiet)
     assert load_model(tmp_path / "ft" / "final").config.repulsion == PairRepulsionConfig()
     assert load_model(tmp_path / "ft" / "scratch" / "final").config.repulsion == PairRepulsionConfig()
+
+
+def test_finetuning_the_trunk_retires_a_committee(tmp_path_factory, tmp_path):
+    """A committee fitted on the pretrained trunk must not give a spread after the trunk was fine-tuned."""
+    from finetune_helpers import shared_pretrained
+
+    from finetune_zoo import FinetuneConfig, finetune
+    from gfm_ase.checkpoint import load_model, save_model
+    from gfm_ase.runtime.uncertainty import COMMITTEE_KEY, Spread, UncertaintyError
+
+    pre = shared_pretrained(tmp_path_factory)
+    base = load_model(pre["model"] / "final")
+    head = base.head_names[0]
+    member = base.head_config(head).model_copy(update={"name": f"{head}_c1",
+                                                       "metrics": {"committee_member_of": head}})
+    base.add_head(member)
+    base.heads[member.name].load_state_dict(base.heads[head].state_dict())
+    h = base.head_config(head)
+    base.update_head_config(h.model_copy(update={"metrics": {**h.metrics, COMMITTEE_KEY: {"members": [member.name]}}}))
+    Spread.for_head(base, head)  # the committee works before fine-tuning
+    save_model(base, tmp_path / "base")
+    quiet = dict(log=lambda *a: None, data_dirs=[pre["data"], pre["morse"].parent])
+    finetune(str(tmp_path / "base"), str(pre["ag"]), outdir=tmp_path / "ft",
+             config=FinetuneConfig(head="ag", strategy="full", steps=2), **quiet)
+    ft = load_model(tmp_path / "ft" / "final")
+    assert COMMITTEE_KEY not in ft.head_config(head).metrics
+    assert ft.head_config(head).metrics["committee_retired"]["members"] == [member.name]
+    with pytest.raises(UncertaintyError):
+        Spread.for_head(ft, head)
