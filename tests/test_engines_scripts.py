@@ -39,7 +39,7 @@ def test_lammps_example():
 
 
 def test_benchmark_script(tmp_path):
-    out = run(REPO / "benchmarks" / "engines.py", "--model", "gfm-mini", "--relax", "2", "--systems", "2", "--steps",
+    out = run("-m", "benchmarks.engines", "--model", "gfm-mini", "--relax", "2", "--systems", "2", "--steps",
               "2", "--lammps-steps", "2", "--json", tmp_path / "engines.json")
     assert "| relax 2 structures" in out and "| LAMMPS fix external |" in out, out
     assert (tmp_path / "engines.json").is_file()
