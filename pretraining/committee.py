@@ -1,4 +1,5 @@
-"""A cheap last-layer committee for one head of a trained model (``gfm committee`` / ``python -m pretraining.committee``).
+"""A cheap last-layer committee for one head of a trained model (``gfm committee``, ``python -m
+pretraining.committee``).
 
 The head's MLP is ``scale * (w . phi(s_i) + b) + shift + ref[Z_i]`` per atom, with ``phi`` its hidden layer on the
 frozen trunk features ``s_i``. For a structure the energy is linear in the last layer ``(w, b)``:
@@ -313,7 +314,7 @@ def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *
     return record
 
 
-# --- command line ------------------------------------------------------------------------------------------------------
+# --- command line ----------------------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from gfm_ase.cli.options import positive
 

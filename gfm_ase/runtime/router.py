@@ -18,6 +18,7 @@ Heads are never mixed: one structure, one head (heads of different reference ene
 Models without ``router.json``: ``head="auto"`` on a single-head model uses its only head; on a multi-head model
 it is an error (:class:`RouterError`) naming the heads and the command that trains a router.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +37,7 @@ ROUTER_FORMAT = "gfm-ase-router"
 ROUTER_FORMAT_VERSION = 1
 ROUTER_JSON = "router.json"
 ROUTER_WEIGHTS = "router.safetensors"
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"tanh": np.tanh,
-                                                               "relu": lambda x: np.maximum(x, 0.0)}
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 
 
 class RouterError(ValueError):
@@ -104,8 +105,9 @@ def counts_of(numbers: Sequence[int]) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------- the file
 def _canonical(doc: dict) -> bytes:
-    return json.dumps({k: v for k, v in doc.items() if k != "json_sha256"}, sort_keys=True,
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {k: v for k, v in doc.items() if k != "json_sha256"}, sort_keys=True, separators=(",", ":")
+    ).encode()
 
 
 def json_checksum(doc: dict) -> str:
@@ -137,8 +139,9 @@ def read_router_json(directory: str | Path) -> dict | None:
     if not isinstance(doc, dict) or doc.get("format") != ROUTER_FORMAT:
         raise RouterError(f"{path} is not a gfm-ase router file")
     if doc.get("format_version") != ROUTER_FORMAT_VERSION:
-        raise RouterError(f"{path} has format_version {doc.get('format_version')!r}; this gfm-ase reads "
-                          f"{ROUTER_FORMAT_VERSION}")
+        raise RouterError(
+            f"{path} has format_version {doc.get('format_version')!r}; this gfm-ase reads {ROUTER_FORMAT_VERSION}"
+        )
     if doc.get("json_sha256") != json_checksum(doc):
         raise RouterError(f"{path} failed its checksum: the router description was modified or corrupted")
     return doc
@@ -164,8 +167,9 @@ class HeadRouter:
         self.activation = ACTIVATIONS[doc["activation"]]
         self.mean = tensors["mean"]
         self.std = tensors["std"]
-        self.layers = [(tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"])
-                       for i in range(int(doc["n_layers"]))]
+        self.layers = [
+            (tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]) for i in range(int(doc["n_layers"]))
+        ]
         self.groups: list[list[str]] = [list(g) for g in doc["groups"]]
         self.head_elements = head_elements
 
@@ -183,15 +187,20 @@ class HeadRouter:
             raise RouterError(f"router weights {weights} are missing")
         digest = _sha256_file(weights)
         if digest != doc.get("weights_sha256"):
-            raise RouterError(f"{weights} failed its sha256 check (expected {str(doc.get('weights_sha256'))[:12]}..., "
-                              f"got {digest[:12]}...): the file is corrupt or was modified")
+            raise RouterError(
+                f"{weights} failed its sha256 check (expected {str(doc.get('weights_sha256'))[:12]}..., "
+                f"got {digest[:12]}...): the file is corrupt or was modified"
+            )
         heads = model_doc["config"]["heads"]
         bound = head_datasets(heads)
-        if doc["model"]["head_datasets"] != {h: bound.get(h) for h in doc["model"]["head_datasets"]} \
-                or not set(doc["heads"]) <= set(bound):
-            raise RouterError(f"{directory / ROUTER_JSON} was trained for heads and datasets "
-                              f"{doc['model']['head_datasets']}, but the model's are {bound}: retrain the router "
-                              "(python -m pretraining.router CONFIG --model DIR)")
+        if doc["model"]["head_datasets"] != {h: bound.get(h) for h in doc["model"]["head_datasets"]} or not set(
+            doc["heads"]
+        ) <= set(bound):
+            raise RouterError(
+                f"{directory / ROUTER_JSON} was trained for heads and datasets "
+                f"{doc['model']['head_datasets']}, but the model's are {bound}: retrain the router "
+                "(python -m pretraining.router CONFIG --model DIR)"
+            )
         try:
             tensors = load_file(str(weights))
         except Exception as exc:  # safetensors raises its own error types
@@ -229,7 +238,7 @@ class HeadRouter:
         assert best is not None
         return RouteDecision(best, prob, best in covering)
 
-    def route(self, numbers: Sequence[int], pbc, cell) -> RouteDecision:
+    def route(self, numbers: Sequence[int], pbc: Any, cell: Any) -> RouteDecision:
         counts = counts_of(numbers)
         x = feature_matrix(self.features, counts, np.asarray(pbc, bool)[None], np.asarray(cell, float)[None])
         return self.decide(self.probabilities(x)[0], {int(z) for z in numbers})
@@ -252,11 +261,13 @@ def router_description(model: str | Path | None) -> dict | None:
 
 
 def no_router_message(name: str, heads: Sequence[str]) -> str:
-    return (f"head='auto' needs a router, and model {name} ships none ({ROUTER_JSON}); choose a head from "
-            f"{list(heads)} or train one: python -m pretraining.router CONFIG --model DIR")
+    return (
+        f"head='auto' needs a router, and model {name} ships none ({ROUTER_JSON}); choose a head from "
+        f"{list(heads)} or train one: python -m pretraining.router CONFIG --model DIR"
+    )
 
 
-def load_router(model, path: str | Path | None) -> HeadRouter | None:
+def load_router(model: Any, path: str | Path | None) -> HeadRouter | None:
     """The router of ``model`` (a :class:`~gfm_ase.model.GFMModel` loaded from directory ``path``; None for an
     in-memory model) for ``head="auto"``: None for a single-head model (its only head is the answer), else the
     verified router of the directory; :class:`RouterError` when a multi-head model ships none."""
@@ -272,7 +283,24 @@ def load_router(model, path: str | Path | None) -> HeadRouter | None:
     return router
 
 
-__all__ = ["ACTIVATIONS", "AUTO", "FEATURES", "HeadRouter", "ROUTER_FORMAT", "ROUTER_FORMAT_VERSION", "ROUTER_JSON",
-           "ROUTER_WEIGHTS", "RouteDecision", "RouterError", "check_features", "counts_of", "feature_matrix",
-           "head_datasets", "json_checksum", "load_router", "no_router_message",
-           "router_description", "read_router_json"]
+__all__ = [
+    "ACTIVATIONS",
+    "AUTO",
+    "FEATURES",
+    "HeadRouter",
+    "ROUTER_FORMAT",
+    "ROUTER_FORMAT_VERSION",
+    "ROUTER_JSON",
+    "ROUTER_WEIGHTS",
+    "RouteDecision",
+    "RouterError",
+    "check_features",
+    "counts_of",
+    "feature_matrix",
+    "head_datasets",
+    "json_checksum",
+    "load_router",
+    "no_router_message",
+    "router_description",
+    "read_router_json",
+]

@@ -65,8 +65,10 @@ class InferenceRuntime:
             self.selection: HeadSelection | None = None if self.router else HeadSelection(self.model, None)
         else:
             if head is not None and head not in self.model.head_names:
-                raise ValueError(f"unknown head {head!r}; available heads: {self.model.head_names}, or 'auto' "
-                                 "(the model's router picks one per structure)")
+                raise ValueError(
+                    f"unknown head {head!r}; available heads: {self.model.head_names}, or 'auto' "
+                    "(the model's router picks one per structure)"
+                )
             self.selection = HeadSelection(self.model, head)
 
     # --- head ---------------------------------------------------------------------------------------------------
@@ -81,8 +83,9 @@ class InferenceRuntime:
 
     def _fixed(self) -> HeadSelection:
         if self.selection is None:
-            raise RouterError("head='auto' picks the head per structure; ask runtime.route(...) or "
-                              "runtime.selection_for(head)")
+            raise RouterError(
+                "head='auto' picks the head per structure; ask runtime.route(...) or runtime.selection_for(head)"
+            )
         return self.selection
 
     @property
@@ -99,7 +102,7 @@ class InferenceRuntime:
             self._selections[head] = HeadSelection(self.model, head)
         return self._selections[head]
 
-    def route(self, numbers: Sequence[int], pbc, cell) -> RouteDecision:
+    def route(self, numbers: Sequence[int], pbc: Any, cell: Any) -> RouteDecision:
         """The head of one structure: the router's choice with ``head="auto"``, else the fixed head."""
         if self.router is None:
             sel = self._fixed()
@@ -126,7 +129,12 @@ class InferenceRuntime:
 
     # --- evaluation -------------------------------------------------------------------------------------------------
     def evaluate(
-        self, batch: GraphBatch, *, forces: bool = True, stress: bool = False, extra_heads: list[str] | None = None,
+        self,
+        batch: GraphBatch,
+        *,
+        forces: bool = True,
+        stress: bool = False,
+        extra_heads: list[str] | None = None,
         head: str | None = None,
     ) -> dict[str, torch.Tensor]:
         """Energies, per-atom energies and, when asked, forces and stress of ``batch`` (already on the device), with

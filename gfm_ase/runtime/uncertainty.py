@@ -19,6 +19,7 @@ head's validation split, recorded in ``metrics["committee"]``) for a committee. 
 ``energy_std / n_atoms`` (eV/atom) under ``uncertainty``; the calculator reports ``energy_std`` and ``forces_std``.
 It is a *disagreement between heads* on one trunk: errors the trunk makes for every head are invisible to it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,8 +72,10 @@ def committee_members(model: Any, head: str) -> list[str]:
         if m not in model.head_names:
             raise UncertaintyError(f"head {head!r}: committee member {m!r} is not a head of the model")
         if model.head_config(m).metrics.get(MEMBER_KEY) != head:
-            raise UncertaintyError(f"head {head!r}: head {m!r} is listed as a committee member but does not "
-                                   f"record metrics[{MEMBER_KEY!r}] = {head!r}")
+            raise UncertaintyError(
+                f"head {head!r}: head {m!r} is listed as a committee member but does not "
+                f"record metrics[{MEMBER_KEY!r}] = {head!r}"
+            )
     return members
 
 
@@ -86,8 +89,11 @@ def family_heads(model: Any, head: str) -> list[str]:
     family = model.head_config(head).family
     if family is None:
         return []
-    others = [h for h in model.head_names if h != head and model.head_config(h).family == family
-              and not is_committee_member(model, h)]
+    others = [
+        h
+        for h in model.head_names
+        if h != head and model.head_config(h).family == family and not is_committee_member(model, h)
+    ]
     return [head, *others]
 
 
@@ -107,8 +113,9 @@ class Spread:
     """The spread of ``heads`` (``heads[0]`` is the evaluated head) with calibration factors ``energy_scale`` and
     ``forces_scale``; see the module docstring for the definition."""
 
-    def __init__(self, model: Any, heads: list[str], kind: str = "family", energy_scale: float = 1.0,
-                 forces_scale: float = 1.0):
+    def __init__(
+        self, model: Any, heads: list[str], kind: str = "family", energy_scale: float = 1.0, forces_scale: float = 1.0
+    ):
         if len(heads) < 2:
             raise UncertaintyError(f"a spread needs two or more heads, got {list(heads)}")
         self.heads = list(heads)
@@ -127,7 +134,8 @@ class Spread:
         if kind == "none":
             raise UncertaintyError(
                 f"head {head!r} has no committee and no family of two or more heads, so it gives no uncertainty; "
-                f"add a committee with `python -m pretraining.committee MODEL --config CONFIG --head {head} -o OUT`")
+                f"add a committee with `python -m pretraining.committee MODEL --config CONFIG --head {head} -o OUT`"
+            )
         scales: dict = {}
         if kind == "committee":
             record = model.head_config(head).metrics[COMMITTEE_KEY]
@@ -135,14 +143,20 @@ class Spread:
         return cls(model, heads, kind, **scales)
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "heads": self.heads, "energy_scale": self.energy_scale,
-                "forces_scale": self.forces_scale}
+        return {
+            "kind": self.kind,
+            "heads": self.heads,
+            "energy_scale": self.energy_scale,
+            "forces_scale": self.forces_scale,
+        }
 
     # --- the definition (numpy, float64) ------------------------------------------------------------------------
     def reference_sums(self, numbers: np.ndarray, batch: np.ndarray, n_graphs: int) -> np.ndarray:
         """sum_i ref_h[Z_i] per structure and member [B, H] (eV)."""
-        return np.stack([np.bincount(batch, weights=self.refs[k][numbers], minlength=n_graphs)
-                         for k in range(len(self.heads))], axis=1)
+        return np.stack(
+            [np.bincount(batch, weights=self.refs[k][numbers], minlength=n_graphs) for k in range(len(self.heads))],
+            axis=1,
+        )
 
     def energy_std(self, head_energies: np.ndarray, numbers: np.ndarray, batch: np.ndarray) -> np.ndarray:
         """head_energies [B, H] (eV) of :attr:`heads`, numbers/batch [N] -> energy_std [B] (eV)."""
@@ -154,7 +168,7 @@ class Spread:
         """member_forces [H, N, 3] (eV/A) of :attr:`heads` -> forces_std [N] (eV/A)."""
         f = np.asarray(member_forces, dtype=np.float64)
         dev = f - f.mean(axis=0, keepdims=True)
-        return self.forces_scale * np.sqrt((dev ** 2).sum(axis=-1).mean(axis=0))
+        return self.forces_scale * np.sqrt((dev**2).sum(axis=-1).mean(axis=0))
 
     # --- evaluation ---------------------------------------------------------------------------------------------
     def evaluate(self, model: Any, batch: Any, precision: str) -> dict[str, np.ndarray]:
@@ -173,8 +187,11 @@ def member_outputs(model: Any, batch: Any, heads: list[str], precision: str) -> 
     positions = batch.positions.detach().requires_grad_(True)
     with torch.enable_grad():
         vec = edge_vectors(batch, positions, batch.cell)
-        ctx = (torch.autocast(device_type=positions.device.type, dtype=autocast_dtype) if autocast_dtype is not None
-               else contextlib.nullcontext())
+        ctx = (
+            torch.autocast(device_type=positions.device.type, dtype=autocast_dtype)
+            if autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
         with ctx:
             s = net.features(batch.numbers, batch.edge_index, vec, batch.batch, batch.num_graphs)
         if autocast_dtype is not None:
@@ -182,15 +199,28 @@ def member_outputs(model: Any, batch: Any, heads: list[str], precision: str) -> 
         e_atom = net.all_head_energies(s, batch.numbers, list(heads)).to(positions.dtype)  # [N, H]
         forces = []
         for k in range(len(heads)):
-            (g,) = torch.autograd.grad(e_atom[:, k].sum(), positions, retain_graph=k < len(heads) - 1,
-                                       allow_unused=True)
+            (g,) = torch.autograd.grad(
+                e_atom[:, k].sum(), positions, retain_graph=k < len(heads) - 1, allow_unused=True
+            )
             forces.append(-g if g is not None else torch.zeros_like(positions))
     index = batch.batch.cpu().numpy()
     per_atom = e_atom.detach().to("cpu", torch.float64).numpy()
-    energies = np.stack([np.bincount(index, weights=per_atom[:, k], minlength=batch.num_graphs)
-                         for k in range(len(heads))], axis=1)
+    energies = np.stack(
+        [np.bincount(index, weights=per_atom[:, k], minlength=batch.num_graphs) for k in range(len(heads))], axis=1
+    )
     return energies, torch.stack(forces).detach().to("cpu", torch.float64).numpy()
 
 
-__all__ = ["COMMITTEE_KEY", "MEMBER_KEY", "Spread", "UncertaintyError", "calibration_factor", "committee_members",
-           "family_heads", "gaussian_within", "is_committee_member", "member_heads", "member_outputs"]
+__all__ = [
+    "COMMITTEE_KEY",
+    "MEMBER_KEY",
+    "Spread",
+    "UncertaintyError",
+    "calibration_factor",
+    "committee_members",
+    "family_heads",
+    "gaussian_within",
+    "is_committee_member",
+    "member_heads",
+    "member_outputs",
+]
