@@ -6,6 +6,7 @@ import argparse
 
 def register(sub) -> None:
     from gfm_ase.cli.options import positive
+    from gfm_ase.dispersion import DAMPING
     from gfm_ase.hub import default_model_help
 
     p = sub.add_parser(
@@ -44,6 +45,9 @@ def register(sub) -> None:
     p.add_argument("--workers", type=positive(int), default=None,
                    help="graph-building threads (default: 1 on CPU, up to 8 with a GPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trunk (pays off for long screens)")
+    p.add_argument("--dispersion", default=None, choices=sorted(DAMPING),
+                   help="add DFT-D3 dispersion with the damping parameters of the head's functional "
+                        "(gfm_ase.dispersion, as GFMCalculator(dispersion=...); needs the d3 extra)")
     p.add_argument("--no-uncertainty", action="store_true", help="skip the head-family spread")
     p.add_argument("--hull-references", nargs="+", default=None, metavar="REF",
                    help="competing phases (any INPUT format) for formation energies and energy above the hull")
@@ -86,8 +90,8 @@ def run(args) -> int:
             oversize=args.oversize, allow_unknown_elements=args.allow_unknown_elements, compile=args.compile,
             uncertainty=not args.no_uncertainty, hull_references=args.hull_references,
             hull_energies=args.hull_energies, shortlist=args.shortlist, shortlist_by=args.shortlist_by,
-            workers=args.workers, min_distance_factor=args.min_distance_factor, chunk_rows=args.chunk_rows,
-            chunk_seconds=args.chunk_seconds, rank=args.rank,
+            workers=args.workers, dispersion=args.dispersion, min_distance_factor=args.min_distance_factor,
+            chunk_rows=args.chunk_rows, chunk_seconds=args.chunk_seconds, rank=args.rank,
             world_size=args.world_size, overwrite=args.overwrite, wait_timeout=args.wait_timeout,
             log=None if args.quiet else _log_default)
     except (InputError, OutputError, ValueError, OSError) as exc:

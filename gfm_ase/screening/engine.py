@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from ase.data import chemical_symbols
 
+from gfm_ase.dispersion import DispersionError, DispersionResult, check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import graph_from_arrays
 from gfm_ase.runtime import InferenceRuntime, to_numpy
 from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
@@ -44,6 +45,7 @@ class Meta:
     sub: int
     unit_size: int
     formula: str = ""
+    dispersion: DispersionResult | None = None  # the D3 term, computed with the graph (host, float64)
 
 
 def formula_of(numbers: np.ndarray) -> str:
@@ -75,6 +77,10 @@ class Screener:
     workers: graph-building threads (default: 1 on CPU, up to 8 with a GPU).
     uncertainty: add the spread of the head's committee or family (see :mod:`gfm_ase.runtime.uncertainty`), as
       ``energy_std / n_atoms`` (eV/atom).
+    dispersion: None or a DFT-D3 variant (``"d3bj"``, ``"d3bj-atm"``, ``"d3zero"``) added to energy, forces,
+      stress and per-atom energies, with the damping parameters of the head's functional: the same term as
+      ``GFMCalculator(dispersion=...)`` (:mod:`gfm_ase.dispersion`). It is computed by the graph-building threads
+      (host, float64) and reported in a ``dispersion_energy`` column; a head without D3 parameters is refused here.
     """
 
     def __init__(self, model=None, head: str | None = None, *, device="auto", dtype: str = "float32",
@@ -82,11 +88,12 @@ class Screener:
                  max_memory: float | None = None, oversize: str = "alone", allow_unknown_elements: bool = False,
                  min_distance: float = 0.3, compile: bool = False, prefetch: int = 4, uncertainty: bool = True,
                  workers: int | None = None, tune_allocator: bool = True,
-                 min_distance_factor: float | None = DEFAULT_FACTOR):
+                 min_distance_factor: float | None = DEFAULT_FACTOR, dispersion: str | None = None):
         from gfm_ase.runtime import precision_info
 
         precision_info(dtype, what="dtype")  # checked before anything is loaded
         check_budget_options(max_atoms, max_edges, max_memory)  # before anything is loaded
+        check_dispersion_option(dispersion)  # before anything is loaded
         props = tuple(dict.fromkeys(["energy", *properties]))
         bad = [p for p in props if p not in PROPERTIES]
         if bad:
@@ -110,6 +117,8 @@ class Screener:
         self.allow_unknown_elements = allow_unknown_elements
         self.min_distance = min_distance
         self.sanity = SanityCheck(min_distance_factor, cutoff=self.model.cutoff)
+        # the D3 term of the head's functional (DispersionError for a head without D3 parameters, before any input)
+        self.dispersion = make_dispersion(dispersion, self.head_config)
         self.spread_kind, self.family = member_heads(self.model, head) if uncertainty else ("none", [])
         self.spread = Spread.for_head(self.model, head) if self.spread_kind != "none" else None
         self.uncertainty = uncertainty
@@ -148,13 +157,16 @@ class Screener:
                 "properties": list(self.properties), "uncertainty": self.uncertainty,
                 "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
                 "min_distance_factor": self.sanity.factor,
-                "oversize": self.oversize}
+                "oversize": self.oversize,
+                **({"dispersion": self.dispersion.describe()} if self.dispersion is not None else {})}
 
     def _columns(self) -> dict[str, tuple]:
         """Column name -> (dtype, trailing shape); per-atom columns are marked by rows.PER_ATOM_COLUMNS."""
         cols = {"id": (object, ()), "unit": (np.int64, ()), "sub": (np.int64, ()), "unit_size": (np.int64, ()),
                 "n_atoms": (np.int64, ()), "formula": (object, ()), "energy": (np.float64, ()),
                 "energy_per_atom": (np.float64, ())}
+        if self.dispersion is not None:
+            cols["dispersion_energy"] = (np.float64, ())
         if self.spread is not None:  # no family of two or more heads: no column (it would be NaN everywhere)
             cols["uncertainty"] = (np.float64, ())
         if "stress" in self.properties:
@@ -228,8 +240,21 @@ class Screener:
                                                   max_neighbors=max_nb, min_distance=self.min_distance)
                     except Exception as exc:  # StructureError and friends: reported, not fatal
                         msg = f"{type(exc).__name__}: {exc}"
+                if msg is None and self.dispersion is not None:
+                    try:
+                        meta.dispersion = self._dispersion_of(item)
+                    except DispersionError as exc:  # simple-dftd3 refused this structure: an error row
+                        msg = str(exc)
+                        graph = None
                 out.append((meta, len(item.numbers), graph, msg))
         return out
+
+    def _dispersion_of(self, item: Item) -> DispersionResult:
+        assert self.dispersion is not None
+        want_stress = "stress" in self.properties and bool(np.asarray(item.pbc).all())
+        return self.dispersion.compute(item.numbers, item.positions, item.cell, item.pbc,
+                                       forces="forces" in self.properties, stress=want_stress,
+                                       energies="energies" in self.properties)
 
     def _unit_chunks(self, units: Iterable[Unit], skip: set, size: int) -> Iterator[list[Unit]]:
         chunk: list[Unit] = []
@@ -331,7 +356,26 @@ class Screener:
             block["stress"] = stress
         if "energies" in self.properties:
             block["energies"] = out["energies"]
+        if self.dispersion is not None:
+            self._add_dispersion(block, metas)
         return block
+
+    def _add_dispersion(self, block: dict, metas: list[Meta]) -> None:
+        """Add each structure's D3 term (computed with its graph) to the model's outputs in ``block``."""
+        terms = [m.dispersion for m in metas]
+        assert all(d is not None for d in terms)
+        d3 = np.array([d.energy for d in terms])
+        block["dispersion_energy"] = d3
+        block["energy"] = block["energy"] + d3
+        block["energy_per_atom"] = block["energy"] / block["n_atoms"]
+        if "forces" in block:
+            block["forces"] = block["forces"] + np.concatenate([d.forces for d in terms])
+        if "energies" in block:
+            block["energies"] = block["energies"] + np.concatenate([d.energies for d in terms])
+        if "stress" in block:
+            for k, d in enumerate(terms):  # bulk rows; the others have no stress (NaN) and keep none
+                if np.isfinite(block["stress"][k]).all():
+                    block["stress"][k] = block["stress"][k] + d.stress
 
     def run(self, units: Iterable[Unit], skip: set | None = None,
             progress: Callable[[int, int], None] | None = None) -> Iterator[dict]:

@@ -32,7 +32,8 @@ COLUMN_DOC = {
     "id": "input file name + ':' + index within the file",
     "n_atoms": "number of atoms",
     "formula": "Hill formula",
-    "energy": "total energy, eV",
+    "energy": "total energy, eV (with the D3 term when dispersion is on)",
+    "dispersion_energy": "the D3 part of energy, eV (only with dispersion; gfm_ase.dispersion)",
     "energy_per_atom": "eV/atom",
     "uncertainty": "energy_std / n_atoms (gfm_ase.runtime.uncertainty: std of E_h - sum_i ref_h[Z_i] over the head's "
                    "committee, else its family), eV/atom; only present when the head has a committee or a family "
@@ -112,7 +113,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
            shortlist: int = 0, shortlist_by: str | None = None, chunk_rows: int = 4096,
            chunk_seconds: float = 60.0, rank: int | None = None, world_size: int | None = None,
            overwrite: bool = False, wait_timeout: float | None = None, prefetch: int = 4,
-           workers: int | None = None, min_distance_factor: float | None = None,
+           workers: int | None = None, min_distance_factor: float | None = None, dispersion: str | None = None,
            log: Callable[[str], None] | None = _log_default, screener: Screener | None = None) -> dict:
     """Screen ``inputs`` (files/folders) with one head of ``model`` into ``out`` (.h5 or .parquet).
 
@@ -137,7 +138,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         screener = Screener(model, head, device=device, dtype=dtype, properties=properties, max_atoms=max_atoms,
                             max_edges=max_edges, max_memory=max_memory, oversize=oversize,
                             allow_unknown_elements=allow_unknown_elements, compile=compile, uncertainty=uncertainty,
-                            prefetch=prefetch, workers=workers,
+                            prefetch=prefetch, workers=workers, dispersion=dispersion,
                             **({} if min_distance_factor is None else {"min_distance_factor": min_distance_factor}))
     signature = {
         "format": fmt,
@@ -261,6 +262,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         "properties": list(screener.properties),
         "columns": {k: v for k, v in COLUMN_DOC.items()},
         "uncertainty": _uncertainty_note(screener),
+        "dispersion": screener.dispersion.describe() if screener.dispersion is not None else None,
         "formation_reference": form.source if form is not None else None,
         "hull": None if hull is None else {"elements": hull.elements, "stable": hull.stable()},
         "world_size": shard.world,
