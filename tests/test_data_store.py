@@ -263,3 +263,26 @@ def test_loader_with_worker_process(tmp_path, records):
     ds = GraphDataset(store, cutoff=3.0)
     got = [b.num_graphs for b in graph_loader(ds, batch_size=3, num_workers=1)]
     assert got == [3, 3, 2]
+
+
+def test_store_package_keeps_its_public_names_and_layers():
+    """gfm_ase.data.store is a package (schema / writer / shard / reader / columns) that still exports the names
+    the single module did; the schema imports no other store module, and writing never imports reading."""
+    import ast
+    from pathlib import Path
+
+    import gfm_ase.data.store as store
+
+    for name in ("FORMAT", "SCHEMA_VERSION", "UNITS", "Store", "StoreError", "StoreWriter", "RecordError",
+                 "read_store_attrs"):
+        assert name in store.__all__ and hasattr(store, name), name
+    base = Path(store.__file__).parent
+    allowed = {"schema": set(), "writer": {"schema"}, "shard": {"schema"}, "columns": {"shard"},
+               "reader": {"schema", "shard", "columns"}}
+    found = {}
+    for path in sorted(base.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        mods = {n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.module}
+        found[path.stem] = {m.rsplit(".", 1)[1] for m in mods if m.startswith("gfm_ase.data.store.")}
+    assert found == allowed
