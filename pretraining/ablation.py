@@ -67,7 +67,7 @@ def _mlearn_rows(model, store_path: Path, head: str) -> dict:
         if el not in covered:
             out[el] = {"not_covered": [el], "n_structures": len(idx)}
             continue
-        res = run_errors(calc, [store.to_atoms(int(i)) for i in idx], name=f"mlearn {el}", align="per-element")
+        res = run_errors(calc, [store[int(i)] for i in idx], name=f"mlearn {el}", align="per-element")
         s = res.summary
         out[el] = {"energy_mae_meV_atom": s["energy_mae_meV_atom"], "forces_mae_meV_A": s["forces_mae_meV_A"],
                    "stress_mae_meV_A3": None if s["stress_mae_GPa"] is None else 1000 * GPA * s["stress_mae_GPa"],

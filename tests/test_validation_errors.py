@@ -121,3 +121,33 @@ def test_cli_errors(tmp_path):
     assert s["forces_mae_meV_A"] == pytest.approx(0.0, abs=1e-3)
     assert main(["validate", "errors", "--calculator", "emt", "--data", str(tmp_path / "missing.xyz"),
                  "-o", str(tmp_path / "o2")]) == 2
+
+
+def test_store_labels_are_read_from_the_records_not_through_atoms(tmp_path, monkeypatch):
+    """A store (or its records) is evaluated with the labels of its records: no SinglePointCalculator is built and
+    read back, and the numbers are those of the same structures given as labelled Atoms (a subset too)."""
+    from ase.calculators import singlepoint
+
+    from gfm_ase.data import Store, StoreWriter
+
+    structures = _labelled()
+    structures[0].calc.results["energy"] += 0.08  # known label errors, so the comparison is not of zeros
+    structures[1].calc.results["stress"][0] += 0.01
+    with StoreWriter(tmp_path / "tiny.h5", name="tiny", level_of_theory="EMT", code="ase") as w:
+        for a in structures:
+            w.append_atoms(a, group=a.info["group"])
+    store = Store(tmp_path / "tiny.h5")
+    as_atoms = [store.to_atoms(i) for i in range(len(store))]
+    want = run_errors(EMT(), as_atoms)
+    want_subset = run_errors(EMT(), as_atoms, max_structures=4, seed=3)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("labels went through a SinglePointCalculator")
+
+    monkeypatch.setattr(singlepoint.SinglePointCalculator, "__init__", refuse)
+    records, _ = load_structures(tmp_path / "tiny.h5")
+    for given in (records, store):
+        got = run_errors(EMT(), given)
+        assert got.summary | {"dataset": None} == want.summary | {"dataset": None}
+        assert got.details["per_group"] == want.details["per_group"] and got.summary["energy_mae_meV_atom"] > 0
+    assert run_errors(EMT(), store, max_structures=4, seed=3).details == want_subset.details

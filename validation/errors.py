@@ -1,9 +1,10 @@
 """Errors suite: energy / force / stress MAE and RMSE of a calculator on labelled structures.
 
-Input: a sequence of ``ase.Atoms`` whose calculator (a SinglePointCalculator) holds the reference labels, a
-gfm-ase data store, or a file ASE reads with labels. Energies are compared per atom, forces per Cartesian
-component, stresses per Voigt component (ASE sign: tension positive; reported in GPa). Breakdowns per element
-(forces of that element's atoms; energies of structures containing it) and per group (``atoms.info["group"]``).
+Input: a gfm-ase data store or its records (labels read from the records), a sequence of ``ase.Atoms`` whose
+calculator (a SinglePointCalculator) holds the reference labels, or a file ASE reads with labels. Energies are
+compared per atom, forces per Cartesian component, stresses per Voigt component (ASE sign: tension positive;
+reported in GPa). Breakdowns per element (forces of that element's atoms; energies of structures containing it)
+and per group (a record's group, ``atoms.info["group"]``).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gfm_ase.data import Store, StructureRecord, split_indices
 from gfm_ase.units import to_voigt
 from validation.calculators import as_calculator, describe
 from validation.calibration import TABLE_HEADER, calibration_report, plot_calibration, summary_numbers, table_rows
@@ -20,21 +22,18 @@ from validation.output import SuiteResult, pyplot, save_figure, table
 
 
 def load_structures(path: str | os.PathLike, split: str | None = None, split_seed: int = 0):
-    """(list of labelled Atoms, dataset name) from a gfm-ase store (.h5 or shard folder) or an ASE-readable file."""
+    """(labelled structures, dataset name): the records of a gfm-ase store (.h5 or shard folder), or the Atoms of
+    an ASE-readable file (labels in their calculators)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if path.is_dir() or path.suffix in (".h5", ".hdf5"):
-        from gfm_ase.data import Store
-
         store = Store(path)
         indices = np.arange(len(store))
         if split is not None:
-            from gfm_ase.data import split_indices
-
             indices = split_indices(store, seed=split_seed)[split]
         name = str(store.attrs.get("name") or path.stem) + (f" ({split} split, seed {split_seed})" if split else "")
-        return [store.to_atoms(int(i)) for i in indices], name
+        return [store[int(i)] for i in indices], name
     if split is not None:
         raise ValueError("--split needs a gfm-ase store (.h5); for other files pass the structures to evaluate")
     from ase.io import read
@@ -46,9 +45,16 @@ def load_structures(path: str | os.PathLike, split: str | None = None, split_see
     return list(frames), path.name
 
 
-def _labels(atoms) -> dict:
-    calc = atoms.calc
-    res = dict(getattr(calc, "results", {}) or {})
+def _reference(structure) -> tuple:
+    """(Atoms to evaluate, reference labels) of a store record (labels read from the record) or of an Atoms (labels
+    from its calculator's results; the Atoms is copied, without the calculator)."""
+    if isinstance(structure, StructureRecord):
+        return structure.to_atoms(labels=False), _labels(structure.results())
+    return structure.copy(), _labels(dict(getattr(structure.calc, "results", {}) or {}))
+
+
+def _labels(res: dict) -> dict:
+    """Energy, forces and stress (Voigt-6) of ASE-named results."""
     out = {}
     if res.get("energy") is not None:
         out["energy"] = float(res["energy"])
@@ -75,7 +81,8 @@ def fit_element_offsets(compositions: np.ndarray, delta_e: np.ndarray) -> np.nda
 
 def run_errors(calc, structures, *, name: str | None = None, align: str = "none", max_structures: int | None = None,
                seed: int = 0, outdir: str | os.PathLike | None = None) -> SuiteResult:
-    """Errors of ``calc`` on labelled ``structures`` (Atoms with SinglePointCalculator labels, or a Store).
+    """Errors of ``calc`` on labelled ``structures`` (a Store, its StructureRecords, or Atoms with
+    SinglePointCalculator labels).
 
     align: "none", or "per-element" to first remove a least-squares per-element energy offset (for comparing
       with another level of theory; the report says so).
@@ -84,24 +91,24 @@ def run_errors(calc, structures, *, name: str | None = None, align: str = "none"
     if align not in ("none", "per-element"):
         raise ValueError(f"align must be 'none' or 'per-element', got {align!r}")
     calc = as_calculator(calc)
-    if hasattr(structures, "to_atoms") and hasattr(structures, "__len__"):
-        store = structures
-        structures = [store.to_atoms(i) for i in range(len(store))]
+    store = structures if isinstance(structures, Store) else None
+    if store is not None:
         name = name or str(store.attrs.get("name", "store"))
-    structures = list(structures)
-    if not structures:
+    else:
+        structures = list(structures)
+    if not len(structures):
         raise ValueError("no structures to evaluate")
+    pick = np.arange(len(structures))
     if max_structures is not None and len(structures) > max_structures:
         pick = np.sort(np.random.default_rng(seed).choice(len(structures), max_structures, replace=False))
-        structures = [structures[i] for i in pick]
+    structures = [structures[int(i)] for i in pick]  # a store reads only the structures picked
 
     rows, failed = [], []
-    for k, atoms in enumerate(structures):
-        lab = _labels(atoms)
+    for k, structure in enumerate(structures):
+        a, lab = _reference(structure)
         if not lab:
             failed.append((k, "no labels (energy/forces/stress) on this structure"))
             continue
-        a = atoms.copy()
         a.calc = calc
         try:
             pred = {"energy": float(a.get_potential_energy())}
@@ -117,7 +124,7 @@ def run_errors(calc, structures, *, name: str | None = None, align: str = "none"
             failed.append((k, f"{type(exc).__name__}: {exc}"))
             continue
         rows.append({"index": k, "symbols": a.get_chemical_symbols(), "n": len(a),
-                     "group": str(atoms.info.get("group", "") or "all"), "ref": lab, "pred": pred})
+                     "group": str(a.info.get("group", "") or "all"), "ref": lab, "pred": pred})
     if not rows:
         raise ValueError(f"the calculator evaluated none of the {len(structures)} structures: {failed[:3]}")
 

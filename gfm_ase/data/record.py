@@ -136,22 +136,28 @@ class StructureRecord:
             group=group, id=id,
         )
 
-    def to_atoms(self):
-        """``ase.Atoms`` with a SinglePointCalculator holding the labels present."""
+    def results(self) -> dict:
+        """The labels present under ASE's result names (``energy`` also as ``free_energy``; arrays copied)."""
+        out: dict = {}
+        if self.energy is not None:
+            out["energy"] = self.energy
+            out["free_energy"] = self.energy
+        if self.forces is not None:
+            out["forces"] = self.forces.copy()
+        if self.stress is not None:
+            out["stress"] = self.stress.copy()
+        if self.magmoms is not None:
+            out["magmoms"] = self.magmoms.copy()
+        return out
+
+    def to_atoms(self, labels: bool = True):
+        """``ase.Atoms`` with a SinglePointCalculator holding the labels present (``labels=False``: the structure
+        alone; charge, spin, group and id are in ``atoms.info`` either way)."""
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
 
         atoms = Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
-        results = {}
-        if self.energy is not None:
-            results["energy"] = self.energy
-            results["free_energy"] = self.energy
-        if self.forces is not None:
-            results["forces"] = self.forces.copy()
-        if self.stress is not None:
-            results["stress"] = self.stress.copy()
-        if self.magmoms is not None:
-            results["magmoms"] = self.magmoms.copy()
+        results = self.results() if labels else {}
         if results:
             atoms.calc = SinglePointCalculator(atoms, **results)
         if self.charge is not None:
