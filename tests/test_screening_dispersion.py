@@ -90,7 +90,7 @@ def test_heads_without_d3_parameters_are_refused_before_anything_runs(tmp_path, 
     with pytest.raises(DispersionError, match="head 'emt'.*not a density functional"):
         Screener(_tiny("emt"), head="emt", dispersion="d3zero")
     # an unknown variant fails before the model is resolved
-    with pytest.raises(DispersionError, match="unknown dispersion 'd4'"):
+    with pytest.raises(ValueError, match="dispersion: unknown dispersion 'd4'"):
         Screener("no-such-model", head="pbe", dispersion="d4")
     # from the CLI: one line naming the head, no output and no partial results
     from gfm_ase.cli import main

@@ -77,6 +77,22 @@ def _factor(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# parsed options that are not screening options (the rest map one to one onto ScreenConfig.option_names())
+NOT_OPTIONS = ("inputs", "out", "model", "head", "quiet", "no_uncertainty", "func", "debug", "command")
+
+
+def config_from_args(args):
+    """The run's :class:`~gfm_ase.screening.config.ScreenConfig` from the parsed options, validated once."""
+    from gfm_ase.screening.config import ScreenConfig
+
+    names = set(ScreenConfig.option_names())
+    options = {k: v for k, v in vars(args).items() if k in names}
+    if options.get("min_distance_factor") is None:  # not given: the check's default
+        options.pop("min_distance_factor", None)
+    options["uncertainty"] = not args.no_uncertainty
+    return ScreenConfig.from_options(**options)
+
+
 def run(args) -> int:
     from gfm_ase.cli.errors import report
     from gfm_ase.screening.output import OutputError
@@ -84,16 +100,9 @@ def run(args) -> int:
     from gfm_ase.screening.screen import _log_default, screen
 
     try:
-        summary = screen(
-            args.inputs, args.out, model=args.model, head=args.head, dtype=args.dtype, properties=args.properties,
-            device=args.device, max_atoms=args.max_atoms, max_edges=args.max_edges, max_memory=args.max_memory,
-            oversize=args.oversize, allow_unknown_elements=args.allow_unknown_elements, compile=args.compile,
-            uncertainty=not args.no_uncertainty, hull_references=args.hull_references,
-            hull_energies=args.hull_energies, shortlist=args.shortlist, shortlist_by=args.shortlist_by,
-            workers=args.workers, dispersion=args.dispersion, min_distance_factor=args.min_distance_factor,
-            chunk_rows=args.chunk_rows, chunk_seconds=args.chunk_seconds, rank=args.rank,
-            world_size=args.world_size, overwrite=args.overwrite, wait_timeout=args.wait_timeout,
-            log=None if args.quiet else _log_default)
+        config = config_from_args(args)
+        summary = screen(args.inputs, args.out, model=args.model, head=args.head, config=config,
+                         log=None if args.quiet else _log_default)
     except (InputError, OutputError, ValueError, OSError) as exc:
         return report("gfm screen", exc, getattr(args, "debug", False))
     if summary.get("complete") and summary.get("errors"):

@@ -21,18 +21,18 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from ase.data import chemical_symbols
 
-from gfm_ase.dispersion import DispersionError, DispersionResult, check_dispersion_option, make_dispersion
+from gfm_ase.dispersion import DispersionError, DispersionResult, make_dispersion
 from gfm_ase.graph.batch import graph_from_arrays
 from gfm_ase.runtime import InferenceRuntime, to_numpy
-from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
+from gfm_ase.graph.sanity import SanityCheck
 from gfm_ase.screening.allocator import tune_cpu_allocator
-from gfm_ase.screening.budget import Budget, calibrate_memory, check_budget_options, make_budget
-from gfm_ase.screening.planner import OVERSIZE_POLICIES, BatchPlanner, PlannedBatch, Refusal
+from gfm_ase.screening.budget import Budget, calibrate_memory, make_budget
+from gfm_ase.screening.config import PROPERTIES, ScreenConfigError, ScreenerConfig
+from gfm_ase.screening.planner import BatchPlanner, PlannedBatch, Refusal
 from gfm_ase.screening.readers import Item, Unit
 from gfm_ase.screening.rows import concat
 from gfm_ase.runtime.uncertainty import Spread, member_heads
 
-PROPERTIES = ("energy", "forces", "stress", "energies")
 _DONE = object()
 
 
@@ -65,43 +65,39 @@ class Screener:
     model: a :class:`~gfm_ase.model.GFMModel`, a model directory, a training output directory, a built-in name
       or a URL (see :func:`gfm_ase.hub.resolve_model`). An in-memory model is copied, never modified.
     head: the head to use (may be omitted for single-head models).
-    dtype: "float64", "float32" or "bfloat16" (bf16 trunk with float32 accumulation).
-    properties: any of "energy" (always), "forces", "stress", "energies" (per-atom).
-    max_atoms, max_edges: batch budget (default: from the model's measured memory use and the device).
-    max_memory: memory limit in GiB for one batch (default: a fraction of free device memory / available RAM).
-    oversize: "alone" (a structure above the batch budget runs alone) or "refuse".
-    compile: run the trunk through ``torch.compile`` (worth it only for long screens; see docs/benchmarks.md).
-    min_distance_factor: the geometry sanity check (:mod:`gfm_ase.graph.sanity`; 0 disables): structures with
-      overlapping atoms or a cell too small for their atoms get an error row.
-    prefetch: batches built ahead of the model by the background thread.
-    workers: graph-building threads (default: 1 on CPU, up to 8 with a GPU).
-    uncertainty: add the spread of the head's committee or family (see :mod:`gfm_ase.runtime.uncertainty`), as
-      ``energy_std / n_atoms`` (eV/atom).
-    dispersion: None or a DFT-D3 variant (``"d3bj"``, ``"d3bj-atm"``, ``"d3zero"``) added to energy, forces,
-      stress and per-atom energies, with the damping parameters of the head's functional: the same term as
-      ``GFMCalculator(dispersion=...)`` (:mod:`gfm_ase.dispersion`). It is computed by the graph-building threads
-      (host, float64) and reported in a ``dispersion_energy`` column; a head without D3 parameters is refused here.
+    config: a :class:`~gfm_ase.screening.config.ScreenerConfig` (validated once, used as given); keyword
+      ``options`` (the config's fields, below) are validated into one, on top of ``config`` when both are given.
+      A bad or unknown option is one :class:`~gfm_ase.screening.config.ScreenConfigError` line, before anything is
+      loaded.
+
+    The options: ``dtype``: "float64", "float32" or "bfloat16" (bf16 trunk with float32 accumulation).
+    ``properties``: any of "energy" (always), "forces", "stress", "energies" (per-atom).
+    ``max_atoms``, ``max_edges``: batch budget (default: from the model's measured memory use and the device).
+    ``max_memory``: memory limit in GiB for one batch (default: a fraction of free device memory / available RAM).
+    ``oversize``: "alone" (a structure above the batch budget runs alone) or "refuse".
+    ``compile``: run the trunk through ``torch.compile`` (worth it only for long screens; see docs/benchmarks.md).
+    ``min_distance_factor``: the geometry sanity check (:mod:`gfm_ase.graph.sanity`; 0 disables): structures with
+    overlapping atoms or a cell too small for their atoms get an error row.
+    ``prefetch``: batches built ahead of the model by the background thread.
+    ``workers``: graph-building threads (default: 1 on CPU, up to 8 with a GPU).
+    ``uncertainty``: add the spread of the head's committee or family (see :mod:`gfm_ase.runtime.uncertainty`), as
+    ``energy_std / n_atoms`` (eV/atom).
+    ``dispersion``: None or a DFT-D3 variant (``"d3bj"``, ``"d3bj-atm"``, ``"d3zero"``) added to energy, forces,
+    stress and per-atom energies, with the damping parameters of the head's functional: the same term as
+    ``GFMCalculator(dispersion=...)`` (:mod:`gfm_ase.dispersion`). It is computed by the graph-building threads
+    (host, float64) and reported in a ``dispersion_energy`` column; a head without D3 parameters is refused here.
     """
 
-    def __init__(self, model=None, head: str | None = None, *, device="auto", dtype: str = "float32",
-                 properties: Iterable[str] = ("energy",), max_atoms: int | None = None, max_edges: int | None = None,
-                 max_memory: float | None = None, oversize: str = "alone", allow_unknown_elements: bool = False,
-                 min_distance: float = 0.3, compile: bool = False, prefetch: int = 4, uncertainty: bool = True,
-                 workers: int | None = None, tune_allocator: bool = True,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, dispersion: str | None = None):
-        from gfm_ase.runtime import precision_info
-
-        precision_info(dtype, what="dtype")  # checked before anything is loaded
-        check_budget_options(max_atoms, max_edges, max_memory)  # before anything is loaded
-        check_dispersion_option(dispersion)  # before anything is loaded
-        props = tuple(dict.fromkeys(["energy", *properties]))
-        bad = [p for p in props if p not in PROPERTIES]
-        if bad:
-            raise ValueError(f"unknown properties {bad}; choose from {PROPERTIES}")
-        self.properties = props
+    def __init__(self, model=None, head: str | None = None, config: ScreenerConfig | None = None, **options):
+        # every option checked before anything is loaded
+        cfg = ScreenerConfig.build(config, **options) if options or config is None else config
+        if not isinstance(cfg, ScreenerConfig):
+            raise ScreenConfigError(f"config must be a ScreenerConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        self.properties = cfg.properties
         # model (an in-memory one is copied, never modified), device, precision, head, element coverage, compile
-        self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile, copy_model=True,
-                                        identify=True)
+        self.runtime = InferenceRuntime(model, head, device=cfg.device, dtype=cfg.dtype, compile=cfg.compile,
+                                        copy_model=True, identify=True)
         if self.runtime.routed:  # per-structure heads would need per-head formation references and spreads
             raise ValueError("screening evaluates one head per run (formation energies, uncertainty and output "
                              "metadata are per head): head 'auto' is not supported here; choose one of "
@@ -114,25 +110,24 @@ class Screener:
         self.head = head = self.runtime.head
         self.head_config = self.runtime.head_config
         self.allowed = self.runtime.allowed_numbers
-        self.allow_unknown_elements = allow_unknown_elements
-        self.min_distance = min_distance
-        self.sanity = SanityCheck(min_distance_factor, cutoff=self.model.cutoff)
+        self.allow_unknown_elements = cfg.allow_unknown_elements
+        self.min_distance = cfg.min_distance
+        self.sanity = SanityCheck(cfg.min_distance_factor, cutoff=self.model.cutoff)
         # the D3 term of the head's functional (DispersionError for a head without D3 parameters, before any input)
-        self.dispersion = make_dispersion(dispersion, self.head_config)
-        self.spread_kind, self.family = member_heads(self.model, head) if uncertainty else ("none", [])
+        self.dispersion = make_dispersion(cfg.dispersion, self.head_config)
+        self.spread_kind, self.family = member_heads(self.model, head) if cfg.uncertainty else ("none", [])
         self.spread = Spread.for_head(self.model, head) if self.spread_kind != "none" else None
-        self.uncertainty = uncertainty
-        if oversize not in OVERSIZE_POLICIES:
-            raise ValueError(f"oversize must be one of {OVERSIZE_POLICIES}, got {oversize!r}")
-        self.oversize = oversize
-        self.prefetch = max(1, int(prefetch))
+        self.uncertainty = cfg.uncertainty
+        self.oversize = cfg.oversize
+        self.prefetch = cfg.prefetch
+        workers = cfg.workers
         if workers is None:  # a GPU needs several graph builders to keep up; on a CPU the model needs the cores
             workers = min(8, max(1, (os.cpu_count() or 2) - 2)) if self.device.type == "cuda" else 1
-        self.workers = max(1, int(workers))
-        self._budget_args = dict(max_atoms=max_atoms, max_edges=max_edges,
-                                 memory_limit=None if max_memory is None else float(max_memory) * 2**30)
+        self.workers = workers
+        self._budget_args = dict(max_atoms=cfg.max_atoms, max_edges=cfg.max_edges,
+                                 memory_limit=None if cfg.max_memory is None else float(cfg.max_memory) * 2**30)
         self._budget: Budget | None = None
-        if self.device.type == "cpu" and tune_allocator:
+        if self.device.type == "cpu" and cfg.tune_allocator:
             tune_cpu_allocator()
         self.runner = self.runtime.runner
         self.compiled = self.runtime.compiled

@@ -13,10 +13,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from gfm_ase.screening.config import ScreenConfig, ScreenConfigError, ScreenerConfig
 from gfm_ase.screening.engine import Screener
 from gfm_ase.screening.hull import ENERGY_SOURCES, FormationReference, HullReference, annotate
 from gfm_ase.screening.output import (FORMAT, FORMAT_VERSION, OutputError, PartWriter, done_ids, done_units,
@@ -105,41 +106,45 @@ class _Progress:
             self.last = now
 
 
-def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype: str = "float32",
-           properties: Iterable[str] = ("energy",), device="auto", max_atoms: int | None = None,
-           max_edges: int | None = None, max_memory: float | None = None, oversize: str = "alone",
-           allow_unknown_elements: bool = False, compile: bool = False, uncertainty: bool = True,
-           hull_references: Sequence | None = None, hull_energies: str = "model", formation: bool = True,
-           shortlist: int = 0, shortlist_by: str | None = None, chunk_rows: int = 4096,
-           chunk_seconds: float = 60.0, rank: int | None = None, world_size: int | None = None,
-           overwrite: bool = False, wait_timeout: float | None = None, prefetch: int = 4,
-           workers: int | None = None, min_distance_factor: float | None = None, dispersion: str | None = None,
-           log: Callable[[str], None] | None = _log_default, screener: Screener | None = None) -> dict:
+def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config: ScreenConfig | None = None,
+           log: Callable[[str], None] | None = _log_default, screener: Screener | None = None, **options) -> dict:
     """Screen ``inputs`` (files/folders) with one head of ``model`` into ``out`` (.h5 or .parquet).
 
-    ``min_distance_factor``: the geometry sanity check (None: its default; 0 disables; see
-    :mod:`gfm_ase.graph.sanity`); refused structures get an error row.
+    config: a :class:`~gfm_ase.screening.config.ScreenConfig` (the engine's options in ``config.screener``, the
+    run's beside them); keyword ``options`` are its flat option names (``dtype=...``, ``max_atoms=...``,
+    ``hull_references=...``, ``shortlist=...``, ...), validated into one config on top of ``config``. A bad or
+    unknown option is one :class:`~gfm_ase.screening.config.ScreenConfigError` line before anything is loaded or
+    written. ``min_distance_factor=None`` here means the check's default (a number sets it, 0 disables; see
+    :mod:`gfm_ase.graph.sanity`); refused structures get an error row. screener: an engine built already (its own
+    config then stands for the engine options).
     Returns a summary: ``out``, ``rows`` (in the file), ``evaluated`` (this call), ``errors``, ``complete`` (whether
     this call finished the file; False on ranks other than 0), ``seconds``, ``shortlist`` (path or None).
     """
     t0 = time.perf_counter()
+    if options.get("min_distance_factor", 0) is None:  # "the default" in screen()'s keyword API
+        del options["min_distance_factor"]
+    if screener is not None and any(k in ScreenerConfig.model_fields for k in options):
+        raise ScreenConfigError(f"engine options {sorted(set(options) & set(ScreenerConfig.model_fields))} given "
+                                "with a screener: set them on the Screener")
+    cfg = ScreenConfig.from_options(config, **options) if options or config is None else config
+    if not isinstance(cfg, ScreenConfig):
+        raise ScreenConfigError(f"config must be a ScreenConfig, got {type(cfg).__name__}")
     out = Path(out)
     fmt = output_format(out)
     sources = open_sources(inputs)
-    shard = detect_shard(rank, world_size)
-    if overwrite and shard.world > 1:
+    shard = detect_shard(cfg.rank, cfg.world_size)
+    if cfg.overwrite and shard.world > 1:
         raise OutputError("--overwrite is only allowed with a single process (remove the output by hand first)")
     if screener is None:
-        if str(device) in ("auto", "cuda") and shard.world > 1:
+        engine = cfg.screener
+        if engine.device in ("auto", "cuda") and shard.world > 1:
             import torch
 
             if torch.cuda.is_available():
-                device = f"cuda:{shard.local_rank % torch.cuda.device_count()}"
-        screener = Screener(model, head, device=device, dtype=dtype, properties=properties, max_atoms=max_atoms,
-                            max_edges=max_edges, max_memory=max_memory, oversize=oversize,
-                            allow_unknown_elements=allow_unknown_elements, compile=compile, uncertainty=uncertainty,
-                            prefetch=prefetch, workers=workers, dispersion=dispersion,
-                            **({} if min_distance_factor is None else {"min_distance_factor": min_distance_factor}))
+                engine = ScreenerConfig.build(engine, device=f"cuda:{shard.local_rank % torch.cuda.device_count()}")
+        screener = Screener(model, head, config=engine)
+    hull_references, hull_energies, formation = cfg.hull_references, cfg.hull_energies, cfg.formation
+    overwrite = cfg.overwrite
     signature = {
         "format": fmt,
         "inputs": _input_signature(inputs),
@@ -234,7 +239,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
         errors += int(np.count_nonzero(block["error"] != ""))
         buffer.append(block)
         buffered += n_rows(block)
-        if buffered >= chunk_rows or time.monotonic() - last_commit >= chunk_seconds:
+        if buffered >= cfg.chunk_rows or time.monotonic() - last_commit >= cfg.chunk_seconds:
             commit(final=False)
     commit(final=True)
     mark_done(parts, shard)
@@ -247,7 +252,7 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
 
     # --- rank 0: wait for the others, check completeness, merge ----------------------------------------------------
     if shard.world > 1:
-        wait_for_ranks(parts, shard, timeout=wait_timeout, log=log)
+        wait_for_ranks(parts, shard, timeout=cfg.wait_timeout, log=log)
     n_units = count_units(sources)
     present = done_units(parts)
     missing = sorted(set(range(n_units)) - present)
@@ -274,8 +279,8 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, dtype:
     summary.update(rows=counts["rows"], complete=True, seconds=time.perf_counter() - t0)
     if log:
         log(f"wrote {out}: {counts['rows']} rows in {summary['seconds']:.1f} s")
-    if shortlist:
-        summary["shortlist"] = str(write_shortlist(out, shortlist, by=shortlist_by, log=log))
+    if cfg.shortlist:
+        summary["shortlist"] = str(write_shortlist(out, cfg.shortlist, by=cfg.shortlist_by, log=log))
     return summary
 
 
