@@ -7,12 +7,15 @@ Codes differ: VASP prints the stress in kbar with positive = *compression* (pres
 order ``xx yy zz xy yz zx``; LAMMPS/FitSNAP use bar; Quantum ESPRESSO prints kbar and Ry/bohr^3. Every converter
 goes through :func:`stress_to_ase`, which names the source unit, sign and order explicitly.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from ase import units as _u
+from numpy.typing import ArrayLike
 
 # multiply a value in the named unit by this factor to get ASE units
 HARTREE = _u.Hartree  # eV per Hartree
@@ -26,18 +29,35 @@ KBAR = 0.1 * _u.GPa  # eV/A^3 per kbar
 BAR = 1e-4 * _u.GPa  # eV/A^3 per bar
 PA = 1e-9 * _u.GPa  # eV/A^3 per Pa
 
-ENERGY_UNITS = {"eV": 1.0, "meV": 1e-3, "Hartree": HARTREE, "Ha": HARTREE, "Ry": RYDBERG,
-                "kcal/mol": KCAL_MOL, "kJ/mol": KJ_MOL}
+ENERGY_UNITS = {
+    "eV": 1.0,
+    "meV": 1e-3,
+    "Hartree": HARTREE,
+    "Ha": HARTREE,
+    "Ry": RYDBERG,
+    "kcal/mol": KCAL_MOL,
+    "kJ/mol": KJ_MOL,
+}
 LENGTH_UNITS = {"Angstrom": 1.0, "A": 1.0, "Bohr": BOHR, "nm": 10.0}
-STRESS_UNITS = {"eV/A^3": 1.0, "eV/Angstrom^3": 1.0, "GPa": GPA, "kbar": KBAR, "kB": KBAR, "bar": BAR,
-                "Pa": PA, "Ry/Bohr^3": RYDBERG / BOHR**3, "Hartree/Bohr^3": HARTREE / BOHR**3}
+STRESS_UNITS = {
+    "eV/A^3": 1.0,
+    "eV/Angstrom^3": 1.0,
+    "GPa": GPA,
+    "kbar": KBAR,
+    "kB": KBAR,
+    "bar": BAR,
+    "Pa": PA,
+    "Ry/Bohr^3": RYDBERG / BOHR**3,
+    "Hartree/Bohr^3": HARTREE / BOHR**3,
+}
 
 # index pairs of the 6-vector orders
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE / Voigt: xx yy zz yz xz xy
+Order = tuple[tuple[int, int], ...]
+VOIGT: Order = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE / Voigt: xx yy zz yz xz xy
 # the same as index arrays, for full[..., VOIGT_ROWS, VOIGT_COLS] -> [..., 6] (numpy and torch alike)
 VOIGT_ROWS: tuple[int, ...] = tuple(a for a, _ in VOIGT)
 VOIGT_COLS: tuple[int, ...] = tuple(b for _, b in VOIGT)
-VASP_ORDER = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))  # VASP OUTCAR "in kB": xx yy zz xy yz zx
+VASP_ORDER: Order = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))  # VASP OUTCAR "in kB": xx yy zz xy yz zx
 ORDERS = {"voigt": VOIGT, "vasp": VASP_ORDER}
 
 
@@ -45,7 +65,7 @@ class UnitError(ValueError):
     """An unknown unit, sign or component order."""
 
 
-def _factor(table: dict, unit: str, what: str) -> float:
+def _factor(table: dict[str, float], unit: str, what: str) -> float:
     try:
         return table[unit]
     except KeyError:
@@ -64,12 +84,12 @@ def stress_factor(unit: str) -> float:
     return _factor(STRESS_UNITS, unit, "stress")
 
 
-def _is_tensor(x) -> bool:
+def _is_tensor(x: object) -> bool:
     """A torch tensor (checked by type, so that this module does not import torch)."""
     return type(x).__module__.split(".")[0] == "torch"
 
 
-def to_voigt(m):
+def to_voigt(m: Any) -> Any:
     """[..., 3, 3] -> [..., 6] in Voigt order xx yy zz yz xz xy: the diagonal and the upper triangle, as they are.
 
     The one place that picks the Voigt components out of a 3x3 tensor: numpy arrays and torch tensors alike (a torch
@@ -85,7 +105,7 @@ def to_voigt(m):
 
 
 @lru_cache(maxsize=None)
-def _full_index(order) -> tuple[int, ...]:
+def _full_index(order: Order) -> tuple[int, ...]:
     """Row-major [3, 3] positions -> index into a 6-vector in ``order`` (pairs of tensor indices)."""
     idx = [[0] * 3 for _ in range(3)]
     for k, (a, b) in enumerate(order):
@@ -93,7 +113,7 @@ def _full_index(order) -> tuple[int, ...]:
     return tuple(i for row in idx for i in row)
 
 
-def voigt_to_full(v, order=VOIGT):
+def voigt_to_full(v: Any, order: Order = VOIGT) -> Any:
     """6-vector -> symmetric [3, 3] (works on [..., 6]); ``order``: the tensor component of each position, default
     Voigt (xx yy zz yz xz xy), e.g. :data:`VASP_ORDER`. numpy (float64 out) or torch (same dtype and device)."""
     if not _is_tensor(v):
@@ -103,7 +123,7 @@ def voigt_to_full(v, order=VOIGT):
     return v[..., list(_full_index(order))].reshape(tuple(v.shape[:-1]) + (3, 3))
 
 
-def full_to_voigt(m, *, check_symmetric: bool = True, atol: float = 1e-6) -> np.ndarray:
+def full_to_voigt(m: ArrayLike, *, check_symmetric: bool = True, atol: float = 1e-6) -> np.ndarray:
     """Symmetric [3, 3] -> Voigt-6 (xx yy zz yz xz xy); the off-diagonals are averaged (works on [..., 3, 3]).
 
     The checked entry for stresses read from files or other codes (a non-symmetric tensor beyond ``atol`` relative
@@ -118,7 +138,7 @@ def full_to_voigt(m, *, check_symmetric: bool = True, atol: float = 1e-6) -> np.
     return to_voigt(0.5 * (m + np.swapaxes(m, -1, -2)))
 
 
-def stress_to_ase(stress, unit: str, *, sign: str, order: str = "voigt") -> np.ndarray:
+def stress_to_ase(stress: ArrayLike, unit: str, *, sign: str, order: str = "voigt") -> np.ndarray:
     """Convert a stress to ASE's Voigt-6 in eV/A^3, positive = tension.
 
     ``stress``: [3, 3] or a 6-vector (``order`` = "voigt" for xx yy zz yz xz xy, "vasp" for xx yy zz xy yz zx);
@@ -146,7 +166,7 @@ def stress_to_ase(stress, unit: str, *, sign: str, order: str = "voigt") -> np.n
     return sgn * stress_factor(unit) * v
 
 
-def virial_to_stress(virial, volume: float, unit: str = "eV") -> np.ndarray:
+def virial_to_stress(virial: ArrayLike, volume: float, unit: str = "eV") -> np.ndarray:
     """Virial W = -dE/d(strain) (DeePMD convention, energy units) -> ASE stress Voigt-6 = -W / V in eV/A^3."""
     w = np.asarray(virial, dtype=np.float64)
     if w.shape in ((9,), (3, 3)):
@@ -159,7 +179,27 @@ def virial_to_stress(virial, volume: float, unit: str = "eV") -> np.ndarray:
 
 
 __all__ = [
-    "BAR", "BOHR", "GPA", "HARTREE", "HARTREE_PER_BOHR", "KBAR", "KCAL_MOL", "KJ_MOL", "PA", "RYDBERG",
-    "UnitError", "VOIGT", "VOIGT_ROWS", "VOIGT_COLS", "VASP_ORDER", "energy_factor", "length_factor",
-    "stress_factor", "to_voigt", "full_to_voigt", "voigt_to_full", "stress_to_ase", "virial_to_stress",
+    "BAR",
+    "BOHR",
+    "GPA",
+    "HARTREE",
+    "HARTREE_PER_BOHR",
+    "KBAR",
+    "KCAL_MOL",
+    "KJ_MOL",
+    "PA",
+    "RYDBERG",
+    "UnitError",
+    "VOIGT",
+    "VOIGT_ROWS",
+    "VOIGT_COLS",
+    "VASP_ORDER",
+    "energy_factor",
+    "length_factor",
+    "stress_factor",
+    "to_voigt",
+    "full_to_voigt",
+    "voigt_to_full",
+    "stress_to_ase",
+    "virial_to_stress",
 ]

@@ -4,16 +4,22 @@
 :func:`collate` turns a list of them into a :class:`GraphBatch`, the disjoint batched graph that the model, the
 calculator, the trainer and screening all consume.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from gfm_ase.graph.neighbors import StructureError, radius_graph
 from gfm_ase.units import to_voigt
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
 
 @dataclass
 class AtomicGraph:
@@ -38,17 +44,17 @@ class AtomicGraph:
 
 
 def graph_from_arrays(
-    positions,
-    numbers,
-    cell,
-    pbc,
+    positions: ArrayLike,
+    numbers: ArrayLike,
+    cell: ArrayLike | None,
+    pbc: ArrayLike,
     cutoff: float,
     *,
     max_neighbors: int | None = None,
     min_distance: float | None = None,
     energy: float | None = None,
-    forces=None,
-    stress=None,
+    forces: ArrayLike | None = None,
+    stress: ArrayLike | None = None,
     head: int = 0,
     weight: float = 1.0,
 ) -> AtomicGraph:
@@ -74,8 +80,15 @@ def graph_from_arrays(
     )
 
 
-def graph_from_atoms(atoms, cutoff: float, *, max_neighbors=None, min_distance=None, head: int = 0,
-                     with_labels: bool = False) -> AtomicGraph:
+def graph_from_atoms(
+    atoms: Atoms,
+    cutoff: float,
+    *,
+    max_neighbors: int | None = None,
+    min_distance: float | None = None,
+    head: int = 0,
+    with_labels: bool = False,
+) -> AtomicGraph:
     """Build the graph of an ``ase.Atoms``. With ``with_labels`` the attached calculator's results are used."""
     energy = forces = stress = None
     if with_labels and atoms.calc is not None:
@@ -89,9 +102,17 @@ def graph_from_atoms(atoms, cutoff: float, *, max_neighbors=None, min_distance=N
                 st = to_voigt(st)
             stress = st
     return graph_from_arrays(
-        atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, cutoff,
-        max_neighbors=max_neighbors, min_distance=min_distance,
-        energy=energy, forces=forces, stress=stress, head=head,
+        atoms.positions,
+        atoms.numbers,
+        atoms.cell.array,
+        atoms.pbc,
+        cutoff,
+        max_neighbors=max_neighbors,
+        min_distance=min_distance,
+        energy=energy,
+        forces=forces,
+        stress=stress,
+        head=head,
     )
 
 
@@ -125,7 +146,7 @@ class GraphBatch:
     def num_edges(self) -> int:
         return int(self.edge_index.shape[1])
 
-    def to(self, device=None, dtype: torch.dtype | None = None) -> "GraphBatch":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "GraphBatch":
         """Move to ``device``; floating tensors are cast to ``dtype`` when given."""
         out = {}
         for f in fields(self):
@@ -139,8 +160,14 @@ class GraphBatch:
         return replace(self, **out)
 
     def pin_memory(self) -> "GraphBatch":
-        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)
-                                if isinstance(getattr(self, f.name), torch.Tensor)})
+        return replace(
+            self,
+            **{
+                f.name: getattr(self, f.name).pin_memory()
+                for f in fields(self)
+                if isinstance(getattr(self, f.name), torch.Tensor)
+            },
+        )
 
 
 def collate(graphs: Sequence[AtomicGraph], dtype: torch.dtype = torch.float64) -> GraphBatch:
@@ -150,19 +177,19 @@ def collate(graphs: Sequence[AtomicGraph], dtype: torch.dtype = torch.float64) -
     n_atoms = np.array([g.n_atoms for g in graphs], dtype=np.int64)
     n_edges = np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
-    edge_index = np.concatenate(
-        [g.edge_index for g in graphs], axis=1) + np.repeat(offsets, n_edges)[None, :]
+    edge_index = np.concatenate([g.edge_index for g in graphs], axis=1) + np.repeat(offsets, n_edges)[None, :]
     batch = np.repeat(np.arange(len(graphs)), n_atoms)
 
-    def t(x, dt=dtype):
+    def t(x: ArrayLike, dt: torch.dtype = dtype) -> torch.Tensor:
         return torch.as_tensor(x, dtype=dt)
 
     energy = forces = stress = None
     if any(g.energy is not None for g in graphs):
         energy = t([np.nan if g.energy is None else g.energy for g in graphs])
     if any(g.forces is not None for g in graphs):
-        forces = t(np.concatenate(
-            [g.forces if g.forces is not None else np.full((g.n_atoms, 3), np.nan) for g in graphs]))
+        forces = t(
+            np.concatenate([g.forces if g.forces is not None else np.full((g.n_atoms, 3), np.nan) for g in graphs])
+        )
     if any(g.stress is not None for g in graphs):
         stress = t(np.stack([g.stress if g.stress is not None else np.full(6, np.nan) for g in graphs]))
     return GraphBatch(

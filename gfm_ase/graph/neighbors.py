@@ -4,6 +4,7 @@ Convention (used everywhere in gfm-ase): an edge ``(i, j)`` with integer cell sh
 ``r_ij = x_j - x_i + S @ cell``; messages flow from the neighbor ``j`` to the centre ``i``. All periodic images
 inside the cutoff are included, also when the cell is smaller than the cutoff.
 """
+
 from __future__ import annotations
 
 import numpy as np

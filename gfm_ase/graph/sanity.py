@@ -21,18 +21,24 @@ and generated data: MD, rattled, strained and compressed cells included) the sma
 margin, while two Si atoms 0.4 A apart (ratio 0.18), Si in a 0.5 A cell (0.23) or an image 0.30 A away are refused.
 docs/bad-input.md gives the per-store table and the command. ``factor=0`` (or None) disables the check.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 import vesin
 from ase.data import chemical_symbols, covalent_radii
 from ase.geometry import minkowski_reduce
+from numpy.typing import ArrayLike
 
 from gfm_ase.graph.neighbors import StructureError
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 DEFAULT_FACTOR = 0.4
 _PACKING = 1.0  # exclusion spheres cannot fill more than the whole cell (loose on purpose: mixed radii pack densely)
@@ -46,7 +52,7 @@ def _symbol(z: int) -> str:
     return chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z{z}"
 
 
-def check_factor(factor) -> float:
+def check_factor(factor: Any) -> float:
     """The validated factor (0.0 when disabled); raises ValueError for anything but a finite number in [0, 1]."""
     if factor is None or factor is False:
         return 0.0
@@ -66,14 +72,14 @@ class SanityCheck:
     factor: float = DEFAULT_FACTOR
     cutoff: float | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "factor", check_factor(self.factor))
 
     @property
     def enabled(self) -> bool:
         return self.factor > 0.0
 
-    def problem(self, positions, numbers, cell, pbc) -> str | None:
+    def problem(self, positions: ArrayLike, numbers: ArrayLike, cell: ArrayLike, pbc: ArrayLike) -> str | None:
         """What is wrong with the geometry (one line), or None when it passes (or the check is disabled)."""
         if not self.enabled:
             return None
@@ -93,17 +99,19 @@ class SanityCheck:
                 return msg
         return self._pair_problem(positions, numbers, radii, reduced, pbc)
 
-    def check(self, positions, numbers, cell, pbc) -> None:
+    def check(self, positions: ArrayLike, numbers: ArrayLike, cell: ArrayLike, pbc: ArrayLike) -> None:
         """Raise :class:`GeometryError` when the geometry fails the check."""
         msg = self.problem(positions, numbers, cell, pbc)
         if msg is not None:
             raise GeometryError(msg)
 
-    def check_atoms(self, atoms) -> None:
+    def check_atoms(self, atoms: Atoms) -> None:
         self.check(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc)
 
     # --- rule 1 ---------------------------------------------------------------------------------------------
-    def _cell_problem(self, numbers, radii, cell, pbc):
+    def _cell_problem(
+        self, numbers: np.ndarray, radii: np.ndarray, cell: np.ndarray, pbc: np.ndarray
+    ) -> tuple[str | None, np.ndarray | None]:
         periodic = [k for k in range(3) if pbc[k]]
         if any(np.linalg.norm(cell[k]) < 1e-8 for k in periodic):
             return None, None  # a zero periodic vector is the graph builder's error
@@ -115,19 +123,23 @@ class SanityCheck:
         k_small = int(np.argmin(radii))
         need = self.factor * 2.0 * float(radii[k_small])
         if shortest < need:
-            return (f"cell too small: a periodic image of each atom is {shortest:.3f} A away, closer than "
-                    f"{need:.3f} A ({self.factor} x 2 x covalent radius of {_symbol(int(numbers[k_small]))})"
-                    f"{self._images(reduced, pbc)}; refused (min_distance_factor={self.factor})"), None
+            return (
+                f"cell too small: a periodic image of each atom is {shortest:.3f} A away, closer than "
+                f"{need:.3f} A ({self.factor} x 2 x covalent radius of {_symbol(int(numbers[k_small]))})"
+                f"{self._images(reduced, pbc)}; refused (min_distance_factor={self.factor})"
+            ), None
         if pbc.all():
             volume = abs(float(np.linalg.det(reduced)))
             spheres = float(np.sum(4.0 / 3.0 * np.pi * (self.factor * radii) ** 3)) / _PACKING
             if volume < spheres:
-                return (f"cell too small: {volume:.3g} A^3 for {len(numbers)} atoms whose exclusion spheres "
-                        f"({self.factor} x covalent radius) need {spheres:.3g} A^3, so atoms overlap"
-                        f"{self._images(reduced, pbc)}; refused (min_distance_factor={self.factor})"), None
+                return (
+                    f"cell too small: {volume:.3g} A^3 for {len(numbers)} atoms whose exclusion spheres "
+                    f"({self.factor} x covalent radius) need {spheres:.3g} A^3, so atoms overlap"
+                    f"{self._images(reduced, pbc)}; refused (min_distance_factor={self.factor})"
+                ), None
         return None, reduced
 
-    def _images(self, reduced, pbc) -> str:
+    def _images(self, reduced: np.ndarray, pbc: np.ndarray) -> str:
         if not self.cutoff:
             return ""
         volume = abs(float(np.linalg.det(reduced))) if pbc.all() else None
@@ -141,7 +153,9 @@ class SanityCheck:
         return f"; the {self.cutoff:g} A cutoff would span {count:,} periodic image cells"
 
     # --- rule 2 ---------------------------------------------------------------------------------------------
-    def _pair_problem(self, positions, numbers, radii, reduced, pbc) -> str | None:
+    def _pair_problem(
+        self, positions: np.ndarray, numbers: np.ndarray, radii: np.ndarray, reduced: np.ndarray | None, pbc: np.ndarray
+    ) -> str | None:
         if len(numbers) == 1 and not pbc.any():
             return None
         reach = self.factor * 2.0 * float(radii.max())  # no pair beyond this can fail
@@ -168,12 +182,14 @@ class SanityCheck:
             return None
         si, sj = _symbol(int(numbers[i[k]])), _symbol(int(numbers[j[k]]))
         what = "its own periodic image" if i[k] == j[k] else f"atom {j[k]} ({sj})"
-        return (f"overlapping atoms: atom {i[k]} ({si}) and {what} are {d[k]:.3f} A apart, closer than "
-                f"{self.factor * (radii[i[k]] + radii[j[k]]):.3f} A ({self.factor} x sum of covalent radii); "
-                f"refused (min_distance_factor={self.factor})")
+        return (
+            f"overlapping atoms: atom {i[k]} ({si}) and {what} are {d[k]:.3f} A apart, closer than "
+            f"{self.factor * (radii[i[k]] + radii[j[k]]):.3f} A ({self.factor} x sum of covalent radii); "
+            f"refused (min_distance_factor={self.factor})"
+        )
 
 
-def _padded_box(cell, pbc, positions, reach) -> np.ndarray:
+def _padded_box(cell: np.ndarray, pbc: np.ndarray, positions: np.ndarray, reach: float) -> np.ndarray:
     """A non-singular box for a partially periodic structure: missing non-periodic vectors are made long."""
     box = np.array(cell, dtype=np.float64, copy=True)
     length = float(np.ptp(positions, axis=0).max()) + 2.0 * reach + 10.0
@@ -188,7 +204,9 @@ def _padded_box(cell, pbc, positions, reach) -> np.ndarray:
     return box
 
 
-def min_distance_ratio(positions, numbers, cell, pbc, reach: float = 3.0) -> float:
+def min_distance_ratio(
+    positions: ArrayLike, numbers: ArrayLike, cell: ArrayLike, pbc: ArrayLike, reach: float = 3.0
+) -> float:
     """Smallest ``d_ij / (r_i + r_j)`` over pairs closer than ``reach`` (inf when none): the quantity the pair rule
     compares with ``factor`` (used to choose :data:`DEFAULT_FACTOR` from data)."""
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
@@ -209,7 +227,9 @@ def min_distance_ratio(positions, numbers, cell, pbc, reach: float = 3.0) -> flo
     return float(np.min(d / (radii[i.astype(np.int64)] + radii[j.astype(np.int64)])))
 
 
-def scan_stores(paths, factor: float = DEFAULT_FACTOR, log=print) -> list[dict]:
+def scan_stores(
+    paths: Iterable[str | Path], factor: float = DEFAULT_FACTOR, log: Callable[[str], object] | None = print
+) -> list[dict]:
     """Per store: structures, the smallest ``d_ij / (r_i + r_j)`` (and where), how many ``factor`` would refuse.
     ``python -m gfm_ase.graph.sanity STORE...`` prints this table (how :data:`DEFAULT_FACTOR` was chosen)."""
     from gfm_ase.data.store import Store
@@ -221,28 +241,35 @@ def scan_stores(paths, factor: float = DEFAULT_FACTOR, log=print) -> list[dict]:
         worst, where, refused = math.inf, None, 0
         for i in range(len(store)):
             r = store[i]
-            ratio = min_distance_ratio(r.positions, r.numbers, r.cell, r.pbc)
+            cell, pbc = np.asarray(r.cell), np.asarray(r.pbc)  # a record's cell and pbc are always set
+            ratio = min_distance_ratio(r.positions, r.numbers, cell, pbc)
             if ratio < worst:
                 worst, where = ratio, f"{i} ({r.group or r.id})"
-            refused += check.problem(r.positions, r.numbers, r.cell, r.pbc) is not None
+            refused += check.problem(r.positions, r.numbers, cell, pbc) is not None
         rows.append({"store": str(path), "n": len(store), "min_ratio": worst, "where": where, "refused": refused})
         if log is not None:
-            log(f"{Path(path).name:28s} {len(store):7d} structures  min d/(r_i+r_j) {worst:.3f} at {where}  "
-                f"refused at factor {factor}: {refused}")
+            log(
+                f"{Path(path).name:28s} {len(store):7d} structures  min d/(r_i+r_j) {worst:.3f} at {where}  "
+                f"refused at factor {factor}: {refused}"
+            )
     return rows
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m gfm_ase.graph.sanity",
-                                description="smallest d_ij/(r_i+r_j) per store and the structures a factor refuses")
+    p = argparse.ArgumentParser(
+        prog="python -m gfm_ase.graph.sanity",
+        description="smallest d_ij/(r_i+r_j) per store and the structures a factor refuses",
+    )
     p.add_argument("stores", nargs="+")
     p.add_argument("--factor", type=float, default=DEFAULT_FACTOR)
     args = p.parse_args(argv)
     rows = scan_stores(args.stores, args.factor)
-    print(f"total {sum(r['n'] for r in rows)} structures, smallest ratio {min(r['min_ratio'] for r in rows):.3f}, "
-          f"refused {sum(r['refused'] for r in rows)}")
+    print(
+        f"total {sum(r['n'] for r in rows)} structures, smallest ratio {min(r['min_ratio'] for r in rows):.3f}, "
+        f"refused {sum(r['refused'] for r in rows)}"
+    )
     return 0
 
 
