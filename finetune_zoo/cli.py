@@ -8,7 +8,10 @@ DEFAULT_DATA_DIR = "work_data/stores"  # where --data-dir looks when none is giv
 
 
 def register(sub) -> None:
+    from gfm_ase.cli.errors import expect
     from gfm_ase.hub import default_model_help
+
+    expect("finetune_zoo.finetuning.FinetuneError")
 
     p = sub.add_parser(
         "finetune", help="fine-tune a pretrained model on a new dataset (new head, frozen/full/continue/replay)",
@@ -54,6 +57,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--outdir", help="output directory (must not hold a run)")
     p.set_defaults(func=run_finetune)
 
+
+def register_zoo(sub) -> None:
     z = sub.add_parser("finetune-zoo", help="run the fine-tuning zoo (tasks in finetune_zoo/tasks) and write its "
                                             "results table",
                        description="Run fine-tuning tasks (fine-tuned vs from-scratch, learning curves, forgetting) "

@@ -1,6 +1,7 @@
 """The import rules of docs/architecture.md, checked on the source (import statements, including the ones inside
 functions): lower layers never import the layers built on them, and consumers load models through the runtime."""
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -49,10 +50,26 @@ def test_layer_imports(package, allowed):
 
 
 def test_core_never_imports_the_top_level_folders():
-    """pretraining/, finetune_zoo/ and validation/ build on gfm_ase; gfm_ase names their CLI modules only as
-    strings (gfm_ase.cli.SUBCOMMAND_MODULES), it never imports them."""
+    """pretraining/, finetune_zoo/ and validation/ build on gfm_ase; their `gfm` commands reach the CLI through
+    entry points (pyproject.toml, gfm_ase/cli/commands.py), gfm_ase never imports them."""
     bad = [f"{f} imports {n}" for f, names in imports_of("gfm_ase").items() for n in sorted(names)
            if n.split(".")[0] in ("pretraining", "finetune_zoo", "validation")]
+    assert bad == []
+
+
+def test_core_never_names_their_modules():
+    """Nor does it import them by name (importlib, a list of module paths, exception names): no string in gfm_ase
+    other than a docstring is a module path into those packages."""
+    top = re.compile(r"^(pretraining|finetune_zoo|validation)[.:]\w")
+    bad = []
+    for path in sorted((REPO / "gfm_ase").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        bad += [f"{path.relative_to(REPO)}:{n.lineno}: {n.value!r}" for n in ast.walk(tree)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+                and top.match(n.value)]
     assert bad == []
 
 
