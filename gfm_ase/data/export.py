@@ -24,17 +24,24 @@ A target that exists is an error unless ``overwrite``; the file is written under
 and renamed only when complete (an interrupted export leaves no partial file). The format comes from the target's
 suffix (:data:`SINKS`).
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 import numpy as np
 
 from gfm_ase.data.record import StructureRecord
 from gfm_ase.fileio import publish
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from gfm_ase.data.store import Store
 
 PREDICTED = ("energy", "forces", "stress")  # what a prediction may hold (ASE units)
 LABEL_KEYS = ("energy", "forces", "stress", "magmoms", "free_energy", "charge", "spin", "group", "id")
@@ -53,7 +60,7 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def _base_atoms(rec: StructureRecord):
+def _base_atoms(rec: StructureRecord) -> Atoms:
     from ase import Atoms
 
     atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell, pbc=rec.pbc)
@@ -70,8 +77,9 @@ def _check_prediction(rec: StructureRecord, pred: dict) -> None:
     if unknown:
         raise ExportError(f"unknown predicted quantities {unknown}; known: {', '.join(PREDICTED)}")
     if "forces" in pred and np.shape(pred["forces"]) != (rec.n_atoms, 3):
-        raise ExportError(f"{rec.id or 'structure'}: predicted forces of shape {np.shape(pred['forces'])} for "
-                          f"{rec.n_atoms} atoms")
+        raise ExportError(
+            f"{rec.id or 'structure'}: predicted forces of shape {np.shape(pred['forces'])} for {rec.n_atoms} atoms"
+        )
     if "stress" in pred and np.shape(pred["stress"]) != (6,):
         raise ExportError(f"{rec.id or 'structure'}: predicted stress must be Voigt-6, got {np.shape(pred['stress'])}")
 
@@ -81,11 +89,13 @@ class ExtxyzSink:
 
     suffixes = (".extxyz", ".xyz")
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path) -> None:
         self._fh = open(tmp, "w")
 
     @staticmethod
-    def frame(rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_", extras: dict | None = None):
+    def frame(
+        rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_", extras: dict | None = None
+    ) -> Atoms:
         atoms = _base_atoms(rec)
         for k, v in (extras or {}).get("info", {}).items():
             atoms.info.setdefault(k, v)
@@ -109,8 +119,9 @@ class ExtxyzSink:
                 atoms.info[prefix + k] = float(v) if k == "energy" else np.asarray(v, dtype=np.float64)
         return atoms
 
-    def write(self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_",
-              extras: dict | None = None) -> None:
+    def write(
+        self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_", extras: dict | None = None
+    ) -> None:
         from ase.io import write
 
         write(self._fh, self.frame(rec, pred, prefix, extras), format="extxyz")
@@ -124,19 +135,20 @@ class AseDbSink:
 
     suffixes = (".db",)
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path) -> None:
         import ase.db
 
         self._db = ase.db.connect(str(tmp), type="db", append=False)
         self._rows: list = []
 
-    def write(self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_",
-              extras: dict | None = None) -> None:
+    def write(
+        self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_", extras: dict | None = None
+    ) -> None:
         from ase.calculators.singlepoint import SinglePointCalculator
 
         atoms = _base_atoms(rec)
         kvp = {k: atoms.info.pop(k) for k in ("spin", "group") if k in atoms.info}
-        results = {}
+        results: dict[str, Any] = {}
         if rec.energy is not None:
             results["energy"] = results["free_energy"] = float(rec.energy)
         for name in ("forces", "stress", "magmoms"):
@@ -169,18 +181,29 @@ class AseDbSink:
         self._flush()
 
 
+class Sink(Protocol):
+    """What an export format provides (built with the temporary path it writes to)."""
+
+    def write(
+        self, rec: StructureRecord, pred: dict | None = None, prefix: str = "gfm_", extras: dict | None = None
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
 # target suffix -> sink class; a new format is one class with ``suffixes``, ``write`` and ``close`` and one row here
-SINKS: dict[str, Callable[[Path], object]] = {s: cls for cls in (ExtxyzSink, AseDbSink) for s in cls.suffixes}
+SINKS: dict[str, Callable[[Path], Sink]] = {s: cls for cls in (ExtxyzSink, AseDbSink) for s in cls.suffixes}
 
 
-def check_target(path, overwrite: bool = False) -> Path:
+def check_target(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """The export target, checked before anything is read or evaluated: a known suffix, not an existing file
     (unless ``overwrite``), a folder that exists."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SINKS:
-        raise ExportError(f"{path}: unknown export format {suffix or '(no suffix)'!r}; "
-                          f"known: {', '.join(sorted(SINKS))}")
+        raise ExportError(
+            f"{path}: unknown export format {suffix or '(no suffix)'!r}; known: {', '.join(sorted(SINKS))}"
+        )
     if path.is_dir():
         raise ExportError(f"{path} is a folder, not a file")
     if path.exists() and not overwrite:
@@ -199,13 +222,13 @@ class ExportWriter:
     On an exception inside the ``with`` block the temporary file is removed and ``path`` is left as it was.
     """
 
-    def __init__(self, path, *, overwrite: bool = False, prefix: str = "gfm_"):
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False, prefix: str = "gfm_") -> None:
         self.path = check_target(path, overwrite)
         self.prefix = check_prefix(prefix)
         self.overwrite = overwrite
         self.n = 0
         self._tmp: Path | None = None
-        self._sink = None
+        self._sink: Sink | None = None
 
     def __enter__(self) -> "ExportWriter":
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=self.path.suffix)
@@ -224,10 +247,15 @@ class ExportWriter:
         ``extras`` ({"info": ..., "arrays": ...}: further keys of the source frame, kept as they are; db: ``data``)."""
         if pred:
             _check_prediction(rec, pred)
+        if self._sink is None:
+            raise RuntimeError("ExportWriter.write outside its with block")
         self._sink.write(rec, pred, self.prefix, extras)
         self.n += 1
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._sink is not None and self._tmp is not None  # set by __enter__
         try:
             self._sink.close()
         except BaseException:
@@ -246,7 +274,7 @@ class ExportWriter:
             self._tmp.unlink()
 
 
-def export_records(records: Iterable[StructureRecord], out, *, overwrite: bool = False) -> int:
+def export_records(records: Iterable[StructureRecord], out: str | os.PathLike[str], *, overwrite: bool = False) -> int:
     """Write ``records`` (labels only) to ``out``; returns how many."""
     with ExportWriter(out, overwrite=overwrite) as w:
         for rec in records:
@@ -254,7 +282,7 @@ def export_records(records: Iterable[StructureRecord], out, *, overwrite: bool =
     return w.n
 
 
-def export_store(store, out, *, overwrite: bool = False) -> int:
+def export_store(store: Store | str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False) -> int:
     """Every structure and every label of a gfm-ase store (path or :class:`~gfm_ase.data.store.Store`) to ``out``.
 
     The target is checked before the store is opened."""
@@ -267,5 +295,13 @@ def export_store(store, out, *, overwrite: bool = False) -> int:
     return export_records(iter(store), out, overwrite=overwrite)
 
 
-__all__ = ["ExportError", "ExportWriter", "SINKS", "PREDICTED", "check_prefix", "check_target", "export_records",
-           "export_store"]
+__all__ = [
+    "ExportError",
+    "ExportWriter",
+    "SINKS",
+    "PREDICTED",
+    "check_prefix",
+    "check_target",
+    "export_records",
+    "export_store",
+]

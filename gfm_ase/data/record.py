@@ -5,13 +5,18 @@ Units are ASE's: positions and cell in Angstrom, energy in eV, forces in eV/A, s
 2S+1, magnetic moments in Bohr magneton. Records validate themselves on construction, so bad input fails where it
 is read (the converter adds the file and record name to the message) and never reaches a store.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gfm_ase.units import full_to_voigt
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 
 class RecordError(ValueError):
@@ -119,7 +124,9 @@ class StructureRecord:
         return len(self.numbers)
 
     @classmethod
-    def from_atoms(cls, atoms, *, group: str = "", id: str = "", energy_key: str = "energy") -> "StructureRecord":
+    def from_atoms(
+        cls, atoms: Atoms, *, group: str = "", id: str = "", energy_key: str = "energy"
+    ) -> "StructureRecord":
         """Read structure and labels (from ``atoms.calc.results`` when a calculator is attached).
 
         ``energy_key`` picks which energy to store ("energy" or "free_energy"). Charge and spin come from
@@ -130,10 +137,18 @@ class StructureRecord:
         stress = res.get("stress")
         magmoms = res.get("magmoms")  # computed moments only; initial_magmoms are guesses, not labels
         return cls(
-            positions=atoms.get_positions(), numbers=atoms.numbers, cell=atoms.cell.array, pbc=atoms.pbc,
-            energy=energy, forces=res.get("forces"), stress=stress,
-            charge=atoms.info.get("charge"), spin=atoms.info.get("spin"), magmoms=magmoms,
-            group=group, id=id,
+            positions=atoms.get_positions(),
+            numbers=atoms.numbers,
+            cell=atoms.cell.array,
+            pbc=atoms.pbc,
+            energy=energy,
+            forces=res.get("forces"),
+            stress=stress,
+            charge=atoms.info.get("charge"),
+            spin=atoms.info.get("spin"),
+            magmoms=magmoms,
+            group=group,
+            id=id,
         )
 
     def results(self) -> dict:
@@ -150,7 +165,7 @@ class StructureRecord:
             out["magmoms"] = self.magmoms.copy()
         return out
 
-    def to_atoms(self, labels: bool = True):
+    def to_atoms(self, labels: bool = True) -> Atoms:
         """``ase.Atoms`` with a SinglePointCalculator holding the labels present (``labels=False``: the structure
         alone; charge, spin, group and id are in ``atoms.info`` either way)."""
         from ase import Atoms

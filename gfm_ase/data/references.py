@@ -5,17 +5,35 @@ all data would leak test energies into the model's offsets). Elements that never
 no reference; elements whose counts are collinear (e.g. every structure is H2O) are not separately identifiable:
 the minimum-norm solution is returned, which still reproduces the energy per formula unit, and a warning is given.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 from ase.data import chemical_symbols
+from numpy.typing import ArrayLike
 
 
-def fit_reference_energies(store, indices: Sequence[int] | None = None, *, ridge: float = 0.0,
-                           return_residuals: bool = False):
+class LabelledSet(Protocol):
+    """What the fit reads: a :class:`~gfm_ase.data.store.Store` or a union of stores."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def energies(self) -> np.ndarray: ...
+
+    def composition(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def fit_reference_energies(
+    store: LabelledSet,
+    indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    ridge: float = 0.0,
+    return_residuals: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], np.ndarray]:
     """Least-squares elemental energies (eV) from the structures ``indices`` of ``store`` that have an energy.
 
     Returns ``{symbol: eV}`` (and with ``return_residuals`` also the per-structure residuals in eV). ``ridge`` adds
@@ -40,15 +58,18 @@ def fit_reference_energies(store, indices: Sequence[int] | None = None, *, ridge
     else:
         coef, _, rank, _ = np.linalg.lstsq(A, b, rcond=None)
         if rank < A.shape[1]:
-            warnings.warn(f"element counts have rank {rank} < {A.shape[1]} elements: reference energies are not "
-                          "separately identifiable (minimum-norm solution returned)", stacklevel=2)
+            warnings.warn(
+                f"element counts have rank {rank} < {A.shape[1]} elements: reference energies are not "
+                "separately identifiable (minimum-norm solution returned)",
+                stacklevel=2,
+            )
     refs = {chemical_symbols[int(z)]: float(c) for z, c in zip(zs, coef)}
     if return_residuals:
         return refs, b - A @ coef
     return refs
 
 
-def reference_energy_of(numbers, refs: dict[str, float]) -> float:
+def reference_energy_of(numbers: ArrayLike, refs: dict[str, float]) -> float:
     """Sum of the reference energies of the atoms ``numbers`` (KeyError names a missing element)."""
     total = 0.0
     for z in np.asarray(numbers, dtype=np.int64):

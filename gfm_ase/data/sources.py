@@ -11,11 +11,13 @@ returned :class:`~gfm_ase.data.converters.base.SkipReport` (never dropped silent
 ``info`` / ``arrays`` key and calculator result of the frame that the record does not hold (``config_type``,
 ``REF_energy``, per-atom ``energies``, ...), so that a command writing the structures again can keep them.
 """
+
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -26,10 +28,13 @@ from gfm_ase.data.record import StructureRecord
 from gfm_ase.data.store import FORMAT as STORE_FORMAT
 from gfm_ase.data.store import Store
 
+if TYPE_CHECKING:
+    from ase import Atoms
+
 STORE_SUFFIXES = (".h5", ".hdf5")
 
 
-def is_store(path) -> bool:
+def is_store(path: str | os.PathLike[str]) -> bool:
     """A gfm-ase store file, or a folder whose first shard (by name) is one."""
     path = Path(path)
     if path.is_dir():
@@ -51,7 +56,7 @@ RECORD_ARRAY_KEYS = frozenset({"numbers", "positions", "forces", "magmoms"})
 RECORD_RESULTS = frozenset({"energy", "forces", "stress", "magmoms"})
 
 
-def frame_extras(atoms, energy_key: str = "energy") -> dict:
+def frame_extras(atoms: Atoms, energy_key: str = "energy") -> dict:
     """``{"info": {...}, "arrays": {...}}``: what a frame holds beyond its record's fields (per-atom calculator
     results go to ``arrays``, the others to ``info``; e.g. a ``free_energy`` that is not the record's energy)."""
     info = {k: v for k, v in atoms.info.items() if k not in RECORD_INFO_KEYS}
@@ -68,7 +73,7 @@ def frame_extras(atoms, energy_key: str = "energy") -> dict:
     return {"info": info, "arrays": arrays}
 
 
-def _ase_frames(path: Path, fmt: str, options: dict):
+def _ase_frames(path: Path, fmt: str, options: dict) -> Iterator[Atoms] | None:
     """ASE's frames of ``path`` (streamed) when the converters read it with ASE and it is not a database."""
     from gfm_ase.data.converters import detect_format
     from gfm_ase.data.converters.ase_formats import ase_format_for
@@ -77,12 +82,14 @@ def _ase_frames(path: Path, fmt: str, options: dict):
         return None
     import ase.io
 
-    return ase.io.iread(str(path), index=options.get("index", ":"),
-                        format=options.get("format") or ase_format_for(path))
+    return ase.io.iread(
+        str(path), index=options.get("index", ":"), format=options.get("format") or ase_format_for(path)
+    )
 
 
-def iter_input_frames(paths: Sequence, fmt: str = "auto", *, options: dict | None = None,
-                      report: SkipReport | None = None) -> Iterator[tuple[StructureRecord, dict]]:
+def iter_input_frames(
+    paths: Sequence, fmt: str = "auto", *, options: dict | None = None, report: SkipReport | None = None
+) -> Iterator[tuple[StructureRecord, dict]]:
     """(record, extras) for every structure of ``paths``, in order; extras as :func:`frame_extras` (empty for
     inputs not read by ASE). Raises :class:`ConversionError` (naming file and record) for bad input, an input that
     does not exist, and inputs that hold no structure at all."""
@@ -96,8 +103,11 @@ def iter_input_frames(paths: Sequence, fmt: str = "auto", *, options: dict | Non
             raise ConversionError(path, None, "no such file or folder")
         if is_store(path):
             if fmt != "auto" or options:
-                raise ConversionError(path, None, "a gfm-ase store is read as it is: --format and --option apply to "
-                                                  "the files the converters read")
+                raise ConversionError(
+                    path,
+                    None,
+                    "a gfm-ase store is read as it is: --format and --option apply to the files the converters read",
+                )
             store = Store(path)
             report.formats.add("store")
             report.n_files += 1
@@ -111,14 +121,16 @@ def iter_input_frames(paths: Sequence, fmt: str = "auto", *, options: dict | Non
         while True:
             with warnings.catch_warnings():  # unconverted labels are counted in ``report``; the caller says so once
                 warnings.filterwarnings("ignore", message="labels present in the source files were not converted")
-                rec = next(records, None)
-            if rec is None:
+                got = next(records, None)
+            if got is None:
                 break
+            rec = got
             if frames is None:  # the converter has checked the file: now the frames ASE sees, in the same order
                 frames = _ase_frames(path, fmt, options or {}) or iter(())
             atoms = next(frames, None)
-            if atoms is not None and not (np.array_equal(atoms.numbers, rec.numbers)
-                                          and np.allclose(atoms.positions, rec.positions)):
+            if atoms is not None and not (
+                np.array_equal(atoms.numbers, rec.numbers) and np.allclose(atoms.positions, rec.positions)
+            ):
                 raise ConversionError(path, rec.id, "the frames ASE reads do not line up with the converted records")
             n += 1
             yield rec, (frame_extras(atoms, (options or {}).get("energy_key", "energy")) if atoms is not None else {})
@@ -126,8 +138,9 @@ def iter_input_frames(paths: Sequence, fmt: str = "auto", *, options: dict | Non
         raise ConversionError(", ".join(str(p) for p in paths), None, "no structures found")
 
 
-def iter_input_records(paths: Sequence, fmt: str = "auto", *, options: dict | None = None,
-                       report: SkipReport | None = None) -> Iterator[StructureRecord]:
+def iter_input_records(
+    paths: Sequence, fmt: str = "auto", *, options: dict | None = None, report: SkipReport | None = None
+) -> Iterator[StructureRecord]:
     """The records of :func:`iter_input_frames`."""
     for rec, _ in iter_input_frames(paths, fmt, options=options, report=report):
         yield rec

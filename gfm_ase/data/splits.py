@@ -1,14 +1,15 @@
 """Deterministic train/val/test splits, by structure or by group (no group ever spans two splits)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+def _check_fractions(fractions: Sequence[float] | np.ndarray) -> np.ndarray:
     fr = np.asarray(fractions, dtype=np.float64)
     if fr.shape != (3,) or (fr < 0).any() or abs(fr.sum() - 1.0) > 1e-6:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
@@ -25,7 +26,9 @@ def _sizes(n: int, fr: np.ndarray) -> np.ndarray:
     return sizes
 
 
-def split_groups(groups: Sequence[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
+def split_groups(
+    groups: Sequence[str] | np.ndarray, fractions: Sequence[float] | np.ndarray = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, np.ndarray]:
     """Split structure indices so that every group lands in exactly one split.
 
     Empty group tags ("") count as one group per structure. Groups are shuffled with ``seed``, then taken largest
@@ -62,7 +65,9 @@ def split_groups(groups: Sequence[str], fractions=(0.8, 0.1, 0.1), seed: int = 0
     return {name: np.flatnonzero(split_of == k) for k, name in enumerate(SPLIT_NAMES)}
 
 
-def split_indices(store, fractions=(0.8, 0.1, 0.1), seed: int = 0, by: str = "structure") -> dict[str, np.ndarray]:
+def split_indices(
+    store: Any, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, by: str = "structure"
+) -> dict[str, np.ndarray]:
     """Indices (sorted int64 arrays) of the "train", "val" and "test" splits of ``store``.
 
     ``by="structure"``: a seeded permutation cut at the fractions. ``by="group"``: whole groups (the store's
@@ -75,11 +80,11 @@ def split_indices(store, fractions=(0.8, 0.1, 0.1), seed: int = 0, by: str = "st
         return split_groups(groups, fr, seed)
     if by != "structure":
         raise ValueError(f"by must be 'structure' or 'group', got {by!r}")
-    n = store if isinstance(store, (int, np.integer)) else len(store)
+    n = int(store) if isinstance(store, (int, np.integer)) else len(store)
     perm = np.random.default_rng(seed).permutation(n)
     sizes = _sizes(n, fr)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
-    return {name: np.sort(perm[bounds[k]:bounds[k + 1]]) for k, name in enumerate(SPLIT_NAMES)}
+    return {name: np.sort(perm[bounds[k] : bounds[k + 1]]) for k, name in enumerate(SPLIT_NAMES)}
 
 
 __all__ = ["SPLIT_NAMES", "split_groups", "split_indices"]

@@ -1,7 +1,9 @@
 """Summaries and sanity checks of a store (used by ``gfm data info`` and ``gfm data check``)."""
+
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +15,7 @@ def store_info(store: Store) -> dict:
     n_atoms = store.n_atoms
     e = store.energies
     has_e = np.isfinite(e)
-    info = {
+    info: dict[str, Any] = {
         "path": str(store.path),
         "name": store.attrs.get("name"),
         "level_of_theory": store.attrs.get("level_of_theory"),
@@ -23,8 +25,11 @@ def store_info(store: Store) -> dict:
         "schema_version": store.attrs.get("schema_version"),
         "n_structures": len(store),
         "n_atoms": int(n_atoms.sum()),
-        "atoms_per_structure": ({"min": int(n_atoms.min()), "max": int(n_atoms.max()),
-                                 "mean": float(n_atoms.mean())} if len(store) else None),
+        "atoms_per_structure": (
+            {"min": int(n_atoms.min()), "max": int(n_atoms.max()), "mean": float(n_atoms.mean())}
+            if len(store)
+            else None
+        ),
         "elements": store.elements,
         "has": store.label_counts(),
         "periodic": int(store.pbcs.all(axis=1).sum()),
@@ -33,14 +38,21 @@ def store_info(store: Store) -> dict:
     }
     if has_e.any():
         epa = e[has_e] / n_atoms[has_e]
-        info["energy_per_atom"] = {"mean": float(epa.mean()), "std": float(epa.std()), "min": float(epa.min()),
-                                   "max": float(epa.max())}
+        info["energy_per_atom"] = {
+            "mean": float(epa.mean()),
+            "std": float(epa.std()),
+            "min": float(epa.min()),
+            "max": float(epa.max()),
+        }
     if info["has"]["forces"]:
         f = store.forces_all()
         f = f[np.isfinite(f).all(axis=1)]
         norms = np.linalg.norm(f, axis=1)
-        info["forces"] = {"rms_component": float(np.sqrt(np.mean(f**2))), "max_norm": float(norms.max()),
-                          "mean_norm": float(norms.mean())}
+        info["forces"] = {
+            "rms_component": float(np.sqrt(np.mean(f**2))),
+            "max_norm": float(norms.max()),
+            "mean_norm": float(norms.mean()),
+        }
     if info["has"]["stress"]:
         s = store.stresses
         s = s[np.isfinite(s).all(axis=1)]
@@ -48,9 +60,15 @@ def store_info(store: Store) -> dict:
     return info
 
 
-def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 50.0,
-                energy_z: float = 12.0, progress: bool = False,
-                min_distance_factor: float | None = None) -> list[tuple[str, str]]:
+def check_store(
+    store: Store,
+    *,
+    min_distance: float = 0.5,
+    max_force: float = 50.0,
+    energy_z: float = 12.0,
+    progress: bool = False,
+    min_distance_factor: float | None = None,
+) -> list[tuple[str, str]]:
     """Problems found in a store, as ``(level, message)`` with level "error" or "warning".
 
     A damaged file (an HDF5 chunk that cannot be read) raises StoreError.
@@ -69,6 +87,7 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
     it = range(len(store))
     if progress:
         from tqdm import tqdm
+
         it = tqdm(it, desc="checking", unit=" structures")
     for i in it:
         try:
@@ -78,23 +97,25 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
         except Exception as exc:  # noqa: BLE001 - report every unreadable record
             problems.append(("error", f"structure {i}: unreadable ({exc})"))
             continue
+        cell, pbc = np.asarray(r.cell), np.asarray(r.pbc)  # a record's cell and pbc are always set
         try:
-            radius_graph(r.positions, r.cell, r.pbc, cutoff=min_distance, min_distance=min_distance)
+            radius_graph(r.positions, cell, pbc, cutoff=min_distance, min_distance=min_distance)
         except StructureError as exc:
             problems.append(("error", f"structure {i} (id {r.id!r}): {exc}"))
         else:
-            msg = sanity.problem(r.positions, r.numbers, r.cell, r.pbc)
+            msg = sanity.problem(r.positions, r.numbers, cell, pbc)
             if msg is not None:
                 problems.append(("error", f"structure {i} (id {r.id!r}): {msg}"))
         if r.forces is not None:
             fmax = float(np.linalg.norm(r.forces, axis=1).max())
             if fmax > max_force:
                 problems.append(("warning", f"structure {i} (id {r.id!r}): max force {fmax:.1f} eV/A > {max_force}"))
-            if r.pbc.all():
+            if pbc.all():
                 net = np.abs(r.forces.sum(axis=0)).max()
-                if net > 1e-2 * max(1, r.n_atoms ** 0.5):
-                    problems.append(("warning", f"structure {i} (id {r.id!r}): net force {net:.3g} eV/A on a "
-                                                "periodic cell"))
+                if net > 1e-2 * max(1, r.n_atoms**0.5):
+                    problems.append(
+                        ("warning", f"structure {i} (id {r.id!r}): net force {net:.3g} eV/A on a periodic cell")
+                    )
     e = store.energies
     ok = np.flatnonzero(np.isfinite(e))
     if len(ok) > 10:
@@ -113,9 +134,14 @@ def check_store(store: Store, *, min_distance: float = 0.5, max_force: float = 5
             if len(bad):
                 worst = bad[np.argsort(-z[bad])][:5]
                 listed = ", ".join(f"{int(ok[np.flatnonzero(sel)[j]])} ({x[j]:.3f} eV)" for j in worst)
-                problems.append(("warning", f"{len(bad)} structures with elements {list(key)} have an energy per "
-                                            f"atom > {energy_z:g} robust sigmas from the median {med:.3f} eV; "
-                                            f"worst: {listed}"))
+                problems.append(
+                    (
+                        "warning",
+                        f"{len(bad)} structures with elements {list(key)} have an energy per "
+                        f"atom > {energy_z:g} robust sigmas from the median {med:.3f} eV; "
+                        f"worst: {listed}",
+                    )
+                )
     ids = store.ids
     dup = [k for k, v in Counter(ids.tolist()).items() if k and v > 1]
     if dup:
