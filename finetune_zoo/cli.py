@@ -69,9 +69,11 @@ def register_zoo(sub) -> None:
     z.set_defaults(func=run_zoo)
 
 
-FLAG_OPTIONS = {"head": "head", "strategy": "strategy", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
-                "trunk_lr_factor": "trunk_lr_factor", "baseline": "baseline", "level_of_theory": "level_of_theory",
-                "code": "code", "replay_fraction": "replay_fraction", "device": "device"}
+# flag -> option (dotted: the head, optimizer, EMA and loss are pretraining's pieces, finetune_zoo/config.py)
+FLAG_OPTIONS = {"head": "head.name", "strategy": "strategy", "steps": "steps", "batch_size": "batch_size",
+                "lr": "optim.lr", "trunk_lr_factor": "optim.trunk_lr_factor", "baseline": "baseline",
+                "level_of_theory": "head.level_of_theory", "code": "head.code", "replay_fraction": "replay_fraction",
+                "device": "device"}
 
 
 def build_config(args):
@@ -87,10 +89,12 @@ def build_config(args):
             doc = yaml.safe_load(f) or {}
         if not isinstance(doc, dict):
             raise ValueError(f"{args.config} must hold a mapping of options")
+    if isinstance(doc.get("head"), str):  # `head: NAME` is short for `head: {name: NAME}`
+        doc["head"] = {"name": doc["head"]}
     for flag, key in FLAG_OPTIONS.items():
         v = getattr(args, flag, None)
         if v is not None:
-            doc[key] = v
+            _set_dotted(doc, key, v)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:

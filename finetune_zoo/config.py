@@ -11,46 +11,76 @@ A fine-tuning run starts from a pretrained model and trains one head on a new da
 * ``replay``: ``full`` (or ``continue`` when the head exists) while a fraction ``replay_fraction`` of every batch is
   drawn from the pretraining data of the other heads, which keep training too (multi-task fine-tuning).
 
-Learning rates: pretrained weights (the trunk, a continued head, replayed heads) train at ``lr * trunk_lr_factor``,
-new weights (a new head, embedding rows of elements no head has seen) at ``lr``.
+Learning rates: pretrained weights (the trunk, a continued head, replayed heads) train at ``optim.lr *
+optim.trunk_lr_factor``, new weights (a new head, embedding rows of elements no head has seen) at ``optim.lr``.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from gfm_ase.config import StrictModel
-from pretraining.config import LossSpec
+from pretraining.config import AdamWSpec, EMASpec, HeadSpec, LossSpec, OptimSpec
 
 STRATEGIES = ("frozen", "full", "continue", "replay")
 
 
-class FinetuneConfig(StrictModel):
-    """Everything that defines a fine-tuning run except the model and the data paths."""
+class FinetuneHeadSpec(HeadSpec):
+    """The head that trains: pretraining's head spec (name and level-of-theory metadata, MLP sizes). The metadata
+    and ``hidden`` apply to a new head; an existing head (continue, replay) keeps its own. ``head: NAME`` is short for
+    ``head: {name: NAME}``."""
 
-    strategy: Literal["frozen", "full", "continue", "replay"] = Field(
-        "full", description="frozen | full | continue | replay (see the module documentation)")
-    head: str = Field(pattern=r"^[A-Za-z0-9_\-]+$",
-                      description="head to train: a new name (frozen/full/replay) or an existing head (continue; "
-                                  "replay continues it when it exists)")
-    level_of_theory: str = Field("unknown", description="metadata of a new head, e.g. 'PBE (VASP, PAW)'")
-    code: str = Field("unknown", description="program that produced the new head's labels")
-    description: str = Field("", description="free text for the new head's metadata")
-    hidden: list[int] | None = Field(None, description="hidden sizes of a new head's MLP (None: as the model's "
-                                                       "first head)")
-    steps: int = Field(300, ge=1, description="optimizer steps (the budget; the scratch baseline gets the same)")
-    batch_size: int = Field(8, ge=1, description="structures per step")
+    hidden: list[int] | None = Field(
+        None, description="hidden sizes of a new head's MLP (None: as the model's first head)")
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden(cls, v):
+        if v is not None and (not v or min(v) < 1):
+            raise ValueError(f"hidden must be a non-empty list of positive sizes, got {v}")
+        return v
+
+
+class FinetuneOptimSpec(AdamWSpec):
+    """Pretraining's AdamW settings with fine-tuning's defaults, the end of the cosine decay relative to the peak
+    LR, and the learning rates of pretrained weights and of the from-scratch baseline."""
+
     lr: float = Field(2e-3, gt=0, description="peak LR of new weights (and of every parameter of the scratch model)")
+    warmup_steps: int = Field(10, ge=0, description="linear warmup steps (at most steps - 1)")
+    min_lr_factor: float = Field(0.05, ge=0, le=1, description="cosine decay ends at lr * this")
     trunk_lr_factor: float = Field(0.1, ge=0, description="full/continue/replay: LR of pretrained weights (trunk, "
                                                           "continued or replayed heads) = lr * this")
     scratch_lr: float | None = Field(None, gt=0, description="peak LR of the from-scratch baseline (None: lr)")
-    min_lr_factor: float = Field(0.05, ge=0, le=1, description="cosine decay ends at lr * this")
-    warmup_steps: int = Field(10, ge=0, description="linear warmup steps")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay (matrices only)")
-    grad_clip: float | None = Field(10.0, gt=0, description="global gradient-norm clipping (None: off)")
-    ema_decay: float | None = Field(0.99, ge=0, lt=1, description="EMA of the weights for evaluation and the "
-                                                                  "final model (None: off)")
+
+    def schedule(self, lr: float, steps: int) -> OptimSpec:
+        """The pretraining trainer's optimizer settings for a run of ``steps`` steps at peak LR ``lr``."""
+        shared = self.model_dump(include=set(AdamWSpec.model_fields))
+        return OptimSpec(**{**shared, "lr": lr, "min_lr": lr * self.min_lr_factor,
+                            "warmup_steps": min(self.warmup_steps, steps - 1)})
+
+
+class FinetuneEMASpec(EMASpec):
+    """Pretraining's EMA of the weights with fine-tuning's default decay (runs are short)."""
+
+    decay: float = Field(0.99, ge=0.0, lt=1.0, description="EMA decay per optimizer step")
+
+
+class FinetuneConfig(StrictModel):
+    """Everything that defines a fine-tuning run except the model and the data paths. The head, optimizer, EMA and
+    loss are pretraining's pieces (with fine-tuning's defaults); the run itself is a pretraining run
+    (finetune_zoo.finetuning builds its PretrainConfig from them)."""
+
+    strategy: Literal["frozen", "full", "continue", "replay"] = Field(
+        "full", description="frozen | full | continue | replay (see the module documentation)")
+    head: FinetuneHeadSpec = Field(
+        description="head to train: a new name (frozen/full/replay) or an existing head (continue; replay continues "
+                    "it when it exists), with a new head's metadata")
+    steps: int = Field(300, ge=1, description="optimizer steps (the budget; the scratch baseline gets the same)")
+    batch_size: int = Field(8, ge=1, description="structures per step")
+    optim: FinetuneOptimSpec = Field(default_factory=FinetuneOptimSpec, description="AdamW and its schedule")
+    ema: FinetuneEMASpec = Field(default_factory=FinetuneEMASpec, description="EMA of the weights for evaluation "
+                                                                              "and the final model")
     loss: LossSpec = Field(default_factory=LossSpec, description="loss terms (as in pretraining)")
     zero_init_head: bool = Field(
         False, description="start a new head (and the scratch model's head) with a zero output layer, i.e. at its "
@@ -78,12 +108,10 @@ class FinetuneConfig(StrictModel):
     baseline: Literal["none", "scratch"] = Field(
         "none", description="scratch: also train the same architecture from random weights with the same budget")
 
-    @field_validator("hidden")
+    @field_validator("head", mode="before")
     @classmethod
-    def _hidden(cls, v):
-        if v is not None and (not v or min(v) < 1):
-            raise ValueError(f"hidden must be a non-empty list of positive sizes, got {v}")
-        return v
+    def _head_by_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
 
 
 def describe_options() -> list[str]:

@@ -28,8 +28,8 @@ from gfm_ase.checkpoint import load_model, read_model_json
 from gfm_ase.fileio import atomic_write_bytes
 from gfm_ase.config import HeadConfig, ModelConfig
 from gfm_ase.model.precision import parameter_dtype
-from pretraining.config import (CheckpointSpec, DatasetSpec, EMASpec, HeadSpec, LoggingSpec, ModelSpec, OptimSpec,
-                                ParallelSpec, PretrainConfig, SamplingSpec, ValidationSpec)
+from pretraining.config import (CheckpointSpec, DatasetSpec, HeadSpec, LoggingSpec, ModelSpec, ParallelSpec,
+                                PretrainConfig, SamplingSpec, ValidationSpec)
 from pretraining.data import DatasetSplits, fit_head_constants
 
 METRICS_FORMAT = "gfm-ase-finetune-metrics"
@@ -88,14 +88,13 @@ def _target_head(cfg: FinetuneConfig, base, ds: DatasetSplits, fresh: bool) -> t
     (``fresh``), or the existing head with references added for the elements it has not seen.
     Returns (config, elements new to the head, note)."""
     if fresh:
-        c = fit_head_constants([ds], cfg.head, "force_rms", "mean", 20000, cfg.seed)
-        hidden = cfg.hidden or list(base.config.heads[0].hidden)
-        return HeadConfig(name=cfg.head, level_of_theory=cfg.level_of_theory, code=cfg.code,
-                          description=cfg.description, elements=c["elements"],
+        c = fit_head_constants([ds], cfg.head.name, "force_rms", "mean", 20000, cfg.seed)
+        hidden = cfg.head.hidden or list(base.config.heads[0].hidden)
+        return HeadConfig(**cfg.head.identity(), elements=c["elements"],
                           reference_energies=c["reference_energies"], scale=c["scale"], shift=c["shift"],
                           hidden=hidden, datasets=[ds.provenance],
                           metrics={"normalisation": c["stats"]}), list(c["elements"]), ""
-    old = base.head_config(cfg.head)
+    old = base.head_config(cfg.head.name)
     new = [e for e in ds.elements if e not in old.elements] if old.elements else []
     refs, note = _fit_new_references(ds, old.reference_energies, new)
     elements = sorted(set(old.elements) | set(ds.elements), key=lambda e: atomic_numbers[e]) if old.elements else []
@@ -116,10 +115,7 @@ def _run_config(cfg: FinetuneConfig, model_name: str, trunk, datasets: list[Data
         datasets=[DatasetSpec(name=d.name, path=d.provenance.get("path", "-"), head=d.head, sampling_weight=w,
                               loss_weight=d.loss_weight) for d, w in zip(datasets, weights)],
         sampling=SamplingSpec(alpha=0.0, batch_size=cfg.batch_size, steps_per_epoch=cfg.steps, epochs=1),
-        loss=cfg.loss,
-        optim=OptimSpec(lr=lr, min_lr=lr * cfg.min_lr_factor, warmup_steps=min(cfg.warmup_steps, cfg.steps - 1),
-                        weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip),
-        ema=EMASpec(enabled=cfg.ema_decay is not None, decay=cfg.ema_decay or 0.99),
+        loss=cfg.loss, optim=cfg.optim.schedule(lr, cfg.steps), ema=cfg.ema,
         checkpoint=CheckpointSpec(every_steps=cfg.steps, keep=1),
         validation=ValidationSpec(every_steps=None, batch_size=cfg.eval_batch_size),
         logging=LoggingSpec(every_steps=max(1, min(10, cfg.steps // 10)), tensorboard="off", progress=False),
@@ -143,6 +139,7 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
     from gfm_ase.hub import resolve_model
 
     cfg = config
+    head_name = cfg.head.name
     outdir = Path(outdir)
     if (outdir / "metrics.json").exists() or (outdir / "final").exists():
         raise FinetuneError(f"{outdir} already holds a fine-tuning run; choose another output directory "
@@ -151,18 +148,18 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
     doc = read_model_json(model_dir)
     base = load_model(model_dir, device="cpu")
     device = resolve_device(cfg.device)
-    exists = cfg.head in base.head_names
+    exists = head_name in base.head_names
     strategy = cfg.strategy
     if strategy in ("frozen", "full") and exists:
-        raise FinetuneError(f"the model already has a head {cfg.head!r}: use --strategy continue (or replay) to keep "
+        raise FinetuneError(f"the model already has a head {head_name!r}: use --strategy continue (or replay) to keep "
                             f"training it, or choose a new head name (heads: {base.head_names})")
     if strategy == "continue" and not exists:
-        raise FinetuneError(f"--strategy continue needs an existing head; {cfg.head!r} is not one of "
+        raise FinetuneError(f"--strategy continue needs an existing head; {head_name!r} is not one of "
                             f"{base.head_names}")
     name = task_name or Path(str(_as_selection(train).path)).stem
     stores = StoreCache()
     t_start = time.perf_counter()
-    ds = task_datasets(name, cfg.head, _as_selection(train), _as_selection(val), _as_selection(test),
+    ds = task_datasets(name, head_name, _as_selection(train), _as_selection(val), _as_selection(test),
                        cutoff=base.cutoff, max_neighbors=base.max_neighbors, n_train=n_train,
                        val_fraction=cfg.val_fraction, split_seed=cfg.split_seed,
                        eval_max_structures=cfg.eval_max_structures, stores=stores)
@@ -189,7 +186,7 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
     if cfg.forgetting_report:
         forgetting = ForgettingReport(head_data, cfg.forgetting_max_structures, seed=cfg.split_seed,
                                       batch_size=cfg.eval_batch_size, precision=cfg.precision)
-    log(f"[finetune] {name}: strategy {strategy}, head {cfg.head!r} ({'existing' if exists else 'new'}), "
+    log(f"[finetune] {name}: strategy {strategy}, head {head_name!r} ({'existing' if exists else 'new'}), "
         f"{len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test structures, elements {ds.elements}"
         + (f", unseen by the trunk {unseen}" if unseen else ""))
     t0 = time.perf_counter()
@@ -221,19 +218,19 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
             if h not in replay_heads:
                 replay_heads.append(h)
         weights[0] = 1.0 - cfg.replay_fraction
-    plan = make_plan(strategy, cfg.head, not exists, replay_heads, cfg.trunk_lr_factor,
+    plan = make_plan(strategy, head_name, not exists, replay_heads, cfg.optim.trunk_lr_factor,
                      [atomic_numbers[e] for e in unseen], cfg.train_new_element_embeddings,
                      pretrained_heads=base.head_names)
     if exists:  # the continued head keeps its place
-        heads = [target_cfg if h.name == cfg.head else h for h in base.config.heads]
+        heads = [target_cfg if h.name == head_name else h for h in base.config.heads]
     else:
         heads = [*base.config.heads, target_cfg]
     model_cfg = base.config.model_copy(update={"heads": heads})  # everything else (trunk, pair term) as the base
-    run_cfg = _run_config(cfg, base.config.name, base.config.trunk, datasets, weights, target_cfg.hidden, cfg.lr)
+    run_cfg = _run_config(cfg, base.config.name, base.config.trunk, datasets, weights, target_cfg.hidden, cfg.optim.lr)
 
     base_extra = doc.get("extra") or {}
     history = list(base_extra.get("finetune", []))
-    this_run = {"head": cfg.head, "strategy": strategy, "new_head": not exists, "task": name,
+    this_run = {"head": head_name, "strategy": strategy, "new_head": not exists, "task": name,
                 "base_model": {"path": str(model_dir), "name": base.config.name,
                                "weights_sha256": doc.get("weights_sha256")},
                 "config": cfg.model_dump(mode="json"), "n_train": len(ds.train),
@@ -265,11 +262,11 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
     if cfg.baseline == "scratch":
         fresh_cfg = target_cfg if not exists else _target_head(cfg, base, ds, fresh=True)[0]
         fresh_cfg = fresh_cfg.model_copy(update={"hidden": target_cfg.hidden})
-        s_cfg = ModelConfig(name=f"{cfg.head}-from-scratch", trunk=base.config.trunk, repulsion=base.config.repulsion,
+        s_cfg = ModelConfig(name=f"{head_name}-from-scratch", trunk=base.config.trunk, repulsion=base.config.repulsion,
                             heads=[fresh_cfg])  # the same architecture as the fine-tuned model, pair term included
         s_run = _run_config(cfg, s_cfg.name, base.config.trunk, [ds], [1.0], fresh_cfg.hidden,
-                            cfg.scratch_lr or cfg.lr)
-        s_plan = make_plan("scratch", cfg.head, True, [], 1.0, [], False)
+                            cfg.optim.scratch_lr or cfg.optim.lr)
+        s_plan = make_plan("scratch", head_name, True, [], 1.0, [], False)
         t0 = time.perf_counter()
         s_trainer = FinetuneTrainer(s_run, outdir / "scratch", base_model=None, model_config=s_cfg, plan=s_plan,
                                     datasets=[ds], extra={"baseline_of": str(outdir / "final")},
@@ -292,7 +289,7 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
                  "val_path": ds.provenance["val"]["path"],
                  "test_path": ds.provenance["test"]["path"] if ds.provenance["test"] else None,
                  "elements": ds.elements, "label_counts": ds.provenance["label_counts"]},
-        "strategy": strategy, "head": cfg.head, "new_head": not exists,
+        "strategy": strategy, "head": head_name, "new_head": not exists,
         "elements_unseen_by_trunk": unseen, "elements_new_to_head": new_to_head,
         "reference_energies": {e: target_cfg.reference_energies.get(e) for e in ds.elements},
         "replay": ({"fraction": cfg.replay_fraction, "datasets": [d.name for d in datasets[1:]],

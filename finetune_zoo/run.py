@@ -144,8 +144,9 @@ def run_task(task, args, log=print) -> dict:
     for n in sizes:
         full = n == n_all
         opts = dict(task.options)
-        cfg = FinetuneConfig(head=task.head, strategy=task.strategy, level_of_theory=task.level_of_theory,
-                             code=task.code, description=task.title, steps=steps, batch_size=task.batch_size,
+        head = {"name": task.head, "level_of_theory": task.level_of_theory, "code": task.code,
+                "description": task.title}
+        cfg = FinetuneConfig(head=head, strategy=task.strategy, steps=steps, batch_size=task.batch_size,
                              baseline="scratch", eval_max_structures=task.eval_max_structures,
                              forgetting_report=full, forgetting_max_structures=args.forgetting_max,
                              device=args.device, **opts)

@@ -156,16 +156,23 @@ class LossSpec(StrictModel):
         return max([getattr(self, key)] + [getattr(st, key) for st in self.stages if getattr(st, key) is not None])
 
 
-class OptimSpec(StrictModel):
-    """AdamW with linear warmup and cosine decay, gradient-norm clipping."""
+class AdamWSpec(StrictModel):
+    """AdamW with linear warmup and gradient-norm clipping: the part of the optimizer settings that pretraining and
+    fine-tuning share (the end of the cosine decay is stated differently: ``OptimSpec.min_lr``, fine-tuning's
+    ``min_lr_factor``)."""
 
     lr: float = Field(1e-3, gt=0.0, description="peak learning rate")
-    min_lr: float = Field(1e-5, ge=0.0, description="learning rate at the end of the cosine decay")
     warmup_steps: int = Field(100, ge=0, description="linear warmup from 0 to lr over this many steps")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay (matrices only)")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
     eps: float = Field(1e-8, gt=0.0, description="Adam epsilon")
     grad_clip: float | None = Field(10.0, gt=0.0, description="clip the global gradient norm (None: off)")
+
+
+class OptimSpec(AdamWSpec):
+    """AdamW with linear warmup and cosine decay, gradient-norm clipping."""
+
+    min_lr: float = Field(1e-5, ge=0.0, description="learning rate at the end of the cosine decay")
 
 
 class EMASpec(StrictModel):

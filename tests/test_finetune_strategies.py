@@ -21,7 +21,9 @@ def pre(tmp_path_factory):
 def _ft(pre, outdir, store, **kw):
     from finetune_zoo import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(**{"steps": 40, "batch_size": 4, "lr": 5e-3, "seed": 0, **kw})
+    optim = {"lr": 5e-3, **kw.pop("optim", {})}
+    doc = {"steps": 40, "batch_size": 4, "seed": 0, "optim": optim, **kw}
+    cfg = FinetuneConfig(**doc)
     # the model records its stores by file name (no machine paths): the pretraining data is found via data_dirs
     return finetune(str(pre["model"]), str(store), outdir=outdir, config=cfg, data_dirs=[pre["data"]],
                     log=lambda *a: None)
@@ -36,8 +38,8 @@ def _losses(outdir):
 @pytest.fixture(scope="module")
 def frozen(pre, tmp_path_factory):
     out = tmp_path_factory.mktemp("frozen")
-    return out, _ft(pre, out, pre["morse"], head="morse", strategy="frozen", baseline="scratch",
-                    level_of_theory="Morse")
+    return out, _ft(pre, out, pre["morse"], head={"name": "morse", "level_of_theory": "Morse"}, strategy="frozen",
+                    baseline="scratch")
 
 
 def test_frozen_loss_falls_and_trunk_and_other_heads_are_bit_identical(pre, frozen):
@@ -130,7 +132,7 @@ def test_frozen_trains_embedding_rows_of_elements_no_head_saw_and_nothing_else(p
 
 
 def test_full_trains_the_trunk_at_a_scaled_lr_and_keeps_other_heads_weights(pre, tmp_path):
-    m = _ft(pre, tmp_path / "a", pre["morse"], head="morse", strategy="full", trunk_lr_factor=0.3)
+    m = _ft(pre, tmp_path / "a", pre["morse"], head="morse", strategy="full", optim={"trunk_lr_factor": 0.3})
     loss = _losses(tmp_path / "a")
     assert loss[-3:].mean() < 0.5 * loss[:3].mean()
     before, after = tensors(pre["model"]), tensors(tmp_path / "a")
@@ -144,7 +146,7 @@ def test_full_trains_the_trunk_at_a_scaled_lr_and_keeps_other_heads_weights(pre,
     note = emt["metrics"]["finetuning"][-1]
     assert note["finetuned_head"] == "morse" and "warning" in note and note["after"]["forces_mae_meV_A"] > 0
     # a trunk LR factor of 0 leaves the trunk where it was (up to the rounding of the weight average)
-    _ft(pre, tmp_path / "b", pre["morse"], head="morse", strategy="full", trunk_lr_factor=0.0, steps=10)
+    _ft(pre, tmp_path / "b", pre["morse"], head="morse", strategy="full", optim={"trunk_lr_factor": 0.0}, steps=10)
     b = tensors(tmp_path / "b")
     for k, v in before.items():
         if k.startswith("trunk."):
@@ -156,7 +158,7 @@ def test_full_trains_embeddings_of_elements_no_head_saw_at_the_head_lr(pre, tmp_
     """With the trunk's LR at 0, only the new element's embedding row (new weights, at the head's LR) moves."""
     from ase.data import atomic_numbers
 
-    m = _ft(pre, tmp_path, pre["ag"], head="ag", strategy="full", trunk_lr_factor=0.0, steps=15)
+    m = _ft(pre, tmp_path, pre["ag"], head="ag", strategy="full", optim={"trunk_lr_factor": 0.0}, steps=15)
     assert m["elements_unseen_by_trunk"] == ["Ag"]
     before, after = tensors(pre["model"]), tensors(tmp_path)
     ag = atomic_numbers["Ag"]
@@ -189,7 +191,8 @@ def test_continue_keeps_the_head_and_adds_references_for_new_elements(pre, tmp_p
     # the emt head's own pretraining data is part of the forgetting report
     assert m["forgetting"]["emt"]["status"] == "ok"
     # a continued head is pretrained: it trains at the trunk's LR (here 0: only its new reference changes)
-    m0 = _ft(pre, tmp_path / "zero", pre["ag"], head="emt", strategy="continue", trunk_lr_factor=0.0, steps=10)
+    m0 = _ft(pre, tmp_path / "zero", pre["ag"], head="emt", strategy="continue", optim={"trunk_lr_factor": 0.0},
+             steps=10)
     assert m0["elements_new_to_head"] == ["Ag"]
     for k, v in before.items():
         if not k.startswith("trunk.embedding"):
@@ -199,7 +202,7 @@ def test_continue_keeps_the_head_and_adds_references_for_new_elements(pre, tmp_p
 def test_replay_keeps_the_other_heads_errors_within_tolerance(pre, tmp_path):
     """Same aggressive fine-tuning (trunk at the head's LR) with and without replay: without it the other heads'
     held-out force errors grow; with a replay share of 0.5 they stay within 25 % (+10 meV/A) of where they were."""
-    kw = dict(head="morse", trunk_lr_factor=1.0, lr=1e-2, steps=60, forgetting_max_structures=None)
+    kw = dict(head="morse", optim={"trunk_lr_factor": 1.0, "lr": 1e-2}, steps=60, forgetting_max_structures=None)
     full = _ft(pre, tmp_path / "full", pre["morse"], strategy="full", **kw)
     rep = _ft(pre, tmp_path / "replay", pre["morse"], strategy="replay", replay_fraction=0.5, **kw)
     assert rep["replay"]["heads"] == ["emt", "lj"]
@@ -224,8 +227,8 @@ def test_zero_initialised_new_head_starts_at_its_reference_energies(pre, tmp_pat
     from gfm_ase.graph import collate
     from gfm_ase.model.outputs import predict
 
-    _ft(pre, tmp_path, pre["morse"], head="morse", strategy="frozen", steps=1, lr=1e-12, zero_init_head=True,
-        ema_decay=None, baseline="scratch")
+    _ft(pre, tmp_path, pre["morse"], head="morse", strategy="frozen", steps=1, optim={"lr": 1e-12}, zero_init_head=True,
+        ema={"enabled": False}, baseline="scratch")
     for sub in ("final", "scratch/final"):
         model = load_model(tmp_path / sub).double()
         h = model.head_config("morse")
