@@ -77,3 +77,15 @@ def test_screening_loads_models_through_the_runtime():
     bad = [f"{f} imports {n}" for f, names in imports_of("gfm_ase.screening").items() for n in sorted(names)
            if n in ("gfm_ase.checkpoint", "gfm_ase.hub") or n.startswith(("gfm_ase.checkpoint.", "gfm_ase.hub."))]
     assert bad == []
+
+
+def test_shipped_top_level_packages():
+    """The top-level import names the distribution installs (docs/architecture.md, Naming): gfm_ase and the three
+    folders that are to move under it; a new top-level name (benchmarks, tests, examples) needs this test changed."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = find_packages(str(REPO), include=find["include"], exclude=find.get("exclude", ()))
+    assert {p.split(".")[0] for p in shipped} == {"gfm_ase", "pretraining", "finetune_zoo", "validation"}

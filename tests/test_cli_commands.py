@@ -161,6 +161,17 @@ def test_a_broken_command_is_one_line_and_leaves_the_others(plugin_path, capsys,
     assert exc.value.code == 0
 
 
+def test_a_shadowed_package_is_named(plugin_path, capsys):
+    """Another distribution's module of the same top-level name (here a plain module where a package is declared)
+    found first: the one line says which file Python imported."""
+    fake_dist(plugin_path, "fake-shadowed", {"shadowed-fake": "fake_gfm_shadow.cli:register"},
+              {"fake_gfm_shadow": "x = 1\n"})
+    assert main(["shadowed-fake"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No module named 'fake_gfm_shadow.cli'" in err
+    assert f"the 'fake_gfm_shadow' Python imported is {plugin_path / 'fake_gfm_shadow.py'}: another package" in err
+
+
 def test_two_targets_for_one_command_name_is_refused(plugin_path, capsys):
     fake_dist(plugin_path, "fake-clash", {"models": "fake_gfm_models:register"})
     assert main(["models"]) == 2

@@ -115,10 +115,19 @@ def _list_unavailable(sub: argparse._SubParsersAction, bad: Unavailable) -> None
     p.set_defaults(func=lambda args: bad.report(getattr(args, "debug", False)))
 
 
-def _cause(exc: BaseException) -> str:
+def _cause(exc: BaseException, value: str) -> str:
+    """The load failure in one line; when the entry point's own top-level package was found but not its module, the
+    package Python found instead is named (another distribution's package of the same name, docs/architecture.md)."""
     from gfm_ase.cli.errors import one_line
 
-    return f"{type(exc).__name__}: {one_line(exc)}"
+    text = f"{type(exc).__name__}: {one_line(exc)}"
+    top = value.split(":")[0].split(".")[0]
+    found = sys.modules.get(top)
+    missing = getattr(exc, "name", None) or ""
+    if isinstance(exc, ImportError) and found is not None and missing.startswith(top + "."):
+        where = getattr(found, "__file__", None) or list(getattr(found, "__path__", []))
+        text += f" (the '{top}' Python imported is {where}: another package of that name shadows the one declared)"
+    return text
 
 
 def register_all(sub: argparse._SubParsersAction) -> dict[str, Unavailable]:
@@ -132,7 +141,7 @@ def register_all(sub: argparse._SubParsersAction) -> dict[str, Unavailable]:
             register(sub)
         except Exception as exc:  # a broken plugin must not take the other commands down
             _remove(sub, set(sub.choices) - before)
-            broken[cmd.name] = Unavailable(cmd, _cause(exc), traceback.format_exc())
+            broken[cmd.name] = Unavailable(cmd, _cause(exc, cmd.value), traceback.format_exc())
             continue
         added = set(sub.choices) - before
         own = sub.choices.get(cmd.name) if cmd.name in added else None
