@@ -5,6 +5,7 @@ The user's model is not modified: this wrapper shares its parameters and only re
 fuses the per-edge loops, at a one-off compile cost (cached on disk by inductor afterwards) that pays only for long
 screens and MD runs, so it is off by default; the measured speed-ups and compile times are in docs/benchmarks.md.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,10 +26,23 @@ class CompiledTrunkModel(nn.Module):
         self.inner = model
         self.compiled_trunk = torch.compile(model.trunk, dynamic=dynamic, **compile_kwargs)
 
-    def features(self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
-                 batch: torch.Tensor | None = None, num_graphs: int | None = None) -> torch.Tensor:
-        return run_trunk(self.compiled_trunk, numbers, edge_index, edge_vec, batch, num_graphs,
-                         needs_batch=bool(getattr(self.inner.trunk, "needs_batch", False)))
+    def features(
+        self,
+        numbers: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vec: torch.Tensor,
+        batch: torch.Tensor | None = None,
+        num_graphs: int | None = None,
+    ) -> torch.Tensor:
+        return run_trunk(
+            self.compiled_trunk,
+            numbers,
+            edge_index,
+            edge_vec,
+            batch,
+            num_graphs,
+            needs_batch=bool(getattr(self.inner.trunk, "needs_batch", False)),
+        )
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -1,5 +1,8 @@
 """GFMModel: a shared trunk plus one energy head per level of theory."""
+
 from __future__ import annotations
+
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -22,17 +25,26 @@ class GFMModel(nn.Module):
         config = config.model_copy(update={"trunk": config.trunk.model_copy(update={"options": opts})})
         self.config = config
         self.trunk = build_trunk(config.trunk.name, opts)
-        self.heads = nn.ModuleDict({h.name: EnergyHead(h, self.trunk.num_features) for h in config.heads})
+        self.heads = nn.ModuleDict({h.name: EnergyHead(h, self.num_features) for h in config.heads})
         self.repulsion = build_repulsion(config.repulsion)  # no parameters; None for models without a pair term
 
     # --- metadata -------------------------------------------------------------------------------------------
+    # the trunk contract's attributes (gfm_ase.model.registry); nn.Module does not type them
     @property
     def cutoff(self) -> float:
-        return float(self.trunk.cutoff)
+        return float(getattr(self.trunk, "cutoff"))
 
     @property
-    def max_neighbors(self):
-        return self.trunk.max_neighbors
+    def max_neighbors(self) -> int | None:
+        return getattr(self.trunk, "max_neighbors")
+
+    @property
+    def num_features(self) -> int:
+        return int(getattr(self.trunk, "num_features"))
+
+    def head_module(self, name: str) -> EnergyHead:
+        """The head module ``name``."""
+        return cast(EnergyHead, self.heads[name])
 
     @property
     def head_names(self) -> list[str]:
@@ -71,7 +83,7 @@ class GFMModel(nn.Module):
             raise ValueError(f"head {cfg.name!r} already exists")
         self.config = self.config.model_copy(update={"heads": [*self.config.heads, cfg]})
         p = next(self.parameters())
-        head = EnergyHead(cfg, self.trunk.num_features).to(device=p.device)
+        head = EnergyHead(cfg, self.num_features).to(device=p.device)
         head.mlp.to(dtype=p.dtype)
         self.heads[cfg.name] = head
         return head
@@ -79,13 +91,20 @@ class GFMModel(nn.Module):
     def update_head_config(self, cfg: HeadConfig) -> None:
         heads = [cfg if h.name == cfg.name else h for h in self.config.heads]
         self.config = self.config.model_copy(update={"heads": heads})
-        self.heads[cfg.name].set_constants(cfg)
+        self.head_module(cfg.name).set_constants(cfg)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     # --- forward --------------------------------------------------------------------------------------------
-    def features(self, numbers, edge_index, edge_vec, batch=None, num_graphs=None) -> torch.Tensor:
+    def features(
+        self,
+        numbers: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vec: torch.Tensor,
+        batch: torch.Tensor | None = None,
+        num_graphs: int | None = None,
+    ) -> torch.Tensor:
         """Invariant per-atom features [N, F] (the trunk contract: :mod:`gfm_ase.model.registry`)."""
         return run_trunk(self.trunk, numbers, edge_index, edge_vec, batch, num_graphs)
 
@@ -94,8 +113,9 @@ class GFMModel(nn.Module):
         present = torch.unique(atom_head).tolist() if atom_head.numel() else []
         if len(present) == 1:
             return self.heads[self.head_names[present[0]]](s, numbers)
-        out = torch.zeros(numbers.shape[0], dtype=self.heads[self.head_names[0]].reference.dtype,
-                          device=numbers.device)
+        out = torch.zeros(
+            numbers.shape[0], dtype=self.head_module(self.head_names[0]).reference.dtype, device=numbers.device
+        )
         for k in present:
             mask = atom_head == k
             out[mask] = self.heads[self.head_names[k]](s[mask], numbers[mask])
@@ -105,7 +125,6 @@ class GFMModel(nn.Module):
         """Per-atom energies [N, H] of several heads from one trunk pass."""
         return torch.stack([self.heads[h](s, numbers) for h in heads], dim=-1)
 
-    def forward(self, batch: GraphBatch, head: str | None = None, **kwargs):
+    def forward(self, batch: GraphBatch, head: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
         """``model(batch, head=..., forces=..., stress=...)``; see :func:`gfm_ase.model.outputs.predict`."""
         return predict(self, batch, head, **kwargs)
-

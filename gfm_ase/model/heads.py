@@ -1,4 +1,5 @@
 """Energy heads: one per level of theory, each with its own elemental reference energies and scale/shift."""
+
 from __future__ import annotations
 
 import torch
@@ -15,6 +16,10 @@ class EnergyHead(nn.Module):
     ``scale``, ``shift`` and ``E_ref`` are constants of the head (fitted on its training split before training and
     stored in its JSON metadata), not trained parameters.
     """
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+    reference: torch.Tensor
 
     def __init__(self, cfg: HeadConfig, num_features: int):
         super().__init__()

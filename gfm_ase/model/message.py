@@ -19,9 +19,10 @@ keep for the backward pass:
   forces trained by autograd (``create_graph=True``, a double backward) work; there it runs unchunked and out of
   place, and the memory saving is only for inference (forces and stress without parameter training).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -34,7 +35,7 @@ MessageStep = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 MESSAGE_STEPS: dict[str, MessageStep] = {}
 
 
-def register_message_step(name: str):
+def register_message_step(name: str) -> Callable[[MessageStep], MessageStep]:
     def deco(fn: MessageStep) -> MessageStep:
         MESSAGE_STEPS[name] = fn
         return fn
@@ -54,7 +55,18 @@ def edge_chunk(device: torch.device) -> int:
 
 
 @register_message_step("plain")
-def plain_step(s, v, phi, w, radial, unit, edge_index, f: int, first: bool, chunk: int | None = None):
+def plain_step(
+    s: torch.Tensor,
+    v: torch.Tensor,
+    phi: torch.Tensor,
+    w: torch.Tensor,
+    radial: torch.Tensor,
+    unit: torch.Tensor,
+    edge_index: torch.Tensor,
+    f: int,
+    first: bool,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     i, j = edge_index[0], edge_index[1]
     # phi is cast to the edge dtype (bf16 under autocast) at node level, then gathered
     x = torch.index_select(phi.to(unit.dtype), 0, j) * torch.nn.functional.linear(radial, w)
@@ -71,7 +83,18 @@ def plain_step(s, v, phi, w, radial, unit, edge_index, f: int, first: bool, chun
 
 
 @register_message_step("lean")
-def lean_step(s, v, phi, w, radial, unit, edge_index, f: int, first: bool, chunk: int | None = None):
+def lean_step(
+    s: torch.Tensor,
+    v: torch.Tensor,
+    phi: torch.Tensor,
+    w: torch.Tensor,
+    radial: torch.Tensor,
+    unit: torch.Tensor,
+    edge_index: torch.Tensor,
+    f: int,
+    first: bool,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     if chunk is None:
         chunk = edge_chunk(unit.device)
     # under autocast the edge dtype is unit's (bf16); w and radial are cast to it explicitly inside the function,
@@ -107,7 +130,17 @@ class _LeanMessage(torch.autograd.Function):
     """Summed messages ``(sum_j ds_ij, sum_j dv_ij)`` of one layer without saved per-edge intermediates."""
 
     @staticmethod
-    def forward(ctx, phi, v, w, radial, unit, edge_index, f, chunk):
+    def forward(
+        ctx: Any,
+        phi: torch.Tensor,
+        v: torch.Tensor | None,
+        w: torch.Tensor,
+        radial: torch.Tensor,
+        unit: torch.Tensor,
+        edge_index: torch.Tensor,
+        f: int,
+        chunk: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ed, nd = unit.dtype, phi.dtype  # edge dtype (bf16 under autocast), node dtype
         n, e = phi.shape[0], unit.shape[0]
         ms = torch.zeros(n, f, dtype=nd, device=phi.device)
@@ -126,8 +159,9 @@ class _LeanMessage(torch.autograd.Function):
                     dv = u.unsqueeze(-1) * dv_r.unsqueeze(1)
                 else:
                     dv_v, ds, dv_r = torch.split(x, f, dim=-1)
-                    dv = torch.addcmul(torch.index_select(v_e, 0, jc) * dv_v.unsqueeze(1), u.unsqueeze(-1),
-                                       dv_r.unsqueeze(1))
+                    dv = torch.addcmul(
+                        torch.index_select(v_e, 0, jc) * dv_v.unsqueeze(1), u.unsqueeze(-1), dv_r.unsqueeze(1)
+                    )
                 ms.index_add_(0, ic, ds.to(nd))
                 mv.index_add_(0, ic, dv.to(nd))
         ctx.save_for_backward(phi, v, w, radial, unit, edge_index)
@@ -135,7 +169,7 @@ class _LeanMessage(torch.autograd.Function):
         return ms, mv
 
     @staticmethod
-    def backward(ctx, g_ms, g_mv):
+    def backward(ctx: Any, g_ms: torch.Tensor, g_mv: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         phi, v, w, radial, unit, edge_index = ctx.saved_tensors
         f = ctx.f
         need_phi, need_v, need_w, need_radial, need_unit = ctx.needs_input_grad[:5]
@@ -147,8 +181,9 @@ class _LeanMessage(torch.autograd.Function):
         first = v is None
         g_phi = torch.zeros_like(phi) if need_phi else None
         g_v = torch.zeros_like(v) if need_v else None
-        g_w = torch.zeros(w.shape, dtype=torch.float32 if ed != w.dtype else w.dtype, device=w.device) \
-            if need_w else None
+        g_w = (
+            torch.zeros(w.shape, dtype=torch.float32 if ed != w.dtype else w.dtype, device=w.device) if need_w else None
+        )
         g_radial = torch.empty_like(radial) if need_radial and not recording else None
         g_unit = torch.empty_like(unit) if need_unit and not recording else None
         gd = _gemm_dtype(ed, unit.device)
@@ -168,23 +203,27 @@ class _LeanMessage(torch.autograd.Function):
                 if first:
                     g_x = torch.cat([g_ds, g_dv_r], dim=-1)
                 else:
+                    assert v_e is not None  # not the first layer
                     v_j = torch.index_select(v_e, 0, jc)  # [C, 3, F]
                     g_dv_v = (g_dv * v_j).sum(1)
                     if need_v:
+                        assert g_v is not None
                         dv_v = phi_j[:, :f] * filt[:, :f]
                         g_v = _add(g_v, jc, g_dv * dv_v.unsqueeze(1), inplace)
                     g_x = torch.cat([g_dv_v, g_ds, g_dv_r], dim=-1)
                 if need_unit:
                     g_unit = _put(g_unit, a, b, (g_dv * dv_r.unsqueeze(1)).sum(-1))
                 if need_phi:
+                    assert g_phi is not None
                     g_phi = _add(g_phi, jc, g_x * filt, inplace)
                 if need_w or need_radial:
                     g_filt = (g_x * phi_j).to(gd)
                     if need_w:
+                        assert g_w is not None
                         gw = (rad.T @ g_filt).T.to(g_w.dtype)
                         g_w = g_w.add_(gw) if inplace else g_w + gw
                     if need_radial:
                         g_radial = _put(g_radial, a, b, (g_filt @ w_g).to(radial.dtype))
-        if need_w:
+        if g_w is not None:
             g_w = g_w.to(w.dtype)
         return g_phi, g_v, g_w, g_radial, g_unit, None, None, None

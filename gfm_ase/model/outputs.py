@@ -4,6 +4,7 @@ Edge vectors are built from positions, cell and integer shifts after applying a 
 ``x -> x (1 + eps)``, ``cell -> cell (1 + eps)``, so that one backward pass gives forces and the strain derivative.
 Stress follows ASE: eV/A^3, tension positive, Voigt order xx yy zz yz xz xy.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,8 +96,9 @@ def predict(
             he = net.all_head_energies(s.detach(), batch.numbers, list(extra_heads)).to(positions.dtype)
             if pair is not None:
                 he = he + pair.detach()[:, None]
-        out["head_energies"] = torch.zeros(batch.num_graphs, he.shape[1], dtype=he.dtype,
-                                           device=device).index_add_(0, batch.batch, he)
+        out["head_energies"] = torch.zeros(batch.num_graphs, he.shape[1], dtype=he.dtype, device=device).index_add_(
+            0, batch.batch, he
+        )
     if need_grad:
         inputs = [positions] + ([strain] if strain is not None else [])
         grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph, allow_unused=True)

@@ -10,10 +10,13 @@ states, the phi and update layers, the sums over neighbors) stays in the paramet
 little (N rows against ~40 N edges) and, in bf16, its rounding was most of the bf16 energy error (docs/benchmarks.md).
 Outside autocast everything runs in the input dtype.
 """
+
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import Any, Literal, cast
+
 import torch
-from typing import Literal
 
 from pydantic import Field
 from torch import nn
@@ -40,7 +43,7 @@ class PaiNNOptions(StrictModel):
     vector_norm_eps: float = 1e-8
 
 
-def _node_precision(x: torch.Tensor):
+def _node_precision(x: torch.Tensor) -> AbstractContextManager[Any]:
     """Node-level layers run outside autocast, in the parameters' dtype (see the module docstring)."""
     return torch.autocast(x.device.type, enabled=False)
 
@@ -56,8 +59,17 @@ class PaiNNMessage(nn.Module):
         self.phi = _mlp(f, f, 3 * f)
         self.filter = nn.Linear(num_rbf, 3 * f)
 
-    def forward(self, s, v, edge_index, radial, unit, first: bool = False, step: str = "lean",
-                chunk: int | None = None):
+    def forward(
+        self,
+        s: torch.Tensor,
+        v: torch.Tensor,
+        edge_index: torch.Tensor,
+        radial: torch.Tensor,
+        unit: torch.Tensor,
+        first: bool = False,
+        step: str = "lean",
+        chunk: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """radial: ``[rbf * env, env]`` [E, num_rbf + 1], so that one GEMM gives the enveloped filter
         ``filter(rbf) * env = (rbf * env) @ W^T + env * b`` (the bias vanishes at the cutoff too).
 
@@ -68,8 +80,9 @@ class PaiNNMessage(nn.Module):
         rows = slice(f, None) if first else slice(None)  # output rows: (dv_v,) ds, dv_r
         w = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(1)], dim=1)[rows]
         with _node_precision(s):
+            last = cast(nn.Linear, self.phi[2])
             hidden = self.phi[1](self.phi[0](s))
-            phi = nn.functional.linear(hidden, self.phi[2].weight[rows], self.phi[2].bias[rows])
+            phi = nn.functional.linear(hidden, last.weight[rows], last.bias[rows])
         return message_step(step)(s, v, phi, w, radial, unit, edge_index, f, first, chunk)
 
 
@@ -83,11 +96,11 @@ class PaiNNUpdate(nn.Module):
         self.vv = nn.Linear(f, f, bias=False)
         self.mlp = _mlp(2 * f, f, 3 * f)
 
-    def forward(self, s, v):
+    def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with _node_precision(s):
             return self._update(s, v)
 
-    def _update(self, s, v):
+    def _update(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.uv(v)
         w = self.vv(v)
         sq = (w * w).sum(dim=1)
@@ -121,10 +134,13 @@ class PaiNN(nn.Module):
         self.rbf = BesselBasis(opts.cutoff, opts.num_rbf)
         self.envelope = PolynomialEnvelope(opts.cutoff, opts.envelope_p)
         self.messages = nn.ModuleList(PaiNNMessage(f, opts.num_rbf) for _ in range(opts.num_layers))
-        self.updates = nn.ModuleList(PaiNNUpdate(f, opts.vector_norm, opts.vector_norm_eps)
-                                     for _ in range(opts.num_layers))
+        self.updates = nn.ModuleList(
+            PaiNNUpdate(f, opts.vector_norm, opts.vector_norm_eps) for _ in range(opts.num_layers)
+        )
 
-    def forward(self, numbers, edge_index, edge_vec, return_vectors: bool = False):
+    def forward(
+        self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor, return_vectors: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         r = torch.linalg.norm(edge_vec, dim=-1)
         unit = edge_vec / r.unsqueeze(-1)
         step = "plain" if torch.compiler.is_compiling() else self.message_step

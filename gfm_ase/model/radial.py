@@ -1,4 +1,5 @@
 """Radial basis and smooth cutoff envelope."""
+
 from __future__ import annotations
 
 import math
@@ -29,11 +30,14 @@ class PolynomialEnvelope(nn.Module):
 class BesselBasis(nn.Module):
     """sqrt(2/r_c) sin(n pi r / r_c) / r, n = 1..num_basis."""
 
+    freq: torch.Tensor
+
     def __init__(self, cutoff: float, num_basis: int = 20):
         super().__init__()
         self.cutoff = float(cutoff)
-        self.register_buffer("freq", torch.arange(1, num_basis + 1, dtype=torch.float64) * math.pi / cutoff,
-                             persistent=False)
+        self.register_buffer(
+            "freq", torch.arange(1, num_basis + 1, dtype=torch.float64) * math.pi / cutoff, persistent=False
+        )
         self.prefactor = math.sqrt(2.0 / cutoff)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,10 @@ in edge chunks:
 The backward pass is written in differentiable operations (double backward for training forces; unchunked then).
 Same numbers as the modules' own ``rbf(r) * env(r)`` (tests/test_core_message_step.py).
 """
+
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -21,9 +24,9 @@ from gfm_ase.model.message import edge_chunk
 from gfm_ase.model.radial import BesselBasis, PolynomialEnvelope
 
 
-
-def radial_features(r: torch.Tensor, rbf: BesselBasis, envelope: PolynomialEnvelope, lean: bool = True,
-                    chunk: int | None = None) -> torch.Tensor:
+def radial_features(
+    r: torch.Tensor, rbf: BesselBasis, envelope: PolynomialEnvelope, lean: bool = True, chunk: int | None = None
+) -> torch.Tensor:
     """``[rbf(r) * env(r), env(r)]`` [E, R + 1]; ``lean=False``: through the modules with plain autograd.
     chunk: edges per chunk (None: the lean message step's default for the device)."""
     if not lean:
@@ -43,7 +46,9 @@ def _envelope(d: torch.Tensor, p: int, derivative: bool) -> torch.Tensor:
     return torch.where(d < 1.0, u, torch.zeros_like(u))
 
 
-def _basis(r, freq, prefactor, cutoff, p):
+def _basis(
+    r: torch.Tensor, freq: torch.Tensor, prefactor: float, cutoff: float, p: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(rbf [C, R], sin, cos of f r, env [C, 1], d env / dr [C, 1]) of a chunk of distances r [C]."""
     fr = freq * r.unsqueeze(-1)
     sin = torch.sin(fr)
@@ -53,35 +58,37 @@ def _basis(r, freq, prefactor, cutoff, p):
 
 class _RadialFeatures(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, r, freq, prefactor, cutoff, p, chunk):
+    def forward(
+        ctx: Any, r: torch.Tensor, freq: torch.Tensor, prefactor: float, cutoff: float, p: int, chunk: int
+    ) -> torch.Tensor:
         e, nr = r.shape[0], freq.shape[0]
         out = torch.empty(e, nr + 1, dtype=r.dtype, device=r.device)
         for a in range(0, e, chunk):
-            rc = r[a:a + chunk]
+            rc = r[a : a + chunk]
             rbf, _, _, env, _ = _basis(rc, freq, prefactor, cutoff, p)
-            torch.mul(rbf, env, out=out[a:a + chunk, :nr])
-            out[a:a + chunk, nr:] = env
+            torch.mul(rbf, env, out=out[a : a + chunk, :nr])
+            out[a : a + chunk, nr:] = env
         ctx.save_for_backward(r, freq)
         ctx.consts = (prefactor, cutoff, p, chunk)
         return out
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         r, freq = ctx.saved_tensors
         prefactor, cutoff, p, chunk = ctx.consts
         recording = torch.is_grad_enabled()  # create_graph=True: differentiable, one piece
         e, nr = r.shape[0], freq.shape[0]
         if recording:
             chunk = max(e, 1)
-        g_r = None if recording else torch.empty_like(r)
+        g_r: torch.Tensor | None = None if recording else torch.empty_like(r)
         for a in range(0, max(e, 1), chunk):
-            rc, gc = r[a:a + chunk], g[a:a + chunk]
+            rc, gc = r[a : a + chunk], g[a : a + chunk]
             rbf, sin, fr, env, denv = _basis(rc, freq, prefactor, cutoff, p)
             inv_r = 1.0 / rc.unsqueeze(-1)
             drbf = prefactor * (freq * torch.cos(fr) - sin * inv_r) * inv_r
             gr = (gc[:, :nr] * (drbf * env + rbf * denv)).sum(-1) + gc[:, nr] * denv.squeeze(-1)
-            if recording:
+            if g_r is None or recording:
                 g_r = gr
             else:
-                g_r[a:a + chunk] = gr
+                g_r[a : a + chunk] = gr
         return g_r, None, None, None, None, None

@@ -35,6 +35,7 @@ PaiNN (:mod:`gfm_ase.model.painn`) returns plain invariant features; ``tests/tes
 minimal TensorNet-like trunk (per-atom Cartesian vector and tensor features, batch index) that runs through the
 model, calculator and runtime unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class TrunkFeatures:
 
 def register_trunk(name: str, options_cls: type[BaseModel]) -> Callable[[T], T]:
     """Class decorator: register a trunk architecture under ``name`` with its pydantic options model."""
+
     def deco(cls: T) -> T:
         if name in _TRUNKS and _TRUNKS[name][1] is not cls:
             raise ValueError(f"a trunk named {name!r} is already registered ({_TRUNKS[name][1].__qualname__})")
@@ -87,9 +89,15 @@ def trunk_options(name: str, options: dict[str, Any]) -> BaseModel:
         raise ValueError(f"invalid options for trunk {name!r}: {exc}") from exc
 
 
-def run_trunk(trunk: Callable[..., Any], numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
-              batch: torch.Tensor | None = None, num_graphs: int | None = None,
-              needs_batch: bool | None = None) -> torch.Tensor:
+def run_trunk(
+    trunk: Callable[..., Any],
+    numbers: torch.Tensor,
+    edge_index: torch.Tensor,
+    edge_vec: torch.Tensor,
+    batch: torch.Tensor | None = None,
+    num_graphs: int | None = None,
+    needs_batch: bool | None = None,
+) -> torch.Tensor:
     """Call ``trunk`` by the contract above and return its invariant features [N, F]. ``needs_batch``: override
     of the trunk's own attribute (for wrappers such as a compiled trunk)."""
     if needs_batch is None:
@@ -111,5 +119,12 @@ def build_trunk(name: str, options: dict[str, Any]) -> nn.Module:
     return _TRUNKS[name][1](opts)
 
 
-__all__ = ["TrunkFeatures", "register_trunk", "available_trunks", "trunk_options_class", "trunk_options",
-           "build_trunk", "run_trunk"]
+__all__ = [
+    "TrunkFeatures",
+    "register_trunk",
+    "available_trunks",
+    "trunk_options_class",
+    "trunk_options",
+    "build_trunk",
+    "run_trunk",
+]

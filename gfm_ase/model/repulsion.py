@@ -17,6 +17,7 @@ pretrainer evaluates the same :func:`gfm_ase.model.outputs.predict`). The term h
 Units: energies in eV, distances in A. Each pair's energy is split equally between its two atoms, so per-atom
 energies still sum to the total.
 """
+
 from __future__ import annotations
 
 import torch
@@ -55,6 +56,8 @@ def zbl_energy(z_i: torch.Tensor, z_j: torch.Tensor, r: torch.Tensor) -> torch.T
 
 class ZBLRepulsion(nn.Module):
     """Per-atom ZBL energies from the model's directed edge list (each pair appears once in each direction)."""
+
+    covalent_radii: torch.Tensor
 
     def __init__(self, config: PairRepulsionConfig):
         super().__init__()
