@@ -16,8 +16,7 @@ class StrictModel(BaseModel):
 
 
 class HeadIdentity(StrictModel):
-    """What a head is: its name and level-of-theory metadata. Shared by :class:`HeadConfig` (a trained head) and
-    the pretraining config's ``HeadSpec`` (a head to train)."""
+    """What a head is: its name and level-of-theory metadata (the first part of :class:`HeadSpec`)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="head name (used by GFMCalculator(head=...))")
     level_of_theory: str = Field("unknown", description="e.g. 'PBE (VASP, PAW)', 'GFN2-xTB', 'EMT'")
@@ -33,14 +32,21 @@ class HeadIdentity(StrictModel):
         return self.model_dump(include=set(HeadIdentity.model_fields))
 
 
-class HeadConfig(HeadIdentity):
+class HeadSpec(HeadIdentity):
+    """A head as it is built: what it is and the sizes of its MLP. This is what a training run is asked for (the
+    pretraining config's ``heads``, fine-tuning's ``head``); a trained head, :class:`HeadConfig`, adds what was
+    fitted on its data."""
+
+    hidden: list[int] = Field(default_factory=lambda: [128], description="hidden layer sizes of the head MLP")
+
+
+class HeadConfig(HeadSpec):
     """One output head = one level of theory (dataset family), with its machine-readable metadata."""
 
     elements: list[str] = Field(default_factory=list)  # elements covered by the training data (empty: any)
     reference_energies: dict[str, float] = Field(default_factory=dict)  # eV per atom of each element
     scale: float = 1.0  # atomic energy = scale * mlp(features) + shift + reference[Z]
     shift: float = 0.0
-    hidden: list[int] = Field(default_factory=lambda: [128])
     datasets: list[dict[str, Any]] = Field(default_factory=list)  # provenance of the training data
     metrics: dict[str, Any] = Field(default_factory=dict)  # held-out errors etc.
 
@@ -104,12 +110,20 @@ class PairRepulsionConfig(StrictModel):
     envelope_exponent: int = Field(6, ge=2, le=12, description="exponent p of the polynomial switching envelope")
 
 
-class ModelConfig(StrictModel):
-    format_version: Literal[1] = MODEL_FORMAT_VERSION
-    name: str = "gfm-model"
-    trunk: TrunkConfig = Field(default_factory=TrunkConfig)
+class ModelArchitecture(StrictModel):
+    """A model without its heads: name, trunk and pair term (the pretraining config's ``model`` section is one)."""
+
+    name: str = Field("gfm-model", description="model name written into model.json")
+    trunk: TrunkConfig = Field(default_factory=TrunkConfig, description="trunk architecture and its options")
     repulsion: PairRepulsionConfig | None = Field(
-        None, description="fixed pair repulsion added to every head (None: none); part of the model, not a head")
+        None, description="fixed ZBL pair repulsion added to every head (gfm_ase.model.repulsion), part of the model, "
+                          "not a head; the learned part trains on the residual. None: no pair term")
+
+
+class ModelConfig(ModelArchitecture):
+    """A complete model: its architecture and its trained heads (what model.json stores)."""
+
+    format_version: Literal[1] = MODEL_FORMAT_VERSION
     heads: list[HeadConfig]
 
     @model_validator(mode="after")

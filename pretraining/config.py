@@ -15,18 +15,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from gfm_ase.config import HeadIdentity, PairRepulsionConfig, StrictModel, TrunkConfig
+from gfm_ase.config import HeadSpec, ModelArchitecture, StrictModel, TrunkConfig
 
 
 class ConfigError(ValueError):
     """An invalid pretraining configuration (message names the offending option)."""
-
-
-class HeadSpec(HeadIdentity):
-    """One output head = one level of theory (name and metadata: the model's own :class:`HeadIdentity`). Scale,
-    shift and reference energies are fitted before training."""
-
-    hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer sizes of the head MLP")
 
 
 class SplitSpec(StrictModel):
@@ -241,14 +234,10 @@ class DataLoadingSpec(StrictModel):
     cache_graphs: bool = Field(True, description="keep built graphs in memory (small datasets)")
 
 
-class ModelSpec(StrictModel):
-    """The architecture (heads come from `heads`; their constants are fitted on the data)."""
+class ModelSpec(ModelArchitecture):
+    """The architecture (the model's own :class:`~gfm_ase.config.ModelArchitecture`: name, trunk, pair term; the
+    heads come from ``heads``, their constants are fitted on the data) and where its weights start."""
 
-    name: str = Field("gfm-model", description="model name written into model.json")
-    trunk: TrunkConfig = Field(default_factory=TrunkConfig, description="trunk architecture and its options")
-    repulsion: PairRepulsionConfig | None = Field(
-        None, description="fixed ZBL pair repulsion added to every head (gfm_ase.model.repulsion); the learned part "
-                          "trains on the residual. None: no pair term")
     init_from: str | None = Field(
         None, description="start from this trained model (built-in name, directory or URL) instead of random "
                           "weights: same trunk and heads; its heads' reference energies, scale and shift are kept "

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pretrain_helpers import EXAMPLE
+from pretrain_helpers import EXAMPLE, REPO
 from pretraining.config import ConfigError, PretrainConfig, StrictModel, describe_options, load_config
 
 
@@ -125,3 +125,36 @@ def test_loss_stages_switch_weights_at_their_fractions(tmp_path):
         doc["loss"] = {"stages": bad}
         with pytest.raises(ConfigError, match="stages"):
             load_config(_write(tmp_path, doc))
+
+
+def test_pretraining_builds_on_the_models_own_configs():
+    """No parallel head/model specs: a head to train is the model's HeadSpec (a trained HeadConfig extends it with
+    what was fitted) and the ``model`` section is the model's ModelArchitecture plus where the weights start."""
+    from gfm_ase.config import HeadConfig, HeadSpec, ModelArchitecture, ModelConfig
+    from pretraining.config import ModelSpec, PretrainConfig
+
+    assert PretrainConfig.model_fields["heads"].annotation == list[HeadSpec]
+    assert issubclass(HeadConfig, HeadSpec) and issubclass(ModelConfig, ModelArchitecture)
+    assert issubclass(ModelSpec, ModelArchitecture)
+    assert set(ModelSpec.model_fields) - set(ModelArchitecture.model_fields) == {"init_from"}
+
+
+@pytest.mark.parametrize("name", ["gfm-mini", "gfm-base"])
+def test_shipped_models_training_configs_load_and_describe_their_models(name):
+    """The training config recorded in a shipped model still loads, and its heads and architecture are the
+    model's: the same HeadSpec fields (hidden sizes included) and the same name, trunk options and pair term."""
+    import json
+
+    from gfm_ase.config import HeadSpec, ModelConfig
+    from gfm_ase.model.registry import trunk_options
+    from pretraining.config import config_from_dict
+
+    doc = json.loads((REPO / "gfm_ase" / "models" / name / "model.json").read_text())
+    model = ModelConfig(**doc["config"])
+    run = config_from_dict(doc["extra"]["training"]["config"])
+    spec = set(HeadSpec.model_fields)
+    for h in run.heads:
+        assert h.model_dump(include=spec) == model.head(h.name).model_dump(include=spec), h.name
+    assert (run.model.name, run.model.repulsion) == (model.name, model.repulsion)
+    assert trunk_options(run.model.trunk.name, run.model.trunk.options) == trunk_options(model.trunk.name,
+                                                                                         model.trunk.options)
