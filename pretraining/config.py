@@ -235,8 +235,7 @@ class DataLoadingSpec(StrictModel):
 
 
 class ModelSpec(ModelArchitecture):
-    """The architecture (the model's own :class:`~gfm_ase.config.ModelArchitecture`: name, trunk, pair term; the
-    heads come from ``heads``, their constants are fitted on the data) and where its weights start."""
+    """The model's architecture without heads (gfm_ase.config.ModelArchitecture) and where its weights start."""
 
     init_from: str | None = Field(
         None, description="start from this trained model (built-in name, directory or URL) instead of random "
