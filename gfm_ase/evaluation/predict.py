@@ -10,7 +10,7 @@ import numpy as np
 from gfm_ase.data.record import StructureRecord
 from gfm_ase.dispersion import check_dispersion_option, make_dispersion
 from gfm_ase.screening.engine import Screener
-from gfm_ase.screening.readers import Item
+from gfm_ase.screening.readers import InputStructure
 from gfm_ase.screening.rows import split_per_atom
 
 
@@ -40,7 +40,7 @@ class BatchPredictor:
         Raises :class:`PredictionError` naming the first record that could not be evaluated."""
         if not records:
             return []
-        items = [Item(id=str(k), positions=r.positions, numbers=r.numbers, cell=r.cell, pbc=r.pbc)
+        items = [InputStructure(id=str(k), positions=r.positions, numbers=r.numbers, cell=r.cell, pbc=r.pbc)
                  for k, r in enumerate(records)]
         block = self.screener.evaluate(items, ids=[it.id for it in items])
         bad = np.flatnonzero(block["error"] != "")

@@ -2,61 +2,41 @@
 
 Pipeline (bounded memory at every stage):
 
-1. a background thread reads units of input, builds each structure's radius graph (vesin, which releases the
-   GIL), and packs graphs into batches under the atom/edge budget (:mod:`gfm_ase.screening.planner`); finished
-   batches are collated (and pinned for CUDA) and put on a queue of ``prefetch`` batches;
-2. the calling thread takes batches off the queue and runs the model, so graph building for the next batches
-   overlaps with the model evaluation of this one;
-3. results come out as column blocks (:mod:`gfm_ase.screening.rows`), one per batch, plus blocks of error rows for
-   structures that could not be read, built or evaluated: every input structure yields exactly one row.
+1. the producer (:mod:`gfm_ase.screening.producer`), in a background thread, reads units of input, checks each
+   structure, builds its radius graph (vesin, which releases the GIL) and packs graphs into batches under the
+   atom/edge budget (:mod:`gfm_ase.screening.planner`); finished batches are collated (and pinned for CUDA) and put
+   on a queue of ``prefetch`` batches;
+2. the consumer (:mod:`gfm_ase.screening.consumer`), in the calling thread, takes batches off the queue and runs
+   the model through the runtime, so graph building for the next batches overlaps with the model evaluation of
+   this one;
+3. results come out as column blocks (:mod:`gfm_ase.screening.columns`, :mod:`gfm_ase.screening.rows`), one per
+   batch, plus blocks of error rows for structures that could not be read, built or evaluated: every input
+   structure yields exactly one row.
+
+:class:`Screener` wires the two ends from one :class:`~gfm_ase.screening.config.ScreenerConfig`, owns the batch
+budget and the resume signature, and runs the queue between them.
 """
 from __future__ import annotations
 
 import os
 import queue
 import threading
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-from ase.data import chemical_symbols
 
-from gfm_ase.dispersion import DispersionError, DispersionResult, make_dispersion
-from gfm_ase.graph.batch import graph_from_arrays
-from gfm_ase.runtime import InferenceRuntime, to_numpy
+from gfm_ase.dispersion import make_dispersion
 from gfm_ase.graph.sanity import SanityCheck
+from gfm_ase.runtime import InferenceRuntime
+from gfm_ase.runtime.uncertainty import Spread, member_heads
 from gfm_ase.screening.allocator import tune_cpu_allocator
 from gfm_ase.screening.budget import Budget, calibrate_memory, make_budget
+from gfm_ase.screening.columns import Meta, columns_for, error_block, formula_of
 from gfm_ase.screening.config import PROPERTIES, ScreenConfigError, ScreenerConfig
-from gfm_ase.screening.planner import BatchPlanner, PlannedBatch, Refusal
-from gfm_ase.screening.readers import Item, Unit
-from gfm_ase.screening.rows import concat
-from gfm_ase.runtime.uncertainty import Spread, member_heads
-
-_DONE = object()
-
-
-@dataclass
-class Meta:
-    """Bookkeeping of one structure on its way through the pipeline."""
-
-    id: str
-    unit: int
-    sub: int
-    unit_size: int
-    formula: str = ""
-    dispersion: DispersionResult | None = None  # the D3 term, computed with the graph (host, float64)
-
-
-def formula_of(numbers: np.ndarray) -> str:
-    """Hill-ordered formula (C, H first when carbon is present, then alphabetical)."""
-    zs, counts = np.unique(numbers, return_counts=True)
-    pairs = {chemical_symbols[int(z)] if 0 < z < len(chemical_symbols) else f"Z{int(z)}": int(c)
-             for z, c in zip(zs, counts)}
-    order = sorted(pairs)
-    if "C" in pairs:
-        order = ["C"] + (["H"] if "H" in pairs else []) + [s for s in order if s not in ("C", "H")]
-    return "".join(f"{s}{pairs[s] if pairs[s] > 1 else ''}" for s in order)
+from gfm_ase.screening.consumer import ModelConsumer
+from gfm_ase.screening.producer import GraphProducer
+from gfm_ase.screening.readers import InputStructure, Unit
+from gfm_ase.screening.rows import concat, take
 
 
 class Screener:
@@ -131,10 +111,14 @@ class Screener:
             tune_cpu_allocator()
         self.runner = self.runtime.runner
         self.compiled = self.runtime.compiled
-        self.columns = self._columns()
-        # model outputs copied to the host: energies always, the rest only when a column needs them
-        self._output_keys = ("energy", *[p for p in ("forces", "stress", "energies") if p in self.properties],
-                             *(("head_energies",) if self.spread is not None else ()))
+        self.columns = columns_for(self.properties, uncertainty=self.spread is not None,
+                                   dispersion=self.dispersion is not None)
+        self.producer = GraphProducer(self.runtime, self.columns, properties=self.properties,
+                                      allow_unknown_elements=self.allow_unknown_elements, sanity=self.sanity,
+                                      min_distance=self.min_distance, dispersion=self.dispersion,
+                                      oversize=self.oversize, workers=self.workers)
+        self.consumer = ModelConsumer(self.runtime, self.columns, properties=self.properties, spread=self.spread,
+                                      family=self.family, dispersion=self.dispersion)
 
     # --- metadata -----------------------------------------------------------------------------------------------
     @property
@@ -155,231 +139,19 @@ class Screener:
                 "oversize": self.oversize,
                 **({"dispersion": self.dispersion.describe()} if self.dispersion is not None else {})}
 
-    def _columns(self) -> dict[str, tuple]:
-        """Column name -> (dtype, trailing shape); per-atom columns are marked by rows.PER_ATOM_COLUMNS."""
-        cols = {"id": (object, ()), "unit": (np.int64, ()), "sub": (np.int64, ()), "unit_size": (np.int64, ()),
-                "n_atoms": (np.int64, ()), "formula": (object, ()), "energy": (np.float64, ()),
-                "energy_per_atom": (np.float64, ())}
-        if self.dispersion is not None:
-            cols["dispersion_energy"] = (np.float64, ())
-        if self.spread is not None:  # no family of two or more heads: no column (it would be NaN everywhere)
-            cols["uncertainty"] = (np.float64, ())
-        if "stress" in self.properties:
-            cols["stress"] = (np.float64, (6,))
-        if "forces" in self.properties:
-            cols["forces"] = (np.float64, (3,))
-        if "energies" in self.properties:
-            cols["energies"] = (np.float64, ())
-        cols["error"] = (object, ())
-        return cols
-
     def error_block(self, metas: list[Meta], n_atoms: list[int], messages: list[str]) -> dict:
-        b = len(metas)
-        total = int(sum(n_atoms))
-        out = {}
-        for name, (dt, shape) in self.columns.items():
-            rows = total if name in ("forces", "energies") else b
-            if dt is object:
-                out[name] = np.full(rows, "", dtype=object)
-            elif dt is np.int64:
-                out[name] = np.zeros(rows, dtype=np.int64)
-            else:
-                out[name] = np.full((rows, *shape), np.nan)
-        out["id"] = np.array([m.id for m in metas], dtype=object)
-        out["unit"] = np.array([m.unit for m in metas], dtype=np.int64)
-        out["sub"] = np.array([m.sub for m in metas], dtype=np.int64)
-        out["unit_size"] = np.array([m.unit_size for m in metas], dtype=np.int64)
-        out["formula"] = np.array([m.formula for m in metas], dtype=object)
-        out["n_atoms"] = np.asarray(n_atoms, dtype=np.int64).reshape(b)
-        out["error"] = np.array(messages, dtype=object).reshape(b)
-        return out
+        """Error rows in this screen's columns."""
+        return error_block(self.columns, metas, n_atoms, messages)
 
-    # --- producer: read, check, build graphs, plan batches -----------------------------------------------------------
-    def _check_item(self, item: Item) -> str | None:
-        z = item.numbers
-        if len(z) == 0:
-            return "empty structure (no atoms)"
-        if z.min() < 1 or z.max() >= len(chemical_symbols):
-            return f"invalid atomic numbers {sorted(set(int(v) for v in z if not 0 < v < len(chemical_symbols)))}"
-        if not self.allow_unknown_elements:
-            msg = self.runtime.coverage_error(np.unique(z).tolist())
-            if msg is not None:
-                return msg + "; pass allow_unknown_elements to evaluate anyway"
-        return None
-
-    def _prepare(self, units: list[Unit], skip: set) -> list[tuple]:
-        """Load units and build their graphs: (meta, n_atoms, graph or None, error message or None) per structure.
-
-        Runs in the graph-building threads; the neighbor search (vesin) releases the GIL.
-        """
-        cutoff, max_nb = self.model.cutoff, self.model.max_neighbors
-        out = []
-        for unit in units:
-            try:
-                items = unit.load()
-            except Exception as exc:  # unreadable input: one error row stands for the unit
-                out.append((Meta(unit.error_id, unit.index, 0, 1), 0, None,
-                            f"cannot read: {type(exc).__name__}: {exc}"))
-                continue
-            items = [it for it in items if it.id not in skip]
-            for sub, item in enumerate(items):
-                meta = Meta(item.id, unit.index, sub, len(items))
-                graph = None
-                msg = self._check_item(item)
-                if msg is None:
-                    msg = self.sanity.problem(item.positions, item.numbers, item.cell, item.pbc)
-                if msg is None:
-                    meta.formula = formula_of(item.numbers)
-                    try:
-                        graph = graph_from_arrays(item.positions, item.numbers, item.cell, item.pbc, cutoff,
-                                                  max_neighbors=max_nb, min_distance=self.min_distance)
-                    except Exception as exc:  # StructureError and friends: reported, not fatal
-                        msg = f"{type(exc).__name__}: {exc}"
-                if msg is None and self.dispersion is not None:
-                    try:
-                        meta.dispersion = self._dispersion_of(item)
-                    except DispersionError as exc:  # simple-dftd3 refused this structure: an error row
-                        msg = str(exc)
-                        graph = None
-                out.append((meta, len(item.numbers), graph, msg))
-        return out
-
-    def _dispersion_of(self, item: Item) -> DispersionResult:
-        assert self.dispersion is not None
-        want_stress = "stress" in self.properties and bool(np.asarray(item.pbc).all())
-        return self.dispersion.compute(item.numbers, item.positions, item.cell, item.pbc,
-                                       forces="forces" in self.properties, stress=want_stress,
-                                       energies="energies" in self.properties)
-
-    def _unit_chunks(self, units: Iterable[Unit], skip: set, size: int) -> Iterator[list[Unit]]:
-        chunk: list[Unit] = []
-        for unit in units:
-            if unit.ids is not None and all(i in skip for i in unit.ids):
-                continue
-            chunk.append(unit)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
-    def _produce(self, units: Iterable[Unit], skip: set, out: queue.Queue, stop: threading.Event) -> None:
-        def put(x):
-            while not stop.is_set():
-                try:
-                    out.put(x, timeout=0.2)
-                    return
-                except queue.Full:
-                    continue
-
-        try:
-            planner = BatchPlanner(self.budget, self.oversize)
-            errors: list[tuple[Meta, int, str]] = []
-
-            def emit(planned):
-                for p in planned:
-                    if isinstance(p, Refusal):
-                        errors.append((p.meta, p.n_atoms, p.message))
-                    else:
-                        gb = self.runtime.collate(p.graphs)
-                        if self.device.type == "cuda":
-                            gb = gb.pin_memory()
-                        put(("batch", p, gb))
-                if errors:
-                    put(("errors", self.error_block([e[0] for e in errors], [e[1] for e in errors],
-                                                    [e[2] for e in errors]), None))
-                    errors.clear()
-
-            def feed(prepared):
-                for meta, n, graph, msg in prepared:
-                    if msg is not None:
-                        errors.append((meta, n, msg))
-                    else:
-                        emit(planner.add(graph, meta))
-                emit([])
-
-            chunks = self._unit_chunks(units, skip, 16)
-            if self.workers <= 1:
-                for chunk in chunks:
-                    if stop.is_set():
-                        return
-                    feed(self._prepare(chunk, skip))
-            else:  # several graph-building threads, results consumed in input order
-                from collections import deque
-                from concurrent.futures import ThreadPoolExecutor
-
-                with ThreadPoolExecutor(self.workers, thread_name_prefix="gfm-screen-nl") as pool:
-                    pending: deque = deque()
-                    for chunk in chunks:
-                        if stop.is_set():
-                            return
-                        pending.append(pool.submit(self._prepare, chunk, skip))
-                        while len(pending) >= 2 * self.workers:
-                            feed(pending.popleft().result())
-                    while pending:
-                        feed(pending.popleft().result())
-            emit(planner.flush())
-            emit([])
-            put(("done", None, None))
-        except BaseException as exc:  # surfaced in the consumer thread
-            put(("exception", exc, None))
-
-    # --- consumer: the model --------------------------------------------------------------------------------------
-    def _evaluate(self, planned: PlannedBatch, gb) -> dict:
-        batch = gb.to(self.device)
-        want_f = "forces" in self.properties
-        want_s = "stress" in self.properties
-        out = to_numpy(self.runtime.evaluate(batch, forces=want_f, stress=want_s,
-                                             extra_heads=self.family if self.spread is not None else None),
-                       keys=self._output_keys)
-        metas = planned.metas
-        n_atoms = batch.n_atoms.cpu().numpy()
-        block = self.error_block(metas, n_atoms, [""] * len(metas))
-        energy = out["energy"]
-        block["energy"] = energy
-        block["energy_per_atom"] = energy / n_atoms
-        if self.uncertainty and self.spread is not None:
-            block["uncertainty"] = self.spread.energy_std(out["head_energies"], batch.numbers.cpu().numpy(),
-                                                          batch.batch.cpu().numpy()) / n_atoms
-        if want_f:
-            block["forces"] = out["forces"]
-        if want_s:
-            stress = out["stress"]
-            vol = np.abs(np.linalg.det(gb.cell.double().numpy()))
-            bulk = gb.pbc.numpy().all(axis=1) & (vol > 1e-6)
-            stress[~bulk] = np.nan  # stress is defined for periodic cells with a volume only
-            block["stress"] = stress
-        if "energies" in self.properties:
-            block["energies"] = out["energies"]
-        if self.dispersion is not None:
-            self._add_dispersion(block, metas)
-        return block
-
-    def _add_dispersion(self, block: dict, metas: list[Meta]) -> None:
-        """Add each structure's D3 term (computed with its graph) to the model's outputs in ``block``."""
-        terms = [m.dispersion for m in metas]
-        assert all(d is not None for d in terms)
-        d3 = np.array([d.energy for d in terms])
-        block["dispersion_energy"] = d3
-        block["energy"] = block["energy"] + d3
-        block["energy_per_atom"] = block["energy"] / block["n_atoms"]
-        if "forces" in block:
-            block["forces"] = block["forces"] + np.concatenate([d.forces for d in terms])
-        if "energies" in block:
-            block["energies"] = block["energies"] + np.concatenate([d.energies for d in terms])
-        if "stress" in block:
-            for k, d in enumerate(terms):  # bulk rows; the others have no stress (NaN) and keep none
-                if np.isfinite(block["stress"][k]).all():
-                    block["stress"][k] = block["stress"][k] + d.stress
-
+    # --- the pipeline -------------------------------------------------------------------------------------------
     def run(self, units: Iterable[Unit], skip: set | None = None,
             progress: Callable[[int, int], None] | None = None) -> Iterator[dict]:
         """Evaluate ``units``, skipping ids in ``skip``; yields column blocks (one per batch / error group)."""
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
-        _ = self.budget  # calibrate before the producer starts, in this thread
-        t = threading.Thread(target=self._produce, args=(units, skip or set(), q, stop), daemon=True,
-                             name="gfm-screen-graphs")
+        budget = self.budget  # calibrate before the producer starts, in this thread
+        t = threading.Thread(target=self.producer.produce, args=(units, skip or set(), budget, q, stop),
+                             daemon=True, name="gfm-screen-graphs")
         t.start()
         n_done = n_atoms = 0
         try:
@@ -389,7 +161,7 @@ class Screener:
                     break
                 if kind == "exception":
                     raise payload
-                block = payload if kind == "errors" else self._evaluate(payload, extra)
+                block = payload if kind == "errors" else self.consumer.evaluate(payload, extra)
                 n_done += len(block["id"])
                 n_atoms += int(block["n_atoms"].sum())
                 if progress is not None:
@@ -401,7 +173,8 @@ class Screener:
 
     # --- in-memory API ----------------------------------------------------------------------------------------------
     def evaluate(self, structures: Iterable, ids: Iterable[str] | None = None) -> dict:
-        """Evaluate ``ase.Atoms`` (or pymatgen structures) in memory; returns one column block in input order."""
+        """Evaluate ``ase.Atoms`` (or pymatgen structures, or :class:`InputStructure`) in memory; returns one column
+        block in input order."""
         structures = list(structures)
         ids = [str(i) for i in ids] if ids is not None else [str(k) for k in range(len(structures))]
         if len(ids) != len(structures):
@@ -410,19 +183,16 @@ class Screener:
         block = concat(list(self.run(units)))
         if not block:
             return block
-        order = np.lexsort((block["sub"], block["unit"]))
-        from gfm_ase.screening.rows import take
-
-        return take(block, order)
+        return take(block, np.lexsort((block["sub"], block["unit"])))
 
 
 def _atoms_loader(id_: str, structure):
     def load():
         from gfm_ase.calculator import to_atoms
 
-        if isinstance(structure, Item):
+        if isinstance(structure, InputStructure):
             return [structure]
-        return [Item.from_atoms(id_, to_atoms(structure), with_energy=False)]
+        return [InputStructure.from_atoms(id_, to_atoms(structure), with_energy=False)]
 
     return load
 

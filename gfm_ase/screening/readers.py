@@ -31,8 +31,14 @@ class InputError(ValueError):
 
 
 @dataclass
-class Item:
-    """One structure to evaluate (arrays in ASE units) with its id and, where the input has one, a stored energy."""
+class InputStructure:
+    """One structure to evaluate (arrays in ASE units) with its id and, where the input has one, a stored energy.
+
+    Not a :class:`gfm_ase.data.record.StructureRecord`: a record validates itself when it is built and raises,
+    while screening turns each bad structure (no atoms, invalid atomic numbers) into an error row of its own,
+    also inside a unit that holds several structures; nor the converters' lazy ``Item`` (a record to build, with
+    its source location).
+    """
 
     id: str
     positions: np.ndarray
@@ -42,7 +48,7 @@ class Item:
     energy: float | None = None
 
     @classmethod
-    def from_atoms(cls, id: str, atoms, with_energy: bool = True) -> "Item":
+    def from_atoms(cls, id: str, atoms, with_energy: bool = True) -> "InputStructure":
         energy = None
         if with_energy and atoms.calc is not None:
             try:
@@ -65,7 +71,7 @@ class Unit:
     index: int  # global unit number (over all inputs)
     ids: tuple[str, ...] | None
     error_id: str
-    load: Callable[[], list[Item]]
+    load: Callable[[], list[InputStructure]]
 
 
 class Source:
@@ -141,7 +147,7 @@ class ExtxyzSource(Source):
             with open(self.path, "rb") as f:
                 f.seek(offset)
                 text = f.read(length).decode()
-            return [Item.from_atoms(id_, _read_extxyz_frame(text))]
+            return [InputStructure.from_atoms(id_, _read_extxyz_frame(text))]
 
         return load
 
@@ -176,7 +182,7 @@ class AseDbSource(Source):
 
     def _loader(self, id_: str, row_id: int):
         def load():
-            return [Item.from_atoms(id_, self._db().get(id=row_id).toatoms())]
+            return [InputStructure.from_atoms(id_, self._db().get(id=row_id).toatoms())]
 
         return load
 
@@ -214,7 +220,7 @@ class StoreSource(Source):
     def _loader(self, id_: str, k: int):
         def load():
             r = self._open()[k]
-            return [Item(id=id_, positions=np.asarray(r.positions, dtype=np.float64).reshape(-1, 3),
+            return [InputStructure(id=id_, positions=np.asarray(r.positions, dtype=np.float64).reshape(-1, 3),
                          numbers=np.asarray(r.numbers, dtype=np.int64).reshape(-1),
                          cell=np.asarray(r.cell, dtype=np.float64).reshape(3, 3),
                          pbc=np.asarray(r.pbc, dtype=bool).reshape(3),
@@ -244,13 +250,13 @@ class FileSource(Source):
     def units(self, start: int) -> Iterator[Unit]:
         yield Unit(start, None, f"{self.label}:0", self.load)
 
-    def load(self) -> list[Item]:
+    def load(self) -> list[InputStructure]:
         from ase.io import read
 
         images = read(str(self.path), index=":", format=_ase_format(self.path))
         if not images:
             raise InputError(f"{self.path} holds no structure")
-        return [Item.from_atoms(f"{self.label}:{k}", a) for k, a in enumerate(images)]
+        return [InputStructure.from_atoms(f"{self.label}:{k}", a) for k, a in enumerate(images)]
 
 
 class FolderSource(Source):
@@ -348,5 +354,5 @@ def count_units(sources: Sequence[Source]) -> int:
     return n
 
 
-__all__ = ["Item", "Unit", "Source", "InputError", "ExtxyzSource", "AseDbSource", "StoreSource", "FileSource",
+__all__ = ["InputStructure", "Unit", "Source", "InputError", "ExtxyzSource", "AseDbSource", "StoreSource", "FileSource",
            "FolderSource", "open_source", "open_sources", "iter_units", "count_units"]

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from gfm_ase.screening.columns import formula_of
 from gfm_ase.screening.config import ScreenConfig, ScreenConfigError, ScreenerConfig
 from gfm_ase.screening.engine import Screener
 from gfm_ase.screening.hull import ENERGY_SOURCES, FormationReference, HullReference, annotate
@@ -68,8 +69,6 @@ def load_hull_references(paths: Sequence, screener: Screener | None, energies: s
         items.extend(unit.load())
     if not items:
         raise ValueError("the hull reference set is empty")
-    from gfm_ase.screening.engine import formula_of
-
     formulas = [formula_of(it.numbers) for it in items]
     if energies == "stored":
         missing = [it.id for it in items if it.energy is None]
