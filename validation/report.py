@@ -23,99 +23,18 @@ OUTDIR/summary.json holds every suite's headline numbers. A failing suite is rep
 """
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
-from typing import Any, Callable
 
 from validation.calculators import describe, make_calculator
 from validation.output import SuiteResult, jsonable, shift_headers
-
-def _resolve(base: Path, value):
-    if isinstance(value, (list, tuple)):
-        return [_resolve(base, v) for v in value]
-    p = Path(os.path.expanduser(str(value)))
-    return str(p if p.is_absolute() else base / p)
-
-
-def _kwargs(fn, options: dict, exclude: tuple, where: str) -> dict:
-    params = inspect.signature(fn).parameters
-    allowed = {k for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k not in exclude}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(f"{where}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-    return dict(options)
-
-
-def _errors(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
-    from validation.errors import load_structures, run_errors
-
-    if "data" not in opts:
-        raise ValueError("errors: 'data' (a store or an ASE-readable file) is required")
-    structures, name = load_structures(_resolve(base, opts.pop("data")), split=opts.pop("split", None),
-                                       split_seed=opts.pop("split_seed", 0))
-    opts.setdefault("name", name)
-    return run_errors(calc, structures, outdir=outdir, **_kwargs(run_errors, opts, ("outdir",), "errors"))
-
-
-def _eos(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
-    from validation.eos import run_eos
-
-    elements = opts.pop("elements", None)
-    return run_eos(calc, elements, outdir=outdir, **_kwargs(run_eos, opts, ("outdir",), "eos"))
-
-
-def _phonons(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
-    from validation.phonons import load_references, run_phonons
-
-    if "reference" not in opts:
-        raise ValueError("phonons: 'reference' (a folder) is required")
-    paths = opts.pop("reference")
-    supercell, primitive = opts.pop("supercell", None), opts.pop("primitive", None)
-    refs = [r for p in ([paths] if isinstance(paths, str) else paths)
-            for r in load_references(_resolve(base, p), supercell, primitive)]
-    return run_phonons(calc, refs, outdir=outdir, **_kwargs(run_phonons, opts, ("outdir",), "phonons"))
-
-
-def _relax(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
-    from validation.relax import read_structures, run_relax
-
-    if "reference" not in opts:
-        raise ValueError("relax: 'reference' (structure files) is required")
-    refs = read_structures(_resolve(base, opts.pop("reference")))
-    if "initial" in opts:
-        opts["initial"] = read_structures(_resolve(base, opts.pop("initial")))
-    return run_relax(calc, refs, outdir=outdir, **_kwargs(run_relax, opts, ("outdir",), "relax"))
-
-
-def _md(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
-    from validation.md import run_md, starting_structure
-
-    structure = opts.pop("structure", None)
-    atoms = starting_structure(structure=_resolve(base, structure) if structure else None,
-                               bulk=opts.pop("bulk", None), repeat=opts.pop("repeat", None))
-    return run_md(calc, atoms, outdir=outdir, **_kwargs(run_md, opts, ("outdir",), "md"))
-
-
-def _dimers(calc, opts: dict, base: Path, outdir: Path) -> SuiteResult:
-    from validation.dimers import run_dimers
-
-    elements = opts.pop("elements", None)
-    return run_dimers(calc, elements, outdir=outdir, **_kwargs(run_dimers, opts, ("outdir",), "dimers"))
-
-
-# suite name -> runner of one YAML entry (calc, options, base directory, output folder); a new suite adds its row
-YAML_RUNNERS: dict[str, Callable[[Any, dict, Path, Path], SuiteResult]] = {
-    "errors": _errors, "eos": _eos, "phonons": _phonons, "relax": _relax, "md": _md, "dimers": _dimers,
-}
-SUITES = tuple(YAML_RUNNERS)
-
+from validation.suites import SUITES as SUITE_REGISTRY
 
 def run_suite(suite: str, calc, options: dict, base: Path, outdir: Path) -> SuiteResult:
     """One suite from a YAML entry (``options`` without the ``suite``/``name`` keys)."""
-    if suite not in YAML_RUNNERS:
-        raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
-    return YAML_RUNNERS[suite](calc, dict(options), base, outdir)
+    if suite not in SUITE_REGISTRY:
+        raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITE_REGISTRY)}")
+    return SUITE_REGISTRY[suite].run_yaml(calc, dict(options), base, outdir)
 
 
 def _calculator_from_config(spec):
@@ -150,8 +69,8 @@ def load_config(path: str | os.PathLike) -> dict:
     if not isinstance(suites, list) or not suites:
         raise ValueError(f"{path}: 'suites' must be a non-empty list (or mapping) of suites")
     for i, s in enumerate(suites):
-        if not isinstance(s, dict) or s.get("suite") not in SUITES:
-            raise ValueError(f"{path}: suites[{i}] needs 'suite' set to one of {SUITES}")
+        if not isinstance(s, dict) or s.get("suite") not in SUITE_REGISTRY:  # the suites of validation/suites
+            raise ValueError(f"{path}: suites[{i}] needs 'suite' set to one of {tuple(SUITE_REGISTRY)}")
     names = [s.get("name", s["suite"]) for s in suites]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: suite names must be unique (give repeated suites a 'name'): {names}")

@@ -1,0 +1,44 @@
+"""The ``dimers`` suite's inputs: short-range repulsion of dimer energy curves (validation/dimers.py)."""
+from __future__ import annotations
+
+from validation.suites.registry import Suite, keyword_options, register_suite
+
+
+def add_arguments(s) -> None:
+    from gfm_ase.cli.options import positive
+
+    s.add_argument("--elements", nargs="+", default=None,
+                   help="elements (each with itself and with O; default: the Delta-test elements covered)")
+    s.add_argument("--f-min", type=positive(float), default=0.2, help="closest distance / covalent-radius sum")
+    s.add_argument("--f-max", type=positive(float), default=1.3, help="farthest distance / covalent-radius sum")
+    s.add_argument("--step", type=positive(float), default=0.05)
+    s.add_argument("--f-wall", type=positive(float), default=0.7,
+                   help="the energy must rise monotonically towards f-min over f <= this")
+    s.add_argument("--min-distance-factor", type=positive(float, zero=True), default=None,
+                   help="--model only: the calculator's geometry check (default: its own, 0.4; 0 evaluates every "
+                        "distance)")
+
+
+def run_args(args, calculator):
+    from validation.dimers import run_dimers
+
+    calc = calculator()
+    if args.min_distance_factor is not None:
+        if not hasattr(calc, "sanity"):
+            raise ValueError("--min-distance-factor only applies to a gfm-ase --model")
+        from gfm_ase.graph.sanity import SanityCheck
+
+        calc.sanity = SanityCheck(args.min_distance_factor, cutoff=calc.model.cutoff)
+    return run_dimers(calc, args.elements, f_min=args.f_min, f_max=args.f_max, step=args.step, f_wall=args.f_wall,
+                      outdir=args.outdir)
+
+
+def run_yaml(calc, opts, base, outdir):
+    from validation.dimers import run_dimers
+
+    elements = opts.pop("elements", None)
+    return run_dimers(calc, elements, outdir=outdir, **keyword_options(run_dimers, opts, ("outdir",), "dimers"))
+
+
+SUITE = register_suite(Suite("dimers", "short-range repulsion: dimer energy curves below bonding distances",
+                             add_arguments, run_args, run_yaml))

@@ -1,0 +1,45 @@
+"""The ``errors`` suite's inputs: energy/force/stress MAE and RMSE on labelled structures (validation/errors.py)."""
+from __future__ import annotations
+
+from validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
+
+
+def add_arguments(s) -> None:
+    from gfm_ase.cli.options import positive
+
+    s.add_argument("--data", required=True,
+                   help="labelled structures: a gfm data store, or any file ASE reads with energies/forces "
+                        "(extxyz, vasprun.xml, ...)")
+    s.add_argument("--split", default=None, choices=["train", "val", "test"],
+                   help="use one split of a store (gfm_ase.data.splits, seeded)")
+    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--max-structures", type=positive(int), default=None, help="random subset of at most N (seeded)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--align", default="none", choices=["none", "per-element"],
+                   help="per-element: fit per-element energy offsets first (for another level of theory)")
+    s.add_argument("--uncertainty", action="store_true",
+                   help="--model head's spread (committee or family; GFMCalculator(uncertainty=True)): adds the "
+                        "calibration table, calibration.png and the *_within_1sigma / *_spread_spearman numbers")
+
+
+def run_args(args, calculator):
+    from validation.errors import load_structures, run_errors
+
+    structures, name = load_structures(args.data, split=args.split, split_seed=args.split_seed)
+    return run_errors(calculator(), structures, name=name, align=args.align, max_structures=args.max_structures,
+                      seed=args.seed, outdir=args.outdir)
+
+
+def run_yaml(calc, opts, base, outdir):
+    from validation.errors import load_structures, run_errors
+
+    if "data" not in opts:
+        raise ValueError("errors: 'data' (a store or an ASE-readable file) is required")
+    structures, name = load_structures(resolve_path(base, opts.pop("data")), split=opts.pop("split", None),
+                                       split_seed=opts.pop("split_seed", 0))
+    opts.setdefault("name", name)
+    return run_errors(calc, structures, outdir=outdir, **keyword_options(run_errors, opts, ("outdir",), "errors"))
+
+
+SUITE = register_suite(Suite("errors", "energy/force/stress MAE and RMSE on labelled structures",
+                             add_arguments, run_args, run_yaml))
