@@ -62,11 +62,11 @@ class Trainer:
                  datasets: list[DatasetSplits] | None = None, env: DistEnv | None = None):
         self.cfg = cfg
         self.outdir = Path(outdir)
+        ckpt_path = checkpoint_to_resume(self.outdir, resume)  # before any process group exists
         self.env = env or setup_distributed(cfg.parallel.launcher, cfg.parallel.backend, cfg.device,
                                             cfg.parallel.timeout_s)
         self.device = self.env.device
         self.dtype = parameter_dtype(cfg.precision)  # the one precision table (bf16: float32 master weights)
-        ckpt_path = checkpoint_to_resume(self.outdir, resume)
 
         # data and sampling probabilities
         opts = trunk_options(cfg.model.trunk.name, cfg.model.trunk.options)

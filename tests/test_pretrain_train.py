@@ -103,6 +103,21 @@ def test_an_existing_run_is_not_overwritten(trained):
     assert run["steps"] == 150
 
 
+def test_output_folder_is_checked_before_any_process_group(trained, tmp_path, monkeypatch):
+    """An existing run, or --resume without a checkpoint, is refused before the distributed set-up starts."""
+    import pretraining.trainer as trainer_module
+
+    def no_setup(*args, **kwargs):
+        raise AssertionError("setup_distributed was called before the output folder was checked")
+
+    monkeypatch.setattr(trainer_module, "setup_distributed", no_setup)
+    cfg, out = trained
+    with pytest.raises(trainer_module.TrainingError, match="--resume"):
+        trainer_module.Trainer(cfg, out)
+    with pytest.raises(trainer_module.TrainingError, match="no checkpoint"):
+        trainer_module.Trainer(cfg, tmp_path / "nothing", resume=True)
+
+
 @pytest.mark.parametrize("precision", ["bfloat16", "float64"])
 def test_other_precisions_train(data_dir, tmp_path, precision):
     from gfm_ase.checkpoint import read_model_json
