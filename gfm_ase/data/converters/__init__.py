@@ -16,23 +16,28 @@ aselmdb        :mod:`.aselmdb` (fairchem ASE-LMDB)
 ani-h5         :mod:`.ani_h5` (ANI-1x / SPICE / Transition1x HDF5; Hartree, Bohr presets)
 =============  ==================================================================================
 """
+
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Union
 
 import h5py
 from ase.io.formats import UnknownFileTypeError
 
 from gfm_ase.data.converters.base import ConversionError, Item, SkipReport
 from gfm_ase.data.converters.options import validate_options
-from gfm_ase.data.record import RecordError
+from gfm_ase.data.record import RecordError, StructureRecord
 from gfm_ase.data.store import FORMAT as STORE_FORMAT
 from gfm_ase.data.store import StoreWriter
 from gfm_ase.units import UnitError
+
+# one source (file or folder) or several
+SourceArg = Union[str, Path, Iterable[Union[str, Path]]]
 
 
 # format -> (reader module, reader function). A new format: its reader module (stating the source units), one row
@@ -56,6 +61,8 @@ def _reader(name: str) -> Callable[..., Iterator[Item]]:
         raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     module, function = READERS[name]
     return getattr(importlib.import_module(module), function)
+
+
 ASE_SUFFIXES = {".xyz", ".extxyz", ".traj", ".db", ".cif", ".xsf", ".pdb"}
 IGNORED_NAMES = {"LICENSE", "MANIFEST.sha256", "README", "BORN"}
 
@@ -72,13 +79,14 @@ def _sniff_json(path: Path) -> str | None:
         return None
     if stripped.startswith("{"):
         # MPtrj: {"mp-1": {"mp-1-0-0": {"structure": ..., "uncorrected_total_energy" / "force" ...
-        if '"structure"' in head and any(k in head for k in ('"uncorrected_total_energy"', '"force"',
-                                                               '"corrected_total_energy"', '"mp_id"')):
+        if '"structure"' in head and any(
+            k in head for k in ('"uncorrected_total_energy"', '"force"', '"corrected_total_energy"', '"mp_id"')
+        ):
             return "mptrj"
     return None
 
 
-def detect_format(path) -> str | None:
+def detect_format(path: str | os.PathLike[str]) -> str | None:
     """The format of one file or folder unit, or None if it is not a recognised dataset source."""
     from gfm_ase.data.converters.ase_formats import ase_format_for
     from gfm_ase.data.converters.deepmd import is_deepmd_system
@@ -152,18 +160,36 @@ def iter_sources(sources: Iterable, fmt: str = "auto") -> Iterator[tuple[Path, s
 
 
 RECORD_ERRORS = (RecordError, UnitError, ValueError, KeyError, TypeError, IndexError)
-FILE_ERRORS = (ValueError, KeyError, TypeError, IndexError, OSError, UnitError, json.JSONDecodeError, EOFError,
-               UnknownFileTypeError)
+FILE_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    OSError,
+    UnitError,
+    json.JSONDecodeError,
+    EOFError,
+    UnknownFileTypeError,
+)
 
 
 def _warn_unconverted(report: SkipReport) -> None:
     if report.unconverted:
-        warnings.warn("labels present in the source files were not converted: " + ", ".join(
-            f"{k} in {v} structures" for k, v in sorted(report.unconverted.items())), stacklevel=3)
+        warnings.warn(
+            "labels present in the source files were not converted: "
+            + ", ".join(f"{k} in {v} structures" for k, v in sorted(report.unconverted.items())),
+            stacklevel=3,
+        )
 
 
-def iter_records(sources, fmt: str = "auto", *, skip_bad: bool = False, report: SkipReport | None = None,
-                 options: dict | None = None):
+def iter_records(
+    sources: SourceArg,
+    fmt: str = "auto",
+    *,
+    skip_bad: bool = False,
+    report: SkipReport | None = None,
+    options: dict | None = None,
+) -> Iterator[StructureRecord]:
     """Yield StructureRecords from all sources; raise :class:`ConversionError` naming file and record on bad
     input, or (``skip_bad``) add it to ``report`` and go on.
 
@@ -200,8 +226,9 @@ def iter_records(sources, fmt: str = "auto", *, skip_bad: bool = False, report: 
                     except (ConversionError, ValueError, OSError):
                         detected = None
                     if detected is not None and detected != f:
-                        msg += (f" (read as --format {f}; the file looks like {detected}: "
-                                f"try --format {detected} or auto)")
+                        msg += (
+                            f" (read as --format {f}; the file looks like {detected}: try --format {detected} or auto)"
+                        )
                 err = ConversionError(path, None, msg)
                 if not skip_bad:
                     raise err from exc
@@ -221,10 +248,23 @@ def iter_records(sources, fmt: str = "auto", *, skip_bad: bool = False, report: 
     _warn_unconverted(report)
 
 
-def convert(sources, out, fmt: str = "auto", *, name: str | None = None, level_of_theory: str = "",
-            code: str = "", source: str = "", license: str = "", skip_bad: bool = False, mode: str = "w",
-            options: dict | None = None, progress: bool = False, command: str | None = None,
-            **attrs) -> tuple[int, SkipReport]:
+def convert(
+    sources: SourceArg,
+    out: str | os.PathLike[str],
+    fmt: str = "auto",
+    *,
+    name: str | None = None,
+    level_of_theory: str = "",
+    code: str = "",
+    source: str = "",
+    license: str = "",
+    skip_bad: bool = False,
+    mode: str = "w",
+    options: dict | None = None,
+    progress: bool = False,
+    command: str | None = None,
+    **attrs: Any,
+) -> tuple[int, SkipReport]:
     """Convert ``sources`` into the store ``out`` (atomically). Returns (records written, skip report)."""
     report = SkipReport()
     sources = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
@@ -234,24 +274,48 @@ def convert(sources, out, fmt: str = "auto", *, name: str | None = None, level_o
     bar = None
     if progress:
         from tqdm import tqdm
+
         bar = tqdm(unit=" structures", desc=f"converting into {Path(out).name}")
-    with StoreWriter(out, name=name, level_of_theory=level_of_theory, code=code, source=source or
-                     " ".join(str(s) for s in sources), license=license, mode=mode, command=command,
-                     **attrs) as w:
+    with StoreWriter(
+        out,
+        name=name,
+        level_of_theory=level_of_theory,
+        code=code,
+        source=source or " ".join(str(s) for s in sources),
+        license=license,
+        mode=mode,
+        command=command,
+        **attrs,
+    ) as w:
         for rec in iter_records(sources, fmt, skip_bad=skip_bad, report=report, options=options):
             w.append(rec)
             n += 1
             if bar is not None:
                 bar.update(1)
         if n == 0 and mode == "w":
-            raise ConversionError(", ".join(str(s) for s in sources), None,
-                                  "no structures found" + (f" ({len(report)} skipped as bad)" if len(report) else ""))
-        w.extra_attrs(n_skipped=len(report), source_formats=sorted(report.formats), n_source_files=report.n_files,
-                      **({"unconverted_labels": dict(report.unconverted)} if report.unconverted else {}))
+            raise ConversionError(
+                ", ".join(str(s) for s in sources),
+                None,
+                "no structures found" + (f" ({len(report)} skipped as bad)" if len(report) else ""),
+            )
+        w.extra_attrs(
+            n_skipped=len(report),
+            source_formats=sorted(report.formats),
+            n_source_files=report.n_files,
+            **({"unconverted_labels": dict(report.unconverted)} if report.unconverted else {}),
+        )
     if bar is not None:
         bar.close()
     return n, report
 
 
-__all__ = ["ConversionError", "FORMATS", "validate_options", "SkipReport", "convert", "detect_format", "iter_records",
-           "iter_sources"]
+__all__ = [
+    "ConversionError",
+    "FORMATS",
+    "validate_options",
+    "SkipReport",
+    "convert",
+    "detect_format",
+    "iter_records",
+    "iter_sources",
+]

@@ -18,10 +18,11 @@ charge is the rounded sum of the per-atom ``mbis_charges`` when present. ``group
 As in the ANI-1x release, a label that is NaN for a whole conformer means "not computed" and is stored as missing;
 a partly-NaN force array is an error.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -30,24 +31,45 @@ from gfm_ase.data.converters.base import Item, rel_id
 from gfm_ase.data.record import StructureRecord
 from gfm_ase.units import UnitError, energy_factor, length_factor
 
-PRESETS = {
-    "ani1x": dict(numbers_key="atomic_numbers", coord_key="coordinates", energy_key="wb97x_dz.energy",
-                  forces_key="wb97x_dz.forces", gradient_key=None, length_unit="Angstrom", energy_unit="Hartree",
-                  level_of_theory="wB97X/6-31G(d)"),
-    "spice": dict(numbers_key="atomic_numbers", coord_key="conformations", energy_key="dft_total_energy",
-                  forces_key=None, gradient_key="dft_total_gradient", length_unit="Bohr", energy_unit="Hartree",
-                  level_of_theory="wB97M-D3(BJ)/def2-TZVPPD"),
-    "t1x": dict(numbers_key="atomic_numbers", coord_key="positions", energy_key="wB97x_6-31G(d).energy",
-                forces_key="wB97x_6-31G(d).forces", gradient_key=None, length_unit="Angstrom", energy_unit="eV",
-                level_of_theory="wB97x/6-31G(d)"),
+PRESETS: dict[str, dict[str, str | None]] = {
+    "ani1x": dict(
+        numbers_key="atomic_numbers",
+        coord_key="coordinates",
+        energy_key="wb97x_dz.energy",
+        forces_key="wb97x_dz.forces",
+        gradient_key=None,
+        length_unit="Angstrom",
+        energy_unit="Hartree",
+        level_of_theory="wB97X/6-31G(d)",
+    ),
+    "spice": dict(
+        numbers_key="atomic_numbers",
+        coord_key="conformations",
+        energy_key="dft_total_energy",
+        forces_key=None,
+        gradient_key="dft_total_gradient",
+        length_unit="Bohr",
+        energy_unit="Hartree",
+        level_of_theory="wB97M-D3(BJ)/def2-TZVPPD",
+    ),
+    "t1x": dict(
+        numbers_key="atomic_numbers",
+        coord_key="positions",
+        energy_key="wB97x_6-31G(d).energy",
+        forces_key="wB97x_6-31G(d).forces",
+        gradient_key=None,
+        length_unit="Angstrom",
+        energy_unit="eV",
+        level_of_theory="wB97x/6-31G(d)",
+    ),
 }
 NUMBERS_KEYS = ("atomic_numbers", "species")
 
 
-def _conformer_groups(f: h5py.File, numbers_key: str | None, coord_keys) -> list[tuple[str, h5py.Group]]:
+def _conformer_groups(f: h5py.File, numbers_key: str | None, coord_keys: Iterable[str]) -> list[tuple[str, h5py.Group]]:
     found = []
 
-    def visit(name, obj):
+    def visit(name: str, obj: Any) -> None:
         if isinstance(obj, h5py.Group):
             nk = numbers_key if numbers_key else next((k for k in NUMBERS_KEYS if k in obj), None)
             if nk and nk in obj and any(k in obj for k in coord_keys):
@@ -63,24 +85,49 @@ def detect_preset(f: h5py.File) -> str:
         for preset, p in PRESETS.items():
             if p["coord_key"] in keys and (p["energy_key"] in keys):
                 return preset
-        raise UnitError(f"group {name!r} has datasets {sorted(keys)} that match no preset "
-                        f"({', '.join(PRESETS)}); use preset='custom' with explicit keys and units")
+        raise UnitError(
+            f"group {name!r} has datasets {sorted(keys)} that match no preset "
+            f"({', '.join(PRESETS)}); use preset='custom' with explicit keys and units"
+        )
     raise ValueError("no group with atomic numbers and coordinates found")
 
 
-def read_ani_h5(path, *, root: Path | None = None, preset: str | None = None,
-                numbers_key: str | None = None, coord_key: str | None = None, energy_key: str | None = None,
-                forces_key: str | None = None, gradient_key: str | None = None, length_unit: str | None = None,
-                energy_unit: str | None = None) -> Iterator[Item]:
-    options = dict(numbers_key=numbers_key, coord_key=coord_key, energy_key=energy_key, forces_key=forces_key,
-                   gradient_key=gradient_key, length_unit=length_unit, energy_unit=energy_unit)
+def read_ani_h5(
+    path: str | Path,
+    *,
+    root: Path | None = None,
+    preset: str | None = None,
+    numbers_key: str | None = None,
+    coord_key: str | None = None,
+    energy_key: str | None = None,
+    forces_key: str | None = None,
+    gradient_key: str | None = None,
+    length_unit: str | None = None,
+    energy_unit: str | None = None,
+) -> Iterator[Item]:
+    options = dict(
+        numbers_key=numbers_key,
+        coord_key=coord_key,
+        energy_key=energy_key,
+        forces_key=forces_key,
+        gradient_key=gradient_key,
+        length_unit=length_unit,
+        energy_unit=energy_unit,
+    )
     path = Path(path)
     ident = rel_id(path, root)
     with h5py.File(path, "r") as f:
         preset = preset or detect_preset(f)
         if preset == "custom":
-            p = dict(numbers_key=None, coord_key=None, energy_key=None, forces_key=None, gradient_key=None,
-                     length_unit=None, energy_unit=None)
+            p: dict[str, str | None] = dict(
+                numbers_key=None,
+                coord_key=None,
+                energy_key=None,
+                forces_key=None,
+                gradient_key=None,
+                length_unit=None,
+                energy_unit=None,
+            )
         elif preset in PRESETS:
             p = dict(PRESETS[preset])
         else:
@@ -100,13 +147,15 @@ def read_ani_h5(path, *, root: Path | None = None, preset: str | None = None,
                 coords = coords[None]
             n_conf = coords.shape[0]
 
-            def column(key, shape_tail):
+            def column(key: str | None, shape_tail: tuple[int, ...]) -> np.ndarray | None:
                 if not key or key not in g:
                     return None
                 a = g[key][()]
                 if a.shape[0] != n_conf or a.shape[1:] != shape_tail:
-                    raise ValueError(f"group {name!r}: {key} has shape {a.shape}, expected "
-                                     f"{(n_conf,) + shape_tail} ({n_conf} conformers of {len(numbers)} atoms)")
+                    raise ValueError(
+                        f"group {name!r}: {key} has shape {a.shape}, expected "
+                        f"{(n_conf,) + shape_tail} ({n_conf} conformers of {len(numbers)} atoms)"
+                    )
                 return a
 
             n = len(numbers)
@@ -123,12 +172,28 @@ def read_ani_h5(path, *, root: Path | None = None, preset: str | None = None,
             if "mbis_charges" in g:
                 charge = float(np.rint(np.asarray(g["mbis_charges"][0]).sum()))
             for k in range(n_conf):
-                def build(k=k, numbers=numbers, coords=coords, energy=energy, forces=forces, name=name,
-                          charge=charge):
+
+                def build(
+                    k: int = k,
+                    numbers: np.ndarray = numbers,
+                    coords: np.ndarray = coords,
+                    energy: np.ndarray | None = energy,
+                    forces: np.ndarray | None = forces,
+                    name: str = name,
+                    charge: float | None = charge,
+                ) -> StructureRecord:
                     e = None if energy is None or np.isnan(energy[k]) else float(energy[k]) * ef
                     fk = None if forces is None or np.isnan(forces[k]).all() else forces[k]
                     return StructureRecord(
-                        coords[k] * lf, numbers, None, False, energy=e, forces=fk, charge=charge, group=name,
+                        coords[k] * lf,
+                        numbers,
+                        None,
+                        np.zeros(3, dtype=bool),
+                        energy=e,
+                        forces=fk,
+                        charge=charge,
+                        group=name,
                         id=f"{ident}:{name}#{k}",
                     )
+
                 yield Item(f"{name} conformer {k}", build)

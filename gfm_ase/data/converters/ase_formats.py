@@ -11,12 +11,16 @@ per-atom ``energies``; ``info`` keys such as ``virial`` or ``REF_energy``; per-a
 are counted and reported by the driver, never dropped silently. A frame's ``info['id']`` (ASE db: ``data['id']``),
 as ``gfm data export`` writes it, becomes the record id; without one the id is the file and frame.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 from gfm_ase.data.converters.base import Item, rel_id
 from gfm_ase.data.record import StructureRecord
@@ -43,12 +47,25 @@ def ase_format_for(path: Path) -> str | None:
 # calculator results that are converted or are another form of a converted label
 _CONVERTED_RESULTS = {"energy", "free_energy", "forces", "stress", "magmoms", "magmom"}
 # info / db keys and per-atom arrays that hold labels under names this reader does not read
-_LABEL_INFO_KEYS = {"virial", "virials", "REF_energy", "REF_virial", "REF_stress", "dft_energy", "DFT_energy",
-                    "dft_virial", "DFT_virial", "dipole", "energy", "free_energy", "stress"}
+_LABEL_INFO_KEYS = {
+    "virial",
+    "virials",
+    "REF_energy",
+    "REF_virial",
+    "REF_stress",
+    "dft_energy",
+    "DFT_energy",
+    "dft_virial",
+    "DFT_virial",
+    "dipole",
+    "energy",
+    "free_energy",
+    "stress",
+}
 _LABEL_ARRAYS = {"REF_forces", "dft_forces", "DFT_forces", "force", "forces_dft"}
 
 
-def unconverted_labels(atoms, extra: dict, energy_key: str) -> tuple:
+def unconverted_labels(atoms: Atoms, extra: dict, energy_key: str) -> tuple:
     """Names of labels ``atoms`` (and an ASE-db row's ``extra``) holds that :func:`_labels_from` leaves out."""
     res = atoms.calc.results if atoms.calc is not None else {}
     out = {k for k, v in res.items() if k not in _CONVERTED_RESULTS and k != energy_key and v is not None}
@@ -59,7 +76,9 @@ def unconverted_labels(atoms, extra: dict, energy_key: str) -> tuple:
     return tuple(sorted(out))
 
 
-def _labels_from(atoms, extra: dict, energy_key: str, energy_unit: str, stress_unit: str, stress_sign: str):
+def _labels_from(
+    atoms: Atoms, extra: dict, energy_key: str, energy_unit: str, stress_unit: str, stress_sign: str
+) -> tuple[float | None, Any, np.ndarray | None, Any]:
     res = dict(atoms.calc.results) if atoms.calc is not None else {}
     energy = res.get(energy_key)
     if energy is None:
@@ -85,9 +104,18 @@ def _source_id(d: dict, default: str) -> str:
     return str(value) if isinstance(value, str) and value else default
 
 
-def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | None = None,
-             energy_key: str = "energy", energy_unit: str = "eV", stress_unit: str = "eV/A^3",
-             stress_sign: str = "tension", group: str | None = None) -> Iterator[Item]:
+def read_ase(
+    path: str | Path,
+    *,
+    root: Path | None = None,
+    index: str = ":",
+    format: str | None = None,
+    energy_key: str = "energy",
+    energy_unit: str = "eV",
+    stress_unit: str = "eV/A^3",
+    stress_sign: str = "tension",
+    group: str | None = None,
+) -> Iterator[Item]:
     """Read every frame of ``path`` with ``ase.io`` (ASE databases row by row, keeping ``data``/key-value pairs)."""
     import ase.io
 
@@ -101,28 +129,52 @@ def read_ase(path, *, root: Path | None = None, index: str = ":", format: str | 
         with ase.db.connect(str(path)) as db:
             rows = list(db.select())
         for row in rows:
-            def build(row=row):
+
+            def build_row(row: Any = row) -> StructureRecord:
                 atoms = row.toatoms()
                 extra = {**row.key_value_pairs, **(row.data or {})}
                 e, f, s, m = _labels_from(atoms, extra, energy_key, energy_unit, stress_unit, stress_sign)
-                return StructureRecord(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, energy=e,
-                                       forces=f, stress=s, magmoms=m, charge=extra.get("charge"),
-                                       spin=extra.get("spin"), group=str(extra.get("group", grp)),
-                                       id=_source_id(extra, f"{ident}#id={row.id}"))
+                return StructureRecord(
+                    atoms.positions,
+                    atoms.numbers,
+                    atoms.cell.array,
+                    atoms.pbc,
+                    energy=e,
+                    forces=f,
+                    stress=s,
+                    magmoms=m,
+                    charge=extra.get("charge"),
+                    spin=extra.get("spin"),
+                    group=str(extra.get("group", grp)),
+                    id=_source_id(extra, f"{ident}#id={row.id}"),
+                )
+
             try:
                 dropped = unconverted_labels(row.toatoms(), {**row.key_value_pairs, **(row.data or {})}, energy_key)
             except Exception:  # noqa: BLE001 - a broken row is reported by build()
                 dropped = ()
-            yield Item(f"row id={row.id}", build, dropped)
+            yield Item(f"row id={row.id}", build_row, dropped)
         return
     frames = ase.io.read(str(path), index=index, format=fmt)
     if not isinstance(frames, list):
         frames = [frames]
     for k, atoms in enumerate(frames):
-        def build(atoms=atoms, k=k):
+
+        def build(atoms: Atoms = atoms, k: int = k) -> StructureRecord:
             e, f, s, m = _labels_from(atoms, {}, energy_key, energy_unit, stress_unit, stress_sign)
-            return StructureRecord(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc, energy=e, forces=f,
-                                   stress=s, magmoms=m, charge=atoms.info.get("charge"),
-                                   spin=atoms.info.get("spin"), group=str(atoms.info.get("group", grp)),
-                                   id=_source_id(atoms.info, f"{ident}#{k}"))
+            return StructureRecord(
+                atoms.positions,
+                atoms.numbers,
+                atoms.cell.array,
+                atoms.pbc,
+                energy=e,
+                forces=f,
+                stress=s,
+                magmoms=m,
+                charge=atoms.info.get("charge"),
+                spin=atoms.info.get("spin"),
+                group=str(atoms.info.get("group", grp)),
+                id=_source_id(atoms.info, f"{ident}#{k}"),
+            )
+
         yield Item(f"frame {k}", build, unconverted_labels(atoms, {}, energy_key))

@@ -7,6 +7,7 @@ Layout (fairchem ``LMDBDatabase``): one LMDB file (``subdir=False``); keys are t
 ``key_value_pairs``, ``data``). Units are ASE's. Total charge and spin multiplicity (OMol25) are taken from
 ``key_value_pairs`` or ``data`` (``charge``, ``spin``) when present.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ def _decode(value: bytes) -> dict:
     return json.loads(zlib.decompress(value))
 
 
-def read_aselmdb(path, *, root: Path | None = None, group: str | None = None) -> Iterator[Item]:
+def read_aselmdb(path: str | Path, *, root: Path | None = None, group: str | None = None) -> Iterator[Item]:
     try:
         import lmdb
     except ImportError:
@@ -52,7 +53,9 @@ def read_aselmdb(path, *, root: Path | None = None, group: str | None = None) ->
             for rid in sorted(set(keys) - deleted):
                 value = txn.get(str(rid).encode("ascii"))
 
-                def build(value=value, rid=rid):
+                def build(value: bytes | None = value, rid: int = rid) -> StructureRecord:
+                    if value is None:
+                        raise ValueError(f"row {rid} has no value")
                     d = _decode(value)
                     kv = d.get("key_value_pairs") or {}
                     data = d.get("data") or {}
@@ -61,13 +64,20 @@ def read_aselmdb(path, *, root: Path | None = None, group: str | None = None) ->
                     cell = d.get("cell")
                     pbc = d.get("pbc")
                     return StructureRecord(
-                        np.asarray(want(d, "positions", "row"), dtype=np.float64), numbers,
+                        np.asarray(want(d, "positions", "row"), dtype=np.float64),
+                        numbers,
                         None if cell is None else np.asarray(cell, dtype=np.float64),
                         None if pbc is None else pbc,
-                        energy=d.get("energy"), forces=d.get("forces"), stress=d.get("stress"),
-                        magmoms=d.get("magmoms"), charge=extra.get("charge"), spin=extra.get("spin"),
-                        group=str(extra.get("group", grp)), id=f"{ident}#id={rid}",
+                        energy=d.get("energy"),
+                        forces=d.get("forces"),
+                        stress=d.get("stress"),
+                        magmoms=d.get("magmoms"),
+                        charge=extra.get("charge"),
+                        spin=extra.get("spin"),
+                        group=str(extra.get("group", grp)),
+                        id=f"{ident}#id={rid}",
                     )
+
                 yield Item(f"row id={rid}", build)
     finally:
         env.close()

@@ -6,12 +6,14 @@ names the record inside the file (e.g. ``"record 17"`` or ``"mp-1234/mp-1234-0-3
 to its record and either stop with a clear message or skip it (``--skip-bad``). A failure to read the file
 itself (truncated, unparseable) is raised from the generator and is attributed to the file.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+import os
+from typing import Any, Callable, Iterable, Iterator
 
 from gfm_ase.data.record import StructureRecord
 
@@ -19,7 +21,7 @@ from gfm_ase.data.record import StructureRecord
 class ConversionError(ValueError):
     """A file or record that cannot be converted; the message names both."""
 
-    def __init__(self, path, where: str | None, message: str):
+    def __init__(self, path: str | os.PathLike[str], where: str | None, message: str) -> None:
         self.path = str(path)
         self.where = where
         self.message = message
@@ -48,7 +50,7 @@ class SkipReport:
     labels: Counter = field(default_factory=Counter)  # structures written with each label
     unconverted: Counter = field(default_factory=Counter)  # structures holding a label that was not converted
 
-    def count(self, rec: StructureRecord, unconverted=()) -> None:
+    def count(self, rec: StructureRecord, unconverted: Iterable[str] = ()) -> None:
         """Count the labels of one converted record (and those its source held but the reader dropped)."""
         self.labels["structures"] += 1
         for name in LABELS:
@@ -62,8 +64,11 @@ class SkipReport:
         parts = [f"{k} {self.labels[k]}" for k in LABELS if k in ("energy", "forces", "stress") or self.labels[k]]
         text = ", ".join(parts)
         if self.unconverted:
-            text += " (present in the files but not converted: " + ", ".join(
-                f"{k} {v}" for k, v in sorted(self.unconverted.items())) + ")"
+            text += (
+                " (present in the files but not converted: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.unconverted.items()))
+                + ")"
+            )
         return text
 
     def add(self, err: ConversionError) -> None:
@@ -76,7 +81,7 @@ class SkipReport:
         return [str(e) for e in self.skipped]
 
 
-def want(d: dict, key: str, what: str = "record"):
+def want(d: dict, key: str, what: str = "record") -> Any:
     """``d[key]`` or a clear KeyError-turned-ValueError naming the missing field."""
     try:
         return d[key]

@@ -5,6 +5,7 @@ energy eV, forces eV/A, ``virial`` in eV with W = -dE/d(strain) (so ASE stress =
 system folder marks non-periodic frames (no box needed). Every array is checked against the number of frames and
 atoms; a mismatch (truncated or mixed-up arrays) names the file. The ``group`` is the system folder.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,7 +40,9 @@ def _load(path: Path, n_frames: int | None, width: int | None) -> np.ndarray | N
     return a
 
 
-def read_deepmd(path, *, root: Path | None = None, group: str | None = None, type_map=None) -> Iterator[Item]:
+def read_deepmd(
+    path: str | Path, *, root: Path | None = None, group: str | None = None, type_map: list[str] | None = None
+) -> Iterator[Item]:
     system = Path(path)
     types = np.loadtxt(system / "type.raw", dtype=np.int64, ndmin=1)
     if type_map is None:
@@ -71,16 +74,23 @@ def read_deepmd(path, *, root: Path | None = None, group: str | None = None, typ
         force = _load(s / "force.npy", nf, 3 * n)
         virial = _load(s / "virial.npy", nf, 9)
         for k in range(nf):
-            def build(k=k, s=s):
+
+            def build(k: int = k, s: Path = s) -> StructureRecord:
                 pos = coord[k].astype(np.float64).reshape(n, 3)
                 cell = box[k].astype(np.float64).reshape(3, 3) if (periodic and box is not None) else None
                 stress = None
-                if virial is not None and periodic:
+                if virial is not None and cell is not None:  # periodic
                     stress = virial_to_stress(virial[k].astype(np.float64), abs(np.linalg.det(cell)))
                 return StructureRecord(
-                    pos, numbers, cell, periodic,
+                    pos,
+                    numbers,
+                    cell,
+                    np.full(3, periodic),
                     energy=None if energy is None else float(energy[k, 0]),
                     forces=None if force is None else force[k].astype(np.float64).reshape(n, 3),
-                    stress=stress, group=grp, id=f"{ident}/{s.name}#{k}",
+                    stress=stress,
+                    group=grp,
+                    id=f"{ident}/{s.name}#{k}",
                 )
+
             yield Item(f"{s.name} frame {k}", build)

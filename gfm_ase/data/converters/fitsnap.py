@@ -8,11 +8,12 @@ a = 3.4 A carry +4e6 bar; InP "12 GPa" EOS cells +112 kB). Stress is a 3x3 tenso
 direction per atom); the magnitude is stored as ``magmoms``. The ``group`` is the folder the file sits in
 (FitSNAP's training groups).
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from ase.data import atomic_numbers
@@ -39,7 +40,7 @@ def load_fitsnap_json(path: Path) -> dict:
     return doc["Dataset"]
 
 
-def _style(ds: dict, key: str, table: dict, default: str | None):
+def _style(ds: dict, key: str, table: dict[str, Any], default: str | None) -> Any:
     value = ds.get(key, default)
     if value is None:
         raise UnitError(f"{key} is missing (units unknown)")
@@ -49,7 +50,7 @@ def _style(ds: dict, key: str, table: dict, default: str | None):
         raise UnitError(f"unknown {key} {value!r}; known: {', '.join(table)}") from None
 
 
-def read_fitsnap(path, *, root: Path | None = None, group: str | None = None) -> Iterator[Item]:
+def read_fitsnap(path: str | Path, *, root: Path | None = None, group: str | None = None) -> Iterator[Item]:
     from gfm_ase.units import energy_factor
 
     path = Path(path)
@@ -58,15 +59,17 @@ def read_fitsnap(path, *, root: Path | None = None, group: str | None = None) ->
     _style(ds, "PositionsStyle", LENGTH_STYLES, "angstrom")
     _style(ds, "LatticeStyle", LENGTH_STYLES, "angstrom")
     _style(ds, "ForcesStyle", FORCE_STYLES, "electronvoltperangstrom")
-    stress_unit = _style(ds, "StressStyle", STRESS_STYLES, None) if any(
-        "Stress" in r for r in ds.get("Data", [])) else None
+    stress_unit = (
+        _style(ds, "StressStyle", STRESS_STYLES, None) if any("Stress" in r for r in ds.get("Data", [])) else None
+    )
     if ds.get("AtomTypeStyle", "chemicalsymbol") != "chemicalsymbol":
         raise UnitError(f"unknown AtomTypeStyle {ds.get('AtomTypeStyle')!r}")
     spins_style = ds.get("SpinsStyle")
     grp = group if group is not None else path.parent.name
     ident = rel_id(path, root)
     for k, r in enumerate(want(ds, "Data", "Dataset")):
-        def build(r=r, k=k):
+
+        def build(r: Any = r, k: int = k) -> StructureRecord:
             types = want(r, "AtomTypes")
             try:
                 numbers = [atomic_numbers[t] for t in types]
@@ -78,6 +81,7 @@ def read_fitsnap(path, *, root: Path | None = None, group: str | None = None) ->
                 raise ValueError(f"NumAtoms={n_decl} but {len(numbers)} AtomTypes and {len(positions)} Positions")
             stress = r.get("Stress")
             if stress is not None:
+                assert stress_unit is not None  # read when any record has a stress
                 stress = stress_to_ase(stress, stress_unit, sign="compression")
             energy = r.get("Energy")
             magmoms = None
@@ -87,8 +91,16 @@ def read_fitsnap(path, *, root: Path | None = None, group: str | None = None) ->
                 sp = np.asarray(r["Spins"], dtype=np.float64)
                 magmoms = sp[:, 0] if sp.ndim == 2 else sp
             return StructureRecord(
-                positions, numbers, want(r, "Lattice"), True,
-                energy=None if energy is None else float(energy) * e_fac, forces=r.get("Forces"), stress=stress,
-                magmoms=magmoms, group=grp, id=f"{ident}#{k}",
+                positions,
+                np.asarray(numbers),
+                want(r, "Lattice"),
+                np.ones(3, dtype=bool),
+                energy=None if energy is None else float(energy) * e_fac,
+                forces=r.get("Forces"),
+                stress=stress,
+                magmoms=magmoms,
+                group=grp,
+                id=f"{ident}#{k}",
             )
+
         yield Item(f"record {k}", build)

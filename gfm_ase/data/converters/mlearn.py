@@ -12,13 +12,15 @@ has both, ``virial_stress`` is used. ``stress_unit`` overrides kbar for either k
 is a label this reader does not convert: it is counted and reported (``gfm data convert`` summary, a warning),
 never dropped silently.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gfm_ase.data.converters.base import Item, rel_id, want
 from gfm_ase.data.converters.pymatgen_dict import structure_from_dict
@@ -30,7 +32,7 @@ MLEARN_ORDER = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 CONVERTED_OUTPUTS = {"energy", "forces", "virial_stress", "stress"}
 
 
-def mlearn_stress_to_ase(v, unit: str = "kbar") -> np.ndarray:
+def mlearn_stress_to_ase(v: ArrayLike, unit: str = "kbar") -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     if v.shape != (6,):
         raise ValueError(f"virial_stress must have 6 components, got shape {v.shape}")
@@ -39,7 +41,7 @@ def mlearn_stress_to_ase(v, unit: str = "kbar") -> np.ndarray:
     return to_voigt(full)
 
 
-def maml_stress_to_ase(v, unit: str = "kbar") -> np.ndarray:
+def maml_stress_to_ase(v: ArrayLike, unit: str = "kbar") -> np.ndarray:
     """maml ``outputs.stress``: kbar, compression positive, order xx yy zz xy yz zx -> ASE Voigt, eV/A^3, tension +."""
     v = np.asarray(v, dtype=np.float64)
     if v.shape != (6,):
@@ -47,7 +49,7 @@ def maml_stress_to_ase(v, unit: str = "kbar") -> np.ndarray:
     return stress_to_ase(v, unit, sign="compression", order="vasp")
 
 
-def read_mlearn(path, *, root: Path | None = None, stress_unit: str = "kbar") -> Iterator[Item]:
+def read_mlearn(path: str | Path, *, root: Path | None = None, stress_unit: str = "kbar") -> Iterator[Item]:
     path = Path(path)
     with open(path) as fh:
         data = json.load(fh)
@@ -55,7 +57,8 @@ def read_mlearn(path, *, root: Path | None = None, stress_unit: str = "kbar") ->
         raise ValueError("mlearn JSON must be a list of records")
     ident = rel_id(path, root)
     for k, entry in enumerate(data):
-        def build(entry=entry, k=k):
+
+        def build(entry: Any = entry, k: int = k) -> StructureRecord:
             numbers, positions, cell, pbc = structure_from_dict(want(entry, "structure"))
             out = want(entry, "outputs")
             n_decl = entry.get("num_atoms")
@@ -69,11 +72,21 @@ def read_mlearn(path, *, root: Path | None = None, stress_unit: str = "kbar") ->
             element = entry.get("element") or ""
             group = entry.get("group") or ""
             return StructureRecord(
-                positions, numbers, cell, pbc, energy=out.get("energy"), forces=out.get("forces"),
+                positions,
+                numbers,
+                cell,
+                pbc,
+                energy=out.get("energy"),
+                forces=out.get("forces"),
                 stress=stress,
-                group=f"{element}/{group}" if element else group, id=f"{ident}#{k}",
+                group=f"{element}/{group}" if element else group,
+                id=f"{ident}#{k}",
             )
+
         out = entry.get("outputs") if isinstance(entry, dict) else None
-        dropped = tuple(sorted(key for key, v in out.items() if key not in CONVERTED_OUTPUTS and v is not None)) \
-            if isinstance(out, dict) else ()
+        dropped = (
+            tuple(sorted(key for key, v in out.items() if key not in CONVERTED_OUTPUTS and v is not None))
+            if isinstance(out, dict)
+            else ()
+        )
         yield Item(f"record {k}", build, dropped)

@@ -6,11 +6,13 @@ misspelled option name, or a value of the wrong type or outside its closed list,
 closest name. Nothing reaches a reader that it does not use, so ``stres_unit=GPa`` can no longer be ignored.
 ``describe_formats()`` is what ``gfm data formats`` prints.
 """
+
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from gfm_ase.data.converters.base import ConversionError
 from gfm_ase.units import ENERGY_UNITS, LENGTH_UNITS, STRESS_UNITS
@@ -24,7 +26,7 @@ class Option:
     description: str
     choices: tuple = ()  # closed list of allowed values (type "choice")
 
-    def coerce(self, value):
+    def coerce(self, value: Any) -> Any:
         """The value in the type the reader expects, or a ValueError saying what is allowed."""
         t = self.type
         if t == "choice":
@@ -33,8 +35,9 @@ class Option:
             same_case = [c for c in self.choices if str(c).lower() == str(value).lower()]
             close = same_case or difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"invalid value {value!r} for option {self.name!r}{hint}; allowed: "
-                             f"{', '.join(self.choices)}")
+            raise ValueError(
+                f"invalid value {value!r} for option {self.name!r}{hint}; allowed: {', '.join(self.choices)}"
+            )
         if t == "str":
             if isinstance(value, (list, tuple, dict)):
                 raise ValueError(f"option {self.name!r} takes one text value, got {value!r}")
@@ -74,9 +77,17 @@ class Option:
         raise AssertionError(f"unknown option type {t!r}")  # pragma: no cover
 
     def line(self) -> str:
-        kind = f"one of {', '.join(self.choices)}" if self.type == "choice" else {
-            "str": "text", "index": "ASE index", "float+": "positive number", "ints": "3 or 9 integers",
-            "elements": "element symbols"}[self.type]
+        kind = (
+            f"one of {', '.join(self.choices)}"
+            if self.type == "choice"
+            else {
+                "str": "text",
+                "index": "ASE index",
+                "float+": "positive number",
+                "ints": "3 or 9 integers",
+                "elements": "element symbols",
+            }[self.type]
+        )
         default = "" if self.default is None else f"; default {self.default!r}"
         return f"{self.name}: {self.description} ({kind}{default})"
 
@@ -121,13 +132,23 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("force_unit", "float+", None, "eV/A per source force unit (default: the calculator's)"),
     ),
     "mptrj": (
-        Option("energy_key", "choice", "uncorrected_total_energy", "which energy of each frame is the label",
-               ("uncorrected_total_energy", "corrected_total_energy")),
+        Option(
+            "energy_key",
+            "choice",
+            "uncorrected_total_energy",
+            "which energy of each frame is the label",
+            ("uncorrected_total_energy", "corrected_total_energy"),
+        ),
     ),
     "aselmdb": (_group("the file stem, or the row's 'group'"),),
     "ani-h5": (
-        Option("preset", "choice", None, "dataset layout and units (default: detected from the dataset names)",
-               ("ani1x", "spice", "t1x", "custom")),
+        Option(
+            "preset",
+            "choice",
+            None,
+            "dataset layout and units (default: detected from the dataset names)",
+            ("ani1x", "spice", "t1x", "custom"),
+        ),
         Option("numbers_key", "str", None, "dataset of atomic numbers (default: atomic_numbers or species)"),
         Option("coord_key", "str", None, "dataset of coordinates [M, n, 3]"),
         Option("energy_key", "str", None, "dataset of energies [M]"),
@@ -146,7 +167,7 @@ def _spec(fmt: str) -> dict[str, Option]:
     return spec
 
 
-def validate_options(fmt: str, options: dict | None, where) -> dict:
+def validate_options(fmt: str, options: dict | None, where: str | os.PathLike[str]) -> dict:
     """``options`` checked against the options of ``fmt`` and coerced to their types; ``where`` names the
     source(s) in the error."""
     options = dict(options or {})
@@ -160,8 +181,11 @@ def validate_options(fmt: str, options: dict | None, where) -> dict:
         if opt is None:
             close = difflib.get_close_matches(name, list(spec), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConversionError(where, None, f"unknown option {name!r} for format {fmt}{hint}; valid options: "
-                                               f"{valid} (see gfm data formats)")
+            raise ConversionError(
+                where,
+                None,
+                f"unknown option {name!r} for format {fmt}{hint}; valid options: {valid} (see gfm data formats)",
+            )
         try:
             out[name] = opt.coerce(value)
         except ValueError as exc:
@@ -169,7 +193,7 @@ def validate_options(fmt: str, options: dict | None, where) -> dict:
     return out
 
 
-def describe_formats(formats=None) -> list[str]:
+def describe_formats(formats: Iterable[str] | None = None) -> list[str]:
     lines = []
     for fmt in formats or OPTIONS:
         spec = OPTIONS[fmt]

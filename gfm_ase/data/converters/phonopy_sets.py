@@ -8,10 +8,11 @@ CP2K A and Hartree/Bohr; ... (``length_unit``/``force_unit`` factors override). 
 matrix (``supercell=[2, 2, 2]``) and the displaced supercells are rebuilt from the displacements in FORCE_SETS.
 Uses the phonopy package (``pip install phonopy``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -71,8 +72,15 @@ def _calculator(yaml_path: Path | None) -> str:
     return str((doc.get("phonopy") or {}).get("calculator", "vasp")).lower()
 
 
-def read_phonopy(path, *, root: Path | None = None, group: str | None = None, supercell=None,
-                 length_unit: float | None = None, force_unit: float | None = None) -> Iterator[Item]:
+def read_phonopy(
+    path: str | Path,
+    *,
+    root: Path | None = None,
+    group: str | None = None,
+    supercell: Any = None,
+    length_unit: float | None = None,
+    force_unit: float | None = None,
+) -> Iterator[Item]:
     try:
         import phonopy
     except ImportError:  # pragma: no cover
@@ -87,7 +95,7 @@ def read_phonopy(path, *, root: Path | None = None, group: str | None = None, su
     lu, fu, eu = calculator_units(calc)
     lu = lu if length_unit is None else length_unit
     fu = fu if force_unit is None else force_unit
-    kw = dict(produce_fc=False, log_level=0, is_nac=False)
+    kw: dict[str, Any] = dict(produce_fc=False, log_level=0, is_nac=False)
     if fs is not None:
         kw["force_sets_filename"] = str(fs)
     if yaml_path is not None:
@@ -95,12 +103,15 @@ def read_phonopy(path, *, root: Path | None = None, group: str | None = None, su
     else:
         if supercell is None or inp.get("unitcell") is None:
             raise ValueError("FORCE_SETS without phonopy_disp.yaml: need POSCAR-unitcell and supercell=[...]")
-        ph = phonopy.load(supercell_matrix=supercell, unitcell_filename=str(inp["unitcell"]), primitive_matrix="P",
-                          **kw)
+        ph = phonopy.load(
+            supercell_matrix=supercell, unitcell_filename=str(inp["unitcell"]), primitive_matrix="P", **kw
+        )
     forces = ph.forces
     if forces is None:
         raise ValueError("the phonopy data carries no forces")
     cells = ph.supercells_with_displacements
+    if cells is None:
+        raise ValueError("the phonopy data carries no displaced supercells")
     try:
         energies = ph.supercell_energies
     except (AttributeError, RuntimeError):  # FORCE_SETS carry no energies
@@ -110,9 +121,18 @@ def read_phonopy(path, *, root: Path | None = None, group: str | None = None, su
     grp = group if group is not None else folder.name
     ident = rel_id(folder, root)
     for k, (sc, f) in enumerate(zip(cells, forces)):
-        def build(sc=sc, f=f, k=k):
+
+        def build(sc: Any = sc, f: Any = f, k: int = k) -> StructureRecord:
             e = None if energies is None else float(energies[k]) * eu
-            return StructureRecord(np.asarray(sc.positions) * lu, sc.numbers, np.asarray(sc.cell) * lu, True,
-                                   energy=e, forces=np.asarray(f, dtype=np.float64) * fu, group=grp,
-                                   id=f"{ident}#disp-{k + 1:03d}")
+            return StructureRecord(
+                np.asarray(sc.positions) * lu,
+                sc.numbers,
+                np.asarray(sc.cell) * lu,
+                np.ones(3, dtype=bool),
+                energy=e,
+                forces=np.asarray(f, dtype=np.float64) * fu,
+                group=grp,
+                id=f"{ident}#disp-{k + 1:03d}",
+            )
+
         yield Item(f"displacement {k + 1}", build)

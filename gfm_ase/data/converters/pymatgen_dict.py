@@ -1,11 +1,12 @@
 """Helpers for pymatgen ``Structure.as_dict()`` dictionaries (read without importing pymatgen)."""
+
 from __future__ import annotations
 
 import numpy as np
 from ase.data import atomic_numbers
 
 
-def structure_from_dict(d: dict):
+def structure_from_dict(d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(numbers, positions [n,3] A, cell [3,3] A, pbc [3]) of a pymatgen Structure/Molecule dict.
 
     Positions come from ``xyz`` (Cartesian) when present, else from fractional ``abc`` and the lattice. Partially
