@@ -8,7 +8,7 @@ def register(sub) -> None:
     from gfm_ase.cli.errors import expect
 
     # the pretraining errors whose message is the whole story (also raised by `gfm committee`/`pretrain-router`)
-    expect("pretraining.config.ConfigError", "pretraining.trainer.TrainingError",
+    expect("pretraining.config.ConfigError", "pretraining.errors.TrainingError",
            "pretraining.distributed.DistributedError")
     p = sub.add_parser("pretrain", help="pretrain a multi-head model on several datasets (single/multi-process)",
                        description="Train the model described by CONFIG (YAML). Launch with torchrun or mpiexec "

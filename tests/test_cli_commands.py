@@ -15,6 +15,7 @@ import pytest
 
 from gfm_ase.cli import build_parser, main
 from gfm_ase.cli.commands import GROUP, discover
+from gfm_ase.cli import errors
 from gfm_ase.cli.errors import is_expected
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,9 @@ def fake_dist(root: Path, name: str, entries: dict[str, str], modules: dict[str,
 @pytest.fixture
 def plugin_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
+    declared_errors = set(errors._ADDED)
     yield tmp_path
+    errors._ADDED.intersection_update(declared_errors)  # the fake packages' expect() calls
     for mod in [m for m in sys.modules if m.startswith("fake_gfm_")]:
         del sys.modules[mod]
 
@@ -205,3 +208,16 @@ def test_a_command_declares_its_expected_errors(plugin_path, capsys):
         pass
 
     assert not is_expected(Unlisted("a bug keeps its traceback"))
+
+
+def test_every_expected_error_name_points_at_an_exception_class():
+    """The names of EXPECTED and the ones the packages declare with expect() (in their register functions) still
+    name exception classes: a class moved to another module without its old name fails here."""
+    build_parser()
+    names = sorted(errors.EXPECTED | errors._ADDED)
+    assert "pretraining.errors.TrainingError" in names and "finetune_zoo.finetuning.FinetuneError" in names
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        cls = getattr(importlib.import_module(module), attr, None)
+        assert isinstance(cls, type) and issubclass(cls, BaseException), name
+        assert errors._loaded(name) is cls, name
