@@ -295,7 +295,7 @@ def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str
         take = np.sort(rng.permutation(n)[:max_structures]) if n > max_structures else np.arange(n)
         for k in take:
             if d.store is not None:  # labels only: no neighbour list, no graph cache
-                f = d.store.labels_and_structure(int(d.split_indices["train"][int(k)]))["forces"]
+                f = d.store.labels_and_structure(int(d.split_indices["train"][int(k)])).forces
             else:
                 f = d.train[int(k)].forces
             if f is not None:

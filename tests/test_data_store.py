@@ -286,3 +286,22 @@ def test_store_package_keeps_its_public_names_and_layers():
         mods = {n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.module}
         found[path.stem] = {m.rsplit(".", 1)[1] for m in mods if m.startswith("gfm_ase.data.store.")}
     assert found == allowed
+
+
+def test_fast_path_is_a_record_with_the_stored_labels(tmp_path):
+    """labels_and_structure (GraphDataset's read) gives a StructureRecord equal to store[i] in the structure and
+    the energy/forces/stress/charge/spin labels; magmoms, group and id stay at the defaults it documents."""
+    rng = np.random.default_rng(5)
+    recs = [random_record(rng, periodic=k % 2 == 0, labels=k % 3 != 1, group=f"g{k}", id=f"i{k}") for k in range(9)]
+    with StoreWriter(tmp_path / "s.h5", name="s") as w:
+        w.extend(recs)
+    store = Store(tmp_path / "s.h5")
+    for i in range(len(store)):
+        fast, full = store.labels_and_structure(i), store[i]
+        assert isinstance(fast, StructureRecord) and fast.numbers.dtype == np.int64
+        for name in ("positions", "numbers", "cell", "pbc", "energy", "forces", "stress", "charge", "spin"):
+            a, b = getattr(fast, name), getattr(full, name)
+            assert (a is None and b is None) or np.array_equal(a, b), (i, name)
+        assert (fast.magmoms, fast.group, fast.id) == (None, "", "")
+    with pytest.raises(TypeError, match="no fields"):
+        StructureRecord.trusted(positions=np.zeros((1, 3)), numbrs=np.ones(1))

@@ -51,18 +51,18 @@ class GraphDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, k: int) -> AtomicGraph:
-        d = self.store.labels_and_structure(int(self.indices[k]))
+        r = self.store.labels_and_structure(int(self.indices[k]))
         return graph_from_arrays(
-            d["positions"],
-            d["numbers"],
-            d["cell"],
-            d["pbc"],
+            r.positions,
+            r.numbers,
+            r.cell,
+            np.asarray(r.pbc),  # set by the store (typed Optional for the record's constructor)
             self.cutoff,
             max_neighbors=self.max_neighbors,
             min_distance=self.min_distance,
-            energy=d["energy"],
-            forces=d["forces"],
-            stress=d["stress"],
+            energy=r.energy,
+            forces=r.forces,
+            stress=r.stress,
             head=self.head,
             weight=self.weight,
         )

@@ -8,8 +8,8 @@ is read (the converter adds the file and record name to the message) and never r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -118,6 +118,17 @@ class StructureRecord:
             self.magmoms = m
         self.group = "" if self.group is None else str(self.group)
         self.id = "" if self.id is None else str(self.id)
+
+    @classmethod
+    def trusted(cls, **values: Any) -> "StructureRecord":
+        """A record of arrays that were checked when they were written (a store's columns), taken as they are: no
+        validation, no conversion, no copies. Fields not given keep their defaults."""
+        rec = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(rec, f.name, values.pop(f.name, f.default))
+        if values:
+            raise TypeError(f"StructureRecord has no fields {sorted(values)}")
+        return rec
 
     @property
     def n_atoms(self) -> int:

@@ -56,26 +56,26 @@ def align(store_path: Path, calc, max_structures: int, seed: int = 0) -> dict:
     n = len(store)
     idx = np.sort(np.random.default_rng([seed, 3]).permutation(n)[:max_structures])
     rows, d_e, f_err, s_err, n_atoms = [], [], [], [], []
-    zs_all = sorted({int(z) for i in idx for z in store.labels_and_structure(int(i))["numbers"]})
+    zs_all = sorted({int(z) for i in idx for z in store.labels_and_structure(int(i)).numbers})
     for i in idx:
         d = store.labels_and_structure(int(i))
-        if d["energy"] is None:
+        if d.energy is None:
             continue
-        atoms = Atoms(numbers=d["numbers"], positions=d["positions"], cell=d["cell"], pbc=d["pbc"])
+        atoms = Atoms(numbers=d.numbers, positions=d.positions, cell=d.cell, pbc=d.pbc)
         atoms.calc = calc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             e = float(atoms.get_potential_energy())
             f = atoms.get_forces()
-            s = atoms.get_stress() if all(d["pbc"]) else None
-        counts = np.array([np.sum(d["numbers"] == z) for z in zs_all], dtype=float)
+            s = atoms.get_stress() if all(d.pbc) else None
+        counts = np.array([np.sum(d.numbers == z) for z in zs_all], dtype=float)
         rows.append(counts)
-        d_e.append(d["energy"] - e)
+        d_e.append(d.energy - e)
         n_atoms.append(len(atoms))
-        if d["forces"] is not None:
-            f_err.append(np.abs(f - d["forces"]).ravel())
-        if s is not None and d["stress"] is not None:
-            s_err.append(np.abs(s - d["stress"]))
+        if d.forces is not None:
+            f_err.append(np.abs(f - d.forces).ravel())
+        if s is not None and d.stress is not None:
+            s_err.append(np.abs(s - d.stress))
     A, b = np.array(rows), np.array(d_e)
     coef, inlier = robust_offsets(A, b, np.array(n_atoms, dtype=float))
     resid = (b - A @ coef) / np.array(n_atoms)

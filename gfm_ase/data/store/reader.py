@@ -108,14 +108,18 @@ class Store(StoreColumns):
             id=sh.string_column("id")[j],
         )
 
-    def labels_and_structure(self, i: int) -> dict[str, Any]:
-        """The arrays a graph needs (no strings, no validation): the fast path used by :class:`GraphDataset`."""
+    def labels_and_structure(self, i: int) -> StructureRecord:
+        """Structure ``i`` with its energy, forces, stress, charge and spin, read without validation (the columns
+        were checked when they were written) and without magmoms, group and id (left at their defaults): the fast
+        path of :class:`~gfm_ase.data.dataset.GraphDataset`. ``store[i]`` reads and checks everything."""
         sh, j = self._locate(i)
         a, b = int(sh.offsets[j]), int(sh.offsets[j + 1])
         c = sh.cols
         e = c["energy"][j]
         st = c["stress"][j]
-        return dict(
+        ch = c["charge"][j]
+        sp = c["spin"][j]
+        return StructureRecord.trusted(
             positions=sh.atom_column("positions", a, b),
             numbers=sh.atom_column("numbers", a, b).astype(np.int64),
             cell=c["cell"][j],
@@ -123,6 +127,8 @@ class Store(StoreColumns):
             energy=None if np.isnan(e) else float(e),
             forces=sh.atom_column("forces", a, b) if c["has_forces"][j] else None,
             stress=None if np.isnan(st).any() else st,
+            charge=None if np.isnan(ch) else float(ch),
+            spin=None if np.isnan(sp) else float(sp),
         )
 
     def __iter__(self) -> Iterator[StructureRecord]:
