@@ -9,11 +9,13 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+from importlib.metadata import EntryPoint, distributions
 from pathlib import Path
 
 import pytest
 
 from gfm_ase.cli import build_parser, main
+from gfm_ase.cli import commands
 from gfm_ase.cli.commands import GROUP, discover
 from gfm_ase.cli import errors
 from gfm_ase.cli.errors import is_expected
@@ -52,11 +54,34 @@ def plugin_path(tmp_path, monkeypatch):
 
 
 def test_installed_metadata_matches_pyproject():
-    """A stale install (entry points changed in pyproject.toml, not reinstalled) fails here, not in a user's hands."""
+    """A stale install (entry points changed in pyproject.toml, not reinstalled) fails here, not in a user's hands.
+    (A stale gfm_ase.egg-info of an old build may sit beside the install: one current metadata folder suffices.)"""
+    installed = [{ep.name: ep.value for ep in d.entry_points if ep.group == GROUP} for d in distributions()
+                 if d.metadata["Name"] == "gfm-ase"]
+    assert declared() in installed, "reinstall the package metadata: pip install -e . --no-deps"
+    assert discover()[1] == []
+
+
+def test_a_checkout_that_was_never_installed_has_its_commands(monkeypatch):
+    """No installed metadata (a bare checkout on PYTHONPATH, e.g. the GPU suite's): the commands come from the
+    checkout's pyproject.toml."""
+    monkeypatch.setattr(commands, "_installed", lambda: [])
     found, clashes = discover()
-    ours = {cmd.name: cmd.value for cmd, _ in found if cmd.dist.startswith("gfm-ase ")}
-    assert clashes == []
-    assert ours == declared(), "reinstall the package metadata: pip install -e . --no-deps"
+    assert {cmd.name: cmd.value for cmd, _ in found} == declared() and clashes == []
+    assert {cmd.dist for cmd, _ in found} == {"the gfm-ase source checkout 0.1.0"}
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == set(declared())
+
+
+def test_checkout_and_install_disagree(monkeypatch, capsys):
+    """pyproject.toml edited but not reinstalled: the command says so instead of running either target."""
+    real = commands._installed
+    monkeypatch.setattr(commands, "_installed", lambda: [
+        (EntryPoint(ep.name, "gfm_ase.cli.info:register" if ep.name == "models" else ep.value, ep.group), d, w)
+        for ep, d, w in real()])
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert "'gfm_ase.cli.info:register'" in err and "'gfm_ase.cli.models:register'" in err and "reinstall" in err
 
 
 def test_every_declared_command_registers_under_its_name():
@@ -82,6 +107,8 @@ def test_core_imports_none_of_the_packages_built_on_it():
             def entry_points(self):
                 return [e for e in self.d.entry_points if not only_core or e.value.startswith("gfm_ase.")]
         c.distributions = lambda: [View(d) for d in real()]
+        if only_core:
+            c._checkout = lambda: []  # the checkout's pyproject.toml declares them too
         from gfm_ase.cli import build_parser
         build_parser()
         print(sorted({m.split(".")[0] for m in sys.modules} & {"pretraining", "validation", "finetune_zoo"}))
@@ -103,9 +130,10 @@ def test_python_m_from_the_checkout_lists_the_plugin_commands():
         assert f"\n    {name} " in res.stdout
 
 
-def test_stale_metadata_of_the_same_project_does_not_hide_commands(plugin_path):
+def test_stale_metadata_of_the_same_project_does_not_hide_commands(plugin_path, monkeypatch):
     from importlib.metadata import entry_points
 
+    monkeypatch.setattr(commands, "_checkout", lambda: [])  # the installed metadata alone
     fake_dist(plugin_path, "gfm-ase", {}, suffix="egg-info")  # an old build's metadata, first on sys.path
     assert "pretrain" not in {ep.name for ep in entry_points(group=GROUP)}  # the first-of-a-name lookup is fooled
     found, clashes = discover()

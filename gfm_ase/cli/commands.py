@@ -7,9 +7,10 @@ A distribution offers a command with one line in its ``pyproject.toml``::
 
 The name is the command; the value is a function ``register(subparsers)`` that adds that command's parser (with
 ``subparsers.add_parser(name, ...)``) and sets ``func`` on it: a callable taking the parsed namespace and returning
-an exit code. ``gfm_ase`` knows its commands only through the installed metadata, so it never imports the packages
-built on it (``pretraining``, ``finetune_zoo``, ``validation``) except through these entry points; metadata changes
-need a reinstall (``pip install -e .``, which ``make`` does when ``pyproject.toml`` changes).
+an exit code. ``gfm_ase`` knows its commands only through these entry points (the installed metadata and, when it
+runs from a source checkout, that checkout's ``pyproject.toml``), so it never imports the packages built on it
+(``pretraining``, ``finetune_zoo``, ``validation``) otherwise. Changed entry points need a reinstall of the metadata
+(``pip install -e .``, which ``make`` does when ``pyproject.toml`` changes).
 
 A command whose entry point fails to load, fails in ``register``, registers another name or is declared twice with
 different targets stays listed in ``gfm --help`` as unavailable; running it prints one line naming the entry point and
@@ -24,6 +25,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import Distribution, EntryPoint, distributions
+from pathlib import Path
 
 GROUP = "gfm_ase.commands"
 
@@ -45,39 +47,61 @@ def _dist_label(dist: Distribution) -> str:
     return f"{dist.metadata['Name']} {dist.version}"
 
 
-def _where(dist: Distribution) -> str:
-    return str(dist.locate_file(""))
+def _installed() -> list[tuple[EntryPoint, str, str]]:
+    """(entry point, declared by, metadata folder) of every installed distribution on ``sys.path``."""
+    return [
+        (ep, _dist_label(dist), str(dist.locate_file("")))
+        for dist in distributions()
+        for ep in dist.entry_points
+        if ep.group == GROUP
+    ]
+
+
+def _checkout() -> list[tuple[EntryPoint, str, str]]:
+    """The commands declared in the ``pyproject.toml`` of the source checkout this ``gfm_ase`` runs from (none for
+    an installed wheel): ``python -m gfm_ase.cli`` works from a checkout on ``PYTHONPATH`` that was never installed.
+    Needs Python >= 3.11 (tomllib); older ones rely on the installed metadata."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        return []
+    path = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        project = tomllib.loads(path.read_text()).get("project", {})
+    except (OSError, ValueError):
+        return []
+    if project.get("name") != "gfm-ase":
+        return []
+    entries = project.get("entry-points", {}).get(GROUP, {})
+    label = f"the gfm-ase source checkout {project.get('version', '')}".rstrip()
+    return [(EntryPoint(name, value, GROUP), label, str(path)) for name, value in entries.items()]
 
 
 def discover() -> tuple[list[tuple[Command, EntryPoint]], list[tuple[Command, str]]]:
-    """The installed commands sorted by name, and the ones declared twice with different targets (and why).
+    """The commands sorted by name, and the ones declared with different targets (and why).
 
-    Every distribution on ``sys.path`` counts, not only the first of a name: a stale ``gfm_ase.egg-info`` left in
-    the checkout by an old build (first on ``sys.path`` when Python runs there) must not hide the commands of the
-    installed metadata. The same declaration seen twice (one project, two metadata folders) is one command.
+    Every installed distribution on ``sys.path`` counts, not only the first of a name: a stale ``gfm_ase.egg-info``
+    left in the checkout by an old build (first on ``sys.path`` when Python runs there) must not hide the commands
+    of the installed metadata. The source checkout's ``pyproject.toml`` counts too (:func:`_checkout`). The same
+    declaration seen more than once (one project, several metadata folders) is one command.
     """
-    by_name: dict[str, dict[str, list[tuple[EntryPoint, Distribution]]]] = {}
-    for dist in distributions():
-        for ep in dist.entry_points:
-            if ep.group == GROUP:
-                by_name.setdefault(ep.name, {}).setdefault(ep.value, []).append((ep, dist))
+    by_name: dict[str, dict[str, list[tuple[EntryPoint, str, str]]]] = {}
+    for ep, label, where in _installed() + _checkout():
+        by_name.setdefault(ep.name, {}).setdefault(ep.value, []).append((ep, label, where))
     found, clashes = [], []
     for name in sorted(by_name):
         targets = by_name[name]
+        (first_value, first_rows), *_ = targets.items()
+        first = Command(name, first_value, first_rows[0][1])
         if len(targets) == 1:
-            ((value, rows),) = targets.items()
-            ep, dist = rows[0]
-            found.append((Command(name, value, _dist_label(dist)), ep))
+            found.append((first, first_rows[0][0]))
         else:
-            origins = " and ".join(
-                f"'{value}' ({_dist_label(rows[0][1])}, metadata in {_where(rows[0][1])})"
-                for value, rows in targets.items()
-            )
-            first_value, first_rows = next(iter(targets.items()))
+            origins = " and ".join(f"'{value}' ({rows[0][1]}, {rows[0][2]})" for value, rows in targets.items())
             clashes.append(
                 (
-                    Command(name, first_value, _dist_label(first_rows[0][1])),
-                    f"the command is declared with different targets: {origins}",
+                    first,
+                    f"the command is declared with different targets: {origins} (an edited pyproject.toml needs "
+                    "a reinstall: pip install -e .)",
                 )
             )
     return found, clashes
