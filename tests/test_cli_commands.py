@@ -200,7 +200,18 @@ def test_a_shadowed_package_is_named(plugin_path, capsys):
     assert main(["shadowed-fake"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No module named 'fake_gfm_shadow.cli'" in err
-    assert f"the 'fake_gfm_shadow' Python imported is {plugin_path / 'fake_gfm_shadow.py'}: another package" in err
+    assert f"the 'fake_gfm_shadow' Python imported is {plugin_path / 'fake_gfm_shadow.py'}: is it another" in err
+
+
+def test_a_missing_submodule_inside_the_package_is_not_called_a_shadow(plugin_path, capsys):
+    """The package is the right one, its command module imports a module of the package that is missing."""
+    (plugin_path / "fake_gfm_pkg").mkdir()
+    (plugin_path / "fake_gfm_pkg" / "__init__.py").write_text("")
+    (plugin_path / "fake_gfm_pkg" / "cli.py").write_text("import fake_gfm_pkg.gone\n\ndef register(sub):\n    pass\n")
+    fake_dist(plugin_path, "fake-pkg", {"pkg-fake": "fake_gfm_pkg.cli:register"})
+    assert main(["pkg-fake"]) == 2
+    err = capsys.readouterr().err
+    assert "No module named 'fake_gfm_pkg.gone'" in err and "another package" not in err
 
 
 def test_two_targets_for_one_command_name_is_refused(plugin_path, capsys):

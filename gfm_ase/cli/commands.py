@@ -145,12 +145,20 @@ def _cause(exc: BaseException, value: str) -> str:
     from gfm_ase.cli.errors import one_line
 
     text = f"{type(exc).__name__}: {one_line(exc)}"
-    top = value.split(":")[0].split(".")[0]
+    module = value.split(":")[0]
+    top = module.split(".")[0]
     found = sys.modules.get(top)
     missing = getattr(exc, "name", None) or ""
-    if isinstance(exc, ImportError) and found is not None and missing.startswith(top + "."):
+    # the entry point's own module (or a package on its path) is what is missing, below a top-level package that
+    # was found: the signature of a same-named package of another distribution (not a missing dependency)
+    if (
+        isinstance(exc, ImportError)
+        and found is not None
+        and missing != top
+        and (module + ".").startswith(missing + ".")
+    ):
         where = getattr(found, "__file__", None) or list(getattr(found, "__path__", []))
-        text += f" (the '{top}' Python imported is {where}: another package of that name shadows the one declared)"
+        text += f" (the '{top}' Python imported is {where}: is it another package of that name?)"
     return text
 
 
