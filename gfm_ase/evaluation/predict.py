@@ -8,7 +8,6 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from gfm_ase.data.record import StructureRecord
-from gfm_ase.dispersion import check_dispersion_option, make_dispersion
 from gfm_ase.screening.engine import Screener
 from gfm_ase.screening.readers import InputStructure
 from gfm_ase.screening.rows import split_per_atom
@@ -21,14 +20,14 @@ class PredictionError(ValueError):
 class BatchPredictor:
     """Predictions of one head for many records; keyword arguments go to :class:`Screener` (device, dtype,
     max_atoms, allow_unknown_elements, min_distance_factor, ...). dispersion: None or a DFT-D3 variant added to
-    every prediction (:mod:`gfm_ase.dispersion`, as ``GFMCalculator(dispersion=...)``)."""
+    every prediction (:mod:`gfm_ase.dispersion`, as ``GFMCalculator(dispersion=...)``; the screening engine adds
+    it, ``Screener(dispersion=...)``)."""
 
     def __init__(self, model=None, head: str | None = None, *, chunk: int = 512, dispersion: str | None = None,
                  **screener_options):
-        check_dispersion_option(dispersion)
         self.screener = Screener(model, head, properties=("forces", "stress"), uncertainty=False,
-                                 **screener_options)
-        self.dispersion = make_dispersion(dispersion, self.screener.head_config)
+                                 dispersion=dispersion, **screener_options)
+        self.dispersion = self.screener.dispersion
         self.chunk = max(1, int(chunk))
 
     @property
@@ -55,18 +54,8 @@ class BatchPredictor:
             pred = {"energy": float(block["energy"][k]), "forces": forces[k]}
             if np.isfinite(block["stress"][k]).all():
                 pred["stress"] = block["stress"][k]
-            if self.dispersion is not None:
-                self._add_dispersion(records[k], pred)
             out.append(pred)
         return out
-
-    def _add_dispersion(self, record: StructureRecord, pred: dict) -> None:
-        d = self.dispersion.compute(record.numbers, record.positions, record.cell, record.pbc, forces=True,
-                                    stress="stress" in pred)
-        pred["energy"] += d.energy
-        pred["forces"] = pred["forces"] + d.forces
-        if "stress" in pred:
-            pred["stress"] = pred["stress"] + d.stress
 
     def stream(self, items: Iterable) -> Iterator[tuple]:
         """(item, prediction) pairs, evaluated ``chunk`` items at a time; an item is a record or a tuple whose

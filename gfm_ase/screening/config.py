@@ -126,7 +126,7 @@ class ScreenerConfig(_Frozen):
 class ScreenConfig(_Frozen):
     """One run of :func:`gfm_ase.screening.screen`: the engine's options and the run's own."""
 
-    screener: ScreenerConfig = Field(default_factory=ScreenerConfig)
+    screener: ScreenerConfig = Field(default_factory=lambda: ScreenerConfig.model_validate({}))
     hull_references: tuple[str, ...] | None = Field(None, description="competing phases (any input format)")
     hull_energies: str = Field("model", description="energies of the hull references: 'model' or 'stored'")
     formation: bool = Field(True, description="formation energies from the hull or the head's references")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gfm_ase.dispersion import D3Dispersion
+from gfm_ase.dispersion import D3Dispersion, DispersionResult
 from gfm_ase.runtime import InferenceRuntime, to_numpy
 from gfm_ase.runtime.uncertainty import Spread
 from gfm_ase.screening.columns import Meta, error_block
@@ -70,9 +70,11 @@ class ModelConsumer:
 
 def add_dispersion(block: dict, metas: list[Meta]) -> None:
     """Add each structure's D3 term (computed with its graph) to the model's outputs in ``block``."""
-    terms = [m.dispersion for m in metas]
-    if any(d is None for d in terms):
-        raise RuntimeError("internal error: a row of a dispersion run has no D3 term")
+    terms: list[DispersionResult] = []
+    for m in metas:
+        if m.dispersion is None:
+            raise RuntimeError(f"internal error: row {m.id!r} of a dispersion run has no D3 term")
+        terms.append(m.dispersion)
     d3 = np.array([d.energy for d in terms])
     block["dispersion_energy"] = d3
     block["energy"] = block["energy"] + d3
