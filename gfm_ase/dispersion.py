@@ -29,6 +29,9 @@ from gfm_ase.units import to_voigt
 # head family -> the functional whose D3 parameters apply (documented mapping; a head's own
 # ``dispersion_functional`` metadata entry wins)
 FAMILY_FUNCTIONAL = {"pbe": "pbe", "mp2020": "pbe"}
+# the last element with D3 reference data in simple-dftd3 (lawrencium); beyond it the code returns no dispersion
+# for the atom instead of an error (a Rf2 dimer at 3 A: 0.0 eV, a Lr2 dimer: -0.045 eV), so it is refused here
+D3_MAX_Z = 103
 # families that must not get a D3 term, and why
 NO_D3 = {
     "xtb": "GFN2-xTB already contains its own D4 dispersion",
@@ -141,6 +144,10 @@ class D3Dispersion:
         """Dispersion of one structure (positions and cell rows in Angstrom)."""
         api = _dftd3()
         numbers = np.asarray(numbers, dtype=np.int64)
+        beyond = sorted({int(z) for z in numbers if z > D3_MAX_Z})
+        if beyond:
+            raise DispersionError(f"dispersion {self.method!r}: D3 has no reference data for atomic numbers "
+                                  f"{beyond} (simple-dftd3 covers Z 1-{D3_MAX_Z}; it would leave them out silently)")
         pbc = np.zeros(3, bool) if pbc is None else np.asarray(pbc, bool).reshape(-1).repeat(3 // np.size(pbc))
         periodic = bool(pbc.any())
         lattice = np.asarray(cell, float).reshape(3, 3) / Bohr if periodic else None
@@ -184,5 +191,5 @@ def make_dispersion(dispersion: str | None, head: Any) -> D3Dispersion | None:
     return D3Dispersion.for_head(dispersion.lower(), head)
 
 
-__all__ = ["DAMPING", "FAMILY_FUNCTIONAL", "NO_D3", "D3Dispersion", "DispersionError", "DispersionResult",
+__all__ = ["D3_MAX_Z", "DAMPING", "FAMILY_FUNCTIONAL", "NO_D3", "D3Dispersion", "DispersionError", "DispersionResult",
            "check_dispersion_option", "head_functional", "make_dispersion"]

@@ -127,3 +127,22 @@ def test_dispersion_is_in_the_resume_signature_and_the_metadata(pbe, tmp_path):
     assert read_metadata(plain)["dispersion"] is None
     assert "dispersion_energy" not in read_results(plain)
     np.testing.assert_allclose(read_results(plain)["energy"] + res["dispersion_energy"], res["energy"], atol=1e-9)
+
+
+def test_elements_without_d3_data_are_refused_not_left_out():
+    """simple-dftd3 returns no dispersion (0 eV) for atoms beyond its reference data (Z > 103) instead of an
+    error: the D3 term refuses them, and screening turns that into an error row."""
+    from ase import Atoms
+
+    from gfm_ase.dispersion import D3_MAX_Z, D3Dispersion
+
+    d3 = D3Dispersion("d3bj", "pbe")
+    pair = [[0, 0, 0], [0, 0, 3.0]]
+    assert d3.compute([D3_MAX_Z, D3_MAX_Z], pair).energy < -1e-3  # the last covered element has a D3 term
+    with pytest.raises(DispersionError, match=rf"atomic numbers \[{D3_MAX_Z + 1}\]"):
+        d3.compute([D3_MAX_Z + 1, 6], pair)
+    model = make_tiny_model(heads=("pbe",), family="pbe")  # no element list: any element is evaluated
+    sc = Screener(model, "pbe", dtype="float64", dispersion="d3bj", uncertainty=False)
+    res = sc.evaluate([Atoms(numbers=[6, 8], positions=pair, cell=[9, 9, 9], pbc=True),
+                       Atoms(numbers=[D3_MAX_Z + 1, 6], positions=pair, cell=[9, 9, 9], pbc=True)])
+    assert res["error"][0] == "" and "no reference data" in res["error"][1]
