@@ -69,7 +69,7 @@ def build_cell(system: str, n_atoms: int, seed: int = 0):
 # --- one row, in a child process ------------------------------------------------------------------------------------
 
 def run_row(system: str, n_atoms: int, dtype: str, device_name: str, calls: int, warmup: int,
-            model_name: str | None) -> dict:
+            model_name: str | None, order: str = "spatial") -> dict:
     import torch
 
     from benchmarks.common import current_mib, default_model, peak_mib, sync
@@ -81,7 +81,10 @@ def run_row(system: str, n_atoms: int, dtype: str, device_name: str, calls: int,
         tune_cpu_allocator()
     model = load(model_name).model if model_name else default_model()
     # the runtime: device, precision table (bf16: float32 weights, bf16 autocast), inference mode
-    runtime = InferenceRuntime(model, model.head_names[0], device=device, dtype=dtype)
+    # order "file": the atoms as built (slab by slab); "spatial": the runtime's default Morton order above its
+    # threshold (gfm_ase.graph.locality)
+    runtime = InferenceRuntime(model, model.head_names[0], device=device, dtype=dtype,
+                               **({"reorder_min_atoms": None} if order == "file" else {}))
     atoms = build_cell(system, n_atoms)
     base = current_mib(device)
     t = time.perf_counter()
@@ -100,7 +103,7 @@ def run_row(system: str, n_atoms: int, dtype: str, device_name: str, calls: int,
     peak = peak_mib(device)
     return dict(system=system, atoms=len(atoms), edges=int(batch.num_edges), dtype=dtype, device=device_name,
                 threads=torch.get_num_threads(), calls=calls, wall_s=wall, cpu_s=cpu, graph_s=graph_s,
-                warmup=warmup, peak_mib=peak, base_mib=base)
+                warmup=warmup, peak_mib=peak, base_mib=base, order=order)
 
 
 # --- the table ------------------------------------------------------------------------------------------------------
@@ -108,7 +111,8 @@ def run_row(system: str, n_atoms: int, dtype: str, device_name: str, calls: int,
 def _child(args, system, n, dtype, threads) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "benchmarks.scale", "--row", system, str(n), dtype, "--device", args.device,
-           "--calls", str(args.calls), "--warmup", str(args.warmup)] + (["--model", args.model] if args.model else [])
+           "--calls", str(args.calls), "--warmup", str(args.warmup), "--order", args.order]
+    cmd += ["--model", args.model] if args.model else []
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.row_timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("ROW "):
@@ -145,6 +149,8 @@ def main(argv=None) -> int:
                    help="skip a row whose linearly projected peak memory passes this (GB)")
     p.add_argument("--row-timeout", type=float, default=1800, help="seconds before a row's process is stopped")
     p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("--order", default="spatial", choices=["spatial", "file"],
+                   help="atom order in the model call: the runtime's spatial order for large cells, or as built")
     p.add_argument("--row", nargs=3, metavar=("SYSTEM", "ATOMS", "DTYPE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.row:
@@ -152,7 +158,7 @@ def main(argv=None) -> int:
         if system not in SYSTEMS:
             p.error(f"unknown system {system!r}; available: {sorted(SYSTEMS)}")
         print("ROW " + json.dumps(run_row(system, int(n), dtype, args.device, args.calls, args.warmup,
-                                                args.model)), flush=True)
+                                                args.model, args.order)), flush=True)
         return 0
 
     import torch
@@ -160,7 +166,7 @@ def main(argv=None) -> int:
     from benchmarks.common import machine
 
     print(f"# scale benchmark: E+F+S model calls, {args.calls} timed per row after {args.warmup} warm-up call(s); "
-          f"machine: {machine(torch.device(args.device))}; load average at start "
+          f"atom order {args.order}; machine: {machine(torch.device(args.device))}; load average at start "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"# command: {' '.join(sys.argv)}")
     print()
