@@ -8,6 +8,8 @@ OUTDIR/metrics.json  validation/test errors of both, the forgetting report, elem
 """
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as _dt
 import json
 import os
@@ -218,6 +220,8 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
             if h not in replay_heads:
                 replay_heads.append(h)
         weights[0] = 1.0 - cfg.replay_fraction
+    # the trainer samples by the datasets' own sampling weights (p_i = w_i with alpha 0): carry the shares there
+    datasets = [dataclasses.replace(d, sampling_weight=w) for d, w in zip(datasets, weights)]
     plan = make_plan(strategy, head_name, not exists, replay_heads, cfg.optim.trunk_lr_factor,
                      [atomic_numbers[e] for e in unseen], cfg.train_new_element_embeddings,
                      pretrained_heads=base.head_names)
@@ -293,7 +297,9 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
         "elements_unseen_by_trunk": unseen, "elements_new_to_head": new_to_head,
         "reference_energies": {e: target_cfg.reference_energies.get(e) for e in ds.elements},
         "replay": ({"fraction": cfg.replay_fraction, "datasets": [d.name for d in datasets[1:]],
-                    "heads": replay_heads} if strategy == "replay" else None),
+                    "heads": replay_heads, "sampled_shares": dict(zip([d.name for d in datasets],
+                                                                       map(float, trainer.probs)))}
+                   if strategy == "replay" else None),
         "finetuned": finetuned, "scratch": scratch,
         "forgetting": forgetting.report() if forgetting is not None else None,
         "forgetting_wall_s": t_forget_before,

@@ -207,6 +207,9 @@ def test_replay_keeps_the_other_heads_errors_within_tolerance(pre, tmp_path):
     rep = _ft(pre, tmp_path / "replay", pre["morse"], strategy="replay", replay_fraction=0.5, **kw)
     assert rep["replay"]["heads"] == ["emt", "lj"]
     assert rep["replay"]["datasets"] == ["cu_bulk", "au_bulk", "cuau_alloy", "cu_lj"]
+    # the sampler draws the task with 1 - replay_fraction and the replayed sets with the rest
+    shares = list(rep["replay"]["sampled_shares"].values())
+    assert shares[0] == pytest.approx(0.5) and sum(shares[1:]) == pytest.approx(0.5)
     loss = _losses(tmp_path / "replay")
     assert loss[-5:].mean() < loss[:5].mean()
     for h in ("emt", "lj"):
