@@ -16,12 +16,14 @@ options of the peer models), ``d3bj-atm`` (plus the Axilrod-Teller-Muto three-bo
 damping, two-body). Units: energy eV, forces eV/A, stress eV/A^3 (ASE sign: tension positive, Voigt xx yy zz yz xz
 xy), computed in float64 whatever the model's precision.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from ase.units import Bohr, Hartree
 
 from gfm_ase.units import to_voigt
@@ -69,17 +71,21 @@ def head_functional(head: Any) -> str:
     family = str(meta.get("family") or "").lower()
     if family in FAMILY_FUNCTIONAL:
         return FAMILY_FUNCTIONAL[family]
-    why = NO_D3.get(family, f"its family {family or '(none)'!r} maps to no functional with D3 parameters "
-                            f"(known: {sorted(FAMILY_FUNCTIONAL)})")
+    why = NO_D3.get(
+        family,
+        f"its family {family or '(none)'!r} maps to no functional with D3 parameters "
+        f"(known: {sorted(FAMILY_FUNCTIONAL)})",
+    )
     raise DispersionError(f"dispersion for head {name!r} ({meta.get('level_of_theory')}): {why}")
 
 
-def _dftd3():
+def _dftd3() -> Any:
     try:
         from dftd3 import interface
     except ImportError as exc:
-        raise DispersionError("dispersion needs the dftd3 package (simple-dftd3's Python API): "
-                              "pip install 'gfm-ase[d3]'") from exc
+        raise DispersionError(
+            "dispersion needs the dftd3 package (simple-dftd3's Python API): pip install 'gfm-ase[d3]'"
+        ) from exc
     return interface
 
 
@@ -121,8 +127,9 @@ class D3Dispersion:
         try:
             self._param = getattr(api, self.damping.param_class)(method=functional, atm=self.damping.atm)
         except RuntimeError as exc:
-            raise DispersionError(f"dispersion {method!r}: simple-dftd3 has no parameters for functional "
-                                  f"{functional!r} ({exc})") from None
+            raise DispersionError(
+                f"dispersion {method!r}: simple-dftd3 has no parameters for functional {functional!r} ({exc})"
+            ) from None
 
     @classmethod
     def for_head(cls, method: str, head: Any) -> "D3Dispersion":
@@ -133,34 +140,51 @@ class D3Dispersion:
 
     def describe(self) -> dict:
         """What a trajectory needs to reproduce the dispersion term."""
-        out = {"method": self.method, "functional": self.functional, "three_body": self.damping.atm,
-               "implementation": f"simple-dftd3 {dftd3_version()}"}
+        out = {
+            "method": self.method,
+            "functional": self.functional,
+            "three_body": self.damping.atm,
+            "implementation": f"simple-dftd3 {dftd3_version()}",
+        }
         if self.cutoffs is not None:
             out["cutoffs"] = self.cutoffs
         return out
 
-    def compute(self, numbers, positions, cell=None, pbc=None, *, forces: bool = True, stress: bool = False,
-                energies: bool = False) -> DispersionResult:
+    def compute(
+        self,
+        numbers: ArrayLike,
+        positions: ArrayLike,
+        cell: ArrayLike | None = None,
+        pbc: ArrayLike | None = None,
+        *,
+        forces: bool = True,
+        stress: bool = False,
+        energies: bool = False,
+    ) -> DispersionResult:
         """Dispersion of one structure (positions and cell rows in Angstrom)."""
         api = _dftd3()
         numbers = np.asarray(numbers, dtype=np.int64)
         beyond = sorted({int(z) for z in numbers if z > D3_MAX_Z})
         if beyond:
-            raise DispersionError(f"dispersion {self.method!r}: D3 has no reference data for atomic numbers "
-                                  f"{beyond} (simple-dftd3 covers Z 1-{D3_MAX_Z}; it would leave them out silently)")
+            raise DispersionError(
+                f"dispersion {self.method!r}: D3 has no reference data for atomic numbers "
+                f"{beyond} (simple-dftd3 covers Z 1-{D3_MAX_Z}; it would leave them out silently)"
+            )
         pbc = np.zeros(3, bool) if pbc is None else np.asarray(pbc, bool).reshape(-1).repeat(3 // np.size(pbc))
         periodic = bool(pbc.any())
         lattice = np.asarray(cell, float).reshape(3, 3) / Bohr if periodic else None
         try:
-            model = api.DispersionModel(numbers, np.asarray(positions, float) / Bohr, lattice,
-                                        pbc if periodic else None)
+            model = api.DispersionModel(
+                numbers, np.asarray(positions, float) / Bohr, lattice, pbc if periodic else None
+            )
             if self.cutoffs is not None:
                 c = {k: v / Bohr for k, v in self.cutoffs.items()}
                 model.set_realspace_cutoff(c["disp2"], c["disp3"], c["cn"])
             res = model.get_dispersion(self._param, grad=bool(forces or stress))
         except RuntimeError as exc:
-            raise DispersionError(f"dispersion {self.method!r}: simple-dftd3 cannot evaluate this structure "
-                                  f"({exc})") from None
+            raise DispersionError(
+                f"dispersion {self.method!r}: simple-dftd3 cannot evaluate this structure ({exc})"
+            ) from None
         out = DispersionResult(energy=float(res["energy"]) * Hartree, forces=None, stress=None, energies=None)
         if forces:
             out.forces = -np.asarray(res["gradient"]) * (Hartree / Bohr)
@@ -191,5 +215,15 @@ def make_dispersion(dispersion: str | None, head: Any) -> D3Dispersion | None:
     return D3Dispersion.for_head(dispersion.lower(), head)
 
 
-__all__ = ["D3_MAX_Z", "DAMPING", "FAMILY_FUNCTIONAL", "NO_D3", "D3Dispersion", "DispersionError", "DispersionResult",
-           "check_dispersion_option", "head_functional", "make_dispersion"]
+__all__ = [
+    "D3_MAX_Z",
+    "DAMPING",
+    "FAMILY_FUNCTIONAL",
+    "NO_D3",
+    "D3Dispersion",
+    "DispersionError",
+    "DispersionResult",
+    "check_dispersion_option",
+    "head_functional",
+    "make_dispersion",
+]
