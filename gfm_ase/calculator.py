@@ -1,16 +1,20 @@
 """GFMCalculator: an ASE calculator for one head of a gfm-ase model."""
+
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any, Sequence, cast
 
 import numpy as np
+import torch
+from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from gfm_ase.dispersion import check_dispersion_option, make_dispersion
+from gfm_ase.dispersion import D3Dispersion, check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import graph_from_atoms
 from gfm_ase.graph.neighbors import StructureError
-from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
+from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck, check_factor
 from gfm_ase.graph.verlet import VerletGraph
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.runtime import InferenceRuntime, model_document, to_numpy
@@ -57,15 +61,25 @@ class GFMCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies", "energy_std", "forces_std"]
 
-    def __init__(self, model: str | Path | GFMModel | None = None, head: str | None = None, device="auto",
-                 dtype: str = "float32", allow_unknown_elements: bool = False, min_distance: float = 0.3,
-                 skin: float = 0.0, compile: bool | dict = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, dispersion: str | None = None,
-                 uncertainty: bool = False, **kwargs):
+    def __init__(
+        self,
+        model: str | Path | GFMModel | None = None,
+        head: str | None = None,
+        device: str | torch.device = "auto",
+        dtype: str = "float32",
+        allow_unknown_elements: bool = False,
+        min_distance: float = 0.3,
+        skin: float = 0.0,
+        compile: bool | dict[str, Any] = False,
+        min_distance_factor: float | None = DEFAULT_FACTOR,
+        dispersion: str | None = None,
+        uncertainty: bool = False,
+        **kwargs: Any,
+    ) -> None:
         unknown = sorted(set(kwargs) - _ASE_CALCULATOR_ARGS)
         if unknown:  # ASE would store them as parameters and ignore them: a typo must not pass silently
             raise TypeError(f"GFMCalculator got unknown option(s) {unknown}")
-        self.sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
+        self.sanity = SanityCheck(check_factor(min_distance_factor))  # validated before the model is loaded
         check_dispersion_option(dispersion)
         if not isinstance(uncertainty, bool):
             raise TypeError(f"uncertainty must be True or False, got {uncertainty!r}")
@@ -73,8 +87,10 @@ class GFMCalculator(Calculator):
         # model, device, precision, head, element coverage and compile: the shared inference runtime
         self.runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
         if self.runtime.routed and uncertainty:
-            raise ValueError("head='auto' does not combine with uncertainty yet (its committee is per head): "
-                             f"choose a head from {self.runtime.model.head_names}")
+            raise ValueError(
+                "head='auto' does not combine with uncertainty yet (its committee is per head): "
+                f"choose a head from {self.runtime.model.head_names}"
+            )
         self.device = self.runtime.device
         self.precision = self.runtime.precision
         self.model = self.runtime.model
@@ -92,18 +108,21 @@ class GFMCalculator(Calculator):
             raise ValueError(f"skin must be >= 0, got {skin}")
         if skin > 0:
             if self.model.max_neighbors is not None:
-                raise ValueError("skin > 0 needs a model without max_neighbors (the nearest-k selection changes "
-                                 "with every step)")
-            self.verlet = VerletGraph(self.model.cutoff, skin, device=self.device, dtype=self.runtime.model_dtype,
-                                      min_distance=min_distance)
+                raise ValueError(
+                    "skin > 0 needs a model without max_neighbors (the nearest-k selection changes with every step)"
+                )
+            self.verlet = VerletGraph(
+                self.model.cutoff, skin, device=self.device, dtype=self.runtime.model_dtype, min_distance=min_distance
+            )
         # with head="auto" the D3 parameters follow the head the router picks (refused for a head without them)
         self._dispersion_method = dispersion
         self._dispersions: dict = {}
         self.dispersion = None if self.runtime.routed else make_dispersion(dispersion, self.head_config)
-        self.parameters.update(self._provenance(skin=skin, compile=bool(compile),
-                                                uncertainty=getattr(self, "spread", None) is not None))
+        self.parameters.update(
+            self._provenance(skin=skin, compile=bool(compile), uncertainty=getattr(self, "spread", None) is not None)
+        )
 
-    def _provenance(self, **options) -> dict:
+    def _provenance(self, **options: Any) -> dict:
         """calc.parameters: what produced the numbers (gfm_ase.runtime.provenance), no machine paths."""
         from gfm_ase.runtime.provenance import model_provenance, package_version
 
@@ -115,16 +134,27 @@ class GFMCalculator(Calculator):
             dispersion = None
         if self.runtime.routed and self.runtime.router is not None:  # head="auto": which router chose the heads
             router = self.runtime.router.doc
-            options = {"router_sha256": router.get("weights_sha256"), "router_json_sha256": router.get("json_sha256"),
-                       **options}
-        return {**model_provenance(self.model, self.model_path),
-                "head": self.head, "level_of_theory": (self.head_config.level_of_theory if self.head_config is not None
-                                    else "per structure (head='auto')"),
-                "dtype": self.precision, "device": self.device.type,
-                "dispersion": dispersion,
-                "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
-                "min_distance_factor": self.sanity.factor, "cutoff": float(self.model.cutoff),
-                "gfm_ase_version": package_version(), **options}
+            options = {
+                "router_sha256": router.get("weights_sha256"),
+                "router_json_sha256": router.get("json_sha256"),
+                **options,
+            }
+        return {
+            **model_provenance(self.model, self.model_path),
+            "head": self.head,
+            "level_of_theory": (
+                self.head_config.level_of_theory if self.head_config is not None else "per structure (head='auto')"
+            ),
+            "dtype": self.precision,
+            "device": self.device.type,
+            "dispersion": dispersion,
+            "allow_unknown_elements": self.allow_unknown_elements,
+            "min_distance": self.min_distance,
+            "min_distance_factor": self.sanity.factor,
+            "cutoff": float(self.model.cutoff),
+            "gfm_ase_version": package_version(),
+            **options,
+        }
 
     # --- metadata -------------------------------------------------------------------------------------------
     @staticmethod
@@ -136,8 +166,9 @@ class GFMCalculator(Calculator):
         out = {}
         for h in doc["config"]["heads"]:
             summary = head_summary(h)
-            datasets = [{**d, "surrogate": row["surrogate"]}
-                        for d, row in zip(h.get("datasets") or [], summary["datasets"])]
+            datasets = [
+                {**d, "surrogate": row["surrogate"]} for d, row in zip(h.get("datasets") or [], summary["datasets"])
+            ]
             out[h["name"]] = {**h, **summary, "datasets": datasets}  # full provenance of each dataset kept
         return out
 
@@ -151,7 +182,7 @@ class GFMCalculator(Calculator):
         return self.model.head_config(self.results["head"]).model_dump(mode="json")
 
     # --- checks ---------------------------------------------------------------------------------------------
-    def _check(self, atoms, properties) -> str:
+    def _check(self, atoms: Atoms, properties: Sequence[str]) -> str:
         """Refuse what cannot be evaluated; returns the head for ``atoms`` (the router's choice with "auto")."""
         if len(atoms) == 0:
             raise StructureError("cannot evaluate an empty Atoms object")
@@ -170,17 +201,23 @@ class GFMCalculator(Calculator):
         if "stress" in properties and not self._has_volume(atoms):
             raise PropertyNotImplementedError(
                 "stress needs a periodic structure with a cell of non-zero volume "
-                f"(pbc={atoms.pbc.tolist()}, volume={abs(atoms.cell.volume):.3g} A^3)")
+                f"(pbc={atoms.pbc.tolist()}, volume={abs(atoms.cell.volume):.3g} A^3)"
+            )
         return head
 
     @staticmethod
-    def _has_volume(atoms) -> bool:
+    def _has_volume(atoms: Atoms) -> bool:
         return bool(atoms.pbc.any()) and abs(atoms.cell.volume) > 1e-6
 
     # --- evaluation -----------------------------------------------------------------------------------------
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms
+        atoms = cast(Atoms, self.atoms)  # the copy Calculator.calculate just stored
         head = self._check(atoms, properties)
         self.sanity.check_atoms(atoms)
         # stress comes almost for free with forces: compute it whenever the cell allows, so ASE's cache is full
@@ -188,8 +225,9 @@ class GFMCalculator(Calculator):
         if self.verlet is not None:
             batch = self.verlet.batch(atoms)
         else:
-            graph = graph_from_atoms(atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors,
-                                     min_distance=self.min_distance)
+            graph = graph_from_atoms(
+                atoms, self.model.cutoff, max_neighbors=self.model.max_neighbors, min_distance=self.min_distance
+            )
             batch = self.runtime.collate([graph]).to(self.device)
         out = to_numpy(self.runtime.evaluate(batch, forces=True, stress=want_stress, head=head))
         energy = float(out["energy"][0])
@@ -209,7 +247,7 @@ class GFMCalculator(Calculator):
             self.results["energy_std"] = float(spread["energy_std"][0])
             self.results["forces_std"] = spread["forces_std"]
 
-    def _dispersion_for(self, head: str):
+    def _dispersion_for(self, head: str) -> D3Dispersion:
         """The D3 term of ``head`` (the fixed head's, or per routed head with head="auto")."""
         if self.dispersion is not None:
             return self.dispersion
@@ -220,9 +258,16 @@ class GFMCalculator(Calculator):
                 raise type(exc)(f"head='auto' chose head {head!r} for this structure: {exc}") from None
         return self._dispersions[head]
 
-    def _add_dispersion(self, dispersion, atoms, want_stress: bool, want_energies: bool) -> None:
-        d = dispersion.compute(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, forces=True,
-                                    stress=want_stress, energies=want_energies)
+    def _add_dispersion(self, dispersion: D3Dispersion, atoms: Atoms, want_stress: bool, want_energies: bool) -> None:
+        d = dispersion.compute(
+            atoms.numbers,
+            atoms.positions,
+            atoms.cell.array,
+            atoms.pbc,
+            forces=True,
+            stress=want_stress,
+            energies=want_energies,
+        )
         r = self.results
         r["dispersion_energy"] = d.energy
         r["energy"] = r["free_energy"] = r["energy"] + d.energy
@@ -234,7 +279,7 @@ class GFMCalculator(Calculator):
         else:  # per-atom D3 energies cost a second pass: computed when asked for (ASE then calls again)
             del r["energies"]
 
-    def predict(self, structure) -> dict:
+    def predict(self, structure: Any) -> dict:
         """Evaluate an ``ase.Atoms`` or a pymatgen ``Structure``/``Molecule``; returns a copy of the results."""
         atoms = to_atoms(structure)
         atoms.calc = self
@@ -266,12 +311,20 @@ def head_summary(head: dict) -> dict:
     n_train = sum(int(d["n_train"] or 0) for d in datasets)
     n_surrogate = sum(int(d["n_train"] or 0) for d in datasets if d["surrogate"] is not None)
     elements = list(head.get("elements") or [])
-    return {"name": head.get("name"), "level_of_theory": head.get("level_of_theory"), "code": head.get("code"),
-            "family": head.get("family"), "elements": elements, "n_elements": len(elements), "datasets": datasets,
-            "n_train": n_train, "surrogate_share": (n_surrogate / n_train) if n_train else None}
+    return {
+        "name": head.get("name"),
+        "level_of_theory": head.get("level_of_theory"),
+        "code": head.get("code"),
+        "family": head.get("family"),
+        "elements": elements,
+        "n_elements": len(elements),
+        "datasets": datasets,
+        "n_train": n_train,
+        "surrogate_share": (n_surrogate / n_train) if n_train else None,
+    }
 
 
-def to_atoms(structure):
+def to_atoms(structure: Any) -> Atoms:
     """ase.Atoms from ase.Atoms (copied) or pymatgen Structure / Molecule."""
     from ase import Atoms
 
