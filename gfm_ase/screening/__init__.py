@@ -8,6 +8,7 @@ formation energies and energies above a convex hull, optionally with DFT-D3 disp
 in-memory engine underneath; the options of both are one typed config (:class:`ScreenConfig`,
 :class:`ScreenerConfig`).
 """
+
 from gfm_ase.screening.budget import Budget, MemoryModel, calibrate_memory, make_budget
 from gfm_ase.screening.config import ScreenConfig, ScreenConfigError, ScreenerConfig
 from gfm_ase.screening.engine import PROPERTIES, Screener
@@ -18,8 +19,27 @@ from gfm_ase.screening.readers import InputError, open_sources
 from gfm_ase.screening.screen import load_hull_references, screen, write_shortlist
 from gfm_ase.screening.shards import Shard, detect_shard
 
-__all__ = ["screen", "Screener", "ScreenConfig", "ScreenerConfig", "ScreenConfigError", "PROPERTIES",
-           "read_results", "read_metadata", "write_shortlist",
-           "load_hull_references", "HullReference", "FormationReference", "Budget", "MemoryModel",
-           "calibrate_memory", "make_budget", "BatchPlanner", "InputError", "OutputError", "open_sources", "Shard",
-           "detect_shard"]
+__all__ = [
+    "screen",
+    "Screener",
+    "ScreenConfig",
+    "ScreenerConfig",
+    "ScreenConfigError",
+    "PROPERTIES",
+    "read_results",
+    "read_metadata",
+    "write_shortlist",
+    "load_hull_references",
+    "HullReference",
+    "FormationReference",
+    "Budget",
+    "MemoryModel",
+    "calibrate_memory",
+    "make_budget",
+    "BatchPlanner",
+    "InputError",
+    "OutputError",
+    "open_sources",
+    "Shard",
+    "detect_shard",
+]

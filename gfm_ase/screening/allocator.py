@@ -8,6 +8,7 @@ returned to the allocator and reused), so it is done by the screening engine and
 a CPU, never on import. For MD of large cells with ``GFMCalculator`` on a CPU, call :func:`tune_cpu_allocator`
 once at the start of the script.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -4,9 +4,11 @@ The set used by peers to compare screening throughput: Si diamond, Cu fcc, NaCl 
 Al2O3 supercells of 8 to 64 atoms, each with a random symmetric strain of up to +-2 % per component and a Gaussian
 rattle of 0.05 A (standard deviation per Cartesian component). Deterministic for a given seed.
 """
+
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import numpy as np
 from ase import Atoms
@@ -18,8 +20,13 @@ MAX_ATOMS = 64
 
 
 def _prototypes() -> dict[str, Atoms]:
-    corundum = crystal(["Al", "O"], basis=[(0, 0, 0.352), (0.306, 0, 0.25)], spacegroup=167,
-                       cellpar=[4.76, 4.76, 12.99, 90, 90, 120], primitive_cell=True)
+    corundum = crystal(
+        ["Al", "O"],
+        basis=[(0, 0, 0.352), (0.306, 0, 0.25)],
+        spacegroup=167,
+        cellpar=[4.76, 4.76, 12.99, 90, 90, 120],
+        primitive_cell=True,
+    )
     return {
         "Si": bulk("Si", "diamond", a=5.43, cubic=True),  # 8 atoms
         "Cu": bulk("Cu", "fcc", a=3.61, cubic=True),  # 4 atoms
@@ -30,12 +37,12 @@ def _prototypes() -> dict[str, Atoms]:
 
 
 def _supercells(n_cell: int) -> list[tuple[int, int, int]]:
-    reps = []
+    reps: list[tuple[int, int, int]] = []
     for r in itertools.product(range(1, 5), repeat=3):
         if list(r) != sorted(r, reverse=True):
             continue  # one ordering of each multiset
         if MIN_ATOMS <= n_cell * np.prod(r) <= MAX_ATOMS:
-            reps.append(r)
+            reps.append(cast(tuple[int, int, int], r))
     return reps
 
 

@@ -15,16 +15,22 @@ Two limits follow:
   message instead of running out of memory. A structure above the batch budget but within the memory limit runs
   alone (or is refused, with ``oversize="refuse"``).
 """
+
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from gfm_ase.graph.batch import AtomicGraph, collate
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 CPU_SAFETY = 2.0  # saved tensors -> peak: transient buffers of the backward pass
 CPU_MEMORY_FRACTION = 0.5
@@ -43,9 +49,12 @@ class MemoryModel:
     per_atom: float
     per_edge: float
 
-    def bytes(self, n_atoms, n_edges):
-        return self.fixed + self.per_atom * np.asarray(n_atoms, dtype=float) + self.per_edge * np.asarray(
-            n_edges, dtype=float)
+    def bytes(self, n_atoms: ArrayLike, n_edges: ArrayLike) -> np.ndarray:
+        return (
+            self.fixed
+            + self.per_atom * np.asarray(n_atoms, dtype=float)
+            + self.per_edge * np.asarray(n_edges, dtype=float)
+        )
 
 
 @dataclass(frozen=True)
@@ -62,9 +71,11 @@ class Budget:
         return n_atoms <= self.max_atoms and n_edges <= self.max_edges
 
     def describe(self) -> str:
-        return (f"batches up to {self.max_atoms} atoms / {self.max_edges} edges; memory limit "
-                f"{self.memory_limit / 2**30:.2f} GiB at ~{self.memory.per_atom / 1024:.1f} KiB/atom + "
-                f"{self.memory.per_edge / 1024:.2f} KiB/edge")
+        return (
+            f"batches up to {self.max_atoms} atoms / {self.max_edges} edges; memory limit "
+            f"{self.memory_limit / 2**30:.2f} GiB at ~{self.memory.per_atom / 1024:.1f} KiB/atom + "
+            f"{self.memory.per_edge / 1024:.2f} KiB/edge"
+        )
 
 
 def _probe_graph(n_atoms: int, n_edges: int, z: int, rng: np.random.Generator) -> AtomicGraph:
@@ -72,12 +83,26 @@ def _probe_graph(n_atoms: int, n_edges: int, z: int, rng: np.random.Generator) -
     positions = rng.uniform(0.0, 3.0 * n_atoms ** (1 / 3), size=(n_atoms, 3))
     i = rng.integers(0, n_atoms, size=n_edges)
     j = (i + rng.integers(1, n_atoms, size=n_edges)) % n_atoms
-    return AtomicGraph(positions=positions, numbers=np.full(n_atoms, z, dtype=np.int64), cell=np.eye(3) * 100.0,
-                       pbc=np.ones(3, dtype=bool), edge_index=np.stack([i, j]).astype(np.int64),
-                       shifts=np.zeros((n_edges, 3)))
+    return AtomicGraph(
+        positions=positions,
+        numbers=np.full(n_atoms, z, dtype=np.int64),
+        cell=np.eye(3) * 100.0,
+        pbc=np.ones(3, dtype=bool),
+        edge_index=np.stack([i, j]).astype(np.int64),
+        shifts=np.zeros((n_edges, 3)),
+    )
 
 
-def _measure_bytes(model, graph: AtomicGraph, head, device, dtype, precision, forces, stress) -> float:
+def _measure_bytes(
+    model: GFMModel,
+    graph: AtomicGraph,
+    head: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    precision: str,
+    forces: bool,
+    stress: bool,
+) -> float:
     from gfm_ase.model.outputs import predict
 
     batch = collate([graph], dtype=dtype).to(device)
@@ -90,7 +115,7 @@ def _measure_bytes(model, graph: AtomicGraph, head, device, dtype, precision, fo
         return float(torch.cuda.max_memory_allocated(device) - base)
     seen: dict = {}
 
-    def pack(t):
+    def pack(t: torch.Tensor) -> torch.Tensor:
         try:
             key = t.untyped_storage().data_ptr()
             seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
@@ -104,8 +129,16 @@ def _measure_bytes(model, graph: AtomicGraph, head, device, dtype, precision, fo
     return CPU_SAFETY * float(sum(seen.values()))
 
 
-def calibrate_memory(model, head: str, device: torch.device, dtype: torch.dtype, precision: str,
-                     forces: bool = True, stress: bool = False, seed: int = 0) -> MemoryModel:
+def calibrate_memory(
+    model: GFMModel,
+    head: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    precision: str,
+    forces: bool = True,
+    stress: bool = False,
+    seed: int = 0,
+) -> MemoryModel:
     """Fit ``fixed + a * atoms + b * edges`` to the memory of three small probe evaluations."""
     rng = np.random.default_rng(seed)
     z = 14
@@ -113,8 +146,12 @@ def calibrate_memory(model, head: str, device: torch.device, dtype: torch.dtype,
     if elements:
         z = elements[0]
     sizes = [(48, 1536), (96, 1536), (48, 3072)]
-    y = np.array([_measure_bytes(model, _probe_graph(n, e, z, rng), head, device, dtype, precision, forces, stress)
-                  for n, e in sizes])
+    y = np.array(
+        [
+            _measure_bytes(model, _probe_graph(n, e, z, rng), head, device, dtype, precision, forces, stress)
+            for n, e in sizes
+        ]
+    )
     a = np.array([[1.0, n, e] for n, e in sizes])
     fixed, per_atom, per_edge = np.linalg.solve(a, y)
     # keep the model conservative: no negative slopes from measurement noise
@@ -142,20 +179,31 @@ def available_memory(device: torch.device) -> float:
         return 4.0 * 2**30
 
 
-def check_budget_options(max_atoms=None, max_edges=None, max_memory=None) -> None:
+def check_budget_options(max_atoms: Any = None, max_edges: Any = None, max_memory: Any = None) -> None:
     """Refuse budget options that would be ignored (0 atoms) or mark every row too large (negative memory)."""
-    for name, value, kind in (("max_atoms", max_atoms, int), ("max_edges", max_edges, int),
-                              ("max_memory", max_memory, float)):
+    for name, value, kind in (
+        ("max_atoms", max_atoms, int),
+        ("max_edges", max_edges, int),
+        ("max_memory", max_memory, float),
+    ):
         if value is None:
             continue
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
         if not ok or (kind is int and int(value) != value):
-            raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'} (GiB for "
-                             f"max_memory) or None for the default, got {value!r}")
+            raise ValueError(
+                f"{name} must be a positive {'integer' if kind is int else 'number'} (GiB for "
+                f"max_memory) or None for the default, got {value!r}"
+            )
 
 
-def make_budget(memory: MemoryModel, device: torch.device, *, max_atoms: int | None = None,
-                max_edges: int | None = None, memory_limit: float | None = None) -> Budget:
+def make_budget(
+    memory: MemoryModel,
+    device: torch.device,
+    *,
+    max_atoms: int | None = None,
+    max_edges: int | None = None,
+    memory_limit: float | None = None,
+) -> Budget:
     """The batch budget for ``device``. Explicit values win; derived ones are shrunk until a full batch fits."""
     limit = float(memory_limit) if memory_limit is not None else available_memory(device)
     if device.type == "cuda":

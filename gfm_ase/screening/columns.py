@@ -1,6 +1,7 @@
 """The columns of one screen: which there are (from the properties, the spread and the dispersion option), their
 dtypes, and the block of error rows both ends of the pipeline emit (:mod:`gfm_ase.screening.rows` has the block
 operations)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ class Meta:
 def formula_of(numbers: np.ndarray) -> str:
     """Hill-ordered formula (C, H first when carbon is present, then alphabetical)."""
     zs, counts = np.unique(numbers, return_counts=True)
-    pairs = {chemical_symbols[int(z)] if 0 < z < len(chemical_symbols) else f"Z{int(z)}": int(c)
-             for z, c in zip(zs, counts)}
+    pairs = {
+        chemical_symbols[int(z)] if 0 < z < len(chemical_symbols) else f"Z{int(z)}": int(c) for z, c in zip(zs, counts)
+    }
     order = sorted(pairs)
     if "C" in pairs:
         order = ["C"] + (["H"] if "H" in pairs else []) + [s for s in order if s not in ("C", "H")]
@@ -41,9 +43,15 @@ def columns_for(properties: Sequence[str], *, uncertainty: bool, dispersion: boo
     ``rows.PER_ATOM_COLUMNS``. ``uncertainty``: the head has a spread (no family of two or more heads: no column,
     it would be NaN everywhere); ``dispersion``: a D3 term is added (a ``dispersion_energy`` column)."""
     cols: dict[str, tuple] = {
-        "id": (object, ()), "unit": (np.int64, ()), "sub": (np.int64, ()), "unit_size": (np.int64, ()),
-        "n_atoms": (np.int64, ()), "formula": (object, ()), "energy": (np.float64, ()),
-        "energy_per_atom": (np.float64, ())}
+        "id": (object, ()),
+        "unit": (np.int64, ()),
+        "sub": (np.int64, ()),
+        "unit_size": (np.int64, ()),
+        "n_atoms": (np.int64, ()),
+        "formula": (object, ()),
+        "energy": (np.float64, ()),
+        "energy_per_atom": (np.float64, ()),
+    }
     if dispersion:
         cols["dispersion_energy"] = (np.float64, ())
     if uncertainty:
@@ -58,8 +66,9 @@ def columns_for(properties: Sequence[str], *, uncertainty: bool, dispersion: boo
     return cols
 
 
-def error_block(columns: dict[str, tuple], metas: Sequence[Meta], n_atoms: Sequence[int],
-                messages: Sequence[str]) -> dict:
+def error_block(
+    columns: dict[str, tuple], metas: Sequence[Meta], n_atoms: Sequence[int], messages: Sequence[str]
+) -> dict:
     """A block of ``columns`` for ``metas``: identity columns filled, numbers NaN (counts 0), ``error`` set (an
     empty message: a row to be filled by the model's results)."""
     b = len(metas)

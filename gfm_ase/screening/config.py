@@ -10,6 +10,7 @@ reported as one :class:`ScreenConfigError` line naming the option by its dotted 
 The command line builds a :class:`ScreenConfig` from its parsed options with :meth:`ScreenConfig.from_options`
 (flat names, the engine's options sorted into ``screener``); the Python API accepts the same flat keywords.
 """
+
 from __future__ import annotations
 
 from typing import Any

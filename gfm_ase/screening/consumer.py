@@ -4,6 +4,7 @@ block of result rows (energy, energy per atom, the spread, forces, stress, per-a
 It runs in the calling thread while the producer (:mod:`gfm_ase.screening.producer`) builds the next batches.
 Model loading, device, precision and head selection are the runtime's (:mod:`gfm_ase.runtime`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,16 @@ class ModelConsumer:
     dispersion: the D3 term to add (computed per structure by the producer, carried in each row's :class:`Meta`).
     """
 
-    def __init__(self, runtime: InferenceRuntime, columns: dict[str, tuple], *, properties: tuple[str, ...],
-                 spread: Spread | None, family: list[str], dispersion: D3Dispersion | None):
+    def __init__(
+        self,
+        runtime: InferenceRuntime,
+        columns: dict[str, tuple],
+        *,
+        properties: tuple[str, ...],
+        spread: Spread | None,
+        family: list[str],
+        dispersion: D3Dispersion | None,
+    ):
         self.runtime = runtime
         self.columns = columns
         self.properties = properties
@@ -33,17 +42,23 @@ class ModelConsumer:
         self.family = family
         self.dispersion = dispersion
         # model outputs copied to the host: energies always, the rest only when a column needs them
-        self.output_keys = ("energy", *[p for p in ("forces", "stress", "energies") if p in properties],
-                            *(("head_energies",) if spread is not None else ()))
+        self.output_keys = (
+            "energy",
+            *[p for p in ("forces", "stress", "energies") if p in properties],
+            *(("head_energies",) if spread is not None else ()),
+        )
 
     def evaluate(self, planned: PlannedBatch, gb: Any) -> dict:
         """The rows of one batch (``gb``: its collated graphs on the host, as the producer made them)."""
         batch = gb.to(self.runtime.device)
         want_f = "forces" in self.properties
         want_s = "stress" in self.properties
-        out = to_numpy(self.runtime.evaluate(batch, forces=want_f, stress=want_s,
-                                             extra_heads=self.family if self.spread is not None else None),
-                       keys=self.output_keys)
+        out = to_numpy(
+            self.runtime.evaluate(
+                batch, forces=want_f, stress=want_s, extra_heads=self.family if self.spread is not None else None
+            ),
+            keys=self.output_keys,
+        )
         metas = planned.metas
         n_atoms = batch.n_atoms.cpu().numpy()
         block = error_block(self.columns, metas, n_atoms, [""] * len(metas))
@@ -51,8 +66,10 @@ class ModelConsumer:
         block["energy"] = energy
         block["energy_per_atom"] = energy / n_atoms
         if self.spread is not None:
-            block["uncertainty"] = self.spread.energy_std(out["head_energies"], batch.numbers.cpu().numpy(),
-                                                          batch.batch.cpu().numpy()) / n_atoms
+            block["uncertainty"] = (
+                self.spread.energy_std(out["head_energies"], batch.numbers.cpu().numpy(), batch.batch.cpu().numpy())
+                / n_atoms
+            )
         if want_f:
             block["forces"] = out["forces"]
         if want_s:

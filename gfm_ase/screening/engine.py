@@ -16,12 +16,14 @@ Pipeline (bounded memory at every stage):
 :class:`Screener` wires the two ends from one :class:`~gfm_ase.screening.config.ScreenerConfig`, owns the batch
 budget and the resume signature, and runs the queue between them.
 """
+
 from __future__ import annotations
 
 import os
 import queue
 import threading
-from typing import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, cast
 
 import numpy as np
 
@@ -37,6 +39,9 @@ from gfm_ase.screening.consumer import ModelConsumer
 from gfm_ase.screening.producer import GraphProducer
 from gfm_ase.screening.readers import InputStructure, Unit
 from gfm_ase.screening.rows import concat, take
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 
 class Screener:
@@ -68,7 +73,13 @@ class Screener:
     (host, float64) and reported in a ``dispersion_energy`` column; a head without D3 parameters is refused here.
     """
 
-    def __init__(self, model=None, head: str | None = None, config: ScreenerConfig | None = None, **options):
+    def __init__(
+        self,
+        model: str | Path | GFMModel | None = None,
+        head: str | None = None,
+        config: ScreenerConfig | None = None,
+        **options: Any,
+    ) -> None:
         # every option checked before anything is loaded
         cfg = ScreenerConfig.build(config, **options) if options or config is None else config
         if not isinstance(cfg, ScreenerConfig):
@@ -76,17 +87,20 @@ class Screener:
         self.config = cfg
         self.properties = cfg.properties
         # model (an in-memory one is copied, never modified), device, precision, head, element coverage, compile
-        self.runtime = InferenceRuntime(model, head, device=cfg.device, dtype=cfg.dtype, compile=cfg.compile,
-                                        copy_model=True, identify=True)
+        self.runtime = InferenceRuntime(
+            model, head, device=cfg.device, dtype=cfg.dtype, compile=cfg.compile, copy_model=True, identify=True
+        )
         if self.runtime.routed:  # per-structure heads would need per-head formation references and spreads
-            raise ValueError("screening evaluates one head per run (formation energies, uncertainty and output "
-                             "metadata are per head): head 'auto' is not supported here; choose one of "
-                             f"{self.runtime.model.head_names}")
+            raise ValueError(
+                "screening evaluates one head per run (formation energies, uncertainty and output "
+                "metadata are per head): head 'auto' is not supported here; choose one of "
+                f"{self.runtime.model.head_names}"
+            )
         self.device = self.runtime.device
         self.precision = self.runtime.precision
         self.model_dtype = self.runtime.model_dtype
         self.model = self.runtime.model
-        self.model_id = self.runtime.model_id
+        self.model_id = cast(dict, self.runtime.model_id)  # identify=True: always recorded
         self.head = head = self.runtime.head
         self.head_config = self.runtime.head_config
         self.allowed = self.runtime.allowed_numbers
@@ -104,54 +118,88 @@ class Screener:
         if workers is None:  # a GPU needs several graph builders to keep up; on a CPU the model needs the cores
             workers = min(8, max(1, (os.cpu_count() or 2) - 2)) if self.device.type == "cuda" else 1
         self.workers = workers
-        self._budget_args = dict(max_atoms=cfg.max_atoms, max_edges=cfg.max_edges,
-                                 memory_limit=None if cfg.max_memory is None else float(cfg.max_memory) * 2**30)
+        self._budget_args: dict[str, Any] = dict(
+            max_atoms=cfg.max_atoms,
+            max_edges=cfg.max_edges,
+            memory_limit=None if cfg.max_memory is None else float(cfg.max_memory) * 2**30,
+        )
         self._budget: Budget | None = None
         if self.device.type == "cpu" and cfg.tune_allocator:
             tune_cpu_allocator()
         self.runner = self.runtime.runner
         self.compiled = self.runtime.compiled
-        self.columns = columns_for(self.properties, uncertainty=self.spread is not None,
-                                   dispersion=self.dispersion is not None)
-        self.producer = GraphProducer(self.runtime, self.columns, properties=self.properties,
-                                      allow_unknown_elements=self.allow_unknown_elements, sanity=self.sanity,
-                                      min_distance=self.min_distance, dispersion=self.dispersion,
-                                      oversize=self.oversize, workers=self.workers)
-        self.consumer = ModelConsumer(self.runtime, self.columns, properties=self.properties, spread=self.spread,
-                                      family=self.family, dispersion=self.dispersion)
+        self.columns = columns_for(
+            self.properties, uncertainty=self.spread is not None, dispersion=self.dispersion is not None
+        )
+        self.producer = GraphProducer(
+            self.runtime,
+            self.columns,
+            properties=self.properties,
+            allow_unknown_elements=self.allow_unknown_elements,
+            sanity=self.sanity,
+            min_distance=self.min_distance,
+            dispersion=self.dispersion,
+            oversize=self.oversize,
+            workers=self.workers,
+        )
+        self.consumer = ModelConsumer(
+            self.runtime,
+            self.columns,
+            properties=self.properties,
+            spread=self.spread,
+            family=self.family,
+            dispersion=self.dispersion,
+        )
 
     # --- metadata -----------------------------------------------------------------------------------------------
     @property
     def budget(self) -> Budget:
         if self._budget is None:
-            memory = calibrate_memory(self.model, self.head, self.device, self.model_dtype, self.precision,
-                                      forces="forces" in self.properties or "stress" in self.properties,
-                                      stress="stress" in self.properties)
+            memory = calibrate_memory(
+                self.model,
+                self.head,
+                self.device,
+                self.model_dtype,
+                self.precision,
+                forces="forces" in self.properties or "stress" in self.properties,
+                stress="stress" in self.properties,
+            )
             self._budget = make_budget(memory, self.device, **self._budget_args)
         return self._budget
 
     def signature(self) -> dict:
         """What determines the results (for resume checks)."""
-        return {"model_sha256": self.model_id["sha256"], "head": self.head, "dtype": self.precision,
-                "properties": list(self.properties), "uncertainty": self.uncertainty,
-                "allow_unknown_elements": self.allow_unknown_elements, "min_distance": self.min_distance,
-                "min_distance_factor": self.sanity.factor,
-                "oversize": self.oversize,
-                **({"dispersion": self.dispersion.describe()} if self.dispersion is not None else {})}
+        return {
+            "model_sha256": self.model_id["sha256"],
+            "head": self.head,
+            "dtype": self.precision,
+            "properties": list(self.properties),
+            "uncertainty": self.uncertainty,
+            "allow_unknown_elements": self.allow_unknown_elements,
+            "min_distance": self.min_distance,
+            "min_distance_factor": self.sanity.factor,
+            "oversize": self.oversize,
+            **({"dispersion": self.dispersion.describe()} if self.dispersion is not None else {}),
+        }
 
     def error_block(self, metas: list[Meta], n_atoms: list[int], messages: list[str]) -> dict:
         """Error rows in this screen's columns."""
         return error_block(self.columns, metas, n_atoms, messages)
 
     # --- the pipeline -------------------------------------------------------------------------------------------
-    def run(self, units: Iterable[Unit], skip: set | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Iterator[dict]:
+    def run(
+        self, units: Iterable[Unit], skip: set | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> Iterator[dict]:
         """Evaluate ``units``, skipping ids in ``skip``; yields column blocks (one per batch / error group)."""
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
         budget = self.budget  # calibrate before the producer starts, in this thread
-        t = threading.Thread(target=self.producer.produce, args=(units, skip or set(), budget, q, stop),
-                             daemon=True, name="gfm-screen-graphs")
+        t = threading.Thread(
+            target=self.producer.produce,
+            args=(units, skip or set(), budget, q, stop),
+            daemon=True,
+            name="gfm-screen-graphs",
+        )
         t.start()
         n_done = n_atoms = 0
         try:
@@ -186,8 +234,8 @@ class Screener:
         return take(block, np.lexsort((block["sub"], block["unit"])))
 
 
-def _atoms_loader(id_: str, structure):
-    def load():
+def _atoms_loader(id_: str, structure: Any) -> Callable[[], list[InputStructure]]:
+    def load() -> list[InputStructure]:
         from gfm_ase.calculator import to_atoms
 
         if isinstance(structure, InputStructure):

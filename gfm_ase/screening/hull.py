@@ -14,16 +14,17 @@ Both depend on composition only, so they are computed once per distinct formula 
 lookup; the energies of the competing phases should come from the same model and head as the screened structures
 (the default), or from the same level of theory.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 ENERGY_SOURCES = ("model", "stored")
 
 
-def _composition(formula: str):
+def _composition(formula: str) -> Any:
     from pymatgen.core import Composition
 
     return Composition(formula)
@@ -43,8 +44,9 @@ class FormationReference:
                 comp = _composition(formula)
                 fr = comp.fractional_composition
                 missing = [el.symbol for el in fr.elements if el.symbol not in self.mu]
-                self._cache[formula] = (np.nan if missing
-                                        else float(sum(fr[el] * self.mu[el.symbol] for el in fr.elements)))
+                self._cache[formula] = (
+                    np.nan if missing else float(sum(fr[el] * self.mu[el.symbol] for el in fr.elements))
+                )
             except Exception:  # unparsable formula (an error row): no reference
                 self._cache[formula] = np.nan
         return self._cache[formula]
@@ -72,12 +74,15 @@ class HullReference:
         try:
             self.pd = PhaseDiagram(pd_entries)
         except ValueError as exc:
-            raise ValueError(f"cannot build the phase diagram of the hull references: {exc} (every element needs "
-                             "an elemental reference structure in the set)") from exc
+            raise ValueError(
+                f"cannot build the phase diagram of the hull references: {exc} (every element needs "
+                "an elemental reference structure in the set)"
+            ) from exc
         self.elements = sorted(el.symbol for el in self.pd.elements)
         self.formation = FormationReference(
             {el.symbol: e.energy_per_atom for el, e in self.pd.el_refs.items()},
-            source="elemental phases of the hull reference set")
+            source="elemental phases of the hull reference set",
+        )
         self._hull: dict[str, float] = {}
 
     def hull_energy_per_atom(self, formula: str) -> float:
@@ -94,7 +99,8 @@ class HullReference:
 
     def stable(self) -> list[tuple[str, str]]:
         """(name, formula) of the reference phases on the hull."""
-        return sorted((e.name, e.composition.reduced_formula) for e in self.pd.stable_entries)
+        entries: list[Any] = list(self.pd.stable_entries)  # PDEntry objects (named), typed as Entry by pymatgen
+        return sorted((e.name, e.composition.reduced_formula) for e in entries)
 
 
 def annotate(block: dict, formation: FormationReference | None, hull: HullReference | None) -> dict:

@@ -11,6 +11,7 @@ Final layout. HDF5 (``.h5``/``.hdf5``): one dataset per column, with ``n_rows`` 
 hold the run's metadata as JSON (``gfm_screening``). Parquet (``.parquet``): one row per structure, per-atom columns
 as lists; the metadata JSON is in the schema metadata under ``gfm_screening``.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -78,7 +79,7 @@ def _write_h5_columns(f: h5py.File, block: dict) -> None:
             f.create_dataset(k, data=v)
 
 
-def _read_h5_columns(f: h5py.File, names=None) -> dict:
+def _read_h5_columns(f: h5py.File, names: Sequence[str] | None = None) -> dict:
     out = {}
     for k in names or list(f.keys()):
         if k not in f:
@@ -91,6 +92,7 @@ def _read_h5_columns(f: h5py.File, names=None) -> dict:
 
 
 # --- part files -----------------------------------------------------------------------------------------------------
+
 
 class PartWriter:
     """Commits blocks of complete units as numbered part files of one rank."""
@@ -150,6 +152,7 @@ def done_units(directory: Path) -> set[int]:
 
 # --- merge ------------------------------------------------------------------------------------------------------------
 
+
 class _PartCache:
     def __init__(self, paths: list[Path], size: int = 32):
         self.paths = paths
@@ -168,21 +171,25 @@ class _PartCache:
         return block
 
 
-def _merge_plan(paths: list[Path]):
+def _merge_plan(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, int]:
     """Which (part, row) goes to each output row: sorted by (unit, sub), first occurrence of each id kept."""
-    part_idx, row_idx, units, subs, ids = [], [], [], [], []
+    part_l: list[np.ndarray] = []
+    row_l: list[np.ndarray] = []
+    unit_l: list[np.ndarray] = []
+    sub_l: list[np.ndarray] = []
+    id_l: list[np.ndarray] = []
     for k, p in enumerate(paths):
         with h5py.File(p, "r") as f:
             n = int(f.attrs["n_rows"])
-            part_idx.append(np.full(n, k, dtype=np.int64))
-            row_idx.append(np.arange(n, dtype=np.int64))
-            units.append(f["unit"][...])
-            subs.append(f["sub"][...])
-            ids.append(f["id"].asstr()[...].astype(object))
+            part_l.append(np.full(n, k, dtype=np.int64))
+            row_l.append(np.arange(n, dtype=np.int64))
+            unit_l.append(f["unit"][...])
+            sub_l.append(f["sub"][...])
+            id_l.append(f["id"].asstr()[...].astype(object))
     if not paths:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
-    part_idx, row_idx = np.concatenate(part_idx), np.concatenate(row_idx)
-    units, subs, ids = np.concatenate(units), np.concatenate(subs), np.concatenate(ids)
+    part_idx, row_idx = np.concatenate(part_l), np.concatenate(row_l)
+    units, subs, ids = np.concatenate(unit_l), np.concatenate(sub_l), np.concatenate(id_l)
     _, first = np.unique(ids.astype(str), return_index=True)
     n_dup = len(ids) - len(first)
     keep = np.sort(first)
@@ -193,7 +200,7 @@ def _merge_plan(paths: list[Path]):
 def _sorted_slabs(paths: list[Path], part_idx: np.ndarray, row_idx: np.ndarray, slab: int = 16384) -> Iterator[dict]:
     cache = _PartCache(paths)
     for s in range(0, len(part_idx), slab):
-        sel_p, sel_r = part_idx[s:s + slab], row_idx[s:s + slab]
+        sel_p, sel_r = part_idx[s : s + slab], row_idx[s : s + slab]
         pieces = []
         positions = []
         for p in np.unique(sel_p):
@@ -224,16 +231,21 @@ def _write_hdf5(tmp: Path, slabs: Iterator[dict], meta: dict) -> int:
                 if k not in f:
                     shape = (0, *v.shape[1:])
                     chunk = (16384, *v.shape[1:])
-                    f.create_dataset(k, shape=shape, maxshape=(None, *v.shape[1:]),
-                                     dtype=STR if k in STRING_COLUMNS else v.dtype, chunks=chunk,
-                                     compression="gzip" if k in PER_ATOM_COLUMNS else None)
+                    f.create_dataset(
+                        k,
+                        shape=shape,
+                        maxshape=(None, *v.shape[1:]),
+                        dtype=STR if k in STRING_COLUMNS else v.dtype,
+                        chunks=chunk,
+                        compression="gzip" if k in PER_ATOM_COLUMNS else None,
+                    )
                 d = f[k]
                 start = d.shape[0]
                 d.resize(start + len(v), axis=0)
                 d[start:] = v.astype(object) if k in STRING_COLUMNS else v
             counts = np.cumsum(block["n_atoms"]) + atoms
             ptr.resize(total + n + 1, axis=0)
-            ptr[total + 1:] = counts
+            ptr[total + 1 :] = counts
             total += n
             atoms = int(counts[-1]) if n else atoms
         f.attrs["format"] = FORMAT
@@ -243,12 +255,13 @@ def _write_hdf5(tmp: Path, slabs: Iterator[dict], meta: dict) -> int:
     return total
 
 
-def _arrow_table(block: dict):
+def _arrow_table(block: dict) -> Any:
     import pyarrow as pa
 
     cols = {}
-    offsets = np.concatenate([[0], np.cumsum(block["n_atoms"])]).astype(np.int32 if block["n_atoms"].sum() < 2**31
-                                                                           else np.int64)
+    offsets = np.concatenate([[0], np.cumsum(block["n_atoms"])]).astype(
+        np.int32 if block["n_atoms"].sum() < 2**31 else np.int64
+    )
     for k in _public_columns(block):
         v = block[k]
         if k in STRING_COLUMNS:
@@ -258,7 +271,8 @@ def _arrow_table(block: dict):
             cols[k] = (pa.ListArray if offsets.dtype == np.int32 else pa.LargeListArray).from_arrays(offsets, inner)
         elif k == "energies":
             cols[k] = (pa.ListArray if offsets.dtype == np.int32 else pa.LargeListArray).from_arrays(
-                offsets, pa.array(v))
+                offsets, pa.array(v)
+            )
         elif v.ndim == 2:
             cols[k] = pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
         else:
@@ -275,8 +289,13 @@ def _write_parquet(tmp: Path, slabs: Iterator[dict], meta: dict) -> int:
         for block in slabs:
             table = _arrow_table(block)
             if writer is None:
-                schema = table.schema.with_metadata({"gfm_screening": json.dumps(meta, sort_keys=True),
-                                                     "format": FORMAT, "format_version": str(FORMAT_VERSION)})
+                schema = table.schema.with_metadata(
+                    {
+                        "gfm_screening": json.dumps(meta, sort_keys=True),
+                        "format": FORMAT,
+                        "format_version": str(FORMAT_VERSION),
+                    }
+                )
                 writer = pq.ParquetWriter(str(tmp), schema)
             writer.write_table(table.cast(writer.schema))
             total += table.num_rows
@@ -296,9 +315,9 @@ def merge_parts(directory: Path, out: Path, meta: dict) -> dict:
     if len(part_idx) == 0:
         raise OutputError(f"no results to merge in {directory}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(tmp_name)
     meta = {**meta, "n_rows": int(len(part_idx))}
     try:
         slabs = _sorted_slabs(paths, part_idx, row_idx)
@@ -319,6 +338,7 @@ def remove_parts(directory: Path) -> None:
 
 # --- reading results ------------------------------------------------------------------------------------------
 
+
 def read_metadata(path: str | os.PathLike) -> dict:
     path = Path(path)
     if output_format(path) == "hdf5":
@@ -334,7 +354,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return json.loads(md[b"gfm_screening"])
 
 
-def read_results(path: str | os.PathLike, columns=None) -> dict:
+def read_results(path: str | os.PathLike, columns: Sequence[str] | None = None) -> dict:
     """All rows of a screening output as a column block (per-atom columns flat, split by ``n_atoms``)."""
     path = Path(path)
     if output_format(path) == "hdf5":
@@ -350,8 +370,9 @@ def read_results(path: str | os.PathLike, columns=None) -> dict:
     if columns is not None:  # as for HDF5: asking for a column the file lacks (e.g. uncertainty) is not an error
         present = set(pq.read_schema(str(path)).names)
         columns = [c for c in columns if c in present]
-    table = pq.read_table(str(path), columns=None if columns is None else list(dict.fromkeys(
-        ["id", "n_atoms", *columns])))
+    table = pq.read_table(
+        str(path), columns=None if columns is None else list(dict.fromkeys(["id", "n_atoms", *columns]))
+    )
     out = {}
     for name in table.column_names:
         col = table.column(name).combine_chunks()
@@ -368,5 +389,17 @@ def read_results(path: str | os.PathLike, columns=None) -> dict:
     return out
 
 
-__all__ = ["OutputError", "PartWriter", "parts_dir", "list_parts", "done_ids", "done_units", "merge_parts",
-           "remove_parts", "read_results", "read_metadata", "output_format", "FORMAT"]
+__all__ = [
+    "OutputError",
+    "PartWriter",
+    "parts_dir",
+    "list_parts",
+    "done_ids",
+    "done_units",
+    "merge_parts",
+    "remove_parts",
+    "read_results",
+    "read_metadata",
+    "output_format",
+    "FORMAT",
+]

@@ -5,11 +5,13 @@ push it over ``max_atoms``, ``max_edges`` or the memory limit. A structure that 
 fits the memory limit runs in a batch of its own (or is refused with ``oversize="refuse"``); one that exceeds the
 memory limit is always refused, with a message that says how much memory it would need.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from gfm_ase.graph.batch import AtomicGraph
 from gfm_ase.screening.budget import Budget
 
 OVERSIZE_POLICIES = ("alone", "refuse")
@@ -22,7 +24,7 @@ class PlannedBatch:
     n_atoms: int = 0
     n_edges: int = 0
 
-    def add(self, graph, meta) -> None:
+    def add(self, graph: AtomicGraph, meta: Any) -> None:
         self.graphs.append(graph)
         self.metas.append(meta)
         self.n_atoms += graph.n_atoms
@@ -49,26 +51,44 @@ class BatchPlanner:
         self.oversize = oversize
         self._open = PlannedBatch()
 
-    def add(self, graph, meta) -> list[PlannedBatch | Refusal]:
+    def add(self, graph: AtomicGraph, meta: Any) -> list[PlannedBatch | Refusal]:
         n, e = graph.n_atoms, int(graph.edge_index.shape[1])
         b = self.budget
         if not b.fits_memory(n, e):
             need = float(b.memory.bytes(n, e))
-            return [Refusal(meta, n, (
-                f"too large to evaluate: {n} atoms and {e} edges need about {need / 2**30:.2f} GiB, more than the "
-                f"memory limit of {b.memory_limit / 2**30:.2f} GiB on this device; use a device with more memory "
-                "or raise the limit (--max-memory) if it is too conservative"))]
+            return [
+                Refusal(
+                    meta,
+                    n,
+                    (
+                        f"too large to evaluate: {n} atoms and {e} edges need about {need / 2**30:.2f} GiB, "
+                        f"more than the memory limit of {b.memory_limit / 2**30:.2f} GiB on this device; "
+                        "use a device with more memory or raise the limit (--max-memory) if it is too conservative"
+                    ),
+                )
+            ]
         if not b.within_batch_budget(n, e):
             if self.oversize == "refuse":
-                return [Refusal(meta, n, (
-                    f"larger than the batch budget ({n} atoms / {e} edges > {b.max_atoms} atoms / {b.max_edges} "
-                    "edges) and oversize='refuse'; raise --max-atoms/--max-edges or use --oversize alone"))]
+                return [
+                    Refusal(
+                        meta,
+                        n,
+                        (
+                            f"larger than the batch budget ({n} atoms / {e} edges > {b.max_atoms} atoms / "
+                            f"{b.max_edges} edges) and oversize='refuse'; raise --max-atoms/--max-edges or use "
+                            "--oversize alone"
+                        ),
+                    )
+                ]
             alone = PlannedBatch()
             alone.add(graph, meta)
             return [alone]
         out: list[PlannedBatch | Refusal] = []
-        if len(self._open) and (self._open.n_atoms + n > b.max_atoms or self._open.n_edges + e > b.max_edges
-                                or not b.fits_memory(self._open.n_atoms + n, self._open.n_edges + e)):
+        if len(self._open) and (
+            self._open.n_atoms + n > b.max_atoms
+            or self._open.n_edges + e > b.max_edges
+            or not b.fits_memory(self._open.n_atoms + n, self._open.n_edges + e)
+        ):
             out.append(self._open)
             self._open = PlannedBatch()
         self._open.add(graph, meta)

@@ -6,6 +6,7 @@ releases the GIL), so graph building for the next batches overlaps with the mode
 input structure leaves as exactly one row: in a batch, or in a block of error rows (unreadable input, element not
 covered by the head, bad geometry, graph or D3 failure, refused by the planner).
 """
+
 from __future__ import annotations
 
 import queue
@@ -40,9 +41,19 @@ class GraphProducer:
     error rows); the other arguments are the engine's options (:class:`gfm_ase.screening.config.ScreenerConfig`).
     """
 
-    def __init__(self, runtime: InferenceRuntime, columns: dict[str, tuple], *, properties: tuple[str, ...],
-                 allow_unknown_elements: bool, sanity: SanityCheck, min_distance: float,
-                 dispersion: D3Dispersion | None, oversize: str, workers: int):
+    def __init__(
+        self,
+        runtime: InferenceRuntime,
+        columns: dict[str, tuple],
+        *,
+        properties: tuple[str, ...],
+        allow_unknown_elements: bool,
+        sanity: SanityCheck,
+        min_distance: float,
+        dispersion: D3Dispersion | None,
+        oversize: str,
+        workers: int,
+    ):
         self.runtime = runtime
         self.columns = columns
         self.properties = properties
@@ -71,9 +82,15 @@ class GraphProducer:
         """The D3 term of ``item`` with the gradients the properties need."""
         assert self.dispersion is not None
         want_stress = "stress" in self.properties and bool(np.asarray(item.pbc).all())
-        return self.dispersion.compute(item.numbers, item.positions, item.cell, item.pbc,
-                                       forces="forces" in self.properties, stress=want_stress,
-                                       energies="energies" in self.properties)
+        return self.dispersion.compute(
+            item.numbers,
+            item.positions,
+            item.cell,
+            item.pbc,
+            forces="forces" in self.properties,
+            stress=want_stress,
+            energies="energies" in self.properties,
+        )
 
     def prepare(self, units: list[Unit], skip: set) -> list[tuple]:
         """Load units and build their graphs: (meta, n_atoms, graph or None, error message or None) per structure.
@@ -87,8 +104,9 @@ class GraphProducer:
             try:
                 items = unit.load()
             except Exception as exc:  # unreadable input: one error row stands for the unit
-                out.append((Meta(unit.error_id, unit.index, 0, 1), 0, None,
-                            f"cannot read: {type(exc).__name__}: {exc}"))
+                out.append(
+                    (Meta(unit.error_id, unit.index, 0, 1), 0, None, f"cannot read: {type(exc).__name__}: {exc}")
+                )
                 continue
             items = [it for it in items if it.id not in skip]
             for sub, item in enumerate(items):
@@ -100,8 +118,15 @@ class GraphProducer:
                 if msg is None:
                     meta.formula = formula_of(item.numbers)
                     try:
-                        graph = graph_from_arrays(item.positions, item.numbers, item.cell, item.pbc, cutoff,
-                                                  max_neighbors=max_nb, min_distance=self.min_distance)
+                        graph = graph_from_arrays(
+                            item.positions,
+                            item.numbers,
+                            item.cell,
+                            item.pbc,
+                            cutoff,
+                            max_neighbors=max_nb,
+                            min_distance=self.min_distance,
+                        )
                     except Exception as exc:  # StructureError and friends: reported, not fatal
                         msg = f"{type(exc).__name__}: {exc}"
                 if msg is None and self.dispersion is not None:
@@ -128,10 +153,12 @@ class GraphProducer:
         if chunk:
             yield chunk
 
-    def produce(self, units: Iterable[Unit], skip: set, budget: Budget, out: queue.Queue,
-                stop: threading.Event) -> None:
+    def produce(
+        self, units: Iterable[Unit], skip: set, budget: Budget, out: queue.Queue, stop: threading.Event
+    ) -> None:
         """Put every structure of ``units`` (except ids in ``skip``) on ``out`` as batches or error rows, then
         ``done`` (or ``exception``); returns early once ``stop`` is set."""
+
         def put(x: Message) -> None:
             while not stop.is_set():
                 try:
@@ -155,8 +182,15 @@ class GraphProducer:
                             gb = gb.pin_memory()
                         put(("batch", p, gb))
                 if errors:
-                    put(("errors", error_block(self.columns, [e[0] for e in errors], [e[1] for e in errors],
-                                               [e[2] for e in errors]), None))
+                    put(
+                        (
+                            "errors",
+                            error_block(
+                                self.columns, [e[0] for e in errors], [e[1] for e in errors], [e[2] for e in errors]
+                            ),
+                            None,
+                        )
+                    )
                     errors.clear()
 
             def feed(prepared: list[tuple]) -> None:

@@ -9,6 +9,7 @@ Units are enumerated lazily and cheaply (extxyz frames by scanning line counts, 
 directory listings); a structure is parsed only when its unit is evaluated, so skipping work that is done
 (resume) or belongs to another rank costs almost nothing.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,9 +17,14 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from gfm_ase.data import Store
 
 EXTXYZ_SUFFIXES = (".xyz", ".extxyz")
 DB_SUFFIXES = (".db", ".json")
@@ -48,17 +54,21 @@ class InputStructure:
     energy: float | None = None
 
     @classmethod
-    def from_atoms(cls, id: str, atoms, with_energy: bool = True) -> "InputStructure":
+    def from_atoms(cls, id: str, atoms: Atoms, with_energy: bool = True) -> "InputStructure":
         energy = None
         if with_energy and atoms.calc is not None:
             try:
                 energy = atoms.calc.results.get("energy")
             except AttributeError:
                 energy = None
-        return cls(id=id, positions=np.asarray(atoms.positions, dtype=np.float64),
-                   numbers=np.asarray(atoms.numbers, dtype=np.int64),
-                   cell=np.asarray(atoms.cell.array, dtype=np.float64),
-                   pbc=np.asarray(atoms.pbc, dtype=bool), energy=None if energy is None else float(energy))
+        return cls(
+            id=id,
+            positions=np.asarray(atoms.positions, dtype=np.float64),
+            numbers=np.asarray(atoms.numbers, dtype=np.int64),
+            cell=np.asarray(atoms.cell.array, dtype=np.float64),
+            pbc=np.asarray(atoms.pbc, dtype=bool),
+            energy=None if energy is None else float(energy),
+        )
 
 
 @dataclass
@@ -85,10 +95,11 @@ class Source:
 
 # --- extxyz -------------------------------------------------------------------------------------------------------
 
-def _read_extxyz_frame(text: str):
+
+def _read_extxyz_frame(text: str) -> Atoms:
     from ase.io import read
 
-    return read(io.StringIO(text), format="extxyz", index=0)
+    return cast("Atoms", read(io.StringIO(text), format="extxyz", index=0))
 
 
 class ExtxyzSource(Source):
@@ -116,8 +127,9 @@ class ExtxyzSource(Source):
                     if n < 0:
                         raise ValueError
                 except ValueError:
-                    raise InputError(f"{self.path}: line {line_no} should hold the atom count of frame {k}, "
-                                     f"found {line[:60]!r}") from None
+                    raise InputError(
+                        f"{self.path}: line {line_no} should hold the atom count of frame {k}, found {line[:60]!r}"
+                    ) from None
                 for _ in range(n + 1):
                     if not f.readline():
                         raise InputError(f"{self.path}: frame {k} (line {line_no}) is truncated")
@@ -137,13 +149,13 @@ class ExtxyzSource(Source):
             msg = str(exc) + "; the rest of the file is not read"
             id_ = f"{self.label}:{n_ok}"
 
-            def fail():
+            def fail() -> list[InputStructure]:
                 raise InputError(msg)
 
             yield Unit(start + n_ok, (id_,), id_, fail)
 
-    def _loader(self, id_: str, offset: int, length: int):
-        def load():
+    def _loader(self, id_: str, offset: int, length: int) -> Callable[[], list[InputStructure]]:
+        def load() -> list[InputStructure]:
             with open(self.path, "rb") as f:
                 f.seek(offset)
                 text = f.read(length).decode()
@@ -154,6 +166,7 @@ class ExtxyzSource(Source):
 
 # --- ASE database ---------------------------------------------------------------------------------------------------
 
+
 class AseDbSource(Source):
     """An ASE database (.db sqlite or .json): one unit per row, in row-id order; index = position in that order."""
 
@@ -162,7 +175,7 @@ class AseDbSource(Source):
         self.label = label
         self._local = threading.local()  # one connection per reading thread
 
-    def _db(self):
+    def _db(self) -> Any:
         import ase.db
 
         db = getattr(self._local, "db", None)
@@ -180,8 +193,8 @@ class AseDbSource(Source):
             id_ = f"{self.label}:{k}"
             yield Unit(start + k, (id_,), id_, self._loader(id_, row_id))
 
-    def _loader(self, id_: str, row_id: int):
-        def load():
+    def _loader(self, id_: str, row_id: int) -> Callable[[], list[InputStructure]]:
+        def load() -> list[InputStructure]:
             return [InputStructure.from_atoms(id_, self._db().get(id=row_id).toatoms())]
 
         return load
@@ -189,15 +202,16 @@ class AseDbSource(Source):
 
 # --- HDF5 store -----------------------------------------------------------------------------------------------------
 
+
 class StoreSource(Source):
     """A gfm-ase HDF5 store or folder of store shards (:class:`gfm_ase.data.Store`): one unit per record."""
 
     def __init__(self, path: Path, label: str):
         self.path = path
         self.label = label
-        self._store = None
+        self._store: Store | None = None
 
-    def _open(self):
+    def _open(self) -> Store:
         if self._store is None:
             try:
                 from gfm_ase.data import Store
@@ -217,19 +231,25 @@ class StoreSource(Source):
             id_ = f"{self.label}:{k}"
             yield Unit(start + k, (id_,), id_, self._loader(id_, k))
 
-    def _loader(self, id_: str, k: int):
-        def load():
+    def _loader(self, id_: str, k: int) -> Callable[[], list[InputStructure]]:
+        def load() -> list[InputStructure]:
             r = self._open()[k]
-            return [InputStructure(id=id_, positions=np.asarray(r.positions, dtype=np.float64).reshape(-1, 3),
-                         numbers=np.asarray(r.numbers, dtype=np.int64).reshape(-1),
-                         cell=np.asarray(r.cell, dtype=np.float64).reshape(3, 3),
-                         pbc=np.asarray(r.pbc, dtype=bool).reshape(3),
-                         energy=None if r.energy is None else float(r.energy))]
+            return [
+                InputStructure(
+                    id=id_,
+                    positions=np.asarray(r.positions, dtype=np.float64).reshape(-1, 3),
+                    numbers=np.asarray(r.numbers, dtype=np.int64).reshape(-1),
+                    cell=np.asarray(r.cell, dtype=np.float64).reshape(3, 3),
+                    pbc=np.asarray(r.pbc, dtype=bool).reshape(3),
+                    energy=None if r.energy is None else float(r.energy),
+                )
+            ]
 
         return load
 
 
 # --- single structure files and folders -----------------------------------------------------------------------------
+
 
 def _ase_format(path: Path) -> str | None:
     name = path.name.lower()
@@ -268,7 +288,7 @@ class FolderSource(Source):
         self.patterns = tuple(patterns)
 
     def files(self) -> list[Path]:
-        found = set()
+        found: set[Path] = set()
         for pat in self.patterns:
             found.update(p for p in self.path.rglob(pat) if p.is_file())
         return sorted(found, key=lambda p: p.relative_to(self.path).as_posix())
@@ -354,5 +374,18 @@ def count_units(sources: Sequence[Source]) -> int:
     return n
 
 
-__all__ = ["InputStructure", "Unit", "Source", "InputError", "ExtxyzSource", "AseDbSource", "StoreSource", "FileSource",
-           "FolderSource", "open_source", "open_sources", "iter_units", "count_units"]
+__all__ = [
+    "InputStructure",
+    "Unit",
+    "Source",
+    "InputError",
+    "ExtxyzSource",
+    "AseDbSource",
+    "StoreSource",
+    "FileSource",
+    "FolderSource",
+    "open_source",
+    "open_sources",
+    "iter_units",
+    "count_units",
+]

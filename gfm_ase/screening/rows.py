@@ -4,6 +4,7 @@ A block is a ``dict[str, np.ndarray]`` with one entry per column. Per-structure 
 per-atom columns (``forces`` [sum n, 3], ``energies`` [sum n]) are flat and split by the ``n_atoms`` column.
 String columns (``id``, ``formula``, ``error``) are numpy object arrays of ``str``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -79,5 +80,14 @@ def complete_units(block: dict) -> np.ndarray:
     return (counts == size)[inverse]
 
 
-__all__ = ["STRING_COLUMNS", "PER_ATOM_COLUMNS", "INTERNAL_COLUMNS", "n_rows", "concat", "take", "split_per_atom",
-           "complete_units", "is_per_atom"]
+__all__ = [
+    "STRING_COLUMNS",
+    "PER_ATOM_COLUMNS",
+    "INTERNAL_COLUMNS",
+    "n_rows",
+    "concat",
+    "take",
+    "split_per_atom",
+    "complete_units",
+    "is_per_atom",
+]

@@ -3,6 +3,7 @@
 Rerunning the same call after an interruption (even SIGKILL) continues where the committed parts end and finishes
 with every input structure present exactly once; a finished output is recognised and left alone.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,7 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 import numpy as np
 
@@ -21,12 +22,26 @@ from gfm_ase.screening.columns import formula_of
 from gfm_ase.screening.config import ScreenConfig, ScreenConfigError, ScreenerConfig
 from gfm_ase.screening.engine import Screener
 from gfm_ase.screening.hull import ENERGY_SOURCES, FormationReference, HullReference, annotate
-from gfm_ase.screening.output import (FORMAT, FORMAT_VERSION, OutputError, PartWriter, done_ids, done_units,
-                                      merge_parts, output_format, parts_dir, read_metadata, read_results,
-                                      remove_parts)
+from gfm_ase.screening.output import (
+    FORMAT,
+    FORMAT_VERSION,
+    OutputError,
+    PartWriter,
+    done_ids,
+    done_units,
+    merge_parts,
+    output_format,
+    parts_dir,
+    read_metadata,
+    read_results,
+    remove_parts,
+)
 from gfm_ase.screening.readers import count_units, iter_units, open_sources
 from gfm_ase.screening.rows import complete_units, concat, n_rows, take
 from gfm_ase.screening.shards import detect_shard, mark_done, wait_for_ranks
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 MANIFEST = "manifest.json"
 
@@ -38,8 +53,8 @@ COLUMN_DOC = {
     "dispersion_energy": "the D3 part of energy, eV (only with dispersion; gfm_ase.dispersion)",
     "energy_per_atom": "eV/atom",
     "uncertainty": "energy_std / n_atoms (gfm_ase.runtime.uncertainty: std of E_h - sum_i ref_h[Z_i] over the head's "
-                   "committee, else its family), eV/atom; only present when the head has a committee or a family "
-                   "of two or more heads (metadata 'uncertainty' says why it is absent)",
+    "committee, else its family), eV/atom; only present when the head has a committee or a family "
+    "of two or more heads (metadata 'uncertainty' says why it is absent)",
     "stress": "eV/A^3, ASE sign (tension positive), Voigt xx yy zz yz xz xy; NaN for non-periodic structures",
     "forces": "eV/A, per atom (flat; rows split by n_atoms)",
     "energies": "per-atom energies, eV (flat; rows split by n_atoms)",
@@ -57,8 +72,9 @@ def _input_signature(paths: Sequence) -> list[str]:
     return [os.path.abspath(str(p)) for p in paths]
 
 
-def load_hull_references(paths: Sequence, screener: Screener | None, energies: str = "model",
-                         log: Callable[[str], None] | None = None) -> HullReference:
+def load_hull_references(
+    paths: Sequence, screener: Screener | None, energies: str = "model", log: Callable[[str], None] | None = None
+) -> HullReference:
     """Competing phases from any screening inputs; energies from the screener's model or stored in the input."""
     from gfm_ase.screening.readers import iter_units as _iter
 
@@ -74,7 +90,7 @@ def load_hull_references(paths: Sequence, screener: Screener | None, energies: s
         missing = [it.id for it in items if it.energy is None]
         if missing:
             raise ValueError(f"hull references without a stored energy: {missing[:5]} (use energies='model')")
-        values = [float(it.energy) for it in items]
+        values = [float(cast(float, it.energy)) for it in items]  # none missing (checked above)
     else:
         if screener is None:
             raise ValueError("energies='model' needs a screener")
@@ -85,13 +101,15 @@ def load_hull_references(paths: Sequence, screener: Screener | None, energies: s
         values = block["energy"].tolist()
     hull = HullReference(zip(formulas, values), names=[it.id for it in items])
     if log is not None:
-        log(f"hull references: {len(items)} phases over {'-'.join(hull.elements)}; on the hull: "
-            f"{', '.join(f for _, f in hull.stable())}")
+        log(
+            f"hull references: {len(items)} phases over {'-'.join(hull.elements)}; on the hull: "
+            f"{', '.join(f for _, f in hull.stable())}"
+        )
     return hull
 
 
 class _Progress:
-    def __init__(self, log, every: float = 15.0):
+    def __init__(self, log: Callable[[str], None] | None, every: float = 15.0) -> None:
         self.log = log
         self.every = every
         self.t0 = time.perf_counter()
@@ -105,8 +123,17 @@ class _Progress:
             self.last = now
 
 
-def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config: ScreenConfig | None = None,
-           log: Callable[[str], None] | None = _log_default, screener: Screener | None = None, **options) -> dict:
+def screen(
+    inputs: Sequence,
+    out: str | os.PathLike,
+    model: str | Path | GFMModel | None = None,
+    head: str | None = None,
+    *,
+    config: ScreenConfig | None = None,
+    log: Callable[[str], None] | None = _log_default,
+    screener: Screener | None = None,
+    **options: Any,
+) -> dict:
     """Screen ``inputs`` (files/folders) with one head of ``model`` into ``out`` (.h5 or .parquet).
 
     config: a :class:`~gfm_ase.screening.config.ScreenConfig` (the engine's options in ``config.screener``, the
@@ -123,8 +150,10 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config
     if options.get("min_distance_factor", 0) is None:  # "the default" in screen()'s keyword API
         del options["min_distance_factor"]
     if screener is not None and any(k in ScreenerConfig.model_fields for k in options):
-        raise ScreenConfigError(f"engine options {sorted(set(options) & set(ScreenerConfig.model_fields))} given "
-                                "with a screener: set them on the Screener")
+        raise ScreenConfigError(
+            f"engine options {sorted(set(options) & set(ScreenerConfig.model_fields))} given "
+            "with a screener: set them on the Screener"
+        )
     cfg = ScreenConfig.from_options(config, **options) if options or config is None else config
     if not isinstance(cfg, ScreenConfig):
         raise ScreenConfigError(f"config must be a ScreenConfig, got {type(cfg).__name__}")
@@ -165,11 +194,20 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config
                 remove_parts(parts)
             if log:
                 log(f"{out} is already complete ({meta.get('n_rows')} rows); nothing to do")
-            return {"out": str(out), "rows": meta.get("n_rows"), "evaluated": 0, "errors": None, "complete": True,
-                    "seconds": time.perf_counter() - t0, "shortlist": None}
+            return {
+                "out": str(out),
+                "rows": meta.get("n_rows"),
+                "evaluated": 0,
+                "errors": None,
+                "complete": True,
+                "seconds": time.perf_counter() - t0,
+                "shortlist": None,
+            }
         if not overwrite:
-            raise OutputError(f"{out} exists and was written by a different run (other inputs, model, head or "
-                              "options); choose another output or pass overwrite (--overwrite)")
+            raise OutputError(
+                f"{out} exists and was written by a different run (other inputs, model, head or "
+                "options); choose another output or pass overwrite (--overwrite)"
+            )
         out.unlink()
         remove_parts(parts)
     elif overwrite:
@@ -185,8 +223,10 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config
         except json.JSONDecodeError:
             previous = None
         if previous is not None and previous.get("signature") != signature:
-            raise OutputError(f"{parts} holds partial results of a different run; rerun that command to finish it, "
-                              "or pass overwrite (--overwrite) to start over")
+            raise OutputError(
+                f"{parts} holds partial results of a different run; rerun that command to finish it, "
+                "or pass overwrite (--overwrite) to start over"
+            )
     if previous is None:
         tmp = parts / f".manifest.r{shard.rank}.tmp"
         tmp.write_text(json.dumps({"signature": signature}, indent=1, sort_keys=True))
@@ -202,15 +242,18 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config
         hull = load_hull_references(hull_references, screener, hull_energies, log)
         form = hull.formation if formation else None
     elif formation and screener.head_config.reference_energies:
-        form = FormationReference(screener.head_config.reference_energies,
-                                  source=f"reference_energies of head {screener.head!r} (fitted per-element offsets, "
-                                         "not elemental ground states)")
+        form = FormationReference(
+            screener.head_config.reference_energies,
+            source=f"reference_energies of head {screener.head!r} (fitted per-element offsets, "
+            "not elemental ground states)",
+        )
 
     # --- evaluate this rank's shard, committing complete units in chunks -----------------------------------------
     writer = PartWriter(parts, shard.rank)
     if log:
-        log(f"rank {shard.rank}/{shard.world} on {screener.device} ({screener.precision}); "
-            f"{screener.budget.describe()}")
+        log(
+            f"rank {shard.rank}/{shard.world} on {screener.device} ({screener.precision}); {screener.budget.describe()}"
+        )
     buffer: list[dict] = []
     buffered = 0
     last_commit = time.monotonic()
@@ -242,8 +285,17 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config
             commit(final=False)
     commit(final=True)
     mark_done(parts, shard)
-    summary = {"out": str(out), "rows": None, "evaluated": evaluated, "errors": errors, "complete": False,
-               "seconds": time.perf_counter() - t0, "shortlist": None, "rank": shard.rank, "world": shard.world}
+    summary = {
+        "out": str(out),
+        "rows": None,
+        "evaluated": evaluated,
+        "errors": errors,
+        "complete": False,
+        "seconds": time.perf_counter() - t0,
+        "shortlist": None,
+        "rank": shard.rank,
+        "world": shard.world,
+    }
     if log:
         log(f"rank {shard.rank}: {evaluated} structures in {summary['seconds']:.1f} s ({errors} with errors)")
     if shard.rank != 0:
@@ -256,13 +308,18 @@ def screen(inputs: Sequence, out, model=None, head: str | None = None, *, config
     present = done_units(parts)
     missing = sorted(set(range(n_units)) - present)
     if missing:
-        raise OutputError(f"{len(missing)} input units have no results (first: {missing[:10]}); rerun the same "
-                          "command to finish them")
+        raise OutputError(
+            f"{len(missing)} input units have no results (first: {missing[:10]}); rerun the same command to finish them"
+        )
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "signature": signature,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "signature": signature,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "head": screener.head_config.model_dump(mode="json", exclude={"datasets", "metrics"}),
-        "model": screener.model_id, "family_heads": screener.family, "precision": screener.precision,
+        "model": screener.model_id,
+        "family_heads": screener.family,
+        "precision": screener.precision,
         "properties": list(screener.properties),
         "columns": {k: v for k, v in COLUMN_DOC.items()},
         "uncertainty": _uncertainty_note(screener),
@@ -288,8 +345,10 @@ def _uncertainty_note(screener: Screener) -> str:
         return f"column 'uncertainty': spread over the {screener.spread_kind} heads {screener.family}"
     if not screener.uncertainty:
         return "no 'uncertainty' column: switched off (--no-uncertainty)"
-    return (f"no 'uncertainty' column: head {screener.head!r} has no committee and no family of two or more "
-            f"heads (family: {screener.family or [screener.head]})")
+    return (
+        f"no 'uncertainty' column: head {screener.head!r} has no committee and no family of two or more "
+        f"heads (family: {screener.family or [screener.head]})"
+    )
 
 
 def shortlist_key(block: dict, by: str | None) -> str:
@@ -303,14 +362,24 @@ def shortlist_key(block: dict, by: str | None) -> str:
     raise ValueError("nothing to rank by")
 
 
-def write_shortlist(out, k: int, by: str | None = None, log=None) -> Path:
+def write_shortlist(
+    out: str | os.PathLike, k: int, by: str | None = None, log: Callable[[str], None] | None = None
+) -> Path:
     """The ``k`` structures with the lowest ``by`` (default: e_above_hull, else formation energy, else energy per
     atom), without errors, as CSV next to ``out`` (``<out>.shortlist.csv``)."""
     from gfm_ase.fileio import atomic_write_bytes
 
     out = Path(out)
-    cols = ["id", "formula", "n_atoms", "energy_per_atom", "formation_energy_per_atom", "e_above_hull",
-            "uncertainty", "error"]
+    cols = [
+        "id",
+        "formula",
+        "n_atoms",
+        "energy_per_atom",
+        "formation_energy_per_atom",
+        "e_above_hull",
+        "uncertainty",
+        "error",
+    ]
     block = read_results(out, columns=cols)
     key = shortlist_key(block, by)
     ok = (block["error"] == "") & np.isfinite(block[key])

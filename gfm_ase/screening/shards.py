@@ -7,13 +7,14 @@ backend is needed: ranks share the output's parts folder (a shared filesystem), 
 a file ``done-w{world}-r{rank}``, and rank 0 merges once all markers of the current world size are there (a rank
 whose shard was already complete in an earlier run of the same size finds nothing to do and marks it again).
 """
+
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 _RANK_VARS = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
 _SIZE_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS")
@@ -26,7 +27,7 @@ class Shard:
     world: int = 1
     local_rank: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.world < 1 or not 0 <= self.rank < self.world:
             raise ValueError(f"invalid shard: rank {self.rank} of world size {self.world}")
 
@@ -37,7 +38,7 @@ class Shard:
                 yield u
 
 
-def _env_int(names) -> int | None:
+def _env_int(names: Iterable[str]) -> int | None:
     for n in names:
         v = os.environ.get(n)
         if v not in (None, ""):
@@ -69,8 +70,13 @@ def mark_done(directory: Path, shard: Shard) -> None:
     p.write_text(f"{time.time()}\n")
 
 
-def wait_for_ranks(directory: Path, shard: Shard, timeout: float | None = None, poll: float = 2.0,
-                   log=None) -> None:
+def wait_for_ranks(
+    directory: Path,
+    shard: Shard,
+    timeout: float | None = None,
+    poll: float = 2.0,
+    log: Callable[[str], None] | None = None,
+) -> None:
     """Block (rank 0) until every rank of this world size has marked its shard done."""
     t0 = time.monotonic()
     last = -1
@@ -82,8 +88,9 @@ def wait_for_ranks(directory: Path, shard: Shard, timeout: float | None = None, 
             log(f"waiting for ranks {missing[:16]}{' ...' if len(missing) > 16 else ''} to finish")
             last = len(missing)
         if timeout is not None and time.monotonic() - t0 > timeout:
-            raise TimeoutError(f"ranks {missing} did not finish within {timeout:.0f} s; rerun the same command "
-                               "to resume them")
+            raise TimeoutError(
+                f"ranks {missing} did not finish within {timeout:.0f} s; rerun the same command to resume them"
+            )
         time.sleep(poll)
 
 
