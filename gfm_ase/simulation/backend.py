@@ -2,14 +2,21 @@
 inference runtime (:class:`gfm_ase.runtime.InferenceRuntime`: model resolution, device, dtype, head, element
 coverage, evaluation of a :class:`GraphBatch`), plus the engines' policy for elements a head was not trained on.
 """
+
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+from numpy.typing import ArrayLike
 
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.runtime import InferenceRuntime
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 
 class Evaluator:
@@ -52,7 +59,7 @@ class Evaluator:
     def elements(self) -> list[str]:
         return list(self.runtime.head_config.elements or [])
 
-    def check_numbers(self, numbers, where: str = "") -> None:
+    def check_numbers(self, numbers: ArrayLike | torch.Tensor, where: str = "") -> None:
         """ValueError naming the elements the head was not trained on (a warning when they are allowed)."""
         msg = self.runtime.coverage_error(torch.as_tensor(numbers).unique().tolist())
         if msg is None:
@@ -66,8 +73,15 @@ class Evaluator:
         return self.runtime.evaluate(batch, forces=forces, stress=stress)
 
 
-def load_evaluator(model=None, head: str | None = None, *, device="auto", dtype: str = "float32",
-                   allow_unknown_elements: bool = False, compile: bool | dict = False) -> Evaluator:
+def load_evaluator(
+    model: str | Path | GFMModel | None = None,
+    head: str | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str = "float32",
+    allow_unknown_elements: bool = False,
+    compile: bool | dict[str, Any] = False,
+) -> Evaluator:
     """An :class:`Evaluator` for ``model`` / ``head`` (same arguments and errors as :class:`GFMCalculator`)."""
     runtime = InferenceRuntime(model, head, device=device, dtype=dtype, compile=compile)
     return Evaluator(runtime, allow_unknown_elements=allow_unknown_elements)

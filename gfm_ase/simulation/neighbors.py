@@ -1,6 +1,9 @@
 """Radius graphs built on the model's device (``vesin.torch``): the same pairs and shifts as
 :func:`gfm_ase.graph.neighbors.radius_graph` (the same search), without a round trip through numpy."""
+
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -8,8 +11,14 @@ import torch
 from gfm_ase.graph.neighbors import StructureError
 
 
-def device_radius_graph(positions: torch.Tensor, cell: torch.Tensor, pbc, cutoff: float, *,
-                        max_neighbors: int | None = None):
+def device_radius_graph(
+    positions: torch.Tensor,
+    cell: torch.Tensor,
+    pbc: bool | Sequence[bool] | torch.Tensor,
+    cutoff: float,
+    *,
+    max_neighbors: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``edge_index`` [2, E] (centre i, neighbor j), integer ``shifts`` [E, 3] and distances [E] of one structure.
 
     positions [n, 3] and cell [3, 3] (rows are cell vectors) on any device; ``pbc`` is one flag for the three
@@ -23,12 +32,15 @@ def device_radius_graph(positions: torch.Tensor, cell: torch.Tensor, pbc, cutoff
 
         pos = positions.detach().to("cpu", torch.float64)
         box = cell.detach().to("cpu", torch.float64)
-        edge_index, shifts = radius_graph(pos.numpy(), box.numpy(), np.array(flags), cutoff, max_neighbors)
-        edge_index = torch.as_tensor(edge_index)
-        shifts = torch.as_tensor(shifts)
+        host_edges, host_shifts = radius_graph(pos.numpy(), box.numpy(), np.array(flags), cutoff, max_neighbors)
+        edge_index = torch.as_tensor(host_edges)
+        shifts = torch.as_tensor(host_shifts)
         vec = pos[edge_index[1]] - pos[edge_index[0]] + shifts @ box
-        return (edge_index.to(positions.device), shifts.to(device=positions.device, dtype=positions.dtype),
-                vec.norm(dim=1).to(positions.device))
+        return (
+            edge_index.to(positions.device),
+            shifts.to(device=positions.device, dtype=positions.dtype),
+            vec.norm(dim=1).to(positions.device),
+        )
     pbc = flags[0]
     from vesin_torch import NeighborList
 

@@ -1,7 +1,11 @@
 """Mixed bulk structures of a head's elements, for the engine examples and benchmarks: crystals in each element's
 reference structure (``ase.data.reference_states``) and binary substitutional alloys of them, in supercells of
 several sizes, strained (+-4 %, shear included) and rattled so that relaxations have work to do."""
+
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 from ase import Atoms
@@ -12,7 +16,7 @@ BUILDABLE = ("sc", "fcc", "bcc", "hcp", "diamond")
 REPEATS = ((1, 1, 1), (2, 1, 1), (2, 2, 1), (2, 2, 2))
 
 
-def buildable(elements) -> list[str]:
+def buildable(elements: Iterable[str]) -> list[str]:
     """The elements whose reference state :func:`ase.build.bulk` can build."""
     out = []
     for el in elements:
@@ -22,18 +26,26 @@ def buildable(elements) -> list[str]:
     return out
 
 
-def mixed_structures(elements, n: int, *, seed: int = 0, min_atoms: int = 1, max_atoms: int = 32,
-                     strain: float = 0.04, rattle: float = 0.05) -> list[Atoms]:
+def mixed_structures(
+    elements: Sequence[str],
+    n: int,
+    *,
+    seed: int = 0,
+    min_atoms: int = 1,
+    max_atoms: int = 32,
+    strain: float = 0.04,
+    rattle: float = 0.05,
+) -> list[Atoms]:
     """``n`` periodic structures of ``elements`` (pure crystals and binary alloys; ``min_atoms`` to ``max_atoms``
     atoms each, as far as the supercells allow)."""
     pool = buildable(elements)
     if not pool:
         raise ValueError(f"none of {list(elements)} has a reference crystal structure that ase.build.bulk builds")
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[Atoms] = []
     while len(out) < n:
         host = str(rng.choice(pool))
-        cubic = reference_states[atomic_numbers[host]]["symmetry"] != "hcp" and rng.random() < 0.5
+        cubic = cast(dict, reference_states[atomic_numbers[host]])["symmetry"] != "hcp" and rng.random() < 0.5
         atoms = bulk(host, cubic=cubic)
         reps = [r for r in REPEATS if min_atoms <= len(atoms) * np.prod(r) <= max_atoms] or [REPEATS[-1]]
         atoms = atoms.repeat(reps[rng.integers(len(reps))])

@@ -19,22 +19,28 @@ state without a periodic cell of non-zero volume, and geometries that fail the p
 check runs on the host whenever the cells change (first call, cell relaxation, NPT); at every call the pair rule
 (``d_ij < factor (r_i + r_j)``) is applied on the device to the neighbor list already built there.
 """
+
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch_sim as ts
 from ase.data import chemical_symbols, covalent_radii
 from torch_sim.models.interface import ModelInterface
 
-from gfm_ase.dispersion import check_dispersion_option, make_dispersion
+from gfm_ase.dispersion import D3Dispersion, check_dispersion_option, make_dispersion
 from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.graph.neighbors import StructureError
-from gfm_ase.graph.sanity import DEFAULT_FACTOR, GeometryError, SanityCheck
+from gfm_ase.graph.sanity import DEFAULT_FACTOR, GeometryError, SanityCheck, check_factor
 from gfm_ase.model.outputs import MIN_VOLUME
 from gfm_ase.simulation.backend import Evaluator, load_evaluator
 from gfm_ase.simulation.neighbors import device_radius_graph
 from gfm_ase.units import voigt_to_full
 
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 
 class GFMTorchSimModel(ModelInterface):
@@ -48,15 +54,26 @@ class GFMTorchSimModel(ModelInterface):
       (:mod:`gfm_ase.dispersion`: simple-dftd3 on the host, one system after the other, float64).
     """
 
-    def __init__(self, model=None, head: str | None = None, *, device="auto", dtype: str = "float64",
-                 compute_stress: bool = True, compute_forces: bool = True, allow_unknown_elements: bool = False,
-                 min_distance_factor: float | None = DEFAULT_FACTOR, evaluator: Evaluator | None = None,
-                 dispersion: str | None = None):
+    def __init__(
+        self,
+        model: str | Path | GFMModel | None = None,
+        head: str | None = None,
+        *,
+        device: str | torch.device = "auto",
+        dtype: str = "float64",
+        compute_stress: bool = True,
+        compute_forces: bool = True,
+        allow_unknown_elements: bool = False,
+        min_distance_factor: float | None = DEFAULT_FACTOR,
+        evaluator: Evaluator | None = None,
+        dispersion: str | None = None,
+    ) -> None:
         super().__init__()
-        sanity = SanityCheck(min_distance_factor)  # validated before the model is loaded
+        sanity = SanityCheck(check_factor(min_distance_factor))  # validated before the model is loaded
         check_dispersion_option(dispersion)
-        self.evaluator = evaluator or load_evaluator(model, head, device=device, dtype=dtype,
-                                                     allow_unknown_elements=allow_unknown_elements)
+        self.evaluator = evaluator or load_evaluator(
+            model, head, device=device, dtype=dtype, allow_unknown_elements=allow_unknown_elements
+        )
         self._device = self.evaluator.device
         self._dtype = self.evaluator.dtype
         self._compute_stress = bool(compute_stress)
@@ -98,40 +115,60 @@ class GFMTorchSimModel(ModelInterface):
             if n == 0:
                 raise StructureError(f"system {b} has no atoms")
             try:
-                e, s, d = device_radius_graph(positions[start:start + n], cell[b], pbc, self.evaluator.cutoff,
-                                              max_neighbors=self.evaluator.max_neighbors)
-                self._check_pairs(e, d, numbers[start:start + n])
+                e, s, d = device_radius_graph(
+                    positions[start : start + n],
+                    cell[b],
+                    pbc,
+                    self.evaluator.cutoff,
+                    max_neighbors=self.evaluator.max_neighbors,
+                )
+                self._check_pairs(e, d, numbers[start : start + n])
             except StructureError as exc:
                 raise type(exc)(f"system {b}: {exc}") from None
             edges.append(e + start)
             shifts.append(s)
             start += n
         return GraphBatch(
-            positions=positions, numbers=numbers, cell=cell,
+            positions=positions,
+            numbers=numbers,
+            cell=cell,
             pbc=torch.tensor(pbc, dtype=torch.bool, device=dev).expand(n_systems, 3).clone(),
-            batch=system_idx, n_atoms=n_atoms, edge_index=torch.cat(edges, dim=1),
+            batch=system_idx,
+            n_atoms=n_atoms,
+            edge_index=torch.cat(edges, dim=1),
             shifts=torch.cat(shifts).to(dt),
             head=torch.zeros(n_systems, dtype=torch.long, device=dev),
-            weight=torch.ones(n_systems, dtype=dt, device=dev))
+            weight=torch.ones(n_systems, dtype=dt, device=dev),
+        )
 
-    def _check_cells(self, positions, numbers, cell, n_atoms, pbc: list[bool]) -> None:
+    def _check_cells(
+        self,
+        positions: torch.Tensor,
+        numbers: torch.Tensor,
+        cell: torch.Tensor,
+        n_atoms: torch.Tensor,
+        pbc: list[bool],
+    ) -> None:
         """The full sanity check (host) of every system, when the cells differ from the last checked ones."""
         if not self.sanity.enabled:
             return
-        if self._checked_cells is not None and self._checked_cells.shape == cell.shape \
-                and bool(torch.equal(self._checked_cells, cell)):
+        if (
+            self._checked_cells is not None
+            and self._checked_cells.shape == cell.shape
+            and bool(torch.equal(self._checked_cells, cell))
+        ):
             return
         pos, num, cel = positions.detach().cpu().numpy(), numbers.cpu().numpy(), cell.detach().cpu().numpy()
         start = 0
         for b, n in enumerate(n_atoms.tolist()):
-            msg = self.sanity.problem(pos[start:start + n], num[start:start + n], cel[b], pbc)
+            msg = self.sanity.problem(pos[start : start + n], num[start : start + n], cel[b], pbc)
             if msg is not None:
                 self._checked_cells = None
                 raise GeometryError(f"system {b}: {msg}")
             start += n
         self._checked_cells = cell.detach().clone()
 
-    def _check_pairs(self, edge_index, d, numbers) -> None:
+    def _check_pairs(self, edge_index: torch.Tensor, d: torch.Tensor, numbers: torch.Tensor) -> None:
         """The sanity check's pair rule on the device: every pair at least factor x (r_i + r_j) apart."""
         if not self.sanity.enabled or d.numel() == 0:
             return
@@ -142,12 +179,14 @@ class GFMTorchSimModel(ModelInterface):
         if float(ratio[k]) < 1.0:
             i, j = int(edge_index[0, k]), int(edge_index[1, k])
             what = "its own periodic image" if i == j else f"atom {j} ({chemical_symbols[int(zj[k])]})"
-            raise GeometryError(f"overlapping atoms: atom {i} ({chemical_symbols[int(zi[k])]}) and {what} are "
-                                f"{float(d[k]):.3f} A apart, closer than {float(limit[k]):.3f} A "
-                                f"({self.sanity.factor} x sum of covalent radii); refused "
-                                f"(min_distance_factor={self.sanity.factor})")
+            raise GeometryError(
+                f"overlapping atoms: atom {i} ({chemical_symbols[int(zi[k])]}) and {what} are "
+                f"{float(d[k]):.3f} A apart, closer than {float(limit[k]):.3f} A "
+                f"({self.sanity.factor} x sum of covalent radii); refused "
+                f"(min_distance_factor={self.sanity.factor})"
+            )
 
-    def forward(self, state: ts.SimState | dict, **kwargs) -> dict[str, torch.Tensor]:
+    def forward(self, state: ts.SimState | dict, **kwargs: Any) -> dict[str, torch.Tensor]:
         if kwargs:
             raise TypeError(f"GFMTorchSimModel.forward got unknown options {sorted(kwargs)}")
         if isinstance(state, dict):
@@ -158,9 +197,11 @@ class GFMTorchSimModel(ModelInterface):
             volume = torch.linalg.det(batch.cell).abs()
             if not bool(batch.pbc.any()) or bool((volume <= MIN_VOLUME).any()):
                 bad = [int(k) for k in torch.nonzero(volume <= MIN_VOLUME).flatten().tolist()]
-                raise ValueError("stress needs periodic systems with a cell of non-zero volume "
-                                 f"(pbc={batch.pbc[0].tolist()}, systems without volume: {bad}); "
-                                 "use compute_stress=False for molecules")
+                raise ValueError(
+                    "stress needs periodic systems with a cell of non-zero volume "
+                    f"(pbc={batch.pbc[0].tolist()}, systems without volume: {bad}); "
+                    "use compute_stress=False for molecules"
+                )
         out = self.evaluator(batch, forces=self._compute_forces, stress=self._compute_stress)
         result = {"energy": out["energy"].detach()}
         if self._compute_forces:
@@ -177,11 +218,18 @@ class GFMTorchSimModel(ModelInterface):
         cell = batch.cell.detach().cpu().double().numpy()
         numbers = batch.numbers.cpu().numpy()
         pbc = batch.pbc.cpu().numpy()
+        dispersion = cast(D3Dispersion, self.dispersion)  # forward() calls this only with a D3 term
         energy, forces, stress = [], [], []
         start = 0
         for b, n in enumerate(batch.n_atoms.tolist()):
-            d = self.dispersion.compute(numbers[start:start + n], pos[start:start + n], cell[b], pbc[b],
-                                        forces=self._compute_forces, stress=self._compute_stress)
+            d = dispersion.compute(
+                numbers[start : start + n],
+                pos[start : start + n],
+                cell[b],
+                pbc[b],
+                forces=self._compute_forces,
+                stress=self._compute_stress,
+            )
             energy.append(d.energy)
             if self._compute_forces:
                 forces.append(torch.as_tensor(d.forces))
