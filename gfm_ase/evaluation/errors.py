@@ -5,11 +5,13 @@ component of the atoms of each element, stresses per Voigt component (each struc
 contains; ASE sign, reported in GPa). The row ``all`` holds every structure / atom once. MAE and RMSE; only
 structures with both a label and a prediction of a quantity enter its columns.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
 
 import numpy as np
+from numpy.typing import ArrayLike
 from ase.data import atomic_numbers, chemical_symbols
 
 from gfm_ase.units import GPA
@@ -26,7 +28,7 @@ QUANTITIES = {
 class _Sums:
     __slots__ = ("n", "abs", "sq", "structures")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.n = 0
         self.abs = 0.0
         self.sq = 0.0
@@ -36,33 +38,37 @@ class _Sums:
         err = np.asarray(err, dtype=np.float64).ravel()
         self.n += err.size
         self.abs += float(np.abs(err).sum())
-        self.sq += float((err ** 2).sum())
+        self.sq += float((err**2).sum())
         self.structures += 1
 
     def metrics(self, factor: float) -> dict:
         if self.n == 0:
             return {"n_structures": 0, "n_values": 0, "mae": None, "rmse": None}
-        return {"n_structures": self.structures, "n_values": self.n, "mae": factor * self.abs / self.n,
-                "rmse": factor * float(np.sqrt(self.sq / self.n))}
+        return {
+            "n_structures": self.structures,
+            "n_values": self.n,
+            "mae": factor * self.abs / self.n,
+            "rmse": factor * float(np.sqrt(self.sq / self.n)),
+        }
 
 
 class ErrorTable:
     """Accumulates prediction errors; :meth:`to_dict` gives the tables, :meth:`markdown` prints them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._sums: dict[str, dict[str, _Sums]] = {q: defaultdict(_Sums) for q in QUANTITIES}
         self.n_structures = 0
 
-    def add(self, numbers, label: dict, pred: dict) -> None:
+    def add(self, numbers: ArrayLike, label: dict, pred: dict) -> None:
         """One structure: ``label`` and ``pred`` hold any of energy (eV), forces ([n, 3] eV/A), stress (Voigt-6
         eV/A^3)."""
         numbers = np.asarray(numbers, dtype=np.int64)
         elements = [chemical_symbols[z] for z in np.unique(numbers)]
         self.n_structures += 1
         if label.get("energy") is not None and pred.get("energy") is not None:
-            err = (float(pred["energy"]) - float(label["energy"])) / len(numbers)
+            e_err = (float(pred["energy"]) - float(label["energy"])) / len(numbers)
             for el in (ALL, *elements):
-                self._sums["energy_per_atom"][el].add(np.array([err]))
+                self._sums["energy_per_atom"][el].add(np.array([e_err]))
         if label.get("forces") is not None and pred.get("forces") is not None:
             err = np.asarray(pred["forces"], dtype=np.float64) - np.asarray(label["forces"], dtype=np.float64)
             self._sums["forces"][ALL].add(err)
@@ -85,10 +91,11 @@ class ErrorTable:
         """``{"units": {...}, "rows": {element or "all": {quantity: {n_structures, n_values, mae, rmse}}}}``."""
         rows = {}
         for el in (ALL, *self.elements()):
-            rows[el] = {q: (self._sums[q][el].metrics(f) if el in self._sums[q] else _Sums().metrics(f))
-                        for q, (_, f) in QUANTITIES.items()}
-        return {"units": {q: u for q, (u, _) in QUANTITIES.items()}, "n_structures": self.n_structures,
-                "rows": rows}
+            rows[el] = {
+                q: (self._sums[q][el].metrics(f) if el in self._sums[q] else _Sums().metrics(f))
+                for q, (_, f) in QUANTITIES.items()
+            }
+        return {"units": {q: u for q, (u, _) in QUANTITIES.items()}, "n_structures": self.n_structures, "rows": rows}
 
     def markdown(self) -> str:
         """One Markdown table: a row per element (and ``all``), MAE / RMSE of each quantity with labels."""
@@ -108,7 +115,7 @@ class ErrorTable:
         return "\n".join(lines)
 
 
-def _fmt(x) -> str:
+def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 

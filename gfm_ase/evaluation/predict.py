@@ -1,9 +1,11 @@
 """Batched predictions of energy, forces and stress for labelled structures, through the screening engine
 (:class:`gfm_ase.screening.Screener`: the runtime's model loading, device, precision and head selection, the
 atom/edge batch budget, the geometry and element-coverage checks), in chunks so that memory stays bounded."""
+
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, cast
 
 import numpy as np
 
@@ -11,6 +13,9 @@ from gfm_ase.data.record import StructureRecord
 from gfm_ase.screening.engine import Screener
 from gfm_ase.screening.readers import InputStructure
 from gfm_ase.screening.rows import split_per_atom
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 
 class PredictionError(ValueError):
@@ -23,10 +28,18 @@ class BatchPredictor:
     every prediction (:mod:`gfm_ase.dispersion`, as ``GFMCalculator(dispersion=...)``; the screening engine adds
     it, ``Screener(dispersion=...)``)."""
 
-    def __init__(self, model=None, head: str | None = None, *, chunk: int = 512, dispersion: str | None = None,
-                 **screener_options):
-        self.screener = Screener(model, head, properties=("forces", "stress"), uncertainty=False,
-                                 dispersion=dispersion, **screener_options)
+    def __init__(
+        self,
+        model: str | Path | GFMModel | None = None,
+        head: str | None = None,
+        *,
+        chunk: int = 512,
+        dispersion: str | None = None,
+        **screener_options: Any,
+    ) -> None:
+        self.screener = Screener(
+            model, head, properties=("forces", "stress"), uncertainty=False, dispersion=dispersion, **screener_options
+        )
         self.dispersion = self.screener.dispersion
         self.chunk = max(1, int(chunk))
 
@@ -39,8 +52,17 @@ class BatchPredictor:
         Raises :class:`PredictionError` naming the first record that could not be evaluated."""
         if not records:
             return []
-        items = [InputStructure(id=str(k), positions=r.positions, numbers=r.numbers, cell=r.cell, pbc=r.pbc)
-                 for k, r in enumerate(records)]
+        items = [
+            # a record's cell and pbc are arrays once it is built (validated or taken from the store's columns)
+            InputStructure(
+                id=str(k),
+                positions=r.positions,
+                numbers=r.numbers,
+                cell=cast(np.ndarray, r.cell),
+                pbc=cast(np.ndarray, r.pbc),
+            )
+            for k, r in enumerate(records)
+        ]
         block = self.screener.evaluate(items, ids=[it.id for it in items])
         bad = np.flatnonzero(block["error"] != "")
         if len(bad):

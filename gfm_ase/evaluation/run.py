@@ -5,11 +5,13 @@ Order of work: the targets are checked (format, existence, prefix) before the mo
 loaded before any input is read; structures are read, evaluated in chunks and written to a temporary file that
 replaces OUT only when everything succeeded (any error leaves OUT, and the tables, untouched).
 """
+
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gfm_ase.data.converters.base import SkipReport
 from gfm_ase.data.export import ExportError, ExportWriter, check_prefix, check_target
@@ -18,10 +20,13 @@ from gfm_ase.evaluation.errors import ErrorTable
 from gfm_ase.evaluation.predict import BatchPredictor
 from gfm_ase.fileio import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
+
 TABLE_SUFFIXES = {"json": (".json",), "markdown": (".md", ".markdown")}
 
 
-def _check_table_target(path, kind: str, overwrite: bool) -> Path | None:
+def _check_table_target(path: str | os.PathLike | None, kind: str, overwrite: bool) -> Path | None:
     if path is None:
         return None
     path = Path(path)
@@ -34,10 +39,22 @@ def _check_table_target(path, kind: str, overwrite: bool) -> Path | None:
     return path
 
 
-def evaluate_files(inputs: Sequence, out, *, model=None, head: str | None = None, prefix: str = "gfm_",
-                   overwrite: bool = False, fmt: str = "auto", options: dict | None = None,
-                   errors_json=None, errors_markdown=None, chunk: int = 512,
-                   log: Callable[[str], None] | None = None, **screener_options) -> dict:
+def evaluate_files(
+    inputs: Sequence,
+    out: str | os.PathLike,
+    *,
+    model: str | Path | GFMModel | None = None,
+    head: str | None = None,
+    prefix: str = "gfm_",
+    overwrite: bool = False,
+    fmt: str = "auto",
+    options: dict | None = None,
+    errors_json: str | os.PathLike | None = None,
+    errors_markdown: str | os.PathLike | None = None,
+    chunk: int = 512,
+    log: Callable[[str], None] | None = None,
+    **screener_options: Any,
+) -> dict:
     """Evaluate every structure of ``inputs`` and write OUT (extxyz or ASE db, from its suffix).
 
     Further keys of frames ASE reads (``config_type``, ``REF_energy``, ...) are carried into OUT unchanged.
@@ -46,8 +63,10 @@ def evaluate_files(inputs: Sequence, out, *, model=None, head: str | None = None
     """
     out = check_target(out, overwrite)
     check_prefix(prefix)
-    tables = {"json": _check_table_target(errors_json, "json", overwrite),
-              "markdown": _check_table_target(errors_markdown, "markdown", overwrite)}
+    tables = {
+        "json": _check_table_target(errors_json, "json", overwrite),
+        "markdown": _check_table_target(errors_markdown, "markdown", overwrite),
+    }
     if not inputs:
         raise ExportError("no input files given")
     predictor = BatchPredictor(model, head, chunk=chunk, **screener_options)
@@ -67,8 +86,14 @@ def evaluate_files(inputs: Sequence, out, *, model=None, head: str | None = None
             atomic_write_bytes(tables["json"], (json.dumps(doc, indent=1) + "\n").encode())
         if tables["markdown"] is not None:
             atomic_write_bytes(tables["markdown"], (table.markdown() + "\n").encode())
-    return {"n_structures": writer.n, "head": predictor.head, "out": str(out), "errors": errors,
-            "markdown": table.markdown() if errors is not None else None, "unconverted": dict(report.unconverted)}
+    return {
+        "n_structures": writer.n,
+        "head": predictor.head,
+        "out": str(out),
+        "errors": errors,
+        "markdown": table.markdown() if errors is not None else None,
+        "unconverted": dict(report.unconverted),
+    }
 
 
 __all__ = ["evaluate_files"]
