@@ -1,5 +1,6 @@
 """The validation-suite registry (validation/suites): one Suite object gives a suite both its `gfm validate <suite>`
-command and its `gfm validate report` YAML entry."""
+command, its `gfm validate report` YAML entry and its tables in `python -m validation.compare`."""
+import dataclasses
 import json
 
 import pytest
@@ -10,7 +11,10 @@ from gfm_ase.cli import main
 from validation.calculators import describe
 from validation.output import SuiteResult
 from validation.report import run_report
+from validation.compare import comparisons
+from validation.compare import main as compare_main
 from validation.suites import SUITES, Suite, register_suite
+from validation.suites.registry import Comparison
 from validation.suites.registry import keyword_options
 
 
@@ -27,10 +31,15 @@ def _add(p):
     p.add_argument("--repeat", type=int, default=1)
 
 
+def _toy_table(runs):
+    return [f"| {n} | {r['summary']['energy']!r} |" for n, r in runs.items()]
+
+
 TOY = Suite("toy-fake", "a test suite registered outside the package", _add,
             lambda args, calculator: run_toy(calculator(), repeat=args.repeat, outdir=args.outdir),
             lambda calc, opts, base, outdir: run_toy(calc, outdir=outdir,
-                                                     **keyword_options(run_toy, opts, ("outdir",), "toy-fake")))
+                                                     **keyword_options(run_toy, opts, ("outdir",), "toy-fake")),
+            (Comparison("toy-fake", "Toy energies", _toy_table, 0),))
 
 
 @pytest.fixture
@@ -74,3 +83,43 @@ def test_a_name_registers_once(toy):
 
 def test_builtin_suites_in_help_order():
     assert list(SUITES) == ["errors", "eos", "phonons", "relax", "md", "dimers"]
+
+
+def test_a_registered_suite_is_a_comparison_table(toy, tmp_path, capsys):
+    for name, repeat in (("one", 1), ("two", 2)):
+        assert main(["validate", "toy-fake", "--calculator", "emt", "--repeat", str(repeat),
+                     "-o", str(tmp_path / name / "toy-fake")]) == 0
+    capsys.readouterr()
+    assert compare_main([str(tmp_path / "one"), str(tmp_path / "two"), str(tmp_path / "none"),
+                         "--names", "a", "b", "c"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("\n### Toy energies\n\n")  # rank 0: before the built-in tables; no other folder exists
+    assert out.splitlines()[3:] == [f"| a | {float(expected_energy(1))!r} |",
+                                    f"| b | {float(expected_energy(2))!r} |"]
+
+
+def test_every_suite_states_its_comparison():
+    """A suite cannot leave out its compare entry: the field has no default, and register_suite takes only a tuple
+    of Comparison (``()``: no table)."""
+    field = {f.name: f for f in dataclasses.fields(Suite)}["compare"]
+    assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+    with pytest.raises(TypeError, match="compare"):
+        Suite("toy-fake", "no compare entry", _add, TOY.run_args, TOY.run_yaml)
+    with pytest.raises(TypeError, match="tuple of Comparison"):
+        register_suite(dataclasses.replace(TOY, compare=None))
+    assert "toy-fake" not in SUITES
+    for suite in SUITES.values():
+        assert isinstance(suite.compare, tuple) and all(isinstance(c, Comparison) for c in suite.compare), suite.name
+
+
+def test_a_comparison_folder_belongs_to_one_suite():
+    twin = dataclasses.replace(TOY, compare=(Comparison("errors-aligned", "twin", _toy_table, 99),))
+    with pytest.raises(ValueError, match=r"comparison folder\(s\) \['errors-aligned'\] already used"):
+        register_suite(twin)
+    assert "toy-fake" not in SUITES
+
+
+def test_builtin_comparisons_in_card_order():
+    """The model card's order (validation/card_runs.sh folders): EOS, phonons, errors raw then aligned."""
+    assert [(c.folder, SUITES[s].name) for c in comparisons() for s in SUITES if c in SUITES[s].compare] == [
+        ("eos", "eos"), ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors")]

@@ -1,6 +1,6 @@
 """The validation suites, registered (``SUITES``: name -> :class:`~validation.suites.registry.Suite`) in the order
 ``gfm validate --help`` lists them. A new suite: its computation in ``validation/<suite>.py``, its declaration (the
-command-line options and the report-YAML runner) in a module here, and one import line below."""
+command-line options, the report-YAML runner and the comparison tables) in a module here, and one import line below."""
 from validation.suites import errors, eos, phonons, relax, md, dimers  # noqa: F401  (each registers itself)
 from validation.suites.registry import SUITES, Suite, register_suite
 

@@ -41,4 +41,5 @@ def run_yaml(calc, opts, base, outdir):
 
 
 SUITE = register_suite(Suite("dimers", "short-range repulsion: dimer energy curves below bonding distances",
-                             add_arguments, run_args, run_yaml))
+                             add_arguments, run_args, run_yaml,
+                             ()))  # no side-by-side table (python -m validation.compare)

@@ -1,7 +1,7 @@
 """The ``eos`` suite's inputs: the Delta test against ase.collections.dcdft (validation/eos.py)."""
 from __future__ import annotations
 
-from validation.suites.registry import Suite, keyword_options, register_suite
+from validation.suites.registry import Comparison, Suite, keyword_options, register_suite
 
 
 def add_arguments(s) -> None:
@@ -26,5 +26,30 @@ def run_yaml(calc, opts, base, outdir):
     return run_eos(calc, elements, outdir=outdir, **keyword_options(run_eos, opts, ("outdir",), "eos"))
 
 
+def compare_table(runs: dict[str, dict]) -> list[str]:
+    """Delta per element, and its mean and median over the elements every calculator evaluated."""
+    import numpy as np
+
+    from validation.suites.tables import by_z, fmt
+
+    per = {n: r["details"]["elements"] for n, r in runs.items()}
+    common = sorted(set.intersection(*(set(e) for e in per.values())), key=by_z)
+    allel = sorted(set.union(*(set(e) for e in per.values())), key=by_z)
+    names = list(runs)
+    lines = ["| element | " + " | ".join(f"{n} Delta (meV/atom)" for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for el in allel:
+        lines.append(f"| {el} | " + " | ".join(fmt(per[n].get(el, {}).get("delta_meV")) for n in names) + " |")
+    means = [np.mean([per[n][el]["delta_meV"] for el in common]) for n in names]
+    meds = [np.median([per[n][el]["delta_meV"] for el in common]) for n in names]
+    lines.append(f"| **mean over the {len(common)} common elements** | "
+                 + " | ".join(f"**{m:.2f}**" for m in means) + " |")
+    lines.append("| median over the common elements | " + " | ".join(f"{m:.2f}" for m in meds) + " |")
+    lines.append("| elements evaluated / failed | " + " | ".join(
+        f"{len(per[n])} / {len(runs[n]['details'].get('failed', {}))}" for n in names) + " |")
+    return lines
+
+
 SUITE = register_suite(Suite("eos", "Delta test against the WIEN2k references of ase.collections.dcdft",
-                             add_arguments, run_args, run_yaml))
+                             add_arguments, run_args, run_yaml,
+                             (Comparison("eos", "Equation of state: Delta against WIEN2k", compare_table, 10),)))

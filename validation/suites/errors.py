@@ -1,7 +1,7 @@
 """The ``errors`` suite's inputs: energy/force/stress MAE and RMSE on labelled structures (validation/errors.py)."""
 from __future__ import annotations
 
-from validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
+from validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
 
 
 def add_arguments(s) -> None:
@@ -41,5 +41,32 @@ def run_yaml(calc, opts, base, outdir):
     return run_errors(calc, structures, outdir=outdir, **keyword_options(run_errors, opts, ("outdir",), "errors"))
 
 
+def compare_table(runs: dict[str, dict]) -> list[str]:
+    """Energy / force MAE per element and over all structures."""
+    from validation.suites.tables import by_z, fmt
+
+    names = list(runs)
+    per = {n: r["details"].get("per_element", {}) for n, r in runs.items()}
+    els = sorted(set.union(*(set(p) for p in per.values())), key=by_z)
+    lines = ["| element | " + " | ".join(f"{n} E MAE (meV/atom) / F MAE (meV/A)" for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for el in els:
+        cells = []
+        for n in names:
+            d = per[n].get(el, {})
+            e = d.get("energy_meV_atom", {}).get("mae")
+            f = d.get("forces_meV_A", {}).get("mae")
+            cells.append(f"{fmt(e)} / {fmt(f)}")
+        lines.append(f"| {el} | " + " | ".join(cells) + " |")
+    lines.append("| all | " + " | ".join(
+        f"{fmt(runs[n]['summary'].get('energy_mae_meV_atom'))} / {fmt(runs[n]['summary'].get('forces_mae_meV_A'))}"
+        for n in names) + " |")
+    return lines
+
+
+# validation/card_runs.sh runs the suite twice: raw energies into errors/, --align per-element into errors-aligned/
 SUITE = register_suite(Suite("errors", "energy/force/stress MAE and RMSE on labelled structures",
-                             add_arguments, run_args, run_yaml))
+                             add_arguments, run_args, run_yaml,
+                             (Comparison("errors", "mlearn test sets, raw energies", compare_table, 30),
+                              Comparison("errors-aligned", "mlearn test sets, per-element energy offsets fitted",
+                                         compare_table, 31))))

@@ -39,4 +39,5 @@ def run_yaml(calc, opts, base, outdir):
 
 
 SUITE = register_suite(Suite("md", "NVE energy drift, stability and an NVT temperature check",
-                             add_arguments, run_args, run_yaml))
+                             add_arguments, run_args, run_yaml,
+                             ()))  # no side-by-side table (python -m validation.compare)

@@ -1,7 +1,7 @@
 """The ``phonons`` suite's inputs: phonons against a phonopy reference folder (validation/phonons)."""
 from __future__ import annotations
 
-from validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
+from validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
 
 
 def add_arguments(s) -> None:
@@ -59,5 +59,29 @@ def run_yaml(calc, opts, base, outdir):
     return run_phonons(calc, refs, outdir=outdir, **keyword_options(run_phonons, opts, ("outdir",), "phonons"))
 
 
+def compare_table(runs: dict[str, dict]) -> list[str]:
+    """Band / mesh MAE per reference, and how often each calculator has the lowest band MAE."""
+    from validation.suites.tables import fmt
+
+    per = {n: r["details"]["phonons"] for n, r in runs.items()}
+    systems = sorted(set.union(*(set(p) for p in per.values())))
+    names = list(runs)
+    lines = ["| reference | " + " | ".join(f"{n} band / mesh MAE (THz)" for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    wins = {n: 0 for n in names}
+    for s in systems:
+        vals = {n: per[n].get(s, {}).get("band_mae_THz") for n in names}
+        ok = {n: v for n, v in vals.items() if v is not None}
+        if len(ok) == len(names):
+            wins[min(ok, key=ok.get)] += 1
+        lines.append(f"| {s} | " + " | ".join(
+            f"{fmt(per[n].get(s, {}).get('band_mae_THz'), 2)} / {fmt(per[n].get(s, {}).get('mesh_mae_THz'), 2)}"
+            for n in names) + " |")
+    lines.append("| references where this calculator is best (band MAE) | "
+                 + " | ".join(str(wins[n]) for n in names) + " |")
+    return lines
+
+
 SUITE = register_suite(Suite("phonons", "phonons against a phonopy reference folder (VASP, QE, FORCE_SETS, QHA)",
-                             add_arguments, run_args, run_yaml))
+                             add_arguments, run_args, run_yaml,
+                             (Comparison("phonons", "Phonons against the DFT force sets", compare_table, 20),)))

@@ -43,4 +43,5 @@ def run_yaml(calc, opts, base, outdir):
 
 
 SUITE = register_suite(Suite("relax", "relax structures and compare with reference relaxed structures",
-                             add_arguments, run_args, run_yaml))
+                             add_arguments, run_args, run_yaml,
+                             ()))  # no side-by-side table (python -m validation.compare)
