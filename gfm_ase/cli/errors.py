@@ -5,6 +5,7 @@ ones a command's ``register`` function adds with :func:`expect`) ends a command 
 ``gfm <command>: error: <what>`` on stderr and exit status 2; ``--debug`` (accepted by every command) adds the
 traceback. Anything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,16 +17,18 @@ EXIT_ERROR = 2
 # exception classes (module.qualname) whose message is the whole story; subclasses count too. Names, not
 # imports: the CLI must not import every subsystem to report the error of one. The packages built on gfm_ase
 # (pretraining, finetune_zoo, validation) add theirs with expect() when their commands register.
-EXPECTED = frozenset({
-    "builtins.ValueError",  # options and values checked by the code (includes DeviceError, StructureError)
-    "builtins.OSError",  # missing/unreadable files and folders, h5py's "unable to open file"
-    "gfm_ase.checkpoint.CheckpointError",
-    "gfm_ase.data.store.StoreError",
-    "gfm_ase.data.converters.base.ConversionError",
-    "gfm_ase.screening.readers.InputError",
-    "gfm_ase.screening.output.OutputError",
-    "pydantic_core._pydantic_core.ValidationError",
-})
+EXPECTED = frozenset(
+    {
+        "builtins.ValueError",  # options and values checked by the code (includes DeviceError, StructureError)
+        "builtins.OSError",  # missing/unreadable files and folders, h5py's "unable to open file"
+        "gfm_ase.checkpoint.CheckpointError",
+        "gfm_ase.data.store.StoreError",
+        "gfm_ase.data.converters.base.ConversionError",
+        "gfm_ase.screening.readers.InputError",
+        "gfm_ase.screening.output.OutputError",
+        "pydantic_core._pydantic_core.ValidationError",
+    }
+)
 
 
 _ADDED: set[str] = set()
@@ -82,19 +85,34 @@ def add_debug_everywhere(parser: argparse.ArgumentParser, _root: bool = True) ->
     """Give every (sub)command a ``--debug`` flag (kept where a command defines its own); ``gfm --debug CMD`` and
     ``gfm CMD --debug`` both work (a subcommand's flag does not reset the root's)."""
     if "--debug" not in parser._option_string_actions:
-        parser.add_argument("--debug", action="store_true", default=False if _root else argparse.SUPPRESS,
-                            help="print the traceback of an error")
+        parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=False if _root else argparse.SUPPRESS,
+            help="print the traceback of an error",
+        )
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in set(action.choices.values()):
                 add_debug_everywhere(sub, _root=False)
 
 
-def program_name(args) -> str:
-    parts = ["gfm"] + [str(v) for v in (getattr(args, "command", None), getattr(args, "suite", None),
-                                        getattr(args, "data_command", None)) if v]
+def program_name(args: argparse.Namespace) -> str:
+    parts = ["gfm"] + [
+        str(v)
+        for v in (getattr(args, "command", None), getattr(args, "suite", None), getattr(args, "data_command", None))
+        if v
+    ]
     return " ".join(parts)
 
 
-__all__ = ["EXIT_ERROR", "EXPECTED", "add_debug_everywhere", "expect", "is_expected", "one_line", "program_name",
-           "report"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXPECTED",
+    "add_debug_everywhere",
+    "expect",
+    "is_expected",
+    "one_line",
+    "program_name",
+    "report",
+]

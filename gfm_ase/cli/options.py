@@ -1,16 +1,18 @@
 """argparse value types shared by the commands: numbers that must be positive (or non-negative) and finite."""
+
 from __future__ import annotations
 
 import argparse
 import math
+from typing import Callable
 
 
-def positive(kind=int, zero: bool = False):
+def positive(kind: Callable[[str], float] = int, zero: bool = False) -> Callable[[str], float]:
     """An argparse ``type``: ``kind`` (int or float) > 0 (>= 0 with ``zero``), finite; else a parser error."""
     bound = "a non-negative" if zero else "a positive"
     what = f"{bound} {'integer' if kind is int else 'number'}"
 
-    def parse(text: str):
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
