@@ -49,8 +49,7 @@ teachers: $(TSTAMP)
 
 # ruff (pycodestyle + pyflakes rules on the whole tree), the formatter on the formatted paths, mypy on the files
 # listed in pyproject.toml [tool.mypy]; the linters come with the venv's test extra (pinned there)
-RUFF_FORMATTED ?= gfm_ase/runtime gfm_ase/model gfm_ase/data gfm_ase/graph gfm_ase/units.py gfm_ase/elements.py \
-	gfm_ase/cli gfm_ase/dispersion.py gfm_ase/calculator.py gfm_ase/screening gfm_ase/simulation gfm_ase/evaluation
+RUFF_FORMATTED ?= gfm_ase
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check $(RUFF_FORMATTED)

@@ -1,8 +1,11 @@
 """gfm-ase: multi-task atomistic graph foundation models with an ASE calculator."""
+
+from typing import Any
+
 __version__ = "0.1.0"
 
 
-def __getattr__(name):  # lazy: importing gfm_ase must not pull in torch-heavy modules until used
+def __getattr__(name: str) -> Any:  # lazy: importing gfm_ase must not pull in torch-heavy modules until used
     if name == "GFMCalculator":
         from gfm_ase.calculator import GFMCalculator
 

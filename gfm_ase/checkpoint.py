@@ -8,6 +8,7 @@ heads' dataset provenance and in ``extra`` (training config, fine-tuning history
 part from a ``work_data/`` component on (``work_data/stores/emt.h5``), else the file name. Tools that look for
 those datasets again (fine-tuning replay, the forgetting report) search data folders by file name.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -86,10 +87,18 @@ def _portable(obj: Any) -> Any:
         if isinstance(base, str) and base.startswith("/") and isinstance(obj.get("datasets"), list):
             # a recorded pretraining config: its relative dataset paths are relative to base_dir (a machine path);
             # join them first so that they stay right, then drop base_dir (paths are then relative to the cwd)
-            obj = {**obj, "base_dir": None, "datasets": [
-                {**d, "path": posixpath.normpath(posixpath.join(base, d["path"]))}
-                if isinstance(d, dict) and isinstance(d.get("path"), str) and not d["path"].startswith(("/", "~", "$"))
-                else d for d in obj["datasets"]]}
+            obj = {
+                **obj,
+                "base_dir": None,
+                "datasets": [
+                    {**d, "path": posixpath.normpath(posixpath.join(base, d["path"]))}
+                    if isinstance(d, dict)
+                    and isinstance(d.get("path"), str)
+                    and not d["path"].startswith(("/", "~", "$"))
+                    else d
+                    for d in obj["datasets"]
+                ],
+            }
         return {k: _portable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_portable(v) for v in obj]
@@ -103,8 +112,10 @@ def portable_document(doc: dict) -> dict:
     out = dict(doc)
     if isinstance(doc.get("config"), dict):
         config = dict(doc["config"])
-        config["heads"] = [{**h, "datasets": _portable(h.get("datasets", []))} if isinstance(h, dict) else h
-                           for h in config.get("heads", [])]
+        config["heads"] = [
+            {**h, "datasets": _portable(h.get("datasets", []))} if isinstance(h, dict) else h
+            for h in config.get("heads", [])
+        ]
         out["config"] = config
     if "extra" in doc:
         out["extra"] = _portable(doc["extra"])
@@ -174,7 +185,8 @@ def read_model_json(directory: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path} is not a gfm-ase model file (format={found!r})")
     if doc.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has format_version {doc.get('format_version')!r}; this gfm-ase reads version {FORMAT_VERSION}")
+            f"{path} has format_version {doc.get('format_version')!r}; this gfm-ase reads version {FORMAT_VERSION}"
+        )
     expected = doc.get("json_sha256")
     if expected != hashlib.sha256(_canonical(doc)).hexdigest():
         raise CheckpointError(f"{path} failed its checksum: the metadata was modified or corrupted")
@@ -184,8 +196,9 @@ def read_model_json(directory: str | os.PathLike) -> dict:
     return doc
 
 
-def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
-               dtype: torch.dtype | None = None) -> GFMModel:
+def load_model(
+    directory: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> GFMModel:
     """Load and verify a model directory written by :func:`save_model` (no pickle involved)."""
     directory = Path(directory)
     doc = read_model_json(directory)
@@ -196,7 +209,8 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
     if digest != doc["weights_sha256"]:
         raise CheckpointError(
             f"{weights} failed its sha256 check (expected {doc['weights_sha256'][:12]}..., got {digest[:12]}...): "
-            "the file is corrupt or was modified")
+            "the file is corrupt or was modified"
+        )
     try:
         config = ModelConfig(**doc["config"])
     except ValidationError as exc:
@@ -204,8 +218,9 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
         raise CheckpointError(f"{directory / JSON_NAME} holds an invalid model config: {problems}") from exc
     weights_dtype = doc.get("weights_dtype", "float32")
     if weights_dtype not in WEIGHT_DTYPES:
-        raise CheckpointError(f"{directory / JSON_NAME}: unknown weights_dtype {weights_dtype!r} "
-                              f"(known: {sorted(WEIGHT_DTYPES)})")
+        raise CheckpointError(
+            f"{directory / JSON_NAME}: unknown weights_dtype {weights_dtype!r} (known: {sorted(WEIGHT_DTYPES)})"
+        )
     try:
         model = GFMModel(config).to(getattr(torch, doc.get("weights_dtype", "float32")))  # load without rounding
     except (ValueError, KeyError, TypeError) as exc:  # e.g. a trunk name no registry knows
@@ -215,18 +230,25 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read {weights}: {exc}") from exc
     expected = model.state_dict()
-    wrong = [f"{k} {tuple(v.shape)} in the weights vs {tuple(expected[k].shape)} from the config"
-             for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    wrong = [
+        f"{k} {tuple(v.shape)} in the weights vs {tuple(expected[k].shape)} from the config"
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
     if wrong:  # torch would raise a RuntimeError with one line per tensor
-        raise CheckpointError(f"{directory / JSON_NAME} and {weights.name} disagree: {len(wrong)} tensor shape(s) "
-                              f"differ (first: {wrong[0]}); the architecture in model.json was edited or the "
-                              "weights belong to another model")
+        raise CheckpointError(
+            f"{directory / JSON_NAME} and {weights.name} disagree: {len(wrong)} tensor shape(s) "
+            f"differ (first: {wrong[0]}); the architecture in model.json was edited or the "
+            "weights belong to another model"
+        )
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{directory / JSON_NAME} and {weights.name} disagree: {len(missing)} tensor(s) the "
-                              f"config needs are missing (first: {missing[:3]}), {len(unexpected)} unexpected "
-                              f"(first: {unexpected[:3]}); the architecture in model.json was edited or the weights "
-                              "belong to another model")
+        raise CheckpointError(
+            f"{directory / JSON_NAME} and {weights.name} disagree: {len(missing)} tensor(s) the "
+            f"config needs are missing (first: {missing[:3]}), {len(unexpected)} unexpected "
+            f"(first: {unexpected[:3]}); the architecture in model.json was edited or the weights "
+            "belong to another model"
+        )
     model.to(device=device, dtype=dtype or getattr(torch, doc.get("weights_dtype", "float32")))
     model.eval()
     return model

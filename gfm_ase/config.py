@@ -1,4 +1,5 @@
 """Typed model configuration, validated once (pydantic; unknown keys are rejected)."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -23,8 +24,10 @@ class HeadIdentity(StrictModel):
     code: str = Field("unknown", description="program that produced the labels")
     family: str | None = Field(None, description="heads of one family estimate uncertainty from their spread")
     dispersion_functional: str | None = Field(
-        None, description="the DFT functional whose D3 damping parameters apply to this head (e.g. 'pbe', 'r2scan'); "
-                          "None: taken from the family (pbe, mp2020 -> PBE), no D3 for others (gfm_ase.dispersion)")
+        None,
+        description="the DFT functional whose D3 damping parameters apply to this head (e.g. 'pbe', 'r2scan'); "
+        "None: taken from the family (pbe, mp2020 -> PBE), no D3 for others (gfm_ase.dispersion)",
+    )
     description: str = Field("", description="free text stored in the model metadata")
 
     def identity(self) -> dict[str, Any]:
@@ -106,7 +109,8 @@ class PairRepulsionConfig(StrictModel):
 
     kind: Literal["zbl"] = Field("zbl", description="the pair potential (ZBL universal screened repulsion)")
     cutoff_factor: float = Field(
-        1.0, gt=0.0, le=2.0, description="the term vanishes beyond this multiple of the covalent-radius sum")
+        1.0, gt=0.0, le=2.0, description="the term vanishes beyond this multiple of the covalent-radius sum"
+    )
     envelope_exponent: int = Field(6, ge=2, le=12, description="exponent p of the polynomial switching envelope")
 
 
@@ -116,8 +120,10 @@ class ModelArchitecture(StrictModel):
     name: str = Field("gfm-model", description="model name written into model.json")
     trunk: TrunkConfig = Field(default_factory=TrunkConfig, description="trunk architecture and its options")
     repulsion: PairRepulsionConfig | None = Field(
-        None, description="fixed ZBL pair repulsion added to every head (gfm_ase.model.repulsion), part of the model, "
-                          "not a head; the learned part trains on the residual. None: no pair term")
+        None,
+        description="fixed ZBL pair repulsion added to every head (gfm_ase.model.repulsion), part of the model, "
+        "not a head; the learned part trains on the residual. None: no pair term",
+    )
 
 
 class ModelConfig(ModelArchitecture):
@@ -140,4 +146,3 @@ class ModelConfig(ModelArchitecture):
             if h.name == name:
                 return h
         raise KeyError(name)
-

@@ -1,4 +1,5 @@
 """Atomic file publication shared by every writer (stores, checkpoints, screening output)."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ the file can recompute), the sha256 of both files of every built-in model is rec
 :data:`BUILTIN_SHA256`, and checked whenever a built-in model is resolved by name. After replacing a built-in model,
 print the new table with ``python -m gfm_ase.hub --print-builtin-sha256`` and paste it below.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,10 @@ def verify_builtin(name: str, directory: str | os.PathLike | None = None) -> Pat
     directory = Path(directory) if directory is not None else BUILTIN_DIR / name
     expected = BUILTIN_SHA256.get(name)
     if expected is None:
-        raise CheckpointError(f"built-in model {name!r} has no recorded sha256 in gfm_ase/hub.py BUILTIN_SHA256 "
-                              "(maintainers: python -m gfm_ase.hub --print-builtin-sha256)")
+        raise CheckpointError(
+            f"built-in model {name!r} has no recorded sha256 in gfm_ase/hub.py BUILTIN_SHA256 "
+            "(maintainers: python -m gfm_ase.hub --print-builtin-sha256)"
+        )
     got = builtin_sha256(directory)
     for f in BUILTIN_FILES:
         if f not in got:
@@ -88,7 +91,8 @@ def verify_builtin(name: str, directory: str | os.PathLike | None = None) -> Pat
         if got[f] != expected.get(f):
             raise CheckpointError(
                 f"built-in model {name!r}: {directory / f} has sha256 {got[f][:12]}..., the package records "
-                f"{str(expected.get(f))[:12]}...: the installed file was modified or corrupted")
+                f"{str(expected.get(f))[:12]}...: the installed file was modified or corrupted"
+            )
     return directory
 
 
@@ -106,8 +110,9 @@ def fetch_url(url: str) -> Path:
 
     base, _, frag = url.partition("#")
     if not frag.startswith("sha256="):
-        raise CheckpointError("a model URL must end with '#sha256=<hex digest>' so the download can be verified: "
-                              f"{url}")
+        raise CheckpointError(
+            f"a model URL must end with '#sha256=<hex digest>' so the download can be verified: {url}"
+        )
     digest = frag.split("=", 1)[1].lower()
     target = cache_dir() / digest
     if (target / JSON_NAME).is_file():
@@ -124,8 +129,9 @@ def fetch_url(url: str) -> Path:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise CheckpointError(f"cannot download model {base}: {exc}") from None
         if h.hexdigest() != digest:
-            raise CheckpointError(f"download of {base} has sha256 {h.hexdigest()}, expected {digest}: refused "
-                                  "(nothing was kept)")
+            raise CheckpointError(
+                f"download of {base} has sha256 {h.hexdigest()}, expected {digest}: refused (nothing was kept)"
+            )
         out = Path(tmp) / "unpacked"
         try:
             with tarfile.open(archive) as tf:
@@ -175,15 +181,24 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
     raise CheckpointError(
         f"unknown model {s!r}: not a directory with {JSON_NAME}, not a built-in model "
         f"(built-in: {builtin_models() or 'none installed'}) and not in the model registry "
-        f"(registered: {sorted(registered) or 'none'}; gfm models lists them)")
+        f"(registered: {sorted(registered) or 'none'}; gfm models lists them)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gfm_ase.hub", description="maintainer tools for built-in models")
-    ap.add_argument("--print-builtin-sha256", action="store_true",
-                    help="print the BUILTIN_SHA256 table of the installed built-in models (to paste into hub.py)")
-    ap.add_argument("--make-portable", metavar="DIR", nargs="+", default=[],
-                    help="rewrite DIR/model.json without machine paths (gfm_ase.checkpoint.make_portable)")
+    ap.add_argument(
+        "--print-builtin-sha256",
+        action="store_true",
+        help="print the BUILTIN_SHA256 table of the installed built-in models (to paste into hub.py)",
+    )
+    ap.add_argument(
+        "--make-portable",
+        metavar="DIR",
+        nargs="+",
+        default=[],
+        help="rewrite DIR/model.json without machine paths (gfm_ase.checkpoint.make_portable)",
+    )
     args = ap.parse_args(argv)
     if not (args.print_builtin_sha256 or args.make_portable):
         ap.print_help()

@@ -14,6 +14,7 @@ unpacked, moved into ``<cache>/<sha256>/`` only when complete (a mismatch or an 
 nothing behind), then loaded with the checksums of its own ``model.json``. Built-in names win over registry names.
 The shipped registry lists no model yet: none is published outside the package.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,9 @@ def _read(path: Path) -> dict[str, RegistryEntry]:
     except (OSError, json.JSONDecodeError) as exc:
         raise RegistryError(f"model registry {path}: cannot read it as JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != REGISTRY_FORMAT or not isinstance(doc.get("models"), dict):
-        raise RegistryError(f"model registry {path}: expected {{'format': {REGISTRY_FORMAT!r}, 'version': 1, "
-                            "'models': {...}}")
+        raise RegistryError(
+            f"model registry {path}: expected {{'format': {REGISTRY_FORMAT!r}, 'version': 1, 'models': {{...}}}}"
+        )
     if doc.get("version") != 1:
         raise RegistryError(f"model registry {path}: unsupported version {doc.get('version')!r} (this gfm-ase reads 1)")
     source = "package" if path == REGISTRY_FILE else path.name
@@ -132,17 +134,32 @@ def list_models() -> list[dict[str, Any]]:
     default = default_model()
     for name in builtin_models():
         doc = json.loads((BUILTIN_DIR / name / JSON_NAME).read_text())
-        rows.append({"name": name, "kind": "builtin", "default": name == default,
-                     "weights_sha256": doc.get("weights_sha256"), "json_sha256": doc.get("json_sha256"),
-                     "heads": [h["name"] for h in doc.get("config", {}).get("heads", [])], "card": _card(name)})
+        rows.append(
+            {
+                "name": name,
+                "kind": "builtin",
+                "default": name == default,
+                "weights_sha256": doc.get("weights_sha256"),
+                "json_sha256": doc.get("json_sha256"),
+                "heads": [h["name"] for h in doc.get("config", {}).get("heads", [])],
+                "card": _card(name),
+            }
+        )
     entries = load_registry()
     cache = cache_dir()
     by_digest = {e.sha256: e for e in entries.values()}
     for e in entries.values():
         cached = (cache / e.sha256 / JSON_NAME).is_file()
-        row: dict[str, Any] = {"name": e.name, "kind": "registry", "url": e.url, "archive_sha256": e.sha256,
-                               "cached": cached, "card": e.card, "description": e.description,
-                               "registry": e.source}
+        row: dict[str, Any] = {
+            "name": e.name,
+            "kind": "registry",
+            "url": e.url,
+            "archive_sha256": e.sha256,
+            "cached": cached,
+            "card": e.card,
+            "description": e.description,
+            "registry": e.source,
+        }
         if cached:
             doc = read_model_json(cache / e.sha256)
             row["weights_sha256"] = doc.get("weights_sha256")
@@ -155,10 +172,25 @@ def list_models() -> list[dict[str, Any]]:
                 doc = json.loads((d / JSON_NAME).read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            rows.append({"name": doc.get("config", {}).get("name"), "kind": "cached", "archive_sha256": d.name,
-                         "weights_sha256": doc.get("weights_sha256"), "card": None})
+            rows.append(
+                {
+                    "name": doc.get("config", {}).get("name"),
+                    "kind": "cached",
+                    "archive_sha256": d.name,
+                    "weights_sha256": doc.get("weights_sha256"),
+                    "card": None,
+                }
+            )
     return rows
 
 
-__all__ = ["REGISTRY_ENV", "REGISTRY_FILE", "RegistryEntry", "RegistryError", "fetch", "list_models",
-           "load_registry", "registry_name_of"]
+__all__ = [
+    "REGISTRY_ENV",
+    "REGISTRY_FILE",
+    "RegistryEntry",
+    "RegistryError",
+    "fetch",
+    "list_models",
+    "load_registry",
+    "registry_name_of",
+]

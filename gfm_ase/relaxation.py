@@ -9,12 +9,18 @@ Positions relax with FIRE or BFGS; the cell relaxes too (ASE's FrechetCellFilter
 three directions unless ``relax_cell=False``. The input object is never modified. Site properties of a pymatgen
 input other than the coordinates (e.g. magnetic moments) are carried over to the result unchanged.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
 
 OPTIMIZERS = ("FIRE", "BFGS")
 
@@ -29,7 +35,7 @@ class RelaxResult:
     stress: np.ndarray | None = None  # Voigt-6 eV/A^3 (ASE sign) of the relaxed cell; None without a volume
 
 
-def _to_atoms(structure):
+def _to_atoms(structure: Any) -> tuple[Atoms, Callable[[Atoms], Any]]:
     """(ase.Atoms copy, function turning relaxed Atoms back into the input's type)."""
     from ase import Atoms
 
@@ -43,13 +49,15 @@ def _to_atoms(structure):
     except ImportError:  # pragma: no cover - pymatgen is a dependency
         raise TypeError(f"expected ase.Atoms, got {type(structure).__name__} (pymatgen is not installed)") from None
     if isinstance(structure, IStructure):
-        def back(a):
+
+        def back(a: Atoms) -> Any:
             out = AseAtomsAdaptor.get_structure(a, cls=type(structure))
             return _with_site_properties(out, structure)
 
         return AseAtomsAdaptor.get_atoms(structure), back
     if isinstance(structure, IMolecule):
-        def back_molecule(a):
+
+        def back_molecule(a: Atoms) -> Any:
             out = AseAtomsAdaptor.get_molecule(a, cls=type(structure))
             if hasattr(out, "set_charge_and_spin"):  # the Atoms copy lost them; an IMolecule keeps its own
                 out.set_charge_and_spin(structure.charge, structure.spin_multiplicity)
@@ -59,15 +67,22 @@ def _to_atoms(structure):
     raise TypeError(f"expected ase.Atoms or a pymatgen Structure/Molecule, got {type(structure).__name__}")
 
 
-def _with_site_properties(out, original):
+def _with_site_properties(out: Any, original: Any) -> Any:
     """``out`` with the site properties of ``original`` (the adaptor round trip may drop or rename them)."""
     for key, values in original.site_properties.items():
         out.add_site_property(key, list(values))
     return out
 
 
-def relax(structure, calc, *, fmax: float = 0.01, steps: int = 500, optimizer: str = "FIRE",
-          relax_cell: bool = True) -> RelaxResult:
+def relax(
+    structure: Any,
+    calc: Calculator,
+    *,
+    fmax: float = 0.01,
+    steps: int = 500,
+    optimizer: str = "FIRE",
+    relax_cell: bool = True,
+) -> RelaxResult:
     """Relax ``structure`` with the ASE calculator ``calc``; the result's ``structure`` has the input's type."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS, FIRE
