@@ -8,7 +8,6 @@ OUTDIR/metrics.json  validation/test errors of both, the forgetting report, elem
 """
 from __future__ import annotations
 
-import dataclasses
 
 import datetime as _dt
 import json
@@ -220,8 +219,6 @@ def finetune(model, train, *, outdir, config: FinetuneConfig, val=None, test=Non
             if h not in replay_heads:
                 replay_heads.append(h)
         weights[0] = 1.0 - cfg.replay_fraction
-    # the trainer samples by the datasets' own sampling weights (p_i = w_i with alpha 0): carry the shares there
-    datasets = [dataclasses.replace(d, sampling_weight=w) for d, w in zip(datasets, weights)]
     plan = make_plan(strategy, head_name, not exists, replay_heads, cfg.optim.trunk_lr_factor,
                      [atomic_numbers[e] for e in unseen], cfg.train_new_element_embeddings,
                      pretrained_heads=base.head_names)

@@ -26,7 +26,6 @@ class DatasetSplits:
     val: Sequence[AtomicGraph]
     test: Sequence[AtomicGraph]
     loss_weight: float = 1.0
-    sampling_weight: float = 1.0
     elements: list[str] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
     store: object | None = None  # the gfm_ase.data.Store, when read from one
@@ -154,7 +153,7 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
             prov["energy_offsets_eV_per_atom"] = {k: float(v) for k, v in sorted(offsets.items())}
         out.append(DatasetSplits(
             name=ds.name, head=ds.head, train=graphs["train"], val=graphs["val"], test=graphs["test"],
-            loss_weight=ds.loss_weight, sampling_weight=ds.sampling_weight, elements=list(store.elements),
+            loss_weight=ds.loss_weight, elements=list(store.elements),
             provenance=prov, store=store, split_indices=splits, energy_offsets=offsets))
     return out
 

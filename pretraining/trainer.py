@@ -74,7 +74,7 @@ class Trainer:
         check_datasets(self.datasets, cfg)
         self.head_names = [h.name for h in cfg.heads]
         sizes = [len(d.train) for d in self.datasets]
-        weights = [d.sampling_weight for d in self.datasets]
+        weights = [spec.sampling_weight for spec in cfg.datasets]  # aligned by check_datasets
         self.probs = sampling_probabilities(sizes, cfg.sampling.alpha, weights)
 
         # heads' constants: from the checkpoint on resume, else fitted on rank 0 and broadcast

@@ -21,8 +21,8 @@ import torch
 
 from gfm_ase.graph.batch import GraphBatch
 
-# below this many atoms in a batch the arrays fit the caches and reordering only costs (measured: no gain at
-# 8,000 atoms, 19 % less CPU time per call at 64,000; docs/benchmarks.md)
+# below this many atoms in a batch the feature arrays fit a CPU's caches and reordering only costs (the measurement
+# behind the threshold: docs/benchmarks.md, "Spatial atom order")
 MIN_ATOMS = 20_000
 _BITS = 21  # bits per axis of the Morton code (3 x 21 = 63 bits fit an int64)
 
