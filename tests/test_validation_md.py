@@ -52,11 +52,67 @@ def test_min_distance_and_starting_structures(tmp_path):
         starting_structure(structure=str(tmp_path / "none.xyz"))
 
 
-def test_cli_md(tmp_path):
+def test_cli_md(tmp_path, capsys):
     from gfm_ase.cli import main
 
-    rc = main(["validate", "md", "--calculator", "emt", "--bulk", "Cu", "--repeat", "2", "2", "2", "--timestep", "2",
-               "--nve-ps", "0.1", "--nvt-ps", "0.1", "-o", str(tmp_path / "out")])
-    assert rc == 0
+    cmd = ["validate", "md", "--calculator", "emt", "--bulk", "Cu", "--repeat", "2", "2", "2", "--timestep", "2",
+           "--nve-ps", "0.1", "--nvt-ps", "0.1", "-o", str(tmp_path / "out")]
+    assert main(cmd) == 0
     s = json.loads((tmp_path / "out" / "summary.json").read_text())["summary"]
     assert s["nve_stable"] and s["n_atoms"] == 32
+    capsys.readouterr()
+    assert main([*cmd, "--seed", "1"]) == 2  # another run's state in the folder: one clean line, nothing run
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "md_state.json" in err and "differs in: seed" in err
+
+
+def _interrupt_after(monkeypatch, n_calls: int):
+    """Make EMT raise KeyboardInterrupt (not caught by the suite, like a kill) after ``n_calls`` evaluations."""
+    calls = {"n": 0}
+    original = EMT.calculate
+
+    def calculate(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > n_calls:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EMT, "calculate", calculate)
+    return calls
+
+
+@pytest.mark.parametrize("kill_at", [23, 77])  # once in the NVE phase, once in the NVT phase
+def test_md_resumes_the_same_trajectory_after_an_interruption(tmp_path, monkeypatch, kill_at):
+    atoms = starting_structure(bulk="Cu", repeat=(2, 2, 2))
+    kw = dict(temperature=600.0, timestep_fs=2.0, nve_ps=0.1, nvt_ps=0.1, sample_every=5, checkpoint_every=10,
+              seed=3)
+    ref = run_md(EMT(), atoms, outdir=tmp_path / "ref", **kw)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, kill_at)
+        with pytest.raises(KeyboardInterrupt):
+            run_md(EMT(), atoms, outdir=tmp_path / "run", **kw)
+    state = json.loads((tmp_path / "run" / "md_state.json").read_text())
+    assert ("nvt" in state) == (kill_at > 50)  # the NVE phase is 50 steps
+    res = run_md(EMT(), atoms, outdir=tmp_path / "run", **kw)
+    # every sample of both phases; not bit for bit: EMT's neighbour list is rebuilt at the restart, which changes
+    # its summation order (1e-16 relative), and 100 chaotic steps amplify that; a wrong restart (momenta, time,
+    # thermostat noise) differs at the 1e-2 level
+    for phase in ("nve", "nvt"):
+        for key, values in ref.details[phase].items():
+            np.testing.assert_allclose(res.details[phase][key], values, rtol=1e-8, atol=1e-10, err_msg=key)
+    assert res.summary.keys() == ref.summary.keys()
+    assert any("resumed 1 time" in n for n in res.notes)
+
+
+def test_a_finished_md_run_is_not_run_again_and_other_settings_are_refused(tmp_path, monkeypatch):
+    atoms = starting_structure(bulk="Cu", repeat=(2, 2, 2))
+    first = run_md(EMT(), atoms, timestep_fs=2.0, nve_ps=0.04, nvt_ps=0.04, outdir=tmp_path)
+    with monkeypatch.context() as m:
+        calls = _interrupt_after(m, 0)
+        again = run_md(EMT(), atoms, timestep_fs=2.0, nve_ps=0.04, nvt_ps=0.04, outdir=tmp_path)
+        assert calls["n"] == 0
+    assert again.details == first.details
+    with pytest.raises(ValueError, match=r"differs in: nvt_ps, temperature_K"):
+        run_md(EMT(), atoms, temperature=500.0, timestep_fs=2.0, nve_ps=0.04, nvt_ps=0.08, outdir=tmp_path)
+    with pytest.raises(ValueError, match=r"differs in: structure_sha256"):
+        run_md(EMT(), atoms.repeat((1, 1, 2)), timestep_fs=2.0, nve_ps=0.04, nvt_ps=0.04, outdir=tmp_path)

@@ -8,12 +8,15 @@ second half of the run should match the target within ``t_tolerance`` (relative)
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 from ase import units
 
+from gfm_ase.fileio import atomic_write_bytes
 from validation.calculators import as_calculator, describe
 from validation.output import SuiteResult, pyplot, save_figure
 
@@ -54,11 +57,68 @@ def min_distance(atoms, cutoff: float) -> float:
     return float(d.min()) if len(d) else float(cutoff)
 
 
-def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float):
-    """Run ``n_steps`` and sample every ``every``; stop early on a collapse or an explosion."""
+STATE_FILE = "md_state.json"
+
+
+class MDCheckpoint:
+    """The run's resumable state in ``outdir/md_state.json``, written atomically at sample points.
+
+    It holds what a restart needs to continue the same trajectory: the phase (``nve``, ``nvt``, ``done``), the
+    steps done and samples taken in each phase, positions and momenta, and the Langevin generator's state. A
+    fingerprint (settings, starting structure, calculator description) guards against resuming a different run:
+    a mismatch is refused with the differing keys named. Steps after the last checkpoint are run again on
+    resume; none is counted twice.
+    """
+
+    def __init__(self, path: Path | None, fingerprint: dict):
+        self.path = path
+        self.fingerprint = fingerprint
+        self.state: dict | None = None
+        if path is not None and path.is_file():
+            state = json.loads(path.read_text())
+            old = state.get("fingerprint", {})
+            differ = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+            if differ:
+                raise ValueError(f"{path}: an MD state written for a different run (differs in: {', '.join(differ)}); "
+                                 "use a new output folder or delete it")
+            state["resumes"] = int(state.get("resumes", 0)) + 1
+            self.state = state
+
+    def save(self, **state) -> None:
+        if self.path is None:
+            return
+        resumes = self.state.get("resumes", 0) if self.state else 0
+        self.state = {"version": 1, "fingerprint": self.fingerprint, "resumes": resumes, **state}
+        atomic_write_bytes(self.path, json.dumps(self.state).encode())
+
+
+def _fingerprint(atoms, calc, settings: dict) -> dict:
+    h = hashlib.sha256()
+    for arr in (atoms.numbers.astype(np.int64), atoms.positions.astype(np.float64), atoms.cell.array.astype(np.float64),
+                atoms.pbc.astype(np.int8)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return {**settings, "structure_sha256": h.hexdigest(), "calculator": describe(calc)}
+
+
+def _set_dynamics_state(atoms, dyn, phase_state: dict) -> None:
+    atoms.set_positions(np.asarray(phase_state["positions"], dtype=np.float64), apply_constraint=False)
+    atoms.set_momenta(np.asarray(phase_state["momenta"], dtype=np.float64), apply_constraint=False)
+    dyn.nsteps = int(phase_state["done"])
+    if phase_state.get("rng") is not None:
+        dyn.rng.bit_generator.state = phase_state["rng"]
+
+
+def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float, *, resume: dict | None = None,
+         checkpoint=None, checkpoint_every: int = 100):
+    """Run ``n_steps`` and sample every ``every``; stop early on a collapse or an explosion.
+
+    ``resume`` (a phase state from :class:`MDCheckpoint`) continues a run; ``checkpoint(phase_state)`` is called
+    at the first sample point of every ``checkpoint_every`` steps and at the end."""
     n = len(atoms)
-    samples = {"time_ps": [], "epot": [], "ekin": [], "temperature": [], "min_distance": []}
-    problem = None
+    keys = ("time_ps", "epot", "ekin", "temperature", "min_distance")
+    samples = {k: list(resume["samples"][k]) for k in keys} if resume else {k: [] for k in keys}
+    problem = resume.get("problem") if resume else None
+    done = int(resume["done"]) if resume else 0
 
     def sample():
         epot = atoms.get_potential_energy() / n
@@ -69,9 +129,17 @@ def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float):
         samples["temperature"].append(atoms.get_temperature())
         samples["min_distance"].append(min_distance(atoms, max(2 * min_dist, 3.0)))
 
-    sample()
-    done = 0
-    while done < n_steps:
+    def save(finished: bool):
+        if checkpoint is not None:
+            rng = getattr(dyn, "rng", None)
+            checkpoint({"samples": samples, "done": done, "problem": problem, "finished": finished,
+                        "positions": atoms.get_positions().tolist(), "momenta": atoms.get_momenta().tolist(),
+                        "rng": rng.bit_generator.state if rng is not None else None})
+
+    if resume is None:
+        sample()
+    last_saved = done
+    while done < n_steps and problem is None:
         k = min(every, n_steps - done)
         try:
             dyn.run(k)
@@ -82,21 +150,27 @@ def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float):
         sample()
         if not np.isfinite([samples["epot"][-1], samples["ekin"][-1]]).all():
             problem = f"non-finite energy at step {done}"
-            break
-        if samples["min_distance"][-1] < min_dist:
+        elif samples["min_distance"][-1] < min_dist:
             problem = f"atoms closer than {min_dist} A at step {done} ({samples['min_distance'][-1]:.3f} A)"
-            break
-        if samples["temperature"][-1] > t_max:
+        elif samples["temperature"][-1] > t_max:
             problem = f"temperature {samples['temperature'][-1]:.0f} K > {t_max:.0f} K at step {done} (explosion)"
-            break
+        if problem is None and done - last_saved >= checkpoint_every and done < n_steps:
+            save(False)
+            last_saved = done
+    save(True)
     return {k: np.asarray(v) for k, v in samples.items()}, done, problem
 
 
 def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0, nve_ps: float = 1.0,
            nvt_ps: float = 1.0, min_distance: float = 0.5, explode_factor: float = 10.0, t_tolerance: float = 0.1,
-           friction_per_fs: float = 0.01, sample_every: int = 10, seed: int = 0,
+           friction_per_fs: float = 0.01, sample_every: int = 10, seed: int = 0, checkpoint_every: int = 100,
            outdir: str | os.PathLike | None = None) -> SuiteResult:
-    """NVE drift/stability and NVT temperature check for ``atoms`` with ``calc``."""
+    """NVE drift/stability and NVT temperature check for ``atoms`` with ``calc``.
+
+    With ``outdir`` the run is resumable: its state goes to ``outdir/md_state.json`` every ``checkpoint_every``
+    steps, and a later call with the same settings, structure and calculator continues from there (a killed
+    run loses at most ``checkpoint_every`` steps; the trajectory is the one an uninterrupted run would give, up to
+    the calculator's own reproducibility)."""
     from ase.md.langevin import Langevin
     from ase.md import velocitydistribution as vd
     from ase.md.verlet import VelocityVerlet
@@ -104,18 +178,36 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
     calc = as_calculator(calc)
     if temperature <= 0 or timestep_fs <= 0 or nve_ps <= 0:
         raise ValueError("temperature, timestep and NVE length must be positive")
+    if checkpoint_every < 1 or sample_every < 1:
+        raise ValueError("checkpoint_every and sample_every must be >= 1 step")
+    settings = {"temperature_K": temperature, "timestep_fs": timestep_fs, "nve_ps": nve_ps, "nvt_ps": nvt_ps,
+                "min_distance": min_distance, "explode_factor": explode_factor, "friction_per_fs": friction_per_fs,
+                "sample_every": sample_every, "seed": seed}
+    ckpt = MDCheckpoint(Path(outdir) / STATE_FILE if outdir is not None else None, _fingerprint(atoms, calc, settings))
+    saved = ckpt.state or {}
     rng = np.random.default_rng(seed)
     a = atoms.copy()
     a.calc = calc
-    # Maxwell-Boltzmann momenta (ASE >= 3.29 names it thermalize_momenta)
-    getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(a, temperature_K=temperature, rng=rng)
-    vd.Stationary(a)
-    if not a.pbc.any():
-        vd.ZeroRotation(a)
+    if not saved:
+        # Maxwell-Boltzmann momenta (ASE >= 3.29 names it thermalize_momenta)
+        getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(a, temperature_K=temperature, rng=rng)
+        vd.Stationary(a)
+        if not a.pbc.any():
+            vd.ZeroRotation(a)
     dt = timestep_fs * units.fs
     t_max = explode_factor * max(temperature, 1.0)
     n_nve = max(1, int(round(nve_ps * 1000 / timestep_fs)))
-    nve, done, problem = _run(VelocityVerlet(a, timestep=dt), a, n_nve, sample_every, min_distance, t_max)
+    nve_state = saved.get("nve")
+    nve_dyn = VelocityVerlet(a, timestep=dt)
+    if nve_state is not None and not nve_state["finished"]:
+        _set_dynamics_state(a, nve_dyn, nve_state)
+    if nve_state is not None and nve_state["finished"]:
+        nve = {k: np.asarray(v) for k, v in nve_state["samples"].items()}
+        done, problem = int(nve_state["done"]), nve_state["problem"]
+    else:
+        nve, done, problem = _run(nve_dyn, a, n_nve, sample_every, min_distance, t_max, resume=nve_state,
+                                  checkpoint=lambda st: ckpt.save(nve=st), checkpoint_every=checkpoint_every)
+        nve_state = ckpt.state["nve"] if ckpt.path is not None else None
     etot = nve["epot"] + nve["ekin"]
     t = nve["time_ps"]
     drift = float(np.polyfit(t, etot, 1)[0] * 1000) if len(t) > 2 else None
@@ -134,10 +226,21 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
         n_nvt = max(2, int(round(nvt_ps * 1000 / timestep_fs)))
         from ase.constraints import FixCom
 
+        nvt_state = saved.get("nvt")
+        if nvt_state is None and nve_state is not None:  # NVT starts where NVE ended (also after a resume)
+            _set_dynamics_state(a, nve_dyn, nve_state)
         a.set_constraint(FixCom())
         dyn = Langevin(a, timestep=dt, temperature_K=temperature, friction=friction_per_fs / units.fs,
                        fixcm=False, rng=np.random.default_rng(seed + 1))
-        nvt, done_nvt, problem_nvt = _run(dyn, a, n_nvt, sample_every, min_distance, t_max)
+        if nvt_state is not None:
+            _set_dynamics_state(a, dyn, nvt_state)
+        if nvt_state is not None and nvt_state["finished"]:
+            nvt = {k: np.asarray(v) for k, v in nvt_state["samples"].items()}
+            done_nvt, problem_nvt = int(nvt_state["done"]), nvt_state["problem"]
+        else:
+            nvt, done_nvt, problem_nvt = _run(dyn, a, n_nvt, sample_every, min_distance, t_max, resume=nvt_state,
+                                              checkpoint=lambda st: ckpt.save(nve=nve_state, nvt=st),
+                                              checkpoint_every=checkpoint_every)
         half = nvt["temperature"][len(nvt["temperature"]) // 2:]
         t_mean = float(half.mean())
         n_dof = 3 * len(a) - 3  # centre of mass fixed
@@ -153,6 +256,8 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
             notes.append(f"NVT run ({nvt_ps} ps) is shorter than 5 thermostat times (5/friction = "
                          f"{5.0 / friction_per_fs / 1000:.2g} ps): the temperature may not have equilibrated")
     summary["stable"] = bool(summary["nve_stable"] and summary.get("nvt_stable", True))
+    if ckpt.state and ckpt.state.get("resumes"):
+        notes.append(f"resumed {ckpt.state['resumes']} time(s) from {STATE_FILE}")
     details = {"nve": {k: v.tolist() for k, v in nve.items()} | {"etot": etot.tolist()},
                "nvt": {k: v.tolist() for k, v in nvt.items()} if nvt is not None else None}
     result = SuiteResult("md", describe(calc), summary, details, notes=notes,

@@ -19,6 +19,8 @@ def add_arguments(s) -> None:
     s.add_argument("--min-distance", type=positive(float, zero=True), default=0.5,
                    help="A: closer atoms count as a collapse")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--checkpoint-every", type=positive(int), default=100,
+                   help="steps between saves of OUTDIR/md_state.json; running the same command again resumes")
 
 
 def run_args(args, calculator):
@@ -26,7 +28,8 @@ def run_args(args, calculator):
 
     atoms = starting_structure(structure=args.structure, bulk=args.bulk, repeat=args.repeat)
     return run_md(calculator(), atoms, temperature=args.temperature, timestep_fs=args.timestep, nve_ps=args.nve_ps,
-                  nvt_ps=args.nvt_ps, min_distance=args.min_distance, seed=args.seed, outdir=args.outdir)
+                  nvt_ps=args.nvt_ps, min_distance=args.min_distance, seed=args.seed,
+                  checkpoint_every=args.checkpoint_every, outdir=args.outdir)
 
 
 def run_yaml(calc, opts, base, outdir):
