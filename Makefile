@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Peer potentials for `gfm validate ... --calculator validation.peers:NAME` (validation/peers.py, docs/peers.md) in a
+# Peer potentials for `gfm validate ... --calculator gfm_ase.validation.peers:NAME` (validation/peers.py, docs/peers.md) in a
 # venv of their own (same base interpreter as the main venv) that reuses the main venv's packages (torch, ase,
 # gfm_ase) through a .pth file, so no second torch is installed. The .pth runs site.addsitedir, so the main venv's
 # own .pth files (the editable gfm_ase) work there too; pip sees that torch and leaves it alone (checked below).
@@ -42,7 +42,7 @@ $(TSTAMP): $(STAMP)
 	  $(TPY) -m pip install -qq --disable-pip-version-check $(TEACHER_SPECS) && \
 	  after=$$($(TPY) -c "import torch; print(torch.__file__, torch.__version__)") && \
 	  { test "$$before" = "$$after" || { echo "make teachers: pip replaced torch: $$before -> $$after" >&2; exit 1; }; }
-	$(TPY) -c "import chgnet, sevenn, gfm_ase, validation.peers"
+	$(TPY) -c "import chgnet, sevenn, gfm_ase, gfm_ase.validation.peers"
 	touch $(TSTAMP)
 
 teachers: $(TSTAMP)

@@ -10,7 +10,7 @@ scale benchmark's cell), Maxwell-Boltzmann velocities at 300 K, one untimed Velo
 ``--steps`` timed steps; every calculator computes energy, forces and stress per step. gfm-ase: the randomly
 initialised default-size PaiNN (gfm-base's architecture; speed does not depend on the weights) through
 ``GFMCalculator`` with a Verlet neighbor list (``--skin``), float32 and bf16; ``--compile`` adds compiled rows.
-The peers: :mod:`validation.peers` (float32 models; float64 results).
+The peers: :mod:`gfm_ase.validation.peers` (float32 models; float64 results).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _peer_calculator(name: str, device: str):
     import warnings
 
     warnings.filterwarnings("ignore")
-    from validation import peers
+    from gfm_ase.validation import peers
 
     return getattr(peers, name)(device=device)
 

@@ -143,12 +143,12 @@ def bench_peer(name, structures, device):
     warnings.filterwarnings("ignore")
     dev = "cuda" if device.type == "cuda" else "cpu"
     if name == "chgnet":  # the peers as the validation suites load them (validation/peers.py)
-        from validation.peers import chgnet
+        from gfm_ase.validation.peers import chgnet
 
         calc = chgnet(device=dev)
         label = "CHGNet 0.3.0 (ASE loop)"
     elif name == "sevenn":
-        from validation.peers import sevennet0
+        from gfm_ase.validation.peers import sevennet0
 
         calc = sevennet0(device=dev)
         label = "SevenNet-0 (ASE loop)"

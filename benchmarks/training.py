@@ -32,8 +32,8 @@ def worker(args) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from pretraining.config import load_config
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.config import load_config
+    from gfm_ase.pretraining.trainer import Trainer
 
     overrides = {f"datasets.{i}.path": str(Path(args.data) / f"{n}.h5") for i, n in enumerate(DATASETS)}
     overrides.update({"precision": args.precision, "device": args.device, "sampling.batch_size": args.batch_size,
@@ -112,7 +112,7 @@ def main() -> int:
         worker(args)
         return 0
 
-    from pretraining.corpus.make_tiny import make_tiny
+    from gfm_ase.pretraining.corpus.make_tiny import make_tiny
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

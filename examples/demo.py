@@ -32,8 +32,8 @@ from ase.optimize import BFGS  # noqa: E402
 
 from gfm_ase import GFMCalculator  # noqa: E402
 from gfm_ase.hub import default_model, default_model_help  # noqa: E402
-from validation.eos import eos_for_element, reference_params  # noqa: E402
-from validation.eos_fit import EOSParams  # noqa: E402
+from gfm_ase.validation.eos import eos_for_element, reference_params  # noqa: E402
+from gfm_ase.validation.eos_fit import EOSParams  # noqa: E402
 
 
 def relax_si(calc):

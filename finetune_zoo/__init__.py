@@ -7,14 +7,14 @@
 ``gfm finetune --help`` and ``gfm finetune-zoo --help`` are the command-line forms; finetune_zoo/README.md has the
 strategies, the output layout, how held-out data is found, and the zoo's results.
 """
-from finetune_zoo.config import STRATEGIES, FinetuneConfig
+from gfm_ase.finetune_zoo.config import STRATEGIES, FinetuneConfig
 
 
 def __getattr__(name):  # keep `import finetune_zoo` light (no torch until needed)
     if name in ("finetune", "FinetuneError"):
         import importlib
 
-        return getattr(importlib.import_module("finetune_zoo.finetuning"), name)
+        return getattr(importlib.import_module("gfm_ase.finetune_zoo.finetuning"), name)
     raise AttributeError(name)
 
 

@@ -11,7 +11,7 @@ def register(sub) -> None:
     from gfm_ase.cli.errors import expect
     from gfm_ase.hub import default_model_help
 
-    expect("finetune_zoo.finetuning.FinetuneError")
+    expect("gfm_ase.finetune_zoo.finetuning.FinetuneError")
 
     p = sub.add_parser(
         "finetune", help="fine-tune a pretrained model on a new dataset (new head, frozen/full/continue/replay)",
@@ -63,7 +63,7 @@ def register_zoo(sub) -> None:
                                             "results table",
                        description="Run fine-tuning tasks (fine-tuned vs from-scratch, learning curves, forgetting) "
                                    "and write a Markdown results table and learning-curve PNGs.")
-    from finetune_zoo.run import add_arguments
+    from gfm_ase.finetune_zoo.run import add_arguments
 
     add_arguments(z)
     z.set_defaults(func=run_zoo)
@@ -80,8 +80,8 @@ def build_config(args):
     """FinetuneConfig from --config YAML, then flags, then --set overrides."""
     import yaml
 
-    from finetune_zoo.config import FinetuneConfig
-    from pretraining.config import _set_dotted
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
+    from gfm_ase.pretraining.config import _set_dotted
 
     doc = {}
     if args.config:
@@ -125,7 +125,7 @@ def command_line(args) -> str:
 def run_finetune(args) -> int:
     from pydantic import ValidationError
 
-    from finetune_zoo.config import describe_options
+    from gfm_ase.finetune_zoo.config import describe_options
     from gfm_ase.cli.errors import report
 
     if args.show_options:
@@ -139,10 +139,10 @@ def run_finetune(args) -> int:
         cfg = build_config(args)
     except (ValidationError, ValueError, OSError) as exc:
         return report("gfm finetune", exc, getattr(args, "debug", False))
-    from finetune_zoo.finetuning import FinetuneError, finetune
+    from gfm_ase.finetune_zoo.finetuning import FinetuneError, finetune
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.hub import default_model
-    from pretraining.trainer import TrainingError
+    from gfm_ase.pretraining.trainer import TrainingError
 
     if args.model is None:
         args.model = default_model()  # recorded in the command line of metrics.json as --from NAME
@@ -156,6 +156,6 @@ def run_finetune(args) -> int:
 
 
 def run_zoo(args) -> int:
-    from finetune_zoo.run import main_from_args
+    from gfm_ase.finetune_zoo.run import main_from_args
 
     return main_from_args(args)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from gfm_ase.config import StrictModel
-from pretraining.config import AdamWSpec, EMASpec, HeadSpec, LossSpec, OptimSpec
+from gfm_ase.pretraining.config import AdamWSpec, EMASpec, HeadSpec, LossSpec, OptimSpec
 
 STRATEGIES = ("frozen", "full", "continue", "replay")
 
@@ -69,7 +69,7 @@ class FinetuneEMASpec(EMASpec):
 class FinetuneConfig(StrictModel):
     """Everything that defines a fine-tuning run except the model and the data paths. The head, optimizer, EMA and
     loss are pretraining's pieces (with fine-tuning's defaults); the run itself is a pretraining run
-    (finetune_zoo.finetuning builds its PretrainConfig from them)."""
+    (gfm_ase.finetune_zoo.finetuning builds its PretrainConfig from them)."""
 
     strategy: Literal["frozen", "full", "continue", "replay"] = Field(
         "full", description="frozen | full | continue | replay (see the module documentation)")
@@ -115,6 +115,6 @@ class FinetuneConfig(StrictModel):
 
 
 def describe_options() -> list[str]:
-    from pretraining.config import describe_options as _describe
+    from gfm_ase.pretraining.config import describe_options as _describe
 
     return _describe(FinetuneConfig)

@@ -1,5 +1,5 @@
 """The data of a fine-tuning task: training/validation/test structures from stores, as the trainer's
-:class:`pretraining.data.DatasetSplits`.
+:class:`gfm_ase.pretraining.data.DatasetSplits`.
 
 A selection is a store and optionally the store indices to use. Without validation data, ``val_fraction`` of the
 training selection is split off (seeded). ``n_train`` keeps the first ``n_train`` structures of a seeded
@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from ase.data import chemical_symbols
 
-from pretraining.data import CachedGraphs, DatasetSplits
+from gfm_ase.pretraining.data import CachedGraphs, DatasetSplits
 
 
 @dataclass

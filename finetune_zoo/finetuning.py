@@ -20,18 +20,18 @@ import numpy as np
 import torch
 from ase.data import atomic_numbers, chemical_symbols
 
-from finetune_zoo.config import FinetuneConfig
-from finetune_zoo.data import Selection, StoreCache, capped, task_datasets
-from finetune_zoo.forgetting import ForgettingReport
-from finetune_zoo.heldout import find_head_data
-from finetune_zoo.strategies import FinetuneTrainer, make_plan
+from gfm_ase.finetune_zoo.config import FinetuneConfig
+from gfm_ase.finetune_zoo.data import Selection, StoreCache, capped, task_datasets
+from gfm_ase.finetune_zoo.forgetting import ForgettingReport
+from gfm_ase.finetune_zoo.heldout import find_head_data
+from gfm_ase.finetune_zoo.strategies import FinetuneTrainer, make_plan
 from gfm_ase.checkpoint import load_model, read_model_json
 from gfm_ase.fileio import atomic_write_bytes
 from gfm_ase.config import HeadConfig, ModelConfig
 from gfm_ase.model.precision import parameter_dtype
-from pretraining.config import (CheckpointSpec, DatasetSpec, HeadSpec, LoggingSpec, ModelSpec, ParallelSpec,
+from gfm_ase.pretraining.config import (CheckpointSpec, DatasetSpec, HeadSpec, LoggingSpec, ModelSpec, ParallelSpec,
                                 PretrainConfig, SamplingSpec, ValidationSpec)
-from pretraining.data import DatasetSplits, fit_head_constants
+from gfm_ase.pretraining.data import DatasetSplits, fit_head_constants
 
 METRICS_FORMAT = "gfm-ase-finetune-metrics"
 STRIP = ("step", "epoch", "split", "kind", "name")

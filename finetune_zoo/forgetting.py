@@ -2,7 +2,7 @@
 Datasets pretrained without a test split are evaluated on their validation split (never trained on either).
 
 The same structures are evaluated before and after (a seeded subset of at most ``max_structures`` per dataset,
-when capped), with the same code as the trainer's validation (``pretraining.metrics``), so the difference is the
+when capped), with the same code as the trainer's validation (``gfm_ase.pretraining.metrics``), so the difference is the
 effect of fine-tuning alone.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from finetune_zoo.data import capped
-from finetune_zoo.heldout import HeadData
-from pretraining import metrics as M
+from gfm_ase.finetune_zoo.data import capped
+from gfm_ase.finetune_zoo.heldout import HeadData
+from gfm_ase.pretraining import metrics as M
 
 KEYS = ("energy_mae_meV_atom", "forces_mae_meV_A", "stress_mae_meV_A3")
 

@@ -1,8 +1,8 @@
 """Generate small seeded xTB stores: molecules (GFN1-xTB for the zoo task ``gfn1_molecules``; GFN2-xTB for the
 stand-in model's ``gfn2`` head) and periodic crystals (GFN2-xTB, zoo task ``gfn2_crystals``).
 
-    python -m finetune_zoo.generate_xtb --method GFN1-xTB -o work_data/zoo/gfn1_molecules.h5
-    python -m finetune_zoo.generate_xtb --kind crystals --method GFN2-xTB -o work_data/zoo/gfn2_crystals.h5
+    python -m gfm_ase.finetune_zoo.generate_xtb --method GFN1-xTB -o work_data/zoo/gfn1_molecules.h5
+    python -m gfm_ase.finetune_zoo.generate_xtb --kind crystals --method GFN2-xTB -o work_data/zoo/gfn2_crystals.h5
 
 Molecules: the closed-shell neutral members of ``ase.collections.g2`` (zero initial magnetic moments, even electron
 count), each in ``--per-molecule`` distorted geometries: every atom displaced by a seeded Gaussian of standard

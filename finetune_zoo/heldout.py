@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pretraining.config import ConfigError, DatasetSpec, PretrainConfig, config_from_dict, load_config
-from pretraining.data import CachedGraphs, DatasetSplits, open_datasets
+from gfm_ase.pretraining.config import ConfigError, DatasetSpec, PretrainConfig, config_from_dict, load_config
+from gfm_ase.pretraining.data import CachedGraphs, DatasetSplits, open_datasets
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Run the fine-tuning zoo: every task fine-tuned and trained from scratch with the same budget at several
 training-set sizes (learning curve), the forgetting report of the full-size run, a Markdown table and PNGs.
 
-    python -m finetune_zoo.run --from gfm-mini --readme finetune_zoo/README.md      # = gfm finetune-zoo ...
-    python -m finetune_zoo.run water inp --budget-scale 0.5                          # some tasks, half budget
+    python -m gfm_ase.finetune_zoo.run --from gfm-mini --readme finetune_zoo/README.md      # = gfm finetune-zoo ...
+    python -m gfm_ase.finetune_zoo.run water inp --budget-scale 0.5                          # some tasks, half budget
 
 Runs go to ``OUTDIR/<task>/n<size>/`` (each a ``gfm finetune`` output directory); a finished run is reused on a
 rerun with the same settings (``--force`` reruns). ``OUTDIR/results.json`` and ``OUTDIR/results.md`` hold the table;
@@ -70,7 +70,7 @@ def task_files(names: list[str]) -> list[Path]:
 
 def prepare_store(task, stores: Path, work: Path, log=print, generated: Path | None = None) -> Path:
     """The task's store, built first when missing and the task says how."""
-    from finetune_zoo.task import resolve_store
+    from gfm_ase.finetune_zoo.task import resolve_store
 
     path = resolve_store(task.data.store, stores, work)
     if path.exists():
@@ -84,11 +84,11 @@ def prepare_store(task, stores: Path, work: Path, log=print, generated: Path | N
     work.mkdir(parents=True, exist_ok=True)
     log(f"[zoo] {task.name}: building {path}")
     if prep.kind == "generate_xtb":
-        from finetune_zoo.generate_xtb import generate
+        from gfm_ase.finetune_zoo.generate_xtb import generate
 
         generate(path, log=log, **prep.options)
     elif prep.kind == "generate_xtb_crystals":
-        from finetune_zoo.generate_xtb import generate_crystals
+        from gfm_ase.finetune_zoo.generate_xtb import generate_crystals
 
         generate_crystals(path, log=log, **prep.options)
     else:
@@ -117,10 +117,10 @@ def _fingerprint(doc) -> str:
 
 def run_task(task, args, log=print) -> dict:
     """All runs of one task; returns its results entry."""
-    from finetune_zoo.config import FinetuneConfig
-    from finetune_zoo.data import Selection, nested_subset
-    from finetune_zoo.finetuning import finetune
-    from finetune_zoo.task import resolve_store, selection_splits
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
+    from gfm_ase.finetune_zoo.data import Selection, nested_subset
+    from gfm_ase.finetune_zoo.finetuning import finetune
+    from gfm_ase.finetune_zoo.task import resolve_store, selection_splits
     from gfm_ase.checkpoint import read_model_json
     from gfm_ase.data import Store
     from gfm_ase.hub import resolve_model
@@ -181,7 +181,7 @@ def _get(m: dict, which: str, split: str, key: str):
 
 
 def _split(m: dict) -> str:
-    from finetune_zoo.finetuning import headline_split
+    from gfm_ase.finetune_zoo.finetuning import headline_split
 
     return headline_split(m)
 
@@ -292,7 +292,7 @@ def plot(entry: dict, path: Path) -> None:
 
 
 def write_outputs(results: list[dict], args, command: str, total_s: float) -> str:
-    from finetune_zoo.finetuning import machine_info
+    from gfm_ase.finetune_zoo.finetuning import machine_info
     from gfm_ase.fileio import atomic_write_bytes
 
     out = Path(args.outdir)
@@ -333,7 +333,7 @@ def write_outputs(results: list[dict], args, command: str, total_s: float) -> st
 
 
 def main_from_args(args) -> int:
-    from finetune_zoo.task import load_task
+    from gfm_ase.finetune_zoo.task import load_task
     from gfm_ase.hub import default_model
 
     if args.model is None:

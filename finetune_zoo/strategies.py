@@ -9,7 +9,7 @@ import torch
 
 from gfm_ase.config import ModelConfig
 from gfm_ase.model.gfm import GFMModel
-from pretraining.trainer import Trainer
+from gfm_ase.pretraining.trainer import Trainer
 
 
 @dataclass
@@ -75,11 +75,11 @@ def _zero_last_layer(head) -> None:
 
 
 class FinetuneTrainer(Trainer):
-    """The pretraining :class:`~pretraining.trainer.Trainer` started from ``base_model`` (None: random weights,
+    """The pretraining :class:`~gfm_ase.pretraining.trainer.Trainer` started from ``base_model`` (None: random weights,
     the from-scratch baseline) with the heads of ``model_config`` (the base model's heads plus the target head),
     training only what ``plan`` says.
 
-    ``forgetting`` (a :class:`finetune_zoo.forgetting.ForgettingReport` with its ``before`` filled) is evaluated on
+    ``forgetting`` (a :class:`~gfm_ase.finetune_zoo.forgetting.ForgettingReport`, ``before`` filled) is evaluated on
     the final model, and written into the metadata of the heads whose predictions fine-tuning may have changed.
     ``extra`` becomes the ``extra`` block of the final model.json.
     """
@@ -219,7 +219,7 @@ class FinetuneTrainer(Trainer):
             metrics["committee_retired"] = {
                 "members": list(old.metrics[COMMITTEE_KEY].get("members", [])), "finetuned_head": self.plan.target,
                 "reason": "fitted on the pretrained trunk/head, which fine-tuning changed; refit with "
-                          "python -m pretraining.committee"}
+                          "python -m gfm_ase.pretraining.committee"}
             model.update_head_config(old.model_copy(update={"metrics": metrics}))
 
     def final_model_extra(self) -> dict:

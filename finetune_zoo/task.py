@@ -16,14 +16,14 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from gfm_ase.config import StrictModel
-from pretraining.config import SplitSpec
+from gfm_ase.pretraining.config import SplitSpec
 
 
 class PrepareSpec(StrictModel):
     """How to build the task's store when it is missing."""
 
     kind: Literal["generate_xtb", "generate_xtb_crystals", "convert"] = Field(
-        description="generate_xtb(_crystals): finetune_zoo.generate_xtb; convert: gfm_ase.data converters")
+        description="generate_xtb(_crystals): gfm_ase.finetune_zoo.generate_xtb; convert: gfm_ase.data converters")
     options: dict[str, Any] = Field(default_factory=dict, description="generator options (method, seed, "
                                                                       "per_molecule / per_prototype)")
     sources: list[str] = Field(default_factory=list, description="convert: files/globs (env vars expanded)")

@@ -2,7 +2,11 @@
 
 from typing import Any
 
+from gfm_ase import _source_checkout
+
 __version__ = "0.1.0"
+
+_source_checkout.install()  # gfm_ase.pretraining/.finetune_zoo/.validation from a never-installed checkout
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing gfm_ase must not pull in torch-heavy modules until used

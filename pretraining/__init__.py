@@ -3,12 +3,12 @@
 >>> from pretraining import load_config, Trainer
 >>> Trainer(load_config("pretraining/configs/example-tiny.yaml"), "runs/tiny").fit()
 """
-from pretraining.config import ConfigError, PretrainConfig, load_config
+from gfm_ase.pretraining.config import ConfigError, PretrainConfig, load_config
 
 
 def __getattr__(name):  # the trainer pulls in torch; keep `import pretraining` light
     if name == "Trainer":
-        from pretraining.trainer import Trainer
+        from gfm_ase.pretraining.trainer import Trainer
 
         return Trainer
     raise AttributeError(name)

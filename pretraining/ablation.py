@@ -1,7 +1,7 @@
 """The paper's claim, measured: held-out real-DFT errors of models trained on real DFT only, on surrogate labels only,
 and on everything (``pretraining/configs/ablation/``), side by side.
 
-    python -m pretraining.ablation --config pretraining/configs/ablation/real-dft.yaml \\
+    python -m gfm_ase.pretraining.ablation --config pretraining/configs/ablation/real-dft.yaml \\
         --mlearn-test work_data/stores/mlearn_test.h5 \\
         --model "(a) real DFT only=work_data/runs/ablation-real-dft" \\
         --model "(b) surrogate only=work_data/runs/ablation-surrogate" \\
@@ -34,8 +34,8 @@ HEAD = "omat"
 
 
 def _fitsnap_rows(model, cfg, head: str) -> dict:
-    from pretraining.data import open_datasets
-    from pretraining.evaluate import evaluate_graphs
+    from gfm_ase.pretraining.data import open_datasets
+    from gfm_ase.pretraining.evaluate import evaluate_graphs
 
     covered = set(model.head_config(head).elements)
     out = {}
@@ -55,7 +55,7 @@ def _mlearn_rows(model, store_path: Path, head: str) -> dict:
     from gfm_ase import GFMCalculator
     from gfm_ase.data import Store
     from gfm_ase.units import GPA
-    from validation.errors import run_errors
+    from gfm_ase.validation.errors import run_errors
 
     store = Store(store_path)
     groups = np.asarray(store.groups, dtype=str)
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
 
     from gfm_ase.checkpoint import load_model
     from gfm_ase.hub import resolve_model
-    from pretraining.config import load_config
+    from gfm_ase.pretraining.config import load_config
 
     torch.set_num_threads(1)
     cfg = load_config(args.config)

@@ -1,6 +1,6 @@
 """What a training checkpoint holds and how a run gets it back: the weights, AdamW moments and EMA of every rank
 gathered on rank 0, the per-rank RNG states, the step's metadata; and their restoration on resume. The files
-themselves (atomic, checksummed, no pickle) are pretraining.state's."""
+themselves (atomic, checksummed, no pickle) are gfm_ase.pretraining.state's."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,9 +11,9 @@ import torch
 from gfm_ase.checkpoint import CheckpointError
 from gfm_ase.config import ModelConfig
 from gfm_ase.model.gfm import GFMModel
-from pretraining.distributed import DistEnv, gather_to_rank0
-from pretraining.ema import EMA
-from pretraining.errors import TrainingError
+from gfm_ase.pretraining.distributed import DistEnv, gather_to_rank0
+from gfm_ase.pretraining.ema import EMA
+from gfm_ase.pretraining.errors import TrainingError
 
 
 def local_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -8,8 +8,8 @@ def register(sub) -> None:
     from gfm_ase.cli.errors import expect
 
     # the pretraining errors whose message is the whole story (also raised by `gfm committee`/`pretrain-router`)
-    expect("pretraining.config.ConfigError", "pretraining.errors.TrainingError",
-           "pretraining.distributed.DistributedError")
+    expect("gfm_ase.pretraining.config.ConfigError", "gfm_ase.pretraining.errors.TrainingError",
+           "gfm_ase.pretraining.distributed.DistributedError")
     p = sub.add_parser("pretrain", help="pretrain a multi-head model on several datasets (single/multi-process)",
                        description="Train the model described by CONFIG (YAML). Launch with torchrun or mpiexec "
                                    "for several processes (see pretraining/launch/README.md).")
@@ -26,7 +26,7 @@ def run(args) -> int:
     import yaml
 
     from gfm_ase.cli.errors import report
-    from pretraining.config import ConfigError, describe_options, load_config
+    from gfm_ase.pretraining.config import ConfigError, describe_options, load_config
 
     if args.show_options:
         print("\n".join(describe_options()))
@@ -47,8 +47,8 @@ def run(args) -> int:
         return report("gfm pretrain", exc, getattr(args, "debug", False))
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.data import StoreError
-    from pretraining.distributed import DistributedError
-    from pretraining.trainer import Trainer, TrainingError
+    from gfm_ase.pretraining.distributed import DistributedError
+    from gfm_ase.pretraining.trainer import Trainer, TrainingError
 
     trainer = None
     try:

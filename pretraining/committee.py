@@ -1,5 +1,5 @@
 """A cheap last-layer committee for one head of a trained model (``gfm committee``, ``python -m
-pretraining.committee``).
+gfm_ase.pretraining.committee``).
 
 The head's MLP is ``scale * (w . phi(s_i) + b) + shift + ref[Z_i]`` per atom, with ``phi`` its hidden layer on the
 frozen trunk features ``s_i``. For a structure the energy is linear in the last layer ``(w, b)``:
@@ -45,7 +45,7 @@ class CommitteeError(ValueError):
 def head_datasets(cfg, head: str, cutoff: float, max_neighbors: int | None, model_heads: dict) -> list:
     """The datasets of ``head`` in the training config, opened with the trainer's own splits and energy offsets;
     their names and training-split sizes must match what the model records (else the config is not the model's)."""
-    from pretraining.data import open_datasets
+    from gfm_ase.pretraining.data import open_datasets
 
     names = [ds.name for ds in cfg.datasets if ds.head == head]
     if not names:
@@ -169,7 +169,7 @@ def add_members(model, head: str, deltas: np.ndarray, names: list[str]) -> None:
         member_cfg = cfg.model_copy(update={
             "name": name, "datasets": [], "metrics": {MEMBER_KEY: head, "member": k},
             "description": f"committee member {k} of head {head!r} (last layer refitted on a bootstrap resample of "
-                           "its training energies; pretraining.committee)"})
+                           "its training energies; gfm_ase.pretraining.committee)"})
         model.add_head(member_cfg)
         model.heads[name].load_state_dict(model.heads[head].state_dict())
         last = model.heads[name].mlp[-1]
@@ -204,7 +204,7 @@ def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *
     from gfm_ase.graph.batch import collate
     from gfm_ase.hub import resolve_model
     from gfm_ase.model.outputs import predict
-    from pretraining.config import load_config
+    from gfm_ase.pretraining.config import load_config
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -281,7 +281,7 @@ def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *
     per_atom_err, per_atom_sigma = np.abs(err_e) / vdata["n"], energy_scale * sigma_e / vdata["n"]
     record: dict[str, Any] = {
         "members": names, "method": "last-layer ridge refits on bootstrap resamples of the training energies, "
-                                    "centred on the head (pretraining.committee)",
+                                    "centred on the head (gfm_ase.pretraining.committee)",
         "energy_scale": energy_scale, "forces_scale": forces_scale if forces_scale is not None else 1.0,
         "seed": seed, "ridge": ridge, "n_train_structures": int(len(x)),
         "datasets": [d.name for d in datasets],

@@ -95,7 +95,7 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
         path = cfg.dataset_path(ds)
         if not path.exists():
             raise FileNotFoundError(f"dataset {ds.name!r}: store {path} does not exist"
-                                    + (" (run `python -m pretraining.corpus.make_tiny` first?)"
+                                    + (" (run `python -m gfm_ase.pretraining.corpus.make_tiny` first?)"
                                        if "tiny" in str(path) else ""))
         store = Store(path)
         n_total = len(store)

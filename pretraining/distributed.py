@@ -224,8 +224,8 @@ def sync_gradients(model, env: DistEnv, head_groups: HeadGroups | None = None) -
     """Zero-fill missing gradients, then SUM them: the trunk over all ranks, a head over the ranks that hold it.
 
     Every parameter ends up with a gradient (zeros for a head absent from the batch), so the optimizer treats
-    parameters identically whatever the layout. With the loss normalised by global counts (pretraining.loss), the
-    sum is the gradient of the global batch's loss.
+    parameters identically whatever the layout. With the loss normalised by global counts (gfm_ase.pretraining.loss),
+    the sum is the gradient of the global batch's loss.
     """
     for p in model.parameters():
         if p.requires_grad and p.grad is None:

@@ -1,6 +1,6 @@
 """Held-out errors of a trained model, per dataset and head, plus the mlearn test sets beside GAP and MTP.
 
-    python -m pretraining.evaluate pretraining/configs/gfm-mini.yaml runs/gfm-mini \
+    python -m gfm_ase.pretraining.evaluate pretraining/configs/gfm-mini.yaml runs/gfm-mini \
         --mlearn-test work_data/stores/mlearn_test.h5 -o docs/models/gfm-mini-eval.json --markdown OUT.md
 
 The test split of every dataset is recomputed exactly as the trainer made it (same config, same split seeds).
@@ -33,8 +33,8 @@ PUBLISHED_FORCE_NOTE = "GAP/MTP force MAE: about 10-20 meV/A for Ni/Cu/Li and 50
 
 def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
     """Errors of ``model``'s ``head`` on a sequence of labelled AtomicGraphs: the trainer's own metrics
-    (:mod:`pretraining.metrics`), so these numbers are computed exactly as the logged val/test metrics."""
-    from pretraining import metrics
+    (:mod:`gfm_ase.pretraining.metrics`), so these numbers are computed exactly as the logged val/test metrics."""
+    from gfm_ase.pretraining import metrics
 
     p = next(model.parameters())
     precision = "float64" if p.dtype == torch.float64 else "float32"
@@ -52,7 +52,7 @@ def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_ne
     ``energy_offsets``) are subtracted from the DFT energies first, i.e. the labels are put on the energy scale the
     model was trained to (the same shift the trainer applied to that dataset's training split)."""
     from gfm_ase.data import GraphDataset, Store
-    from pretraining.data import OffsetEnergies
+    from gfm_ase.pretraining.data import OffsetEnergies
 
     store = Store(store_path)
     covered = set(model.head_config(head).elements)
@@ -117,8 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", default=None, help="write the tables as Markdown here")
     args = ap.parse_args(argv)
 
-    from pretraining.config import load_config
-    from pretraining.data import open_datasets
+    from gfm_ase.pretraining.config import load_config
+    from gfm_ase.pretraining.data import open_datasets
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()

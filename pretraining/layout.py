@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pretraining.config import PretrainConfig
-from pretraining.data import DatasetSplits
-from pretraining.distributed import DistEnv, HeadGroups
-from pretraining.errors import TrainingError
-from pretraining.sampler import Layout, allocate_group_sizes
+from gfm_ase.pretraining.config import PretrainConfig
+from gfm_ase.pretraining.data import DatasetSplits
+from gfm_ase.pretraining.distributed import DistEnv, HeadGroups
+from gfm_ase.pretraining.errors import TrainingError
+from gfm_ase.pretraining.sampler import Layout, allocate_group_sizes
 
 
 @dataclass

@@ -7,8 +7,8 @@ import dataclasses
 import torch
 
 from gfm_ase.graph.batch import collate
-from pretraining.data import DatasetSplits
-from pretraining.sampler import MultiDatasetSampler
+from gfm_ase.pretraining.data import DatasetSplits
+from gfm_ase.pretraining.sampler import MultiDatasetSampler
 
 
 class StepData(torch.utils.data.Dataset):

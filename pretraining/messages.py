@@ -2,9 +2,9 @@
 summary after a validation."""
 from __future__ import annotations
 
-from pretraining.config import PretrainConfig
-from pretraining.data import DatasetSplits
-from pretraining.distributed import DistEnv, HeadGroups
+from gfm_ase.pretraining.config import PretrainConfig
+from gfm_ase.pretraining.data import DatasetSplits
+from gfm_ase.pretraining.distributed import DistEnv, HeadGroups
 
 
 def banner(title: str, cfg: PretrainConfig, env: DistEnv, step: int, total_steps: int, resumed: bool,

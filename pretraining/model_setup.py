@@ -7,10 +7,10 @@ import torch
 
 from gfm_ase.config import ModelConfig
 from gfm_ase.model.gfm import GFMModel
-from pretraining.config import PretrainConfig
-from pretraining.data import DatasetSplits, fit_head_constants, head_configs
-from pretraining.distributed import DistEnv
-from pretraining.warm_start import warm_start_heads
+from gfm_ase.pretraining.config import PretrainConfig
+from gfm_ase.pretraining.data import DatasetSplits, fit_head_constants, head_configs
+from gfm_ase.pretraining.distributed import DistEnv
+from gfm_ase.pretraining.warm_start import warm_start_heads
 
 
 def fitted_model_config(cfg: PretrainConfig, env: DistEnv, datasets: list[DatasetSplits], probs: np.ndarray,

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 import torch
 
-from pretraining.config import EMASpec, OptimSpec
-from pretraining.ema import EMA
-from pretraining.schedule import learning_rate
+from gfm_ase.pretraining.config import EMASpec, OptimSpec
+from gfm_ase.pretraining.ema import EMA
+from gfm_ase.pretraining.schedule import learning_rate
 
 
 def default_param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -32,7 +32,7 @@ def make_ema(model: torch.nn.Module, spec: EMASpec, masks: dict[str, torch.Tenso
 
 
 def scheduled_lr(spec: OptimSpec, step: int, total_steps: int) -> float:
-    """The LR of optimizer step ``step`` (0-based): warmup, then cosine decay (pretraining.schedule)."""
+    """The LR of optimizer step ``step`` (0-based): warmup, then cosine decay (gfm_ase.pretraining.schedule)."""
     return learning_rate(step, total_steps, spec.lr, spec.min_lr, spec.warmup_steps)
 
 

@@ -2,9 +2,9 @@
 write it next to a model's weights (``router.safetensors`` + ``router.json``).
 
     gfm pretrain-router pretraining/configs/gfm-mini.yaml --model gfm_ase/models/gfm-mini --errors 40
-    python -m pretraining.router ...   (the same)
+    python -m gfm_ase.pretraining.router ...   (the same)
 
-The splits are the trainer's (:func:`pretraining.data.open_datasets`: same seeds, ``max_structures`` and
+The splits are the trainer's (:func:`gfm_ase.pretraining.data.open_datasets`: same seeds, ``max_structures`` and
 ``exclude_covered_by``): the router is fitted on the training splits only and evaluated on the validation and test
 splits. Each head weighs the same in the loss (structures within a head uniformly), so a large dataset does not
 swallow a small head. Heads the fitted router cannot tell apart on its own training data (in-sample confusion of a
@@ -51,9 +51,9 @@ def dataset_arrays(d, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def open_splits(config, overrides: dict | None = None):
-    """The config (a path, or an already loaded :class:`~pretraining.config.PretrainConfig`) and its datasets."""
-    from pretraining.config import load_config
-    from pretraining.data import open_datasets
+    """The config (a path or a loaded :class:`~gfm_ase.pretraining.config.PretrainConfig`) and its datasets."""
+    from gfm_ase.pretraining.config import load_config
+    from gfm_ase.pretraining.data import open_datasets
 
     cfg = load_config(config, overrides or {}) if isinstance(config, (str, Path)) else config
     return cfg, open_datasets(cfg, cutoff=float(cfg.model.trunk.options.get("cutoff", 5.0)))
@@ -401,7 +401,7 @@ def run(args) -> int:
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.cli.errors import report
     from gfm_ase.data import StoreError
-    from pretraining.config import ConfigError
+    from gfm_ase.pretraining.config import ConfigError
 
     try:
         hidden = tuple(int(v) for v in args.hidden.split(",") if v.strip())
@@ -417,7 +417,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pretraining.router ...`` == ``gfm pretrain-router ...``."""
+    """``python -m gfm_ase.pretraining.router ...`` == ``gfm pretrain-router ...``."""
     from gfm_ase.cli import main as gfm_main
 
     return gfm_main(["pretrain-router", *(sys.argv[1:] if argv is None else argv)])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pretraining.config import RESUMABLE_CHANGES, PretrainConfig
-from pretraining.data import DatasetSplits
-from pretraining.errors import TrainingError
-from pretraining.state import latest_checkpoint
+from gfm_ase.pretraining.config import RESUMABLE_CHANGES, PretrainConfig
+from gfm_ase.pretraining.data import DatasetSplits
+from gfm_ase.pretraining.errors import TrainingError
+from gfm_ase.pretraining.state import latest_checkpoint
 
 
 def checkpoint_to_resume(outdir: Path, resume: bool) -> Path | None:

@@ -32,23 +32,23 @@ from gfm_ase.model.gfm import GFMModel
 from gfm_ase.model.outputs import predict
 from gfm_ase.model.precision import parameter_dtype
 from gfm_ase.model.registry import trunk_options
-from pretraining import checkpointing as ckpt
-from pretraining import metrics as M
-from pretraining import optimization as opt
-from pretraining.config import PretrainConfig
-from pretraining.data import DatasetSplits, open_datasets
-from pretraining.distributed import DistEnv, setup_distributed, sync_gradients
-from pretraining.errors import TrainingError
-from pretraining.layout import plan_layout
-from pretraining.loader import step_loader
-from pretraining.logger import RunLogger
-from pretraining.loss import LossCounts, compute_loss, label_counts
-from pretraining.messages import banner, summary_line
-from pretraining.model_setup import fitted_model_config, head_scales, install_gradient_masks, restrict_heads
-from pretraining.run_checks import check_datasets, check_resume_config, checkpoint_to_resume
-from pretraining.sampler import MultiDatasetSampler, sampling_probabilities
-from pretraining.state import read_checkpoint, write_checkpoint
-from pretraining.warm_start import load_init_model
+from gfm_ase.pretraining import checkpointing as ckpt
+from gfm_ase.pretraining import metrics as M
+from gfm_ase.pretraining import optimization as opt
+from gfm_ase.pretraining.config import PretrainConfig
+from gfm_ase.pretraining.data import DatasetSplits, open_datasets
+from gfm_ase.pretraining.distributed import DistEnv, setup_distributed, sync_gradients
+from gfm_ase.pretraining.errors import TrainingError
+from gfm_ase.pretraining.layout import plan_layout
+from gfm_ase.pretraining.loader import step_loader
+from gfm_ase.pretraining.logger import RunLogger
+from gfm_ase.pretraining.loss import LossCounts, compute_loss, label_counts
+from gfm_ase.pretraining.messages import banner, summary_line
+from gfm_ase.pretraining.model_setup import fitted_model_config, head_scales, install_gradient_masks, restrict_heads
+from gfm_ase.pretraining.run_checks import check_datasets, check_resume_config, checkpoint_to_resume
+from gfm_ase.pretraining.sampler import MultiDatasetSampler, sampling_probabilities
+from gfm_ase.pretraining.state import read_checkpoint, write_checkpoint
+from gfm_ase.pretraining.warm_start import load_init_model
 
 __all__ = ["Trainer", "TrainingError", "restrict_heads"]
 

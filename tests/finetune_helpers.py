@@ -56,7 +56,7 @@ def write_task_store(path: Path, kind: str, n: int, seed: int = 0) -> Path:
 
 def make_pretrained(root: Path, steps: int = 60) -> dict[str, Path]:
     """Pretrain the example config's model (heads emt: Cu/Au/CuAu, lj: Cu) on the reduced tiny corpus."""
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     root = Path(root)
     data = make_data(root / "data", scale=0.25)

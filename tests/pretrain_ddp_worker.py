@@ -27,8 +27,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from pretraining.config import load_config
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.config import load_config
+    from gfm_ase.pretraining.trainer import Trainer
 
     overrides = {}
     for item in args.set:

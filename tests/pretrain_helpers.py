@@ -11,7 +11,7 @@ DATASETS = ("cu_bulk", "au_bulk", "cuau_alloy", "cu_lj")
 
 
 def make_data(directory: Path, scale: float = 0.25) -> Path:
-    from pretraining.corpus.make_tiny import make_tiny
+    from gfm_ase.pretraining.corpus.make_tiny import make_tiny
 
     make_tiny(directory, seed=0, scale=scale)
     return directory
@@ -28,7 +28,7 @@ def overrides_for(data_dir: Path, **extra) -> dict:
 
 
 def tiny_config(data_dir: Path, **extra):
-    from pretraining.config import load_config
+    from gfm_ase.pretraining.config import load_config
 
     return load_config(EXAMPLE, overrides_for(data_dir, **extra))
 

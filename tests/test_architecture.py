@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = ("gfm_ase", "pretraining", "finetune_zoo", "validation")
+PROJECT = ("gfm_ase",)
+# the top-level folders that install under gfm_ase (pyproject.toml [tool.setuptools.package-dir])
+MAPPED = {"gfm_ase.pretraining": "pretraining", "gfm_ase.finetune_zoo": "finetune_zoo",
+          "gfm_ase.validation": "validation"}
+OLD_NAMES = tuple(MAPPED.values())
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
@@ -53,14 +57,14 @@ def test_core_never_imports_the_top_level_folders():
     """pretraining/, finetune_zoo/ and validation/ build on gfm_ase; their `gfm` commands reach the CLI through
     entry points (pyproject.toml, gfm_ase/cli/commands.py), gfm_ase never imports them."""
     bad = [f"{f} imports {n}" for f, names in imports_of("gfm_ase").items() for n in sorted(names)
-           if n.split(".")[0] in ("pretraining", "finetune_zoo", "validation")]
+           if n.split(".")[0] in OLD_NAMES or n.startswith(tuple(m + "." for m in MAPPED)) or n in MAPPED]
     assert bad == []
 
 
 def test_core_never_names_their_modules():
     """Nor does it import them by name (importlib, a list of module paths, exception names): no string in gfm_ase
     other than a docstring is a module path into those packages."""
-    top = re.compile(r"^(pretraining|finetune_zoo|validation)[.:]\w")
+    top = re.compile(r"^(gfm_ase\.)?(pretraining|finetune_zoo|validation)[.:]\w")
     bad = []
     for path in sorted((REPO / "gfm_ase").rglob("*.py")):
         tree = ast.parse(path.read_text())
@@ -79,13 +83,53 @@ def test_screening_loads_models_through_the_runtime():
     assert bad == []
 
 
-def test_shipped_top_level_packages():
-    """The top-level import names the distribution installs (docs/architecture.md, Naming): gfm_ase and the three
-    folders that are to move under it; a new top-level name (benchmarks, tests, examples) needs this test changed."""
+def test_shipped_packages():
+    """The distribution installs one top-level import name, gfm_ase (docs/architecture.md, Naming): the package list
+    of pyproject.toml is every folder with an __init__.py, the three top-level folders mapped under gfm_ase."""
     import tomllib
 
-    from setuptools import find_packages
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setup["package-dir"] == MAPPED
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "gfm_ase").rglob("__init__.py")}
+    for name, folder in MAPPED.items():
+        on_disk |= {".".join((name, *p.parent.relative_to(REPO / folder).parts))
+                    for p in (REPO / folder).rglob("__init__.py")}
+    assert set(setup["packages"]) == on_disk
+    assert {p.split(".")[0] for p in setup["packages"]} == {"gfm_ase"}
 
-    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    shipped = find_packages(str(REPO), include=find["include"], exclude=find.get("exclude", ()))
-    assert {p.split(".")[0] for p in shipped} == {"gfm_ase", "pretraining", "finetune_zoo", "validation"}
+
+def test_nothing_imports_the_old_top_level_names():
+    """Every source file of the repository (packages, tests, benchmarks, examples) imports the folders by their
+    installed names; `import validation` from the repository root would load a second copy of the modules."""
+    skip = (".venv", ".venv-teachers", "build", "work_data")
+    bad = []
+    for path in sorted(REPO.rglob("*.py")):
+        rel = path.relative_to(REPO)
+        if rel.parts[0] in skip or rel.parts[0].startswith("."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            bad += [f"{rel}:{node.lineno}: {n}" for n in names if n.split(".")[0] in OLD_NAMES]
+    assert bad == []
+
+
+def test_a_checkout_that_was_never_installed_imports_the_mapped_packages(tmp_path):
+    """python -S (no site: no editable-install finder) with the checkout and site-packages on PYTHONPATH: the
+    mapped packages load from the folders through gfm_ase._source_checkout, no module loads under an old name, and
+    only the mapped names are answered."""
+    import os
+    import subprocess
+    import sys
+    import sysconfig
+
+    probe = ("import importlib.util, sys, gfm_ase.validation.md as m, gfm_ase.pretraining.corpus as c, "
+             "gfm_ase.finetune_zoo as f; print(m.__file__); print(c.__file__); print(f.__file__); "
+             "print(sorted({'validation', 'pretraining', 'finetune_zoo'} & set(sys.modules)), "
+             "importlib.util.find_spec('gfm_ase.tests'))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), sysconfig.get_path("purelib")])}
+    res = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:4] == [str(REPO / "validation" / "md.py"),
+                                          str(REPO / "pretraining" / "corpus" / "__init__.py"),
+                                          str(REPO / "finetune_zoo" / "__init__.py"), "[] None"]

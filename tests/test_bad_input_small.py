@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_csv_log_has_no_crlf_after_resume(tmp_path):
-    from pretraining.logger import TRAIN_COLUMNS, CSVLog, read_csv
+    from gfm_ase.pretraining.logger import TRAIN_COLUMNS, CSVLog, read_csv
 
     path = tmp_path / "train.csv"
     log = CSVLog(path, TRAIN_COLUMNS, None)
@@ -31,7 +31,7 @@ def test_csv_log_has_no_crlf_after_resume(tmp_path):
 
 
 def test_progress_lines_without_a_terminal(tmp_path, capsys, monkeypatch):
-    import pretraining.logger as logger
+    import gfm_ase.pretraining.logger as logger
 
     monkeypatch.setattr(logger, "HEARTBEAT_S", 0.0)
     log = logger.RunLogger(tmp_path, True, tensorboard="off", progress=False, total_steps=5, start_step=1)
@@ -76,7 +76,8 @@ def test_screen_keeps_the_uncertainty_column_with_a_family(tmp_path):
 
 def test_readme_pretraining_example_makes_its_data_first():
     text = (REPO / "README.md").read_text()
-    make, train = text.find("python -m pretraining.corpus.make_tiny"), text.find("gfm pretrain pretraining/configs")
+    make = text.find("python -m gfm_ase.pretraining.corpus.make_tiny")
+    train = text.find("gfm pretrain pretraining/configs")
     assert 0 <= make < train
 
 

@@ -16,7 +16,7 @@ def calc():
 def test_repulsive_wall_at_short_range(calc, pair):
     """v0 had none (O-O, Cu-O, Ni-O lower at 0.3 than at 0.8 x the covalent sum; two 1000 K MD runs collapsed);
     the ZBL term trained in gives a wall: E rises monotonically as the atoms approach below 0.7 x."""
-    from validation.dimers import curve_metrics, dimer_curve
+    from gfm_ase.validation.dimers import curve_metrics, dimer_curve
 
     factors = np.round(np.arange(0.2, 1.31, 0.05), 6)
     curve = dimer_curve(calc, *pair, factors)

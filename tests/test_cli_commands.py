@@ -98,6 +98,7 @@ def test_core_imports_none_of_the_packages_built_on_it():
     probe = textwrap.dedent("""
         import sys
         import gfm_ase.cli.commands as c
+        PLUGINS = ("gfm_ase.finetune_zoo", "gfm_ase.pretraining", "gfm_ase.validation")
         real = c.distributions
         only_core = sys.argv[1] == "core"
         class View:
@@ -105,19 +106,19 @@ def test_core_imports_none_of_the_packages_built_on_it():
             def locate_file(self, p): return self.d.locate_file(p)
             @property
             def entry_points(self):
-                return [e for e in self.d.entry_points if not only_core or e.value.startswith("gfm_ase.")]
+                return [e for e in self.d.entry_points if not only_core or not e.value.startswith(PLUGINS)]
         c.distributions = lambda: [View(d) for d in real()]
         if only_core:
             c._checkout = lambda: []  # the checkout's pyproject.toml declares them too
         from gfm_ase.cli import build_parser
         build_parser()
-        print(sorted({m.split(".")[0] for m in sys.modules} & {"pretraining", "validation", "finetune_zoo"}))
+        print(sorted({".".join(m.split(".")[:2]) for m in sys.modules} & set(PLUGINS)))
     """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = {kind: subprocess.run([sys.executable, "-c", probe, kind], capture_output=True, text=True, env=env,
                                 cwd=REPO, check=True).stdout.strip() for kind in ("core", "all")}
     assert out["core"] == "[]"
-    assert out["all"] == "['finetune_zoo', 'pretraining', 'validation']"
+    assert out["all"] == "['gfm_ase.finetune_zoo', 'gfm_ase.pretraining', 'gfm_ase.validation']"
 
 
 def test_python_m_from_the_checkout_lists_the_plugin_commands():
@@ -254,7 +255,8 @@ def test_every_expected_error_name_points_at_an_exception_class():
     name exception classes: a class moved to another module without its old name fails here."""
     build_parser()
     names = sorted(errors.EXPECTED | errors._ADDED)
-    assert "pretraining.errors.TrainingError" in names and "finetune_zoo.finetuning.FinetuneError" in names
+    assert "gfm_ase.pretraining.errors.TrainingError" in names
+    assert "gfm_ase.finetune_zoo.finetuning.FinetuneError" in names
     for name in names:
         module, _, attr = name.rpartition(".")
         cls = getattr(importlib.import_module(module), attr, None)

@@ -49,7 +49,7 @@ def test_heads_and_validate_without_model_use_the_default(fake_builtins, tmp_pat
 
 
 def test_finetune_without_from_uses_the_default_and_work_data_stores(fake_builtins, tmp_path, monkeypatch):
-    import finetune_zoo.finetuning as ft
+    import gfm_ase.finetune_zoo.finetuning as ft
     from gfm_ase.cli import main
 
     seen = {}

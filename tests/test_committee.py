@@ -1,5 +1,5 @@
-"""The last-layer committee tool (pretraining.committee) and the calibration numbers of the errors suite
-(validation.calibration)."""
+"""The last-layer committee tool (gfm_ase.pretraining.committee) and the calibration numbers of the errors suite
+(gfm_ase.validation.calibration)."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +29,7 @@ def source(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def committee(source, data_dir, tmp_path_factory):
-    from pretraining.committee import build_committee
+    from gfm_ase.pretraining.committee import build_committee
 
     out = tmp_path_factory.mktemp("committee") / "model"
     record = build_committee(source, tiny_config(data_dir), "emt", out, members=4, calibration_structures=30,
@@ -61,7 +61,7 @@ def test_committee_model_loads_verified_with_members_and_the_head_unchanged(sour
             assert torch.equal(a, b)
     assert record["energy_scale"] > 0 and record["forces_scale"] > 0
     assert (out / "card.md").read_bytes() == (source / "card.md").read_bytes() and record["copied"] == ["card.md"]
-    from pretraining.data import open_datasets
+    from gfm_ase.pretraining.data import open_datasets
 
     n_val = sum(len(d.val) for d in open_datasets(tiny_config(data_dir), m.cutoff) if d.head == "emt")
     assert record["calibration"]["n_structures"] == min(30, n_val) > 0
@@ -86,11 +86,11 @@ def test_member_energies_follow_the_linear_last_layer(committee, data_dir):
     from gfm_ase.checkpoint import load_model
     from gfm_ase.graph.batch import collate
     from gfm_ase.model.outputs import predict
-    from pretraining.committee import LastLayerInputs, member_energy_offsets
+    from gfm_ase.pretraining.committee import LastLayerInputs, member_energy_offsets
 
     out, _ = committee
     m = load_model(out).inference_mode_()
-    from pretraining.data import open_datasets
+    from gfm_ase.pretraining.data import open_datasets
 
     graphs = [g for d in open_datasets(tiny_config(data_dir), m.cutoff) if d.head == "emt" for g in d.val][:6]
     data = LastLayerInputs(m, "emt")(graphs)
@@ -107,7 +107,7 @@ def test_member_energies_follow_the_linear_last_layer(committee, data_dir):
 
 
 def test_fit_members_spread_vanishes_when_the_data_determine_the_last_layer():
-    from pretraining.committee import fit_members
+    from gfm_ase.pretraining.committee import fit_members
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(size=(200, 5)), np.ones((200, 1))], axis=1)
@@ -125,7 +125,7 @@ def test_fit_members_spread_vanishes_when_the_data_determine_the_last_layer():
 
 
 def test_bad_options_are_clean_errors(source, committee, data_dir, tmp_path):
-    from pretraining.committee import CommitteeError, build_committee
+    from gfm_ase.pretraining.committee import CommitteeError, build_committee
 
     out, _ = committee
     cfg = tiny_config(data_dir)
@@ -150,7 +150,7 @@ def test_cli_error_is_one_line(source, data_dir, tmp_path, capsys):
 
 # --- calibration numbers ---------------------------------------------------------------------------------------------
 def test_calibrated_gaussian_errors_give_the_gaussian_fractions():
-    from validation.calibration import spread_calibration
+    from gfm_ase.validation.calibration import spread_calibration
 
     rng = np.random.default_rng(0)
     sigma = rng.uniform(0.1, 2.0, 20000)
@@ -176,7 +176,7 @@ def test_errors_suite_reports_calibration_when_the_calculator_gives_a_spread(com
 
     from gfm_ase.calculator import GFMCalculator
     from gfm_ase.data import Store
-    from validation.errors import run_errors
+    from gfm_ase.validation.errors import run_errors
 
     out, _ = committee
     store = Store(data_dir / "cu_bulk.h5")

@@ -5,7 +5,7 @@ import torch
 from pretrain_helpers import EXAMPLE
 
 from gfm_ase.config import ModelConfig
-from pretraining.config import ConfigError, load_config
+from gfm_ase.pretraining.config import ConfigError, load_config
 
 
 @pytest.mark.parametrize("key, value, where", [

@@ -7,7 +7,7 @@ import ase.io
 import numpy as np
 from ase.calculators.emt import EMT
 
-from pretraining.corpus import generate_emt as gen
+from gfm_ase.pretraining.corpus import generate_emt as gen
 
 
 def test_every_structure_kind_is_valid():

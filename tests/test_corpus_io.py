@@ -10,7 +10,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from pretraining.corpus.corpus_io import (ManifestMismatch, attach_labels, count_frames, label_with, run_shards,
+from gfm_ase.pretraining.corpus.corpus_io import (ManifestMismatch, attach_labels, count_frames, label_with, run_shards,
                                           shard_path)
 
 SUBSETS = {"a": {"level_of_theory": "EMT"}, "b": {"level_of_theory": "EMT"}}
@@ -79,7 +79,7 @@ def test_labels_roundtrip_in_ase_units(tmp_path):
     mol = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.4]])
     frames = [label_with(a, EMT()) for a in (cell, slab, mol)]
     p = tmp_path / "x.extxyz"
-    from pretraining.corpus.corpus_io import write_frames
+    from gfm_ase.pretraining.corpus.corpus_io import write_frames
     write_frames(p, frames)
     back = ase.io.read(p, ":")
     ref = cell.copy()

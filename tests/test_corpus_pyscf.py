@@ -9,8 +9,8 @@ pytest.importorskip("tblite")
 
 import ase.io  # noqa: E402
 
-from pretraining.corpus import generate_pyscf as gen  # noqa: E402
-from pretraining.corpus.corpus_io import run_shards  # noqa: E402
+from gfm_ase.pretraining.corpus import generate_pyscf as gen  # noqa: E402
+from gfm_ase.pretraining.corpus.corpus_io import run_shards  # noqa: E402
 
 WATER_SHARD = gen.SCHEDULE.index("water")
 

@@ -6,10 +6,10 @@ import pytest
 from ase import Atoms
 from ase.calculators.lj import LennardJones
 
-from pretraining.corpus import align_references
-from pretraining.corpus import generate_teacher as gen
-from pretraining.corpus import prototypes as P
-from pretraining.corpus.teachers import TEACHERS, get_teacher
+from gfm_ase.pretraining.corpus import align_references
+from gfm_ase.pretraining.corpus import generate_teacher as gen
+from gfm_ase.pretraining.corpus import prototypes as P
+from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
 
 
 def _lj():

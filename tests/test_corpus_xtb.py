@@ -9,9 +9,9 @@ pytest.importorskip("tblite")
 import ase.io  # noqa: E402
 from ase.neighborlist import neighbor_list  # noqa: E402
 
-from pretraining.corpus import generate_xtb as gen  # noqa: E402
-from pretraining.corpus.corpus_io import run_shards  # noqa: E402
-from pretraining.corpus.xtb_common import xtb_calc  # noqa: E402
+from gfm_ase.pretraining.corpus import generate_xtb as gen  # noqa: E402
+from gfm_ase.pretraining.corpus.corpus_io import run_shards  # noqa: E402
+from gfm_ase.pretraining.corpus.xtb_common import xtb_calc  # noqa: E402
 
 TINY = dict(gen.MOL_SETTINGS, nms_samples=1, rattles=1, md_snapshots=1, md_every_steps=2, molecules_per_shard=1)
 

@@ -97,7 +97,7 @@ def test_cli_missing_store_is_a_clear_error(pre, tmp_path, capsys):
 
 
 def test_show_options_lists_every_option(capsys):
-    from finetune_zoo.config import FinetuneConfig
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
 
     assert _cli("--show-options") == 0
     text = capsys.readouterr().out

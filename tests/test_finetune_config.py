@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 
 def test_pieces_are_pretrainings_with_finetuning_defaults():
-    from finetune_zoo.config import FinetuneConfig
-    from pretraining.config import AdamWSpec, EMASpec, HeadSpec, LossSpec
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
+    from gfm_ase.pretraining.config import AdamWSpec, EMASpec, HeadSpec, LossSpec
 
     cfg = FinetuneConfig(head="water", optim={"lr": 5e-3}, ema={"warmup": False})
     assert isinstance(cfg.head, HeadSpec) and isinstance(cfg.optim, AdamWSpec)
@@ -22,8 +22,8 @@ def test_pieces_are_pretrainings_with_finetuning_defaults():
 
 
 def test_schedule_is_the_pretraining_optimizer_of_the_run():
-    from finetune_zoo.config import FinetuneConfig
-    from pretraining.config import AdamWSpec, OptimSpec
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
+    from gfm_ase.pretraining.config import AdamWSpec, OptimSpec
 
     cfg = FinetuneConfig(head="x", optim={"lr": 4e-3, "min_lr_factor": 0.25, "warmup_steps": 50, "weight_decay": 0.01,
                                           "betas": [0.8, 0.9], "eps": 1e-7, "grad_clip": 3.0})
@@ -35,10 +35,10 @@ def test_schedule_is_the_pretraining_optimizer_of_the_run():
 
 
 def test_run_config_takes_the_pieces_unchanged():
-    from finetune_zoo.config import FinetuneConfig
-    from finetune_zoo.finetuning import _run_config
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
+    from gfm_ase.finetune_zoo.finetuning import _run_config
     from gfm_ase.config import TrunkConfig
-    from pretraining.data import DatasetSplits
+    from gfm_ase.pretraining.data import DatasetSplits
 
     cfg = FinetuneConfig(head="h", steps=7, ema={"enabled": False}, loss={"stress_weight": 2.0, "kind": "mse"},
                          optim={"lr": 1e-3, "trunk_lr_factor": 0.5})
@@ -57,7 +57,7 @@ def test_run_config_takes_the_pieces_unchanged():
     ({"head": "x", "ema": {"decay": 1.0}}, "ema.decay"),
 ])
 def test_wrong_options_name_their_dotted_path(doc, where):
-    from finetune_zoo.config import FinetuneConfig
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
 
     with pytest.raises(ValidationError) as err:
         FinetuneConfig(**doc)

@@ -19,7 +19,7 @@ def pre(tmp_path_factory):
 
 
 def _find(pre, doc=None, **kw):
-    from finetune_zoo.heldout import find_head_data
+    from gfm_ase.finetune_zoo.heldout import find_head_data
     from gfm_ase.checkpoint import load_model, read_model_json
 
     model = load_model(pre["model"] / "final")
@@ -46,8 +46,8 @@ def _here(pre, recorded: dict) -> dict:
 
 
 def test_recorded_config_gives_the_exact_pretraining_splits(pre):
-    from pretraining.config import config_from_dict
-    from pretraining.data import open_datasets
+    from gfm_ase.pretraining.config import config_from_dict
+    from gfm_ase.pretraining.data import open_datasets
     from gfm_ase.checkpoint import read_model_json
 
     recorded = read_model_json(pre["model"] / "final")["extra"]["training"]["config"]
@@ -109,7 +109,7 @@ def test_explicit_replay_config_and_head_metadata_fallback(pre, tmp_path):
 
 
 def test_chained_finetuning_reports_heads_added_earlier(pre, tmp_path):
-    from finetune_zoo import FinetuneConfig, finetune
+    from gfm_ase.finetune_zoo import FinetuneConfig, finetune
 
     quiet = dict(log=lambda *a: None, data_dirs=[pre["data"], pre["morse"].parent])
     finetune(str(pre["model"]), str(pre["morse"]), outdir=tmp_path / "a",
@@ -125,8 +125,8 @@ def test_chained_finetuning_reports_heads_added_earlier(pre, tmp_path):
 
 
 def test_datasets_without_a_test_split_are_evaluated_on_validation(pre):
-    from finetune_zoo.forgetting import ForgettingReport
-    from finetune_zoo.heldout import HeadData
+    from gfm_ase.finetune_zoo.forgetting import ForgettingReport
+    from gfm_ase.finetune_zoo.heldout import HeadData
     from gfm_ase.checkpoint import load_model
 
     hd = _find(pre, data_dirs=[pre["data"]])["lj"]
@@ -147,8 +147,8 @@ def test_exclude_covered_by_and_label_filter_give_the_trainers_splits(pre, tmp_p
     label filter: the held-out split is the trainer's (this used to fail: the covering dataset was not opened)."""
     import yaml
     from gfm_ase.checkpoint import read_model_json
-    from pretraining.config import config_from_dict
-    from pretraining.data import open_datasets
+    from gfm_ase.pretraining.config import config_from_dict
+    from gfm_ase.pretraining.data import open_datasets
 
     cfg = _here(pre, read_model_json(pre["model"] / "final")["extra"]["training"]["config"])
     names = [d["name"] for d in cfg["datasets"]]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from finetune_helpers import shared_pretrained, tensors
-from pretraining.logger import read_csv
+from gfm_ase.pretraining.logger import read_csv
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def pre(tmp_path_factory):
 
 
 def _ft(pre, outdir, store, **kw):
-    from finetune_zoo import FinetuneConfig, finetune
+    from gfm_ase.finetune_zoo import FinetuneConfig, finetune
 
     optim = {"lr": 5e-3, **kw.pop("optim", {})}
     doc = {"steps": 40, "batch_size": 4, "seed": 0, "optim": optim, **kw}
@@ -244,7 +244,7 @@ def test_zero_initialised_new_head_starts_at_its_reference_energies(pre, tmp_pat
 
 
 def test_refusals_lose_nothing(pre, tmp_path):
-    from finetune_zoo import FinetuneError
+    from gfm_ase.finetune_zoo import FinetuneError
 
     with pytest.raises(FinetuneError, match="continue"):
         _ft(pre, tmp_path / "x", pre["morse"], head="emt", strategy="full")

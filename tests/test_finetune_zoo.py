@@ -26,7 +26,7 @@ def _task(path, store, **kw):
 
 @pytest.fixture(scope="module")
 def zoo(pre, tmp_path_factory):
-    from finetune_zoo.run import main
+    from gfm_ase.finetune_zoo.run import main
 
     root = tmp_path_factory.mktemp("zoo")
     task = _task(root / "morse_tiny.yaml", pre["morse"])
@@ -66,7 +66,7 @@ def test_zoo_runs_a_task_end_to_end(zoo):
 
 
 def test_zoo_reuses_finished_runs(zoo):
-    from finetune_zoo.run import main
+    from gfm_ase.finetune_zoo.run import main
 
     root, _, argv, _ = zoo
     stamp = root / "runs" / "morse_tiny" / "n8" / "metrics.json"
@@ -76,7 +76,7 @@ def test_zoo_reuses_finished_runs(zoo):
 
 
 def test_a_task_with_missing_data_is_reported_not_run(pre, tmp_path):
-    from finetune_zoo.run import main
+    from gfm_ase.finetune_zoo.run import main
 
     task = _task(tmp_path / "missing.yaml", tmp_path / "nope.h5")
     assert main([str(task), "--from", str(pre["model"]), "-o", str(tmp_path / "runs"), "--stores",
@@ -86,8 +86,8 @@ def test_a_task_with_missing_data_is_reported_not_run(pre, tmp_path):
 
 
 def test_shipped_task_files_are_valid():
-    from finetune_zoo.run import TASK_DIR
-    from finetune_zoo.task import load_task
+    from gfm_ase.finetune_zoo.run import TASK_DIR
+    from gfm_ase.finetune_zoo.task import load_task
 
     tasks = [load_task(p) for p in sorted(TASK_DIR.glob("*.yaml"))]
     assert len(tasks) >= 8
@@ -101,7 +101,7 @@ def test_zoo_reruns_when_the_model_weights_change(zoo, tmp_path):
     """A retrained model under the same path is not the same model: finished runs are not reused for it."""
     import torch
 
-    from finetune_zoo.run import main
+    from gfm_ase.finetune_zoo.run import main
     from gfm_ase.checkpoint import load_model, save_model
 
     root, _, argv, _ = zoo
@@ -122,7 +122,7 @@ def test_crystal_generator_rejects_collapsed_scf_labels():
     """The guard against tblite's collapsed periodic SCF states (seen: ZnO wurtzite at -380 eV/atom, 1,900 eV/A)."""
     import numpy as np
 
-    from finetune_zoo.generate_xtb import sane_labels
+    from gfm_ase.finetune_zoo.generate_xtb import sane_labels
 
     ok_forces = np.full((8, 3), 2.0)
     assert sane_labels(-60.0, ok_forces, [])

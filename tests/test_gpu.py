@@ -134,7 +134,7 @@ def test_pretraining_on_cuda_under_torchrun(tmp_path):
                          timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert f"device {DEVICE}" in res.stdout
-    from pretraining.logger import read_csv
+    from gfm_ase.pretraining.logger import read_csv
 
     loss = np.array([float(r["loss"]) for r in read_csv(tmp_path / "run" / "logs" / "train.csv")])
     assert np.all(np.isfinite(loss)) and loss[-5:].mean() < loss[:5].mean()

@@ -1,4 +1,5 @@
-"""pretraining.ablation: held-out errors on the scale the report says (per-element aligned mlearn sets, FitSNAP test
+"""gfm_ase.pretraining.ablation: held-out errors on the scale the report says (per-element aligned mlearn sets, FitSNAP
+test
 splits shifted by the config's energy_offsets), uncovered elements shown as '-', not dropped.
 
 The labels are gfm-mini's own predictions plus a known per-element energy shift, so every correct error is ~0 and
@@ -80,7 +81,7 @@ datasets:
 
 
 def _run(root, extra=()):
-    from pretraining import ablation
+    from gfm_ase.pretraining import ablation
 
     out = root / "report.json"
     ablation.main(["--config", str(root / "cfg.yaml"), "--mlearn-test", str(root / "mlearn_test.h5"),
@@ -107,7 +108,7 @@ def test_ablation_without_offsets_shows_the_shift(setup):
     would pass trivially if offsets were ignored and the shift were zero)."""
     text = (setup / "cfg.yaml").read_text().replace(f"    energy_offsets: {{Si: {SHIFT['Si']}}}\n", "")
     (setup / "cfg_raw.yaml").write_text(text)
-    from pretraining import ablation
+    from gfm_ase.pretraining import ablation
 
     ablation.main(["--config", str(setup / "cfg_raw.yaml"), "--mlearn-test", str(setup / "mlearn_test.h5"),
                    "--model", "mini=gfm-mini", "-o", str(setup / "raw.json")])
@@ -116,7 +117,7 @@ def test_ablation_without_offsets_shows_the_shift(setup):
 
 
 def test_ablation_bad_model_argument(setup):
-    from pretraining import ablation
+    from gfm_ase.pretraining import ablation
 
     with pytest.raises(SystemExit, match="LABEL=DIR"):
         ablation.main(["--config", str(setup / "cfg.yaml"), "--mlearn-test", str(setup / "mlearn_test.h5"),

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from pretrain_helpers import EXAMPLE, REPO
-from pretraining.config import ConfigError, PretrainConfig, StrictModel, describe_options, load_config
+from gfm_ase.pretraining.config import ConfigError, PretrainConfig, StrictModel, describe_options, load_config
 
 
 def _write(tmp_path: Path, doc: dict) -> Path:
@@ -88,7 +88,7 @@ def _leaf_fields(model: type[StrictModel], prefix=""):
         sub = ann if isinstance(ann, type) and issubclass(ann, StrictModel) else None
         if isinstance(inner, type) and issubclass(inner, StrictModel):
             sub = inner
-        if sub is not None and sub.__module__.startswith("pretraining"):
+        if sub is not None and sub.__module__.startswith("gfm_ase.pretraining"):
             yield from _leaf_fields(sub, f"{prefix}{name}{'[]' if sub is inner else ''}.")
         else:
             yield f"{prefix}{name}", field
@@ -103,7 +103,7 @@ def test_every_option_is_documented():
 
 
 def test_make_tiny_writes_where_the_example_config_looks():
-    from pretraining.corpus.make_tiny import DATASETS, DEFAULT_OUT
+    from gfm_ase.pretraining.corpus.make_tiny import DATASETS, DEFAULT_OUT
 
     cfg = load_config(EXAMPLE)
     assert [d.name for d in cfg.datasets] == list(DATASETS)
@@ -112,7 +112,7 @@ def test_make_tiny_writes_where_the_example_config_looks():
 
 
 def test_loss_stages_switch_weights_at_their_fractions(tmp_path):
-    from pretraining.config import LossSpec
+    from gfm_ase.pretraining.config import LossSpec
 
     spec = LossSpec(energy_weight=1.0, forces_weight=10.0, stages=[
         {"start": 0.5, "energy_weight": 5.0}, {"start": 0.75, "forces_weight": 2.0}])
@@ -131,7 +131,7 @@ def test_pretraining_builds_on_the_models_own_configs():
     """No parallel head/model specs: a head to train is the model's HeadSpec (a trained HeadConfig extends it with
     what was fitted) and the ``model`` section is the model's ModelArchitecture plus where the weights start."""
     from gfm_ase.config import HeadConfig, HeadSpec, ModelArchitecture, ModelConfig
-    from pretraining.config import ModelSpec, PretrainConfig
+    from gfm_ase.pretraining.config import ModelSpec, PretrainConfig
 
     assert PretrainConfig.model_fields["heads"].annotation == list[HeadSpec]
     assert issubclass(HeadConfig, HeadSpec) and issubclass(ModelConfig, ModelArchitecture)
@@ -147,7 +147,7 @@ def test_shipped_models_training_configs_load_and_describe_their_models(name):
 
     from gfm_ase.config import HeadSpec, ModelConfig
     from gfm_ase.model.registry import trunk_options
-    from pretraining.config import config_from_dict
+    from gfm_ase.pretraining.config import config_from_dict
 
     doc = json.loads((REPO / "gfm_ase" / "models" / name / "model.json").read_text())
     model = ModelConfig(**doc["config"])

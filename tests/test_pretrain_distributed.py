@@ -29,7 +29,7 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(data_dir, tmp_path_factory):
     """One process, data parallel, every head: gradients of step 1, parameters and EMA after step 2."""
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     tr = Trainer(tiny_config(data_dir, **SETTINGS), tmp_path_factory.mktemp("ref"))
     assert tr.env.world_size == 1
@@ -137,7 +137,7 @@ def test_torchrun_multitask_head_groups_equal_one_process(data_dir, reference, t
 
 
 def test_launcher_detection_from_the_environment():
-    from pretraining.distributed import detect_launcher
+    from gfm_ase.pretraining.distributed import detect_launcher
 
     assert detect_launcher({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "x", "LOCAL_RANK": "0"}) == "torchrun"
     assert detect_launcher({"PMI_RANK": "1", "PMI_SIZE": "2"}) == "mpi"  # MPICH/Hydra, srun --mpi=pmi2
@@ -147,7 +147,7 @@ def test_launcher_detection_from_the_environment():
 
 
 def test_srun_without_a_rank_environment_is_refused(monkeypatch):
-    from pretraining.distributed import DistributedError, setup_distributed
+    from gfm_ase.pretraining.distributed import DistributedError, setup_distributed
 
     for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
               "MPI_LOCALNRANKS"):
@@ -159,7 +159,7 @@ def test_srun_without_a_rank_environment_is_refused(monkeypatch):
 
 
 def test_multitask_needs_a_rank_per_head_group(data_dir, tmp_path):
-    from pretraining.trainer import Trainer, TrainingError
+    from gfm_ase.pretraining.trainer import Trainer, TrainingError
 
     with pytest.raises(TrainingError, match="at least one rank per head group"):
         Trainer(tiny_config(data_dir, parallel__mode="multitask"), tmp_path)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pretrain_helpers import EXAMPLE, cli, overrides_for, set_args, subprocess_env
-from pretraining.logger import read_csv
+from gfm_ase.pretraining.logger import read_csv
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def full_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-full")
-    res = subprocess.run([sys.executable, "-m", "pretraining.corpus.make_tiny", "--out", str(out)],
+    res = subprocess.run([sys.executable, "-m", "gfm_ase.pretraining.corpus.make_tiny", "--out", str(out)],
                          stdin=subprocess.DEVNULL, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "cu_bulk        240 structures" in res.stdout

@@ -10,8 +10,8 @@ from ase.build import bulk, molecule
 from conftest import make_tiny_model
 from gfm_ase.graph.batch import collate, graph_from_atoms
 from gfm_ase.model.outputs import predict
-from pretraining.config import LossSpec
-from pretraining.loss import LossCounts, compute_loss, elementwise, label_counts
+from gfm_ase.pretraining.config import LossSpec
+from gfm_ase.pretraining.loss import LossCounts, compute_loss, elementwise, label_counts
 
 
 def test_elementwise_losses():

@@ -7,8 +7,8 @@ import pytest
 from pretrain_helpers import make_data, tiny_config
 
 from gfm_ase.data import Store, StoreWriter
-from pretraining.config import ConfigError
-from pretraining.data import fit_head_constants, open_datasets
+from gfm_ase.pretraining.config import ConfigError
+from gfm_ase.pretraining.data import fit_head_constants, open_datasets
 
 
 def _shifted_copy(src, dst, per_atom: dict[str, float]):

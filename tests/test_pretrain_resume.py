@@ -12,7 +12,7 @@ import pytest
 from safetensors.torch import load_file
 
 from pretrain_helpers import EXAMPLE, cli, make_data, overrides_for, set_args, subprocess_env, tiny_config
-from pretraining.logger import read_csv
+from gfm_ase.pretraining.logger import read_csv
 
 # a second loss stage from step 60: the resumed part of the run crosses it (the kill comes at step 10-59)
 STEPS = dict(sampling__steps_per_epoch=40, sampling__epochs=2, logging__every_steps=1, checkpoint__every_steps=10,
@@ -30,7 +30,7 @@ def _losses(out):
 
 
 def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(data_dir, tmp_path):
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     ref = tmp_path / "ref"
     Trainer(tiny_config(data_dir, **STEPS), ref).fit()
@@ -66,8 +66,8 @@ def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(data_dir, 
 
 def test_checkpoint_is_pickle_free_complete_and_verified(data_dir, tmp_path):
     from gfm_ase.checkpoint import CheckpointError
-    from pretraining.state import latest_checkpoint, read_checkpoint
-    from pretraining.trainer import Trainer, TrainingError
+    from gfm_ase.pretraining.state import latest_checkpoint, read_checkpoint
+    from gfm_ase.pretraining.trainer import Trainer, TrainingError
 
     cfg = tiny_config(data_dir, sampling__steps_per_epoch=6, sampling__epochs=1, checkpoint__every_steps=3,
                       checkpoint__keep=1, validation__max_structures=2)

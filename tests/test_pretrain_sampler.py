@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pretraining.sampler import (Layout, MultiDatasetSampler, allocate_group_sizes, sampling_probabilities,
+from gfm_ase.pretraining.sampler import (Layout, MultiDatasetSampler, allocate_group_sizes, sampling_probabilities,
                                  systematic_counts)
 
 SIZES = [1000, 100, 10]

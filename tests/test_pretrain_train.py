@@ -9,7 +9,7 @@ import pytest
 from ase.build import bulk
 
 from pretrain_helpers import make_data, tiny_config
-from pretraining.logger import read_csv
+from gfm_ase.pretraining.logger import read_csv
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
     """The example config (its model, loss, optimizer) on the reduced corpus, 150 steps."""
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     out = tmp_path_factory.mktemp("run")
     cfg = tiny_config(data_dir, sampling__steps_per_epoch=50, sampling__epochs=3, logging__every_steps=1,
@@ -92,7 +92,7 @@ def test_final_model_loads_from_outdir_with_metadata(trained, data_dir):
 
 
 def test_an_existing_run_is_not_overwritten(trained):
-    from pretraining.trainer import Trainer, TrainingError
+    from gfm_ase.pretraining.trainer import Trainer, TrainingError
 
     cfg, out = trained
     before = (out / "final" / "model.safetensors").read_bytes()
@@ -105,7 +105,7 @@ def test_an_existing_run_is_not_overwritten(trained):
 
 def test_output_folder_is_checked_before_any_process_group(trained, tmp_path, monkeypatch):
     """An existing run, or --resume without a checkpoint, is refused before the distributed set-up starts."""
-    import pretraining.trainer as trainer_module
+    import gfm_ase.pretraining.trainer as trainer_module
 
     def no_setup(*args, **kwargs):
         raise AssertionError("setup_distributed was called before the output folder was checked")
@@ -121,7 +121,7 @@ def test_output_folder_is_checked_before_any_process_group(trained, tmp_path, mo
 @pytest.mark.parametrize("precision", ["bfloat16", "float64"])
 def test_other_precisions_train(data_dir, tmp_path, precision):
     from gfm_ase.checkpoint import read_model_json
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     cfg = tiny_config(data_dir, precision=precision, sampling__steps_per_epoch=20, sampling__epochs=1,
                       logging__every_steps=1, validation__max_structures=4)
@@ -133,8 +133,8 @@ def test_other_precisions_train(data_dir, tmp_path, precision):
 
 
 def test_dataloader_workers_give_the_same_run_and_checkpoint_the_consumed_sampler_state(data_dir, tmp_path):
-    from pretraining.state import read_checkpoint
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.state import read_checkpoint
+    from gfm_ase.pretraining.trainer import Trainer
 
     common = dict(sampling__steps_per_epoch=8, sampling__epochs=1, logging__every_steps=1, checkpoint__every_steps=4,
                   checkpoint__keep=5, validation__max_structures=2)
@@ -148,7 +148,7 @@ def test_dataloader_workers_give_the_same_run_and_checkpoint_the_consumed_sample
 
 
 def test_logs_truncate_rows_after_the_resumed_step(tmp_path):
-    from pretraining.logger import CSVLog
+    from gfm_ase.pretraining.logger import CSVLog
 
     log = CSVLog(tmp_path / "t.csv", ["step", "loss"], None)
     for s in range(1, 8):
@@ -163,7 +163,7 @@ def test_logs_truncate_rows_after_the_resumed_step(tmp_path):
 
 
 def test_tensorboard_on_without_the_package_is_a_clear_error(tmp_path):
-    from pretraining.logger import RunLogger
+    from gfm_ase.pretraining.logger import RunLogger
 
     try:
         import tensorboard  # noqa: F401
@@ -184,9 +184,9 @@ def test_trainer_takes_in_memory_graph_datasets(tmp_path):
     from ase.calculators.emt import EMT
 
     from gfm_ase.graph.batch import graph_from_atoms
-    from pretraining.config import config_from_dict
-    from pretraining.data import DatasetSplits
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.config import config_from_dict
+    from gfm_ase.pretraining.data import DatasetSplits
+    from gfm_ase.pretraining.trainer import Trainer
 
     def graphs(symbol, a, n, seed):
         out = []
@@ -221,7 +221,7 @@ def test_trainer_takes_in_memory_graph_datasets(tmp_path):
 
 def test_loss_stages_change_the_terms_the_trainer_optimises(data_dir, tmp_path):
     """A second stage without forces: the logged force term is there for the first half and gone after it."""
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     cfg = tiny_config(data_dir, sampling__steps_per_epoch=10, sampling__epochs=1, logging__every_steps=1,
                       validation__max_structures=4,
@@ -239,7 +239,7 @@ def test_a_step_with_non_finite_gradients_changes_nothing_and_training_goes_on(d
     inf into NaN weights and every later loss is NaN)."""
     import torch
 
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     cfg = tiny_config(data_dir, sampling__steps_per_epoch=12, sampling__epochs=1, logging__every_steps=1,
                       checkpoint__every_steps=100, validation__every_steps=100)

@@ -16,7 +16,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_run(data_dir, tmp_path_factory):
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     out = tmp_path_factory.mktemp("base")
     cfg = tiny_config(data_dir, sampling__steps_per_epoch=10, sampling__epochs=1, validation__max_structures=4)
@@ -26,7 +26,7 @@ def base_run(data_dir, tmp_path_factory):
 
 def test_warm_start_begins_from_the_trained_weights_and_constants(data_dir, base_run, tmp_path):
     from gfm_ase.checkpoint import load_model
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     base = load_model(base_run)
     cfg = tiny_config(data_dir, model__init_from=str(base_run), sampling__steps_per_epoch=5, sampling__epochs=1,
@@ -44,8 +44,8 @@ def test_warm_start_begins_from_the_trained_weights_and_constants(data_dir, base
 
 
 def test_warm_start_refuses_another_architecture(data_dir, base_run, tmp_path):
-    from pretraining.trainer import Trainer
-    from pretraining.warm_start import WarmStartError
+    from gfm_ase.pretraining.trainer import Trainer
+    from gfm_ase.pretraining.warm_start import WarmStartError
 
     cfg = tiny_config(data_dir, model__init_from=str(base_run), **{"model.trunk.options.num_features": 24})
     with pytest.raises(WarmStartError, match="num_features"):
@@ -57,7 +57,7 @@ def test_warm_start_refuses_another_architecture(data_dir, base_run, tmp_path):
 def test_pair_term_is_trained_in_and_saved(data_dir, base_run, tmp_path):
     from gfm_ase.checkpoint import load_model
     from gfm_ase.config import PairRepulsionConfig
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.trainer import Trainer
 
     cfg = tiny_config(data_dir, model__init_from=str(base_run), model__repulsion={"cutoff_factor": 1.0},
                       sampling__steps_per_epoch=5, sampling__epochs=1, validation__max_structures=4)
@@ -70,8 +70,8 @@ def test_pair_term_is_trained_in_and_saved(data_dir, base_run, tmp_path):
 
 def test_label_filter_drops_and_counts_outliers(data_dir, tmp_path):
     from gfm_ase.data import Store
-    from pretraining.data import label_outliers
-    from pretraining.trainer import Trainer
+    from gfm_ase.pretraining.data import label_outliers
+    from gfm_ase.pretraining.trainer import Trainer
 
     cfg = tiny_config(data_dir)
     store = Store(cfg.dataset_path(cfg.datasets[0]))
@@ -93,7 +93,7 @@ def test_label_filter_drops_and_counts_outliers(data_dir, tmp_path):
 
 
 def _spec(**kw):
-    from pretraining.config import LabelFilterSpec
+    from gfm_ase.pretraining.config import LabelFilterSpec
 
     return LabelFilterSpec(**kw)
 
@@ -103,7 +103,7 @@ def test_finetuning_keeps_the_pair_term_and_the_scratch_baseline_has_it_too(tmp_
     with 'the fine-tuning model's config differs'); the from-scratch baseline gets the same architecture."""
     from finetune_helpers import shared_pretrained
 
-    from finetune_zoo import FinetuneConfig, finetune
+    from gfm_ase.finetune_zoo import FinetuneConfig, finetune
     from gfm_ase.checkpoint import load_model, save_model
     from gfm_ase.config import PairRepulsionConfig
     from gfm_ase.model import GFMModel
@@ -125,7 +125,7 @@ def test_finetuning_the_trunk_retires_a_committee(tmp_path_factory, tmp_path):
     """A committee fitted on the pretrained trunk must not give a spread after the trunk was fine-tuned."""
     from finetune_helpers import shared_pretrained
 
-    from finetune_zoo import FinetuneConfig, finetune
+    from gfm_ase.finetune_zoo import FinetuneConfig, finetune
     from gfm_ase.checkpoint import load_model, save_model
     from gfm_ase.runtime.uncertainty import COMMITTEE_KEY, Spread, UncertaintyError
 

@@ -84,7 +84,7 @@ def test_unknown_type_is_refused(calc):
 
 
 def test_validation_helper_points_pymatgen_users_to_gfm_ase_relax(calc):
-    from validation.relax import relax as relax_in_place
+    from gfm_ase.validation.relax import relax as relax_in_place
 
     with pytest.raises(TypeError, match="gfm_ase.relax"):
         relax_in_place(_structure(), calc)

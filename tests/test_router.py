@@ -1,4 +1,4 @@
-"""head="auto": the router trained by pretraining.router, shipped next to the weights, used by the calculator.
+"""head="auto": the router trained by gfm_ase.pretraining.router, shipped next to the weights, used by the calculator.
 
 The fixture builds three small stores and a random-weight model whose heads were "trained" on them:
 ``mol`` (molecules of H C O, non-periodic), ``cryst`` (crystals of C O Si, periodic) and ``twin`` (the very same
@@ -103,7 +103,7 @@ def toy(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def routed(toy):
-    from pretraining.router import train_router
+    from gfm_ase.pretraining.router import train_router
 
     model = _model(toy / "model")
     doc = train_router(str(toy / "toy.yaml"), model, log=lambda *a: None)
@@ -165,9 +165,9 @@ def test_auto_only_picks_heads_that_cover_the_elements(routed):
 
 def test_prefer_orders_a_group(toy, tmp_path):
     from gfm_ase.calculator import GFMCalculator
-    from pretraining.router import train_router
+    from gfm_ase.pretraining.router import train_router
 
-    from pretraining.config import load_config
+    from gfm_ase.pretraining.config import load_config
 
     model = _model(tmp_path / "m")  # a loaded config, as the trainer would pass its own at the end of a run
     doc = train_router(load_config(toy / "toy.yaml"), model, prefer=["twin"], log=lambda *a: None)
@@ -231,7 +231,7 @@ def test_unknown_head_and_missing_router(tmp_path):
 
 
 def test_config_that_did_not_train_the_model_is_refused(toy, tmp_path):
-    from pretraining.router import train_router
+    from gfm_ase.pretraining.router import train_router
     from gfm_ase.runtime.router import RouterError
 
     model = _model(tmp_path / "m", with_datasets=False)
@@ -255,7 +255,8 @@ def test_cli_trains_and_gfm_heads_describes_it(toy, tmp_path, capsys):
     assert list(heads) == ["mol", "cryst", "twin", "auto"]
     assert heads["auto"]["router"]["features"] == ["composition", "periodic", "size"]
     assert heads["auto"]["router"]["groups"] == [["mol"], ["cryst", "twin"]]
-    bad = subprocess.run([sys.executable, "-m", "pretraining.router", str(toy / "toy.yaml"), "--model", str(model),
+    bad = subprocess.run([sys.executable, "-m", "gfm_ase.pretraining.router", str(toy / "toy.yaml"),
+                          "--model", str(model),
                           "--features", "composition,colour"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "unknown router feature(s) ['colour']" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import types
 import pytest
 from ase.calculators.emt import EMT
 
-from validation.calculators import as_calculator, covered_elements, describe, make_calculator
+from gfm_ase.validation.calculators import as_calculator, covered_elements, describe, make_calculator
 
 
 def _factory_module(monkeypatch):
@@ -119,7 +119,7 @@ suites:
 
 
 def test_report_config_errors(tmp_path):
-    from validation.report import load_config, run_report
+    from gfm_ase.validation.report import load_config, run_report
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("suites:\n  - suite: nonsense\n")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
-from validation.dimers import curve_metrics, default_pairs, run_dimers
+from gfm_ase.validation.dimers import curve_metrics, default_pairs, run_dimers
 
 
 class PairCalc(Calculator):

@@ -9,9 +9,9 @@ from ase.calculators.emt import EMT
 from ase.units import GPa
 from scipy.optimize import brentq
 
-from validation.delta import delta_mev
-from validation.eos import reference_params, reference_structure, run_eos
-from validation.eos_fit import EOSParams, birch_murnaghan, fit_birch_murnaghan
+from gfm_ase.validation.delta import delta_mev
+from gfm_ase.validation.eos import reference_params, reference_structure, run_eos
+from gfm_ase.validation.eos_fit import EOSParams, birch_murnaghan, fit_birch_murnaghan
 
 
 def _delta_by_polynomial(a: EOSParams, b: EOSParams) -> float:

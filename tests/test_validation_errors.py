@@ -10,7 +10,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from validation.errors import load_structures, run_errors
+from gfm_ase.validation.errors import load_structures, run_errors
 
 
 def _labelled(seed=0):

@@ -8,7 +8,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 
-from validation.md import min_distance, run_md, starting_structure
+from gfm_ase.validation.md import min_distance, run_md, starting_structure
 
 
 def test_emt_nve_drift_is_small_and_grows_with_the_time_step(tmp_path):

@@ -1,8 +1,9 @@
-"""validation.peers: CHGNet / SevenNet as ASE calculators for the suites.
+"""gfm_ase.validation.peers: CHGNet / SevenNet as ASE calculators for the suites.
 
 The peers are installed in .venv-teachers (`make teachers`), not in the main venv that runs this suite. So:
 - the wrapper and the error path are tested here with stand-ins (always run);
-- energy / forces / stress against finite differences, and `gfm validate eos --calculator validation.peers:chgnet`,
+- energy / forces / stress against finite differences, and
+  `gfm validate eos --calculator gfm_ase.validation.peers:chgnet`,
   run through .venv-teachers/bin/python in a subprocess (skipped when that interpreter is absent), and in-process
   when this interpreter has the packages itself.
 
@@ -92,7 +93,7 @@ def test_peer_calculator_wraps_results_in_ase_units_and_float64():
     from ase.calculators.calculator import Calculator, all_changes
     from ase.calculators.emt import EMT
 
-    from validation.peers import PeerCalculator
+    from gfm_ase.validation.peers import PeerCalculator
 
     class Float32Full3x3(Calculator):  # like chgnet: float32 numbers, 3x3 stress
         implemented_properties = ["energy", "forces", "stress"]
@@ -130,7 +131,7 @@ def test_peer_calculator_refuses_elements_and_molecules_it_does_not_cover():
     from ase.build import bulk
     from ase.calculators.emt import EMT
 
-    from validation.peers import PeerCalculator
+    from gfm_ase.validation.peers import PeerCalculator
 
     calc = PeerCalculator(EMT(), {"name": "stand-in", "model": "EMT", "elements": ["Cu"]})
     atoms = bulk("Au", "fcc", a=4.08)
@@ -147,8 +148,8 @@ def test_missing_package_is_one_line_naming_make_teachers(monkeypatch, tmp_path,
     import pytest
 
     from gfm_ase.cli import main
-    from validation import peers
-    from validation.calculators import make_calculator
+    from gfm_ase.validation import peers
+    from gfm_ase.validation.calculators import make_calculator
 
     for mod in ("chgnet", "chgnet.model", "chgnet.model.dynamics", "sevenn", "sevenn.calculator"):
         monkeypatch.setitem(sys.modules, mod, None)  # import of a None entry raises ImportError
@@ -158,8 +159,8 @@ def test_missing_package_is_one_line_naming_make_teachers(monkeypatch, tmp_path,
         assert "\n" not in str(info.value), name
         assert isinstance(info.value, ImportError) and isinstance(info.value, ValueError)
     with pytest.raises(ValueError, match="make teachers"):
-        make_calculator("validation.peers:sevennet0")
-    rc = main(["validate", "eos", "--calculator", "validation.peers:chgnet", "--elements", "Si",
+        make_calculator("gfm_ase.validation.peers:sevennet0")
+    rc = main(["validate", "eos", "--calculator", "gfm_ase.validation.peers:chgnet", "--elements", "Si",
                "-o", str(tmp_path / "eos")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "make teachers" in err and len(err.splitlines()) == 1, err
@@ -196,7 +197,7 @@ def test_peers_match_finite_differences_in_teachers_venv():
 
 def test_gfm_validate_eos_with_chgnet_in_teachers_venv(tmp_path):
     py = _teachers_or_skip()
-    out = subprocess.run([py, "-m", "gfm_ase.cli", "validate", "eos", "--calculator", "validation.peers:chgnet",
+    out = subprocess.run([py, "-m", "gfm_ase.cli", "validate", "eos", "--calculator", "gfm_ase.validation.peers:chgnet",
                           "--elements", "Si", "--points", "5", "-o", str(tmp_path / "eos")],
                          cwd=REPO, capture_output=True, text=True, timeout=300, env=_env())
     assert out.returncode == 0, out.stderr[-3000:]
@@ -213,7 +214,7 @@ def test_peers_in_process_when_installed_here():
 
     if not _have_peers():
         pytest.skip("chgnet / sevenn are not importable in this interpreter (they live in .venv-teachers)")
-    from validation import peers
+    from gfm_ase.validation import peers
 
     for name in ("chgnet", "sevennet0", "sevennet_mf0_pbe", "sevennet_mf0_r2scan"):
         calc = peers.FACTORIES[name]()
@@ -233,7 +234,7 @@ if __name__ == "__main__":  # run by test_peers_match_finite_differences_in_teac
     import torch
 
     torch.set_num_threads(1)
-    from validation import peers
+    from gfm_ase.validation import peers
 
     report = {}
     for peer in sys.argv[1:]:

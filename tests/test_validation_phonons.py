@@ -14,10 +14,10 @@ from ase.io import write
 
 pytest.importorskip("phonopy")
 
-from validation.phonons import ReferenceError, load_references, run_phonons  # noqa: E402
-from validation.phonons.compute import reference_phonopy  # noqa: E402
-from validation.phonons.qha import EVReference, ThermalReference  # noqa: E402
-from validation.phonons.reference import PhononReference  # noqa: E402
+from gfm_ase.validation.phonons import ReferenceError, load_references, run_phonons  # noqa: E402
+from gfm_ase.validation.phonons.compute import reference_phonopy  # noqa: E402
+from gfm_ase.validation.phonons.qha import EVReference, ThermalReference  # noqa: E402
+from gfm_ase.validation.phonons.reference import PhononReference  # noqa: E402
 
 A_EMT_CU = 3.5898  # close to EMT's own Cu lattice constant (tests do not rely on it being exact)
 MESH = [6, 6, 6]

@@ -12,7 +12,7 @@ from ase.io import write
 
 pytest.importorskip("pymatgen")
 
-from validation.relax import compare_structures, perturb, read_structures, relax, run_relax  # noqa: E402
+from gfm_ase.validation.relax import compare_structures, perturb, read_structures, relax, run_relax  # noqa: E402
 
 
 def _emt_relaxed(el, a=None):

@@ -1,5 +1,5 @@
 """The validation-suite registry (validation/suites): one Suite object gives a suite both its `gfm validate <suite>`
-command, its `gfm validate report` YAML entry and its tables in `python -m validation.compare`."""
+command, its `gfm validate report` YAML entry and its tables in `python -m gfm_ase.validation.compare`."""
 import dataclasses
 import json
 
@@ -8,14 +8,14 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from gfm_ase.cli import main
-from validation.calculators import describe
-from validation.output import SuiteResult
-from validation.report import run_report
-from validation.compare import comparisons
-from validation.compare import main as compare_main
-from validation.suites import SUITES, Suite, register_suite
-from validation.suites.registry import Comparison
-from validation.suites.registry import keyword_options
+from gfm_ase.validation.calculators import describe
+from gfm_ase.validation.output import SuiteResult
+from gfm_ase.validation.report import run_report
+from gfm_ase.validation.compare import comparisons
+from gfm_ase.validation.compare import main as compare_main
+from gfm_ase.validation.suites import SUITES, Suite, register_suite
+from gfm_ase.validation.suites.registry import Comparison
+from gfm_ase.validation.suites.registry import keyword_options
 
 
 def run_toy(calc, *, repeat: int = 1, outdir):

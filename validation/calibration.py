@@ -114,7 +114,7 @@ TABLE_HEADER = ["quantity", "n", "% within 1σ (Gaussian)", "% within 2σ", "% w
 
 def plot_calibration(rows, report: dict[str, dict], path: Path) -> str:
     """Error against predicted spread: points (|error|, sigma) and the binned RMSE against RMS sigma."""
-    from validation.output import pyplot, save_figure
+    from gfm_ase.validation.output import pyplot, save_figure
 
     plt = pyplot()
     data = collect(rows)

@@ -5,7 +5,7 @@
 #
 # OUT: results folder (one subfolder per WHO and suite); SHARED: ../shared/data; STORES: folder of the converted
 # stores (pretraining/corpus/ingest_shared.py output: mlearn_test.h5, fitsnap_*.h5, ...). WHO: a built-in model name
-# or model directory (run with the main venv) or peer:NAME (validation.peers factory, run with .venv-teachers).
+# or model directory (run with the main venv) or peer:NAME (gfm_ase.validation.peers factory, run with .venv-teachers).
 # Suites: eos (Delta vs WIEN2k, every element the calculator covers), phonons (every phonopy example), errors on
 # the mlearn test sets (raw and per-element aligned) and on the held-out test splits of the FitSNAP sets.
 # Each run's wall time goes to OUT/walltimes.txt. Run with OMP_NUM_THREADS=1.
@@ -15,7 +15,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$OUT"
 for who in "$@"; do
   if [[ $who == peer:* ]]; then
-    name=${who#peer:}; py=.venv-teachers/bin/python; calc=(--calculator "validation.peers:$name")
+    name=${who#peer:}; py=.venv-teachers/bin/python; calc=(--calculator "gfm_ase.validation.peers:$name")
   else
     name=$(basename "$who"); py=.venv/bin/python; calc=(--model "$who" --head omat)
   fi

@@ -34,7 +34,7 @@ def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
 
 
 def register(sub) -> None:
-    from validation.suites import SUITES
+    from gfm_ase.validation.suites import SUITES
 
     p = sub.add_parser("validate", help="validate a calculator against DFT references "
                        f"({', '.join([*SUITES, 'report'])})", description=__doc__,
@@ -57,7 +57,7 @@ def register(sub) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 def _calculator(args):
     from gfm_ase.hub import default_model
-    from validation.calculators import make_calculator
+    from gfm_ase.validation.calculators import make_calculator
 
     model = args.model
     if args.calculator is None and model is None:  # neither given: the default gfm-ase model
@@ -95,7 +95,7 @@ def _runner(suite):
 
 @_guard
 def _run_report(args) -> int:
-    from validation.report import load_config, run_report
+    from gfm_ase.validation.report import load_config, run_report
 
     if args.calculator or args.model:
         calc = _calculator(args)

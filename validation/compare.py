@@ -1,6 +1,6 @@
 """Side-by-side tables of several calculators' validation results (the output folders of ``gfm validate``).
 
-    python -m validation.compare OUT/gfm-base OUT/chgnet OUT/sevennet0 [--names gfm-base CHGNet SevenNet-0]
+    python -m gfm_ase.validation.compare OUT/gfm-base OUT/chgnet OUT/sevennet0 [--names gfm-base CHGNet SevenNet-0]
 
 Each folder holds one subfolder per suite run by ``validation/card_runs.sh`` (``eos``, ``phonons``, ``errors``,
 ``errors-aligned``); missing suites are skipped. Prints Markdown: Delta per element and the mean over the elements
@@ -21,8 +21,8 @@ def _load(folder: Path, suite: str) -> dict | None:
 
 
 def comparisons() -> list:
-    """The :class:`~validation.suites.registry.Comparison` tables of every registered suite, in ``rank`` order."""
-    from validation.suites import SUITES
+    """The :class:`~gfm_ase.validation.suites.registry.Comparison` tables of every registered suite, by ``rank``."""
+    from gfm_ase.validation.suites import SUITES
 
     return sorted((c for suite in SUITES.values() for c in suite.compare), key=lambda c: c.rank)
 

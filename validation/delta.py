@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from validation.eos_fit import GPA, EOSParams, birch_murnaghan
+from gfm_ase.validation.eos_fit import GPA, EOSParams, birch_murnaghan
 
 WINDOW = (0.94, 1.06)
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)

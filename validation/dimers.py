@@ -22,15 +22,15 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
-from validation.calculators import as_calculator, covered_elements, describe
-from validation.output import SuiteResult, pyplot, save_figure, table
+from gfm_ase.validation.calculators import as_calculator, covered_elements, describe
+from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 BOX = 16.0  # A: larger than twice any cutoff of the models compared here, so a dimer sees no image
 HOLE_REFERENCE = 0.8  # f of the energy a closer distance must not fall below
 
 
 def default_elements() -> list[str]:
-    from validation.eos import dcdft_elements
+    from gfm_ase.validation.eos import dcdft_elements
 
     return dcdft_elements()
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from validation.calculators import as_calculator, covered_elements, describe
-from validation.delta import WINDOW, delta_mev
-from validation.eos_fit import EOSFit, EOSParams, fit_birch_murnaghan
-from validation.output import SuiteResult, pyplot, save_figure, table
+from gfm_ase.validation.calculators import as_calculator, covered_elements, describe
+from gfm_ase.validation.delta import WINDOW, delta_mev
+from gfm_ase.validation.eos_fit import EOSFit, EOSParams, fit_birch_murnaghan
+from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 REFERENCES = ("wien2k", "exp")
 

@@ -15,10 +15,11 @@ import numpy as np
 
 from gfm_ase.data import Store, StructureRecord, split_indices
 from gfm_ase.units import to_voigt
-from validation.calculators import as_calculator, describe
-from validation.calibration import TABLE_HEADER, calibration_report, plot_calibration, summary_numbers, table_rows
-from validation.eos_fit import GPA
-from validation.output import SuiteResult, pyplot, save_figure, table
+from gfm_ase.validation.calculators import as_calculator, describe
+from gfm_ase.validation.calibration import (TABLE_HEADER, calibration_report, plot_calibration, summary_numbers,
+                                            table_rows)
+from gfm_ase.validation.eos_fit import GPA
+from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 
 def load_structures(path: str | os.PathLike, split: str | None = None, split_seed: int = 0):

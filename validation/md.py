@@ -17,8 +17,8 @@ import numpy as np
 from ase import units
 
 from gfm_ase.fileio import atomic_write_bytes
-from validation.calculators import as_calculator, describe
-from validation.output import SuiteResult, pyplot, save_figure
+from gfm_ase.validation.calculators import as_calculator, describe
+from gfm_ase.validation.output import SuiteResult, pyplot, save_figure
 
 
 def starting_structure(structure: str | None = None, bulk: str | None = None, repeat=None):

@@ -1,6 +1,6 @@
 """Five starting structures of compositions a universal model's training data should not contain, for MD stability.
 
-    python -m validation.novel_compositions -o DIR [--check STORE.h5 ...]
+    python -m gfm_ase.validation.novel_compositions -o DIR [--check STORE.h5 ...]
 
 Writes ``DIR/<name>.extxyz`` (64-96 atoms each, seeded) and, with ``--check``, refuses (exit 1) when any store holds
 a structure with exactly the same set of elements, so "none of the data contains them" is checked, not assumed:

@@ -53,7 +53,7 @@ class SuiteResult:
         atomic_write_text(outdir / "summary.json", json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
         md = self.markdown()
         atomic_write_text(outdir / "report.md", md)
-        from validation.html import markdown_to_html
+        from gfm_ase.validation.html import markdown_to_html
 
         atomic_write_text(outdir / "report.html", markdown_to_html(md, self.title or f"Validation: {self.suite}"))
         return outdir

@@ -1,6 +1,6 @@
 """Peer universal potentials as ASE calculators for the validation suites.
 
-    .venv-teachers/bin/python -m gfm_ase.cli validate eos --calculator validation.peers:chgnet -o OUT
+    .venv-teachers/bin/python -m gfm_ase.cli validate eos --calculator gfm_ase.validation.peers:chgnet -o OUT
 
 The peers live in their own virtual environment, ``.venv-teachers`` (``make teachers``), which sees the main
 venv's torch, ase and gfm_ase through a ``.pth`` file; the main venv does not have them. Each factory returns a

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from validation.calculators import as_calculator, describe
-from validation.output import SuiteResult, pyplot, save_figure, table
+from gfm_ase.validation.calculators import as_calculator, describe
+from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 OPTIMIZERS = ("FIRE", "BFGS")
 
@@ -61,7 +61,7 @@ def relax(atoms, calc, *, optimizer: str = "FIRE", fmax: float = 0.01, steps: in
     from ase.optimize import BFGS, FIRE
 
     if not isinstance(atoms, Atoms):
-        raise TypeError(f"validation.relax.relax relaxes ase.Atoms in place, got {type(atoms).__name__}; "
+        raise TypeError(f"gfm_ase.validation.relax.relax relaxes ase.Atoms in place, got {type(atoms).__name__}; "
                         "gfm_ase.relax(structure, calc) relaxes a pymatgen Structure/Molecule and returns one")
 
     if optimizer.upper() not in OPTIMIZERS:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from validation.calculators import describe, make_calculator
-from validation.output import SuiteResult, jsonable, shift_headers
-from validation.suites import SUITES as SUITE_REGISTRY
+from gfm_ase.validation.calculators import describe, make_calculator
+from gfm_ase.validation.output import SuiteResult, jsonable, shift_headers
+from gfm_ase.validation.suites import SUITES as SUITE_REGISTRY
 
 def run_suite(suite: str, calc, options: dict, base: Path, outdir: Path) -> SuiteResult:
     """One suite from a YAML entry (``options`` without the ``suite``/``name`` keys)."""

@@ -3,7 +3,7 @@
 A distribution offers a command with one line in its ``pyproject.toml``::
 
     [project.entry-points."gfm_ase.commands"]
-    pretrain = "pretraining.cli:register"
+    pretrain = "gfm_ase.pretraining.cli:register"
 
 The name is the command; the value is a function ``register(subparsers)`` that adds that command's parser (with
 ``subparsers.add_parser(name, ...)``) and sets ``func`` on it: a callable taking the parsed namespace and returning

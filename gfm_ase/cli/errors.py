@@ -35,7 +35,7 @@ _ADDED: set[str] = set()
 
 
 def expect(*names: str) -> None:
-    """Count the exception classes ``names`` (``module.qualname``, e.g. ``"pretraining.trainer.TrainingError"``) as
+    """Count the exception classes ``names`` (``module.qualname``, e.g. ``"gfm_ase.pretraining.errors.X"``) as
     expected failures: a command's ``register`` function declares the errors of its package."""
     for name in names:
         module, _, qualname = name.rpartition(".")

@@ -1,8 +1,8 @@
 """The head router behind ``head="auto"``: a small classifier of cheap structure descriptors (element fractions,
 periodicity, size, density) that predicts which head's training distribution a structure belongs to.
 
-It is trained by :mod:`pretraining.router` on the training splits of a pretraining config and shipped next to the
-model's weights as ``router.safetensors`` (tensors) + ``router.json`` (description, checksums, held-out metrics).
+It is trained by :mod:`gfm_ase.pretraining.router` on the training splits of a pretraining config and shipped next
+to the model's weights as ``router.safetensors`` (tensors) + ``router.json`` (description, checksums, held-out metrics).
 Loading verifies both checksums and that the model's heads were trained on the datasets the router was trained on.
 
 Decision rule (:meth:`HeadRouter.route`):
@@ -199,7 +199,7 @@ class HeadRouter:
             raise RouterError(
                 f"{directory / ROUTER_JSON} was trained for heads and datasets "
                 f"{doc['model']['head_datasets']}, but the model's are {bound}: retrain the router "
-                "(python -m pretraining.router CONFIG --model DIR)"
+                "(python -m gfm_ase.pretraining.router CONFIG --model DIR)"
             )
         try:
             tensors = load_file(str(weights))
@@ -263,7 +263,7 @@ def router_description(model: str | Path | None) -> dict | None:
 def no_router_message(name: str, heads: Sequence[str]) -> str:
     return (
         f"head='auto' needs a router, and model {name} ships none ({ROUTER_JSON}); choose a head from "
-        f"{list(heads)} or train one: python -m pretraining.router CONFIG --model DIR"
+        f"{list(heads)} or train one: python -m gfm_ase.pretraining.router CONFIG --model DIR"
     )
 
 

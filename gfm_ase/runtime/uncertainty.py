@@ -2,8 +2,8 @@
 
 The members of a head are, in this order of preference:
 
-* its **committee** (:mod:`pretraining.committee`): extra heads fitted on the frozen trunk features of the head's
-  training data (bootstrap resamples), recorded in the head's ``metrics["committee"]`` and, on each member, in
+* its **committee** (:mod:`gfm_ase.pretraining.committee`): extra heads fitted on the frozen trunk features of the
+  head's training data (bootstrap resamples), recorded in the head's ``metrics["committee"]`` and, on each member, in
   ``metrics["committee_member_of"]``; the members are ``[head, *committee]``;
 * else its **family**: the other heads with the same ``family`` (e.g. several PBE datasets), committee members of
   other heads excluded; the members are ``[head, *others]`` when there are two or more.
@@ -134,7 +134,8 @@ class Spread:
         if kind == "none":
             raise UncertaintyError(
                 f"head {head!r} has no committee and no family of two or more heads, so it gives no uncertainty; "
-                f"add a committee with `python -m pretraining.committee MODEL --config CONFIG --head {head} -o OUT`"
+                "add a committee with `python -m gfm_ase.pretraining.committee MODEL --config CONFIG "
+                f"--head {head} -o OUT`"
             )
         scales: dict = {}
         if kind == "committee":

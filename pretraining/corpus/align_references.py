@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pretraining.corpus.teachers import TEACHERS, get_teacher
+from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
 
 
 def robust_offsets(A: np.ndarray, b: np.ndarray, n_atoms: np.ndarray, rounds: int = 5, k: float = 3.0):

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
+from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
 
 NAME = "emt"
 METALS = ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]

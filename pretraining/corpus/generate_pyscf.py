@@ -23,8 +23,8 @@ import sys
 
 import numpy as np
 
-from pretraining.corpus.corpus_io import attach_labels, base_parser, label_with, log_to_stderr, run_shards
-from pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
+from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, label_with, log_to_stderr, run_shards
+from gfm_ase.pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
                         normal_mode_sample, relax, xtb_calc)
 
 NAME = "pyscf_pbe"

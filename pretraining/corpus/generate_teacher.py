@@ -40,9 +40,9 @@ import warnings
 
 import numpy as np
 
-from pretraining.corpus import prototypes as P
-from pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
-from pretraining.corpus.teachers import TEACHERS, get_teacher
+from gfm_ase.pretraining.corpus import prototypes as P
+from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
+from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
 
 KIND_WEIGHTS = {"elemental": 0.16, "ionic": 0.30, "perovskite": 0.10, "spinel": 0.03, "intermetallic": 0.14,
                 "alloy": 0.15, "surface": 0.12}

@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pretraining.corpus.corpus_io import DEFAULT_ROOT, base_parser, label_with, log_to_stderr, run_shards, shard_rng
-from pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
+from gfm_ase.pretraining.corpus.corpus_io import (DEFAULT_ROOT, base_parser, label_with, log_to_stderr, run_shards,
+                                                  shard_rng)
+from gfm_ase.pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
                         normal_mode_sample, relax, xtb_calc)
 
 MOL_SETTINGS = dict(xtb=XTB_SETTINGS, molecules_per_shard=5, relax_fmax=0.03, relax_steps=200,

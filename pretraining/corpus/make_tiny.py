@@ -1,6 +1,6 @@
 """Generate the tiny EMT / Lennard-Jones corpus that ``pretraining/configs/example-tiny.yaml`` trains on.
 
-Run with no arguments (``python -m pretraining.corpus.make_tiny``) to write the stores where the example config
+Run with no arguments (``python -m gfm_ase.pretraining.corpus.make_tiny``) to write the stores where the example config
 looks (``work_data/tiny/`` in the repository root), in a few seconds. Four deliberately imbalanced datasets with
 two levels of theory, so the example exercises sampling, shared heads and multi-fidelity heads:
 

@@ -28,7 +28,7 @@ class Teacher:
 def _peer(key: str, head_hint: str, level: str | None = None, code: str | None = None) -> Teacher:
     """A teacher built on the peer calculators of the validation suites (validation/peers.py: one place that
     knows how to load each model, its elements and its level of theory)."""
-    from validation.peers import FACTORIES, PEERS
+    from gfm_ase.validation.peers import FACTORIES, PEERS
 
     info = PEERS[key]
     return Teacher(key, level or info["level_of_theory"], info["name"],

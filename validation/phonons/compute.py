@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from validation.phonons import phonopy_io as pio
-from validation.phonons.reference import PhononReference
+from gfm_ase.validation.phonons import phonopy_io as pio
+from gfm_ase.validation.phonons.reference import PhononReference
 
 
 @dataclass

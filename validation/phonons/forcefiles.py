@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from validation.phonons.files import FileEntry
+from gfm_ase.validation.phonons.files import FileEntry
 
 
 @dataclass

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from validation.output import pyplot, save_figure
+from gfm_ase.validation.output import pyplot, save_figure
 
 
 def _ticks(distances, labels, connections):

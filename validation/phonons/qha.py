@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from validation.phonons.files import FileEntry
+from gfm_ase.validation.phonons.files import FileEntry
 
 SUPERCELL_MIN_LENGTH = 6.5  # A: default supercell when a QHA folder does not say (each lattice vector >= this)
 

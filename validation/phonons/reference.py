@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from validation.phonons import phonopy_io as pio
-from validation.phonons.files import FileEntry, list_files
-from validation.phonons.forcefiles import read_force_calculations
-from validation.phonons.matching import identify
-from validation.phonons.qha import qha_references
+from gfm_ase.validation.phonons import phonopy_io as pio
+from gfm_ase.validation.phonons.files import FileEntry, list_files
+from gfm_ase.validation.phonons.forcefiles import read_force_calculations
+from gfm_ase.validation.phonons.matching import identify
+from gfm_ase.validation.phonons.qha import qha_references
 
 PHONOPY_YAMLS = ("phonopy_params.yaml", "phonopy.yaml", "phonopy_disp.yaml")
 NOT_STRUCTURE_YAMLS = ("thermal_properties", "band", "mesh", "total_dos", "qpoints", "irreps", "gruneisen")
@@ -98,7 +98,7 @@ def nac_factor() -> float:
 # --------------------------------------------------------------------------------------------------------------
 def load_references(path: str | os.PathLike, supercell_matrix=None, primitive_matrix=None) -> list:
     """Every reference in ``path`` (a folder, or a phonopy yaml file inside one): PhononReference objects, plus
-    ThermalReference / EVReference (validation.phonons.qha) for quasi-harmonic folders.
+    ThermalReference / EVReference (gfm_ase.validation.phonons.qha) for quasi-harmonic folders.
 
     supercell_matrix / primitive_matrix override what the folder says (3 ints, 3x3, or for the primitive
     matrix also "auto", "F", "I", ...).

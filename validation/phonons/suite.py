@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from validation.calculators import as_calculator, covered_elements, describe
-from validation.delta import delta_mev
-from validation.eos_fit import fit_birch_murnaghan
-from validation.output import SuiteResult, table
-from validation.phonons.compare import compare_phonons, thermal
-from validation.phonons.compute import calculator_phonopy, reference_phonopy
-from validation.phonons.plots import plot_band_dos, plot_ev, plot_thermal
-from validation.phonons.qha import EVReference, ThermalReference
-from validation.phonons.reference import PhononReference, load_references
+from gfm_ase.validation.calculators import as_calculator, covered_elements, describe
+from gfm_ase.validation.delta import delta_mev
+from gfm_ase.validation.eos_fit import fit_birch_murnaghan
+from gfm_ase.validation.output import SuiteResult, table
+from gfm_ase.validation.phonons.compare import compare_phonons, thermal
+from gfm_ase.validation.phonons.compute import calculator_phonopy, reference_phonopy
+from gfm_ase.validation.phonons.plots import plot_band_dos, plot_ev, plot_thermal
+from gfm_ase.validation.phonons.qha import EVReference, ThermalReference
+from gfm_ase.validation.phonons.reference import PhononReference, load_references
 
 
 def _slug(name: str) -> str:

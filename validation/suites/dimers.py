@@ -1,7 +1,7 @@
 """The ``dimers`` suite's inputs: short-range repulsion of dimer energy curves (validation/dimers.py)."""
 from __future__ import annotations
 
-from validation.suites.registry import Suite, keyword_options, register_suite
+from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite
 
 
 def add_arguments(s) -> None:
@@ -20,7 +20,7 @@ def add_arguments(s) -> None:
 
 
 def run_args(args, calculator):
-    from validation.dimers import run_dimers
+    from gfm_ase.validation.dimers import run_dimers
 
     calc = calculator()
     if args.min_distance_factor is not None:
@@ -34,7 +34,7 @@ def run_args(args, calculator):
 
 
 def run_yaml(calc, opts, base, outdir):
-    from validation.dimers import run_dimers
+    from gfm_ase.validation.dimers import run_dimers
 
     elements = opts.pop("elements", None)
     return run_dimers(calc, elements, outdir=outdir, **keyword_options(run_dimers, opts, ("outdir",), "dimers"))
@@ -42,4 +42,4 @@ def run_yaml(calc, opts, base, outdir):
 
 SUITE = register_suite(Suite("dimers", "short-range repulsion: dimer energy curves below bonding distances",
                              add_arguments, run_args, run_yaml,
-                             ()))  # no side-by-side table (python -m validation.compare)
+                             ()))  # no side-by-side table (python -m gfm_ase.validation.compare)

@@ -1,7 +1,7 @@
 """The ``eos`` suite's inputs: the Delta test against ase.collections.dcdft (validation/eos.py)."""
 from __future__ import annotations
 
-from validation.suites.registry import Comparison, Suite, keyword_options, register_suite
+from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite
 
 
 def add_arguments(s) -> None:
@@ -14,13 +14,13 @@ def add_arguments(s) -> None:
 
 
 def run_args(args, calculator):
-    from validation.eos import run_eos
+    from gfm_ase.validation.eos import run_eos
 
     return run_eos(calculator(), args.elements, reference=args.reference, n_points=args.points, outdir=args.outdir)
 
 
 def run_yaml(calc, opts, base, outdir):
-    from validation.eos import run_eos
+    from gfm_ase.validation.eos import run_eos
 
     elements = opts.pop("elements", None)
     return run_eos(calc, elements, outdir=outdir, **keyword_options(run_eos, opts, ("outdir",), "eos"))
@@ -30,7 +30,7 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
     """Delta per element, and its mean and median over the elements every calculator evaluated."""
     import numpy as np
 
-    from validation.suites.tables import by_z, fmt
+    from gfm_ase.validation.suites.tables import by_z, fmt
 
     per = {n: r["details"]["elements"] for n, r in runs.items()}
     common = sorted(set.intersection(*(set(e) for e in per.values())), key=by_z)

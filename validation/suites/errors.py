@@ -1,7 +1,7 @@
 """The ``errors`` suite's inputs: energy/force/stress MAE and RMSE on labelled structures (validation/errors.py)."""
 from __future__ import annotations
 
-from validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
+from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
 
 
 def add_arguments(s) -> None:
@@ -23,7 +23,7 @@ def add_arguments(s) -> None:
 
 
 def run_args(args, calculator):
-    from validation.errors import load_structures, run_errors
+    from gfm_ase.validation.errors import load_structures, run_errors
 
     structures, name = load_structures(args.data, split=args.split, split_seed=args.split_seed)
     return run_errors(calculator(), structures, name=name, align=args.align, max_structures=args.max_structures,
@@ -31,7 +31,7 @@ def run_args(args, calculator):
 
 
 def run_yaml(calc, opts, base, outdir):
-    from validation.errors import load_structures, run_errors
+    from gfm_ase.validation.errors import load_structures, run_errors
 
     if "data" not in opts:
         raise ValueError("errors: 'data' (a store or an ASE-readable file) is required")
@@ -43,7 +43,7 @@ def run_yaml(calc, opts, base, outdir):
 
 def compare_table(runs: dict[str, dict]) -> list[str]:
     """Energy / force MAE per element and over all structures."""
-    from validation.suites.tables import by_z, fmt
+    from gfm_ase.validation.suites.tables import by_z, fmt
 
     names = list(runs)
     per = {n: r["details"].get("per_element", {}) for n, r in runs.items()}

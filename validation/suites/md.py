@@ -1,7 +1,7 @@
 """The ``md`` suite's inputs: NVE energy drift, stability and an NVT temperature check (validation/md.py)."""
 from __future__ import annotations
 
-from validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
+from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
 
 
 def add_arguments(s) -> None:
@@ -24,7 +24,7 @@ def add_arguments(s) -> None:
 
 
 def run_args(args, calculator):
-    from validation.md import run_md, starting_structure
+    from gfm_ase.validation.md import run_md, starting_structure
 
     atoms = starting_structure(structure=args.structure, bulk=args.bulk, repeat=args.repeat)
     return run_md(calculator(), atoms, temperature=args.temperature, timestep_fs=args.timestep, nve_ps=args.nve_ps,
@@ -33,7 +33,7 @@ def run_args(args, calculator):
 
 
 def run_yaml(calc, opts, base, outdir):
-    from validation.md import run_md, starting_structure
+    from gfm_ase.validation.md import run_md, starting_structure
 
     structure = opts.pop("structure", None)
     atoms = starting_structure(structure=resolve_path(base, structure) if structure else None,
@@ -43,4 +43,4 @@ def run_yaml(calc, opts, base, outdir):
 
 SUITE = register_suite(Suite("md", "NVE energy drift, stability and an NVT temperature check",
                              add_arguments, run_args, run_yaml,
-                             ()))  # no side-by-side table (python -m validation.compare)
+                             ()))  # no side-by-side table (python -m gfm_ase.validation.compare)

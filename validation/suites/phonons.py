@@ -1,7 +1,7 @@
 """The ``phonons`` suite's inputs: phonons against a phonopy reference folder (validation/phonons)."""
 from __future__ import annotations
 
-from validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
+from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
 
 
 def add_arguments(s) -> None:
@@ -34,7 +34,7 @@ def _mesh(values):
 
 
 def run_args(args, calculator):
-    from validation.phonons import load_references, run_phonons
+    from gfm_ase.validation.phonons import load_references, run_phonons
 
     if args.supercell is not None and len(args.supercell) not in (3, 9):
         raise ValueError("--supercell takes 3 or 9 integers")
@@ -48,7 +48,7 @@ def run_args(args, calculator):
 
 
 def run_yaml(calc, opts, base, outdir):
-    from validation.phonons import load_references, run_phonons
+    from gfm_ase.validation.phonons import load_references, run_phonons
 
     if "reference" not in opts:
         raise ValueError("phonons: 'reference' (a folder) is required")
@@ -61,7 +61,7 @@ def run_yaml(calc, opts, base, outdir):
 
 def compare_table(runs: dict[str, dict]) -> list[str]:
     """Band / mesh MAE per reference, and how often each calculator has the lowest band MAE."""
-    from validation.suites.tables import fmt
+    from gfm_ase.validation.suites.tables import fmt
 
     per = {n: r["details"]["phonons"] for n, r in runs.items()}
     systems = sorted(set.union(*(set(p) for p in per.values())))

@@ -3,7 +3,7 @@
 A suite is a computation (``validation/<suite>.py``: ``run_<suite>(calc, ..., outdir)`` takes any ASE calculator
 and writes ``summary.json`` and its plots) and this declaration of its inputs and outputs: the options of
 ``gfm validate <suite>``, the runner of a ``{suite: <name>, ...}`` entry of a ``gfm validate report`` YAML file, and
-the suite's side-by-side tables of several calculators (``python -m validation.compare``).
+the suite's side-by-side tables of several calculators (``python -m gfm_ase.validation.compare``).
 Each suite's declaration is a module of this package that calls :func:`register_suite`; the package imports them.
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from validation.output import SuiteResult
+from gfm_ase.validation.output import SuiteResult
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One side-by-side table of ``python -m validation.compare``.
+    """One side-by-side table of ``python -m gfm_ase.validation.compare``.
 
     ``table(runs)`` turns the loaded ``<folder>/summary.json`` of every calculator that has one (name -> JSON, in
     the order of the command line) into Markdown lines, printed under ``### <title>``. ``folder`` is the subfolder

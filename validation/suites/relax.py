@@ -1,7 +1,7 @@
 """The ``relax`` suite's inputs: relaxations compared with reference relaxed structures (validation/relax.py)."""
 from __future__ import annotations
 
-from validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
+from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
 
 
 def add_arguments(s) -> None:
@@ -22,7 +22,7 @@ def add_arguments(s) -> None:
 
 
 def run_args(args, calculator):
-    from validation.relax import read_structures, run_relax
+    from gfm_ase.validation.relax import read_structures, run_relax
 
     refs = read_structures(args.reference)
     initial = read_structures(args.initial) if args.initial else None
@@ -32,7 +32,7 @@ def run_args(args, calculator):
 
 
 def run_yaml(calc, opts, base, outdir):
-    from validation.relax import read_structures, run_relax
+    from gfm_ase.validation.relax import read_structures, run_relax
 
     if "reference" not in opts:
         raise ValueError("relax: 'reference' (structure files) is required")
@@ -44,4 +44,4 @@ def run_yaml(calc, opts, base, outdir):
 
 SUITE = register_suite(Suite("relax", "relax structures and compare with reference relaxed structures",
                              add_arguments, run_args, run_yaml,
-                             ()))  # no side-by-side table (python -m validation.compare)
+                             ()))  # no side-by-side table (python -m gfm_ase.validation.compare)
