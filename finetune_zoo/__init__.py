@@ -7,6 +7,7 @@
 ``gfm finetune --help`` and ``gfm finetune-zoo --help`` are the command-line forms; finetune_zoo/README.md has the
 strategies, the output layout, how held-out data is found, and the zoo's results.
 """
+
 from gfm_ase.finetune_zoo.config import STRATEGIES, FinetuneConfig
 
 

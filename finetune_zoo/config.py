@@ -14,6 +14,7 @@ A fine-tuning run starts from a pretrained model and trains one head on a new da
 Learning rates: pretrained weights (the trunk, a continued head, replayed heads) train at ``optim.lr *
 optim.trunk_lr_factor``, new weights (a new head, embedding rows of elements no head has seen) at ``optim.lr``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -32,7 +33,8 @@ class FinetuneHeadSpec(HeadSpec):
     ``head: {name: NAME}``."""
 
     hidden: list[int] | None = Field(
-        None, description="hidden sizes of a new head's MLP (None: as the model's first head)")
+        None, description="hidden sizes of a new head's MLP (None: as the model's first head)"
+    )
 
     @field_validator("hidden")
     @classmethod
@@ -49,15 +51,19 @@ class FinetuneOptimSpec(AdamWSpec):
     lr: float = Field(2e-3, gt=0, description="peak LR of new weights (and of every parameter of the scratch model)")
     warmup_steps: int = Field(10, ge=0, description="linear warmup steps (at most steps - 1)")
     min_lr_factor: float = Field(0.05, ge=0, le=1, description="cosine decay ends at lr * this")
-    trunk_lr_factor: float = Field(0.1, ge=0, description="full/continue/replay: LR of pretrained weights (trunk, "
-                                                          "continued or replayed heads) = lr * this")
+    trunk_lr_factor: float = Field(
+        0.1,
+        ge=0,
+        description="full/continue/replay: LR of pretrained weights (trunk, continued or replayed heads) = lr * this",
+    )
     scratch_lr: float | None = Field(None, gt=0, description="peak LR of the from-scratch baseline (None: lr)")
 
     def schedule(self, lr: float, steps: int) -> OptimSpec:
         """The pretraining trainer's optimizer settings for a run of ``steps`` steps at peak LR ``lr``."""
         shared = self.model_dump(include=set(AdamWSpec.model_fields))
-        return OptimSpec(**{**shared, "lr": lr, "min_lr": lr * self.min_lr_factor,
-                            "warmup_steps": min(self.warmup_steps, steps - 1)})
+        return OptimSpec(
+            **{**shared, "lr": lr, "min_lr": lr * self.min_lr_factor, "warmup_steps": min(self.warmup_steps, steps - 1)}
+        )
 
 
 class FinetuneEMASpec(EMASpec):
@@ -72,41 +78,56 @@ class FinetuneConfig(StrictModel):
     (gfm_ase.finetune_zoo.finetuning builds its PretrainConfig from them)."""
 
     strategy: Literal["frozen", "full", "continue", "replay"] = Field(
-        "full", description="frozen | full | continue | replay (see the module documentation)")
+        "full", description="frozen | full | continue | replay (see the module documentation)"
+    )
     head: FinetuneHeadSpec = Field(
         description="head to train: a new name (frozen/full/replay) or an existing head (continue; replay continues "
-                    "it when it exists), with a new head's metadata")
+        "it when it exists), with a new head's metadata"
+    )
     steps: int = Field(300, ge=1, description="optimizer steps (the budget; the scratch baseline gets the same)")
     batch_size: int = Field(8, ge=1, description="structures per step")
     optim: FinetuneOptimSpec = Field(default_factory=FinetuneOptimSpec, description="AdamW and its schedule")
-    ema: FinetuneEMASpec = Field(default_factory=FinetuneEMASpec, description="EMA of the weights for evaluation "
-                                                                              "and the final model")
+    ema: FinetuneEMASpec = Field(
+        default_factory=FinetuneEMASpec, description="EMA of the weights for evaluation and the final model"
+    )
     loss: LossSpec = Field(default_factory=LossSpec, description="loss terms (as in pretraining)")
     zero_init_head: bool = Field(
-        False, description="start a new head (and the scratch model's head) with a zero output layer, i.e. at its "
-                           "fitted reference energies + shift, instead of random energies on the pretrained features")
+        False,
+        description="start a new head (and the scratch model's head) with a zero output layer, i.e. at its "
+        "fitted reference energies + shift, instead of random energies on the pretrained features",
+    )
     train_new_element_embeddings: bool = Field(
-        True, description="frozen: train the trunk's embedding rows of elements no head of the model has seen")
-    replay_fraction: float = Field(0.25, gt=0, lt=1, description="replay: share of each batch drawn from the "
-                                                                 "pretraining data of the other heads")
+        True, description="frozen: train the trunk's embedding rows of elements no head of the model has seen"
+    )
+    replay_fraction: float = Field(
+        0.25, gt=0, lt=1, description="replay: share of each batch drawn from the pretraining data of the other heads"
+    )
     replay_max_structures: int | None = Field(
-        None, ge=1, description="replay: use at most this many training structures per pretraining dataset")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of TRAIN split off for validation when no "
-                                                            "validation data is given")
+        None, ge=1, description="replay: use at most this many training structures per pretraining dataset"
+    )
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of TRAIN split off for validation when no validation data is given"
+    )
     split_seed: int = Field(0, description="seed of that split and of training-subset draws")
     eval_max_structures: int | None = Field(
-        None, ge=1, description="evaluate the task's val/test on at most this many structures (seeded subset)")
-    forgetting_report: bool = Field(True, description="evaluate every other head on its held-out data before and "
-                                                      "after (the forgetting report)")
+        None, ge=1, description="evaluate the task's val/test on at most this many structures (seeded subset)"
+    )
+    forgetting_report: bool = Field(
+        True, description="evaluate every other head on its held-out data before and after (the forgetting report)"
+    )
     forgetting_max_structures: int | None = Field(
-        200, ge=1, description="forgetting report: held-out structures per pretraining dataset (seeded subset; "
-                               "None: the whole held-out split)")
+        200,
+        ge=1,
+        description="forgetting report: held-out structures per pretraining dataset (seeded subset; "
+        "None: the whole held-out split)",
+    )
     eval_batch_size: int = Field(16, ge=1, description="structures per evaluation batch")
     seed: int = Field(0, description="seed of the new head's initialisation and of batch sampling")
     precision: Literal["float32", "float64", "bfloat16"] = Field("float32", description="training precision")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
     baseline: Literal["none", "scratch"] = Field(
-        "none", description="scratch: also train the same architecture from random weights with the same budget")
+        "none", description="scratch: also train the same architecture from random weights with the same budget"
+    )
 
     @field_validator("head", mode="before")
     @classmethod

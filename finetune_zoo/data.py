@@ -5,6 +5,7 @@ A selection is a store and optionally the store indices to use. Without validati
 training selection is split off (seeded). ``n_train`` keeps the first ``n_train`` structures of a seeded
 permutation of the training selection, so the subsets of a learning curve are nested (10 within 30 within 100).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,10 +98,21 @@ def elements_of(store, indices) -> list[str]:
     return [chemical_symbols[int(z)] for z in zs[present]]
 
 
-def task_datasets(name: str, head: str, train: Selection, val: Selection | None = None,
-                  test: Selection | None = None, *, cutoff: float, max_neighbors: int | None = None,
-                  n_train: int | None = None, val_fraction: float = 0.1, split_seed: int = 0,
-                  eval_max_structures: int | None = None, stores: StoreCache | None = None) -> DatasetSplits:
+def task_datasets(
+    name: str,
+    head: str,
+    train: Selection,
+    val: Selection | None = None,
+    test: Selection | None = None,
+    *,
+    cutoff: float,
+    max_neighbors: int | None = None,
+    n_train: int | None = None,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    eval_max_structures: int | None = None,
+    stores: StoreCache | None = None,
+) -> DatasetSplits:
     """The task as one :class:`DatasetSplits` for head ``head``; its ``provenance`` goes into the head metadata."""
     from gfm_ase.data import GraphDataset
 
@@ -109,8 +121,10 @@ def task_datasets(name: str, head: str, train: Selection, val: Selection | None 
     tr_idx = train.resolved(tr_store)
     if val is None:
         if len(tr_idx) < 2:
-            raise ValueError(f"{train.path}: {len(tr_idx)} structure(s) cannot be split into training and "
-                             "validation; give validation data")
+            raise ValueError(
+                f"{train.path}: {len(tr_idx)} structure(s) cannot be split into training and "
+                "validation; give validation data"
+            )
         perm = np.random.default_rng([split_seed, 5]).permutation(len(tr_idx))
         n_val = max(1, int(round(val_fraction * len(tr_idx))))
         val = Selection(train.path, np.sort(tr_idx[perm[:n_val]]))
@@ -145,10 +159,19 @@ def task_datasets(name: str, head: str, train: Selection, val: Selection | None 
         "n_test": int(len(graphs["test"])),
         "train_indices_sha256": _sha(tr_idx),
         "val": {"path": str(Path(val.path).resolve()), "indices": va_idx.tolist() if len(va_idx) <= 5000 else None},
-        "test": None if te_store is None else {
-            "path": str(Path(test.path).resolve()), "indices": te_idx.tolist() if len(te_idx) <= 5000 else None},
+        "test": None
+        if te_store is None
+        else {"path": str(Path(test.path).resolve()), "indices": te_idx.tolist() if len(te_idx) <= 5000 else None},
         "label_counts": tr_store.label_counts(),
     }
-    return DatasetSplits(name=name, head=head, train=graphs["train"], val=graphs["val"], test=graphs["test"],
-                         elements=elements_of(tr_store, tr_idx), provenance=prov, store=tr_store,
-                         split_indices={"train": tr_idx, "val": va_idx, "test": te_idx})
+    return DatasetSplits(
+        name=name,
+        head=head,
+        train=graphs["train"],
+        val=graphs["val"],
+        test=graphs["test"],
+        elements=elements_of(tr_store, tr_idx),
+        provenance=prov,
+        store=tr_store,
+        split_indices={"train": tr_idx, "val": va_idx, "test": te_idx},
+    )

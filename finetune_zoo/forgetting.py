@@ -5,6 +5,7 @@ The same structures are evaluated before and after (a seeded subset of at most `
 when capped), with the same code as the trainer's validation (``gfm_ase.pretraining.metrics``), so the difference is the
 effect of fine-tuning alone.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,14 @@ KEYS = ("energy_mae_meV_atom", "forces_mae_meV_A", "stress_mae_meV_A3")
 class ForgettingReport:
     """Evaluate ``heads`` (HeadData per head name) on a model; ``before`` is filled by :meth:`evaluate_before`."""
 
-    def __init__(self, head_data: dict[str, HeadData], max_structures: int | None = 200, seed: int = 0,
-                 batch_size: int = 16, precision: str = "float32"):
+    def __init__(
+        self,
+        head_data: dict[str, HeadData],
+        max_structures: int | None = 200,
+        seed: int = 0,
+        batch_size: int = 16,
+        precision: str = "float32",
+    ):
         self.head_data = head_data
         self.max_structures = max_structures
         self.seed = seed
@@ -31,11 +38,14 @@ class ForgettingReport:
         self.after: dict[str, dict] = {}
         # the test split; a dataset pretrained without one (e.g. a 0.9/0.1/0 split) is evaluated on its validation
         # split, which was not trained on either (the report says which split was used)
-        self.splits = {h: {d.name: ("test" if len(d.test) else "val") for d in hd.datasets}
-                       for h, hd in head_data.items() if hd.ok}
-        self._graphs = {h: [capped(d.test if len(d.test) else d.val, max_structures, seed + k)
-                            for k, d in enumerate(hd.datasets)]
-                        for h, hd in head_data.items() if hd.ok}
+        self.splits = {
+            h: {d.name: ("test" if len(d.test) else "val") for d in hd.datasets} for h, hd in head_data.items() if hd.ok
+        }
+        self._graphs = {
+            h: [capped(d.test if len(d.test) else d.val, max_structures, seed + k) for k, d in enumerate(hd.datasets)]
+            for h, hd in head_data.items()
+            if hd.ok
+        }
 
     @torch.no_grad()
     def evaluate(self, model, device=None) -> dict[str, dict]:
@@ -56,9 +66,17 @@ class ForgettingReport:
                 per = {}
                 for ds, g in zip(self.head_data[h].datasets, graphs):
                     with torch.enable_grad():  # forces and stress are gradients
-                        acc = M.evaluate_graphs(model, g, np.arange(len(g)), local, batch_size=self.batch_size,
-                                                dtype=dtype, device=device, precision=self.precision,
-                                                stress=True)
+                        acc = M.evaluate_graphs(
+                            model,
+                            g,
+                            np.arange(len(g)),
+                            local,
+                            batch_size=self.batch_size,
+                            dtype=dtype,
+                            device=device,
+                            precision=self.precision,
+                            stress=True,
+                        )
                     per[ds.name] = M.summarize(acc)
                     total += acc
                 out[h] = {"head": M.summarize(total), "datasets": per}
@@ -82,16 +100,25 @@ class ForgettingReport:
                 rep[h] = {"status": "unavailable", "reason": hd.reason or "no data", "source": hd.source}
                 continue
             b, a = self.before.get(h), self.after.get(h)
-            entry = {"status": "ok", "source": hd.source,
-                     "datasets": [d.name for d in hd.datasets], "splits": self.splits[h],
-                     "n_structures": b["head"]["n_structures"] if b else None,
-                     "max_structures_per_dataset": self.max_structures,
-                     "before": b["head"] if b else None, "after": a["head"] if a else None}
+            entry = {
+                "status": "ok",
+                "source": hd.source,
+                "datasets": [d.name for d in hd.datasets],
+                "splits": self.splits[h],
+                "n_structures": b["head"]["n_structures"] if b else None,
+                "max_structures_per_dataset": self.max_structures,
+                "before": b["head"] if b else None,
+                "after": a["head"] if a else None,
+            }
             if b and a:
-                entry["delta"] = {k: (a["head"][k] - b["head"][k]) if (a["head"][k] is not None and
-                                                                      b["head"][k] is not None) else None
-                                  for k in KEYS}
-                entry["by_dataset"] = {n: {"before": b["datasets"][n], "after": a["datasets"][n]}
-                                       for n in b["datasets"]}
+                entry["delta"] = {
+                    k: (a["head"][k] - b["head"][k])
+                    if (a["head"][k] is not None and b["head"][k] is not None)
+                    else None
+                    for k in KEYS
+                }
+                entry["by_dataset"] = {
+                    n: {"before": b["datasets"][n], "after": a["datasets"][n]} for n in b["datasets"]
+                }
             rep[h] = entry
         return rep

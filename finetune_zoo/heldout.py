@@ -17,6 +17,7 @@ through ``data_dirs``). A store is accepted only if its number of structures equ
 metadata, so a different file with the same name is refused instead of silently giving wrong splits.
 Heads whose data cannot be found are reported as unavailable, with the reason; nothing is skipped silently.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -73,9 +74,11 @@ def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors
         want = cfg.dataset_path(spec)
         found = _locate(want, data_dirs)
         if found is None:
-            out.reason = (f"store of dataset {spec.name!r} not found at {want}"
-                          + (f" nor as {want.name} in {_where(data_dirs)}" if data_dirs else "")
-                          + " (pass --data-dir DIR or --replay-config YAML)")
+            out.reason = (
+                f"store of dataset {spec.name!r} not found at {want}"
+                + (f" nor as {want.name} in {_where(data_dirs)}" if data_dirs else "")
+                + " (pass --data-dir DIR or --replay-config YAML)"
+            )
             return out
         rec = _recorded(head_cfg, spec.name)
         # the datasets this one excludes by (exclude_covered_by) decide which of its structures exist: keep them
@@ -85,26 +88,44 @@ def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors
             cov = by_name.get(name)
             cov_path = None if cov is None else _locate(cfg.dataset_path(cov), data_dirs)
             if cov_path is None:
-                out.reason = (f"dataset {spec.name!r} excludes structures covered by dataset {name!r}, whose store "
-                              f"is not found" + (f" in {_where(data_dirs)}" if data_dirs else ""))
+                out.reason = (
+                    f"dataset {spec.name!r} excludes structures covered by dataset {name!r}, whose store "
+                    f"is not found" + (f" in {_where(data_dirs)}" if data_dirs else "")
+                )
                 return out
             # only its element sets matter: it may train another head, which this sub-config does not hold
-            covering.append(cov.model_copy(update={"path": str(cov_path.resolve()), "exclude_covered_by": [],
-                                                   "head": head_cfg.name, "label_filter": None}))
-        sub = cfg.model_copy(update={"heads": [cfg.head_of(head_cfg.name)],
-                                     "datasets": [spec.model_copy(update={"path": str(found.resolve())})] + covering})
+            covering.append(
+                cov.model_copy(
+                    update={
+                        "path": str(cov_path.resolve()),
+                        "exclude_covered_by": [],
+                        "head": head_cfg.name,
+                        "label_filter": None,
+                    }
+                )
+            )
+        sub = cfg.model_copy(
+            update={
+                "heads": [cfg.head_of(head_cfg.name)],
+                "datasets": [spec.model_copy(update={"path": str(found.resolve())})] + covering,
+            }
+        )
         try:
             ds = open_datasets(sub, cutoff, max_neighbors)[0]
         except (OSError, ValueError) as exc:
             out.reason = f"dataset {spec.name!r}: {exc}"
             return out
         if rec is not None and rec.get("n_structures") not in (None, ds.provenance["n_structures"]):
-            out.reason = (f"dataset {spec.name!r}: {found} holds {ds.provenance['n_structures']} structures, the "
-                          f"model was trained on a store of {rec['n_structures']}: not the same data")
+            out.reason = (
+                f"dataset {spec.name!r}: {found} holds {ds.provenance['n_structures']} structures, the "
+                f"model was trained on a store of {rec['n_structures']}: not the same data"
+            )
             return out
         if rec is not None and rec.get("n_test") not in (None, len(ds.test)):
-            out.reason = (f"dataset {spec.name!r}: its test split has {len(ds.test)} structures, the model "
-                          f"recorded {rec['n_test']}: the split cannot be reproduced")
+            out.reason = (
+                f"dataset {spec.name!r}: its test split has {len(ds.test)} structures, the model "
+                f"recorded {rec['n_test']}: the split cannot be reproduced"
+            )
             return out
         out.datasets.append(ds)
     return out
@@ -128,26 +149,37 @@ def _from_metadata(head_cfg, data_dirs, cutoff, max_neighbors) -> HeadData:
             found = _locate(Path(held["path"]), data_dirs)
             train_found = _locate(Path(rec["path"]), data_dirs)
             if found is None or train_found is None:
-                out.reason = (f"dataset {name!r}: store {held['path']} or {rec['path']} not found"
-                              + (f" (nor by file name in {_where(data_dirs)})" if data_dirs else "")
-                              + " (pass --data-dir DIR)")
+                out.reason = (
+                    f"dataset {name!r}: store {held['path']} or {rec['path']} not found"
+                    + (f" (nor by file name in {_where(data_dirs)})" if data_dirs else "")
+                    + " (pass --data-dir DIR)"
+                )
                 return out
             store, tr_store = Store(found), Store(train_found)
             if len(tr_store) != rec.get("n_structures", len(tr_store)):
                 out.reason = f"dataset {name!r}: {train_found} is not the store the head was trained on"
                 return out
-            test = CachedGraphs(GraphDataset(store, cutoff, indices=np.asarray(held["indices"], dtype=np.int64),
-                                             max_neighbors=max_neighbors))
-            out.datasets.append(DatasetSplits(name=name, head=head_cfg.name, train=[], val=[], test=test,
-                                              provenance=rec, store=store))
+            test = CachedGraphs(
+                GraphDataset(
+                    store, cutoff, indices=np.asarray(held["indices"], dtype=np.int64), max_neighbors=max_neighbors
+                )
+            )
+            out.datasets.append(
+                DatasetSplits(name=name, head=head_cfg.name, train=[], val=[], test=test, provenance=rec, store=store)
+            )
             continue
         if "path" not in rec or "split" not in rec:
             out.reason = f"dataset {name!r}: no store path and split recorded"
             return out
         total = sum(int(rec.get(k, 0)) for k in ("n_train", "n_val", "n_test"))
         n_all = rec.get("n_structures")
-        spec = DatasetSpec(name=name, path=rec["path"], head=head_cfg.name, split=rec["split"],
-                           max_structures=total if (n_all and 0 < total < n_all) else None)
+        spec = DatasetSpec(
+            name=name,
+            path=rec["path"],
+            head=head_cfg.name,
+            split=rec["split"],
+            max_structures=total if (n_all and 0 < total < n_all) else None,
+        )
         cfg = PretrainConfig(heads=[{"name": head_cfg.name}], datasets=[spec])
         got = _from_config(cfg, head_cfg, data_dirs, cutoff, max_neighbors, "head metadata")
         if got is None or not got.ok:
@@ -156,8 +188,15 @@ def _from_metadata(head_cfg, data_dirs, cutoff, max_neighbors) -> HeadData:
     return out
 
 
-def find_head_data(model_doc: dict, heads: list, *, replay_config: str | Path | None = None, data_dirs=(),
-                   cutoff: float, max_neighbors: int | None = None) -> dict[str, HeadData]:
+def find_head_data(
+    model_doc: dict,
+    heads: list,
+    *,
+    replay_config: str | Path | None = None,
+    data_dirs=(),
+    cutoff: float,
+    max_neighbors: int | None = None,
+) -> dict[str, HeadData]:
     """{head: HeadData} for the given head configs of a model whose model.json is ``model_doc``."""
     configs = []
     if replay_config is not None:
@@ -168,8 +207,12 @@ def find_head_data(model_doc: dict, heads: list, *, replay_config: str | Path | 
     recorded = (model_doc.get("extra") or {}).get("training", {}).get("config")
     if recorded:
         try:
-            configs.append((config_from_dict(dict(recorded), source="model.json extra.training.config"),
-                            "pretraining config recorded in model.json"))
+            configs.append(
+                (
+                    config_from_dict(dict(recorded), source="model.json extra.training.config"),
+                    "pretraining config recorded in model.json",
+                )
+            )
         except ConfigError:
             pass  # an unreadable recorded config: fall back to the head metadata
     out = {}

@@ -9,6 +9,7 @@ rerun with the same settings (``--force`` reruns). ``OUTDIR/results.json`` and `
 ``--readme`` also rewrites the results section of that README (between its zoo-table markers) and puts the PNGs
 next to it in ``results/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,23 +30,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("tasks", nargs="*", help="task names or YAML files (default: every finetune_zoo/tasks/*.yaml)")
     from gfm_ase.hub import default_model_help
 
-    p.add_argument("--from", dest="model", default=None, metavar="MODEL",
-                   help=f"pretrained model {default_model_help()}")
-    p.add_argument("--stores", default=str(REPO / "work_data" / "stores"),
-                   help="folder of the shared-data stores (pretraining/corpus/ingest_shared.py --out)")
+    p.add_argument(
+        "--from", dest="model", default=None, metavar="MODEL", help=f"pretrained model {default_model_help()}"
+    )
+    p.add_argument(
+        "--stores",
+        default=str(REPO / "work_data" / "stores"),
+        help="folder of the shared-data stores (pretraining/corpus/ingest_shared.py --out)",
+    )
     p.add_argument("--work", default=str(REPO / "work_data" / "zoo"), help="folder for generated/converted stores")
-    p.add_argument("--generated", default=str(REPO / "work_data" / "generated"),
-                   help="folder of the project's generated corpus (pretraining/corpus/generate_*.py); relative "
-                        "'convert' sources of tasks are looked up there")
+    p.add_argument(
+        "--generated",
+        default=str(REPO / "work_data" / "generated"),
+        help="folder of the project's generated corpus (pretraining/corpus/generate_*.py); relative "
+        "'convert' sources of tasks are looked up there",
+    )
     p.add_argument("-o", "--outdir", default=str(REPO / "runs" / "zoo"), help="run folders and results")
     p.add_argument("--readme", default=None, help="rewrite the results section of this README (and its results/)")
     p.add_argument("--budget-scale", type=float, default=1.0, help="multiply every task's steps")
     p.add_argument("--sizes", type=int, nargs="*", default=None, help="learning-curve sizes for every task")
-    p.add_argument("--forgetting-max", type=int, default=40,
-                   help="held-out structures per pretraining dataset in the forgetting report")
+    p.add_argument(
+        "--forgetting-max",
+        type=int,
+        default=40,
+        help="held-out structures per pretraining dataset in the forgetting report",
+    )
     p.add_argument("--replay-config", default=None, help="pretraining YAML of the model (see gfm finetune)")
-    p.add_argument("--data-dir", action="append", default=[],
-                   help="where to look for pretraining stores (repeatable; the --stores folder is searched too)")
+    p.add_argument(
+        "--data-dir",
+        action="append",
+        default=[],
+        help="where to look for pretraining stores (repeatable; the --stores folder is searched too)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--note", default="", help="a line printed above the table (e.g. which model this is)")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
@@ -102,10 +118,18 @@ def prepare_store(task, stores: Path, work: Path, log=print, generated: Path | N
         pats = [p if os.path.isabs(p) or generated is None else str(generated / p) for p in pats]
         files = sorted(f for p in pats for f in glob.glob(p))
         if not files:
-            raise FileNotFoundError(f"task {task.name}: no file matches {prep.sources} (generate the data first: "
-                                    f"{prep.source or 'see the task file'})")
-        with StoreWriter(path, name=path.stem, level_of_theory=prep.level_of_theory, code=prep.code,
-                         source=prep.source, license=prep.license) as w:
+            raise FileNotFoundError(
+                f"task {task.name}: no file matches {prep.sources} (generate the data first: "
+                f"{prep.source or 'see the task file'})"
+            )
+        with StoreWriter(
+            path,
+            name=path.stem,
+            level_of_theory=prep.level_of_theory,
+            code=prep.code,
+            source=prep.source,
+            license=prep.license,
+        ) as w:
             for rec in iter_records(files, prep.format, options=prep.options):
                 w.append(rec)
     return path
@@ -129,14 +153,16 @@ def run_task(task, args, log=print) -> dict:
     path = prepare_store(task, Path(args.stores), Path(args.work), log, Path(args.generated))
     store = Store(path)
     parts = selection_splits(store, task.data)
-    test = Selection(resolve_store(task.data.test_store, Path(args.stores), Path(args.work))) \
-        if task.data.test_store else (Selection(path, parts["test"]) if len(parts["test"]) else None)
+    test = (
+        Selection(resolve_store(task.data.test_store, Path(args.stores), Path(args.work)))
+        if task.data.test_store
+        else (Selection(path, parts["test"]) if len(parts["test"]) else None)
+    )
     train_idx = parts["train"]
     if task.max_train is not None:
         train_idx = nested_subset(train_idx, task.max_train, 0)
     n_all = len(train_idx)
-    sizes = sorted({s for s in (args.sizes if args.sizes is not None else task.learning_curve) if s < n_all}
-                   | {n_all})
+    sizes = sorted({s for s in (args.sizes if args.sizes is not None else task.learning_curve) if s < n_all} | {n_all})
     steps = max(1, int(round(task.steps * args.budget_scale)))
     # a finished run is reused only for the same weights (a retrained model under the same name is not the same)
     model_id = read_model_json(resolve_model(args.model))["weights_sha256"]
@@ -144,34 +170,72 @@ def run_task(task, args, log=print) -> dict:
     for n in sizes:
         full = n == n_all
         opts = dict(task.options)
-        head = {"name": task.head, "level_of_theory": task.level_of_theory, "code": task.code,
-                "description": task.title}
-        cfg = FinetuneConfig(head=head, strategy=task.strategy, steps=steps, batch_size=task.batch_size,
-                             baseline="scratch", eval_max_structures=task.eval_max_structures,
-                             forgetting_report=full, forgetting_max_structures=args.forgetting_max,
-                             device=args.device, **opts)
-        key = {"cfg": cfg.model_dump(mode="json", exclude_defaults=True), "n": n, "model": model_id,
-               "store": str(path),
-               "train": _fingerprint(train_idx.tolist()), "val": _fingerprint(parts["val"].tolist())}
+        head = {
+            "name": task.head,
+            "level_of_theory": task.level_of_theory,
+            "code": task.code,
+            "description": task.title,
+        }
+        cfg = FinetuneConfig(
+            head=head,
+            strategy=task.strategy,
+            steps=steps,
+            batch_size=task.batch_size,
+            baseline="scratch",
+            eval_max_structures=task.eval_max_structures,
+            forgetting_report=full,
+            forgetting_max_structures=args.forgetting_max,
+            device=args.device,
+            **opts,
+        )
+        key = {
+            "cfg": cfg.model_dump(mode="json", exclude_defaults=True),
+            "n": n,
+            "model": model_id,
+            "store": str(path),
+            "train": _fingerprint(train_idx.tolist()),
+            "val": _fingerprint(parts["val"].tolist()),
+        }
         rundir = Path(args.outdir) / task.name / f"n{n}"
         stamp = rundir / "zoo_run.json"
-        if not args.force and stamp.is_file() and (rundir / "metrics.json").is_file() and \
-                json.loads(stamp.read_text()).get("fingerprint") == _fingerprint(key):
+        if (
+            not args.force
+            and stamp.is_file()
+            and (rundir / "metrics.json").is_file()
+            and json.loads(stamp.read_text()).get("fingerprint") == _fingerprint(key)
+        ):
             m = json.loads((rundir / "metrics.json").read_text())
             log(f"[zoo] {task.name} n={n}: reusing {rundir}")
         else:
             if rundir.exists():
                 shutil.rmtree(rundir)  # an unfinished or outdated run of this runner
-            m = finetune(args.model, Selection(path, train_idx), val=Selection(path, parts["val"]), test=test,
-                         outdir=rundir, config=cfg, task_name=task.name, n_train=n,
-                         replay_config=args.replay_config, data_dirs=[*args.data_dir, args.stores], log=log,
-                         command=f"zoo task {task.name} n={n}")
+            m = finetune(
+                args.model,
+                Selection(path, train_idx),
+                val=Selection(path, parts["val"]),
+                test=test,
+                outdir=rundir,
+                config=cfg,
+                task_name=task.name,
+                n_train=n,
+                replay_config=args.replay_config,
+                data_dirs=[*args.data_dir, args.stores],
+                log=log,
+                command=f"zoo task {task.name} n={n}",
+            )
             stamp.write_text(json.dumps({"fingerprint": _fingerprint(key), "key": key}, indent=1))
         runs.append(m)
     # wall time of the runs themselves (also right when finished runs were reused)
-    return {"task": task.model_dump(mode="json"), "store": str(path), "n_available": n_all, "sizes": sizes,
-            "steps": steps, "runs": runs, "wall_s": float(sum(m["wall_s"] for m in runs)),
-            "this_call_s": time.perf_counter() - t0}
+    return {
+        "task": task.model_dump(mode="json"),
+        "store": str(path),
+        "n_available": n_all,
+        "sizes": sizes,
+        "steps": steps,
+        "runs": runs,
+        "wall_s": float(sum(m["wall_s"] for m in runs)),
+        "this_call_s": time.perf_counter() - t0,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ output
@@ -223,9 +287,11 @@ def forgetting_cell(m: dict) -> str:
 
 
 def table(results: list[dict], plot_prefix: str) -> str:
-    head = ("| task | data, level of theory | strategy | steps × batch | n_train | fine-tuned E / F | scratch E / F | "
-            "FT better (sizes) | forgetting: other heads, F meV/Å and E meV/atom before→after | wall s | curve |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| task | data, level of theory | strategy | steps × batch | n_train | fine-tuned E / F | scratch E / F | "
+        "FT better (sizes) | forgetting: other heads, F meV/Å and E meV/atom before→after | wall s | curve |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     rows = []
     for e in results:
         t = e["task"]
@@ -242,10 +308,12 @@ def table(results: list[dict], plot_prefix: str) -> str:
         unseen = m.get("elements_unseen_by_trunk") or []
         extra = f"; new elements {', '.join(unseen)}" if unseen else ""
         split_note = "" if s == "test" else " (val)"
-        rows.append(f"| {t['name']} | {t['title']}, {t['level_of_theory']}{extra} | {t['strategy']} | "
-                    f"{e['steps']} × {t['batch_size']} | "
-                    f"{m['task']['n_train']} | {ft}{split_note} | {sc} | {verdict} | {forgetting_cell(m)} | "
-                    f"{e['wall_s']:.0f} | [png]({plot_prefix}{t['name']}.png) |")
+        rows.append(
+            f"| {t['name']} | {t['title']}, {t['level_of_theory']}{extra} | {t['strategy']} | "
+            f"{e['steps']} × {t['batch_size']} | "
+            f"{m['task']['n_train']} | {ft}{split_note} | {sc} | {verdict} | {forgetting_cell(m)} | "
+            f"{e['wall_s']:.0f} | [png]({plot_prefix}{t['name']}.png) |"
+        )
     return head + "\n".join(rows) + "\n"
 
 
@@ -258,10 +326,14 @@ def plot(entry: dict, path: Path) -> None:
 
     t = entry["task"]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    for ax, key, label in ((axes[0], "energy_mae_meV_atom", "energy MAE (meV/atom)"),
-                           (axes[1], "forces_mae_meV_A", "force MAE (meV/Å)")):
-        for which, style, name in (("finetuned", "o-", f"fine-tuned ({t['strategy']})"),
-                                   ("scratch", "s--", "from scratch")):
+    for ax, key, label in (
+        (axes[0], "energy_mae_meV_atom", "energy MAE (meV/atom)"),
+        (axes[1], "forces_mae_meV_A", "force MAE (meV/Å)"),
+    ):
+        for which, style, name in (
+            ("finetuned", "o-", f"fine-tuned ({t['strategy']})"),
+            ("scratch", "s--", "from scratch"),
+        ):
             xs, ys = [], []
             for m in entry["runs"]:
                 v = _get(m, which, _split(m), key)
@@ -303,25 +375,30 @@ def write_outputs(results: list[dict], args, command: str, total_s: float) -> st
             plot(e, plots / f"{e['task']['name']}.png")
     mi = machine_info()
     model = results[0]["runs"][0]["model"] if results and results[0].get("runs") else {"from": args.model}
-    lines = [f"Produced by `{command}` on {mi.get('cpu', mi['processor'])} ({mi['cpu_count']} cores, "
-             f"torch {mi['torch']} with {mi['torch_threads']} thread(s){', GPU ' + mi['gpu'] if 'gpu' in mi else ''})"
-             f", {time.strftime('%Y-%m-%d')}: {sum(e.get('wall_s', 0.0) for e in results) / 60:.1f} min of "
-             f"training and evaluation (this call {total_s / 60:.1f} min, finished runs reused).",
-             f"Pretrained model: `{model.get('name', args.model)}` (`{model.get('from', args.model)}`, weights sha256 "
-             f"{str(model.get('weights_sha256', ''))[:12]}...). Budget scale {args.budget_scale}.",
-             ]
+    lines = [
+        f"Produced by `{command}` on {mi.get('cpu', mi['processor'])} ({mi['cpu_count']} cores, "
+        f"torch {mi['torch']} with {mi['torch_threads']} thread(s){', GPU ' + mi['gpu'] if 'gpu' in mi else ''})"
+        f", {time.strftime('%Y-%m-%d')}: {sum(e.get('wall_s', 0.0) for e in results) / 60:.1f} min of "
+        f"training and evaluation (this call {total_s / 60:.1f} min, finished runs reused).",
+        f"Pretrained model: `{model.get('name', args.model)}` (`{model.get('from', args.model)}`, weights sha256 "
+        f"{str(model.get('weights_sha256', ''))[:12]}...). Budget scale {args.budget_scale}.",
+    ]
     if args.note:
         lines.append(args.note)
-    lines.append("Errors on the task's test split (val where the task has none): energy MAE meV/atom, force MAE "
-                 "meV/Å, at the largest training size; 'FT better' compares the task's headline metric at the largest "
-                 "size (and counts the learning-curve sizes where fine-tuning wins). Forgetting: the pretrained heads' "
-                 f"errors on at most {args.forgetting_max} held-out structures per pretraining dataset, before → "
-                 "after fine-tuning at the largest size. Wall time: all runs of the task (both models, every size).")
+    lines.append(
+        "Errors on the task's test split (val where the task has none): energy MAE meV/atom, force MAE "
+        "meV/Å, at the largest training size; 'FT better' compares the task's headline metric at the largest "
+        "size (and counts the learning-curve sizes where fine-tuning wins). Forgetting: the pretrained heads' "
+        f"errors on at most {args.forgetting_max} held-out structures per pretraining dataset, before → "
+        "after fine-tuning at the largest size. Wall time: all runs of the task (both models, every size)."
+    )
     prefix = "results/" if readme else "plots/"
     md = "\n\n".join(lines) + "\n\n" + table(results, prefix)
     atomic_write_bytes(out / "results.md", md.encode())
-    atomic_write_bytes(out / "results.json", json.dumps({"command": command, "machine": mi, "results": results},
-                                                        indent=1, default=str).encode())
+    atomic_write_bytes(
+        out / "results.json",
+        json.dumps({"command": command, "machine": mi, "results": results}, indent=1, default=str).encode(),
+    )
     if readme:
         text = readme.read_text() if readme.exists() else f"{START}\n{END}\n"
         if START not in text or END not in text:
@@ -349,8 +426,9 @@ def main_from_args(args) -> int:
         for t in tasks:
             print(f"{t.name:18s} {t.strategy:9s} {t.steps:5d} steps  {t.title}")
         return 0
-    command = "gfm finetune-zoo " + " ".join(shlex.quote(a) for a in sys.argv[2 if "finetune-zoo" in sys.argv[1:2]
-                                                                          else 1:])
+    command = "gfm finetune-zoo " + " ".join(
+        shlex.quote(a) for a in sys.argv[2 if "finetune-zoo" in sys.argv[1:2] else 1 :]
+    )
     t0 = time.perf_counter()
     results = []
     for t in tasks:

@@ -1,5 +1,6 @@
 """What trains in each strategy, and the trainer that fine-tunes (a thin subclass of the pretraining trainer:
 same sampler, loss, schedule, EMA, metrics, checkpoints; it only chooses the initial model and what trains)."""
+
 from __future__ import annotations
 
 import copy
@@ -39,28 +40,37 @@ class Plan:
         return bool(self.embedding_rows) and name == "trunk.embedding.weight"
 
 
-def make_plan(strategy: str, target: str, new_head: bool, replay_heads: list[str], trunk_lr_factor: float,
-              unseen_numbers: list[int], train_new_element_embeddings: bool,
-              pretrained_heads: list[str] = ()) -> Plan:
-    plan = _make_plan(strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers,
-                      train_new_element_embeddings)
+def make_plan(
+    strategy: str,
+    target: str,
+    new_head: bool,
+    replay_heads: list[str],
+    trunk_lr_factor: float,
+    unseen_numbers: list[int],
+    train_new_element_embeddings: bool,
+    pretrained_heads: list[str] = (),
+) -> Plan:
+    plan = _make_plan(
+        strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers, train_new_element_embeddings
+    )
     plan.pretrained_heads = list(pretrained_heads) if strategy != "scratch" else []
     return plan
 
 
-def _make_plan(strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers,
-               train_new_element_embeddings) -> Plan:
+def _make_plan(
+    strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers, train_new_element_embeddings
+) -> Plan:
     if strategy == "frozen":
         rows = sorted(unseen_numbers) if train_new_element_embeddings else []
         return Plan(target, [target], train_trunk=False, embedding_rows=rows, new_head=new_head)
     rows = sorted(unseen_numbers)
     if strategy in ("full", "continue"):
-        return Plan(target, [target], train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head,
-                    new_rows=rows)
+        return Plan(
+            target, [target], train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head, new_rows=rows
+        )
     if strategy == "replay":
         heads = [target] + [h for h in replay_heads if h != target]
-        return Plan(target, heads, train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head,
-                    new_rows=rows)
+        return Plan(target, heads, train_trunk=True, trunk_lr_scale=trunk_lr_factor, new_head=new_head, new_rows=rows)
     if strategy == "scratch":
         return Plan(target, [target], train_trunk=True, trunk_lr_scale=1.0, new_head=True)
     raise ValueError(f"unknown strategy {strategy!r}")
@@ -84,9 +94,21 @@ class FinetuneTrainer(Trainer):
     ``extra`` becomes the ``extra`` block of the final model.json.
     """
 
-    def __init__(self, cfg, outdir, *, base_model: GFMModel | None, model_config: ModelConfig, plan: Plan,
-                 datasets, forgetting=None, extra: dict | None = None, target_metrics: dict | None = None,
-                 zero_init_head: bool = False, resume: bool = False):
+    def __init__(
+        self,
+        cfg,
+        outdir,
+        *,
+        base_model: GFMModel | None,
+        model_config: ModelConfig,
+        plan: Plan,
+        datasets,
+        forgetting=None,
+        extra: dict | None = None,
+        target_metrics: dict | None = None,
+        zero_init_head: bool = False,
+        resume: bool = False,
+    ):
         self.zero_init_head = zero_init_head
         self._base_model = base_model
         self._model_config = model_config
@@ -147,8 +169,9 @@ class FinetuneTrainer(Trainer):
         for n, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            pretrained = n.startswith("trunk.") or (n.startswith("heads.") and
-                                                    n.split(".")[1] in self.plan.pretrained_heads)
+            pretrained = n.startswith("trunk.") or (
+                n.startswith("heads.") and n.split(".")[1] in self.plan.pretrained_heads
+            )
             scale = self.plan.trunk_lr_scale if (pretrained and self.plan.train_trunk) else 1.0
             if n == "trunk.embedding.weight" and self._mixed_embedding():
                 scale = 1.0  # see after_update: rows of known elements get trunk_lr_scale
@@ -186,21 +209,28 @@ class FinetuneTrainer(Trainer):
                 continue
             old = model.head_config(name)
             metrics = dict(old.metrics)
-            note = {"finetuned_head": self.plan.target, "strategy": self._target_metrics.get("strategy"),
-                    "status": entry["status"]}
+            note = {
+                "finetuned_head": self.plan.target,
+                "strategy": self._target_metrics.get("strategy"),
+                "status": entry["status"],
+            }
             if entry["status"] == "ok":
                 note.update(before=entry["before"], after=entry["after"], n_structures=entry["n_structures"])
             else:
                 note["reason"] = entry.get("reason")
             if self.plan.train_trunk or name in self.plan.train_heads:
-                note["warning"] = ("the trunk (or this head) changed after the pretraining-time metrics ('val', "
-                                   "'test') were measured; 'after' holds this head's held-out errors now"
-                                   if entry["status"] == "ok" else
-                                   "the trunk changed and this head's held-out data was unavailable: its "
-                                   "'val'/'test' metrics are from before fine-tuning")
+                note["warning"] = (
+                    "the trunk (or this head) changed after the pretraining-time metrics ('val', "
+                    "'test') were measured; 'after' holds this head's held-out errors now"
+                    if entry["status"] == "ok"
+                    else "the trunk changed and this head's held-out data was unavailable: its "
+                    "'val'/'test' metrics are from before fine-tuning"
+                )
             elif changed_trunk:
-                note["note"] = ("only embedding rows of elements this head never saw changed: its predictions "
-                                "on its own elements are unchanged")
+                note["note"] = (
+                    "only embedding rows of elements this head never saw changed: its predictions "
+                    "on its own elements are unchanged"
+                )
             metrics["finetuning"] = [*metrics.get("finetuning", []), note]
             model.update_head_config(old.model_copy(update={"metrics": metrics}))
 
@@ -217,9 +247,11 @@ class FinetuneTrainer(Trainer):
                 continue
             metrics = {k: v for k, v in old.metrics.items() if k != COMMITTEE_KEY}
             metrics["committee_retired"] = {
-                "members": list(old.metrics[COMMITTEE_KEY].get("members", [])), "finetuned_head": self.plan.target,
+                "members": list(old.metrics[COMMITTEE_KEY].get("members", [])),
+                "finetuned_head": self.plan.target,
                 "reason": "fitted on the pretrained trunk/head, which fine-tuning changed; refit with "
-                          "python -m gfm_ase.pretraining.committee"}
+                "python -m gfm_ase.pretraining.committee",
+            }
             model.update_head_config(old.model_copy(update={"metrics": metrics}))
 
     def final_model_extra(self) -> dict:

@@ -5,6 +5,7 @@ Store paths are relative to ``--stores`` (default ``work_data/stores``, made by
 missing but that has a ``prepare`` step (a generator or a conversion of extxyz shards) builds it into
 ``--work`` (default ``work_data/zoo``) first.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,11 @@ class PrepareSpec(StrictModel):
     """How to build the task's store when it is missing."""
 
     kind: Literal["generate_xtb", "generate_xtb_crystals", "convert"] = Field(
-        description="generate_xtb(_crystals): gfm_ase.finetune_zoo.generate_xtb; convert: gfm_ase.data converters")
-    options: dict[str, Any] = Field(default_factory=dict, description="generator options (method, seed, "
-                                                                      "per_molecule / per_prototype)")
+        description="generate_xtb(_crystals): gfm_ase.finetune_zoo.generate_xtb; convert: gfm_ase.data converters"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="generator options (method, seed, per_molecule / per_prototype)"
+    )
     sources: list[str] = Field(default_factory=list, description="convert: files/globs (env vars expanded)")
     format: str = Field("auto", description="convert: converter format")
     level_of_theory: str = ""
@@ -53,11 +56,13 @@ class TaskSpec(StrictModel):
     code: str = "unknown"
     strategy: Literal["frozen", "full", "continue", "replay"]
     metric: Literal["energy_mae_meV_atom", "forces_mae_meV_A"] = Field(
-        "forces_mae_meV_A", description="the headline metric (both are always reported)")
+        "forces_mae_meV_A", description="the headline metric (both are always reported)"
+    )
     steps: int = Field(ge=1, description="optimizer steps per run (fine-tuned and from-scratch alike)")
     batch_size: int = Field(4, ge=1)
-    learning_curve: list[int] = Field(default_factory=lambda: [10, 30, 100],
-                                      description="training-set sizes besides 'all' (sizes >= all are dropped)")
+    learning_curve: list[int] = Field(
+        default_factory=lambda: [10, 30, 100], description="training-set sizes besides 'all' (sizes >= all are dropped)"
+    )
     max_train: int | None = Field(None, ge=1, description="cap of 'all' (a seeded subset), for the CPU budget")
     eval_max_structures: int | None = Field(100, ge=1, description="val/test structures evaluated (seeded subset)")
     options: dict[str, Any] = Field(default_factory=dict, description="further FinetuneConfig options")
@@ -79,8 +84,7 @@ def load_task(path) -> TaskSpec:
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         raise ValueError(f"invalid task file {path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"invalid task file {path}: expected a mapping of task options, got "
-                         f"{type(doc).__name__}")
+        raise ValueError(f"invalid task file {path}: expected a mapping of task options, got {type(doc).__name__}")
     try:
         return TaskSpec(**doc)
     except (TypeError, ValidationError) as exc:
