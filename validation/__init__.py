@@ -12,6 +12,7 @@ Each suite is a function taking an ASE calculator (or a zero-argument factory re
 - :func:`gfm_ase.validation.md.run_md`: NVE energy drift, stability and an NVT temperature check
 - :func:`gfm_ase.validation.report.run_report`: several suites from one YAML file, one report
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Which calculator a suite runs: an ASE calculator, a factory returning one, a gfm-ase head, or a CLI name."""
+
 from __future__ import annotations
 
 import importlib
@@ -9,9 +10,17 @@ from ase.calculators.calculator import BaseCalculator
 CalculatorLike = Any  # an ASE calculator or a zero-argument callable returning one
 
 
-def make_calculator(spec: str | None = None, *, model: str | None = None, head: str | None = None,
-                    device: str = "auto", dtype: str = "float64", allow_unknown_elements: bool = False,
-                    dispersion: str | None = None, uncertainty: bool = False):
+def make_calculator(
+    spec: str | None = None,
+    *,
+    model: str | None = None,
+    head: str | None = None,
+    device: str = "auto",
+    dtype: str = "float64",
+    allow_unknown_elements: bool = False,
+    dispersion: str | None = None,
+    uncertainty: bool = False,
+):
     """Build a calculator from CLI-style arguments.
 
     spec: ``"emt"`` (ASE's EMT), ``"module:factory"`` (``factory()`` must return an ASE calculator; a
@@ -24,9 +33,15 @@ def make_calculator(spec: str | None = None, *, model: str | None = None, head: 
     if spec is None:
         from gfm_ase.calculator import GFMCalculator
 
-        return GFMCalculator(model=model, head=head, device=device, dtype=dtype,
-                             allow_unknown_elements=allow_unknown_elements, dispersion=dispersion,
-                             uncertainty=uncertainty)
+        return GFMCalculator(
+            model=model,
+            head=head,
+            device=device,
+            dtype=dtype,
+            allow_unknown_elements=allow_unknown_elements,
+            dispersion=dispersion,
+            uncertainty=uncertainty,
+        )
     if head is not None:
         raise ValueError("--head only applies to --model (a gfm-ase model)")
     if dispersion is not None:
@@ -50,8 +65,10 @@ def make_calculator(spec: str | None = None, *, model: str | None = None, head: 
                 raise ValueError(f"calculator {name!r}: {module_name!r} has no attribute {attr!r}")
             factory = getattr(factory, part)
         return as_calculator(factory, what=name)
-    raise ValueError(f"unknown calculator {name!r}: use 'emt' or 'module:factory' (a callable returning an "
-                     "ASE calculator), or --model/--head for a gfm-ase model")
+    raise ValueError(
+        f"unknown calculator {name!r}: use 'emt' or 'module:factory' (a callable returning an "
+        "ASE calculator), or --model/--head for a gfm-ase model"
+    )
 
 
 def as_calculator(calc_or_factory: CalculatorLike | Callable[[], Any], what: str | None = None):

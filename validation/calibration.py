@@ -11,6 +11,7 @@ For each quantity (energy per atom: |E_pred - E_ref| / n against energy_std / n;
 * equal-count bins of sigma with the RMS sigma and the RMSE of each bin: the calibration plot (error against
   predicted spread; calibrated bins lie on the diagonal).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,15 +39,20 @@ def spread_calibration(err: np.ndarray, sigma: np.ndarray, dof: int, n_bins: int
         out[f"within_{k}sigma"] = float(np.mean(z <= k))
         out[f"expected_within_{k}sigma"] = gaussian_within(k, dof)
     out["spearman"] = _spearman(err, sigma)
-    rms_sigma = float(np.sqrt(np.mean(sigma ** 2)))
-    out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+    rms_sigma = float(np.sqrt(np.mean(sigma**2)))
+    out["rmse"] = float(np.sqrt(np.mean(err**2)))
     out["rms_sigma"] = rms_sigma
     out["rmse_over_rms_sigma"] = out["rmse"] / rms_sigma if rms_sigma > 0 else None
     order = np.argsort(sigma, kind="stable")
     bins = []
     for idx in np.array_split(order, min(n_bins, n)):
-        bins.append({"n": int(idx.size), "rms_sigma": float(np.sqrt(np.mean(sigma[idx] ** 2))),
-                     "rmse": float(np.sqrt(np.mean(err[idx] ** 2)))})
+        bins.append(
+            {
+                "n": int(idx.size),
+                "rms_sigma": float(np.sqrt(np.mean(sigma[idx] ** 2))),
+                "rmse": float(np.sqrt(np.mean(err[idx] ** 2))),
+            }
+        )
     out["bins"] = bins
     return out
 
@@ -101,15 +107,29 @@ def table_rows(report: dict[str, dict]) -> list[list]:
         if not c.get("n"):
             continue
         label, _, factor = QUANTITIES[q]
-        rows.append([label, c["n"], *(f"{100 * c[f'within_{k}sigma']:.1f} ({100 * c[f'expected_within_{k}sigma']:.1f})"
-                                      for k in (1, 2, 3)),
-                     None if c["spearman"] is None else round(c["spearman"], 3), c["rmse"] * factor,
-                     c["rms_sigma"] * factor])
+        rows.append(
+            [
+                label,
+                c["n"],
+                *(f"{100 * c[f'within_{k}sigma']:.1f} ({100 * c[f'expected_within_{k}sigma']:.1f})" for k in (1, 2, 3)),
+                None if c["spearman"] is None else round(c["spearman"], 3),
+                c["rmse"] * factor,
+                c["rms_sigma"] * factor,
+            ]
+        )
     return rows
 
 
-TABLE_HEADER = ["quantity", "n", "% within 1σ (Gaussian)", "% within 2σ", "% within 3σ", "Spearman ρ(error, σ)",
-                "RMSE", "RMS σ"]
+TABLE_HEADER = [
+    "quantity",
+    "n",
+    "% within 1σ (Gaussian)",
+    "% within 2σ",
+    "% within 3σ",
+    "Spearman ρ(error, σ)",
+    "RMSE",
+    "RMS σ",
+]
 
 
 def plot_calibration(rows, report: dict[str, dict], path: Path) -> str:
@@ -138,8 +158,10 @@ def plot_calibration(rows, report: dict[str, dict], path: Path) -> str:
             ax.set_xscale("log")
             ax.set_yscale("log")
         rho = report[q]["spearman"]
-        ax.set_title(f"{q}: {100 * report[q]['within_1sigma']:.0f}% within 1σ"
-                     + (f", ρ={rho:.2f}" if rho is not None else ""), fontsize=9)
+        ax.set_title(
+            f"{q}: {100 * report[q]['within_1sigma']:.0f}% within 1σ" + (f", ρ={rho:.2f}" if rho is not None else ""),
+            fontsize=9,
+        )
         ax.set_xlabel(f"predicted σ, {label}")
         ax.set_ylabel(f"|error|, {label}")
         ax.legend(fontsize=7)

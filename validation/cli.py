@@ -5,6 +5,7 @@ Without --model and --calculator the suite runs the default gfm-ase model (``gfm
 
 Every suite writes OUTDIR/summary.json (headline numbers first), its PNG plots, OUTDIR/report.md and report.html.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,29 +17,49 @@ def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
     from gfm_ase.hub import default_model_help
 
     g = p.add_argument_group("calculator (one of; neither: the default gfm-ase model)")
-    g.add_argument("--model", default=None,
-                   help="gfm-ase model: built-in name, model directory, training output directory or URL "
-                        + default_model_help())
+    g.add_argument(
+        "--model",
+        default=None,
+        help="gfm-ase model: built-in name, model directory, training output directory or URL " + default_model_help(),
+    )
     g.add_argument("--head", default=None, help="head (level of theory) of --model")
-    g.add_argument("--calculator", default=None, metavar="NAME",
-                   help="'emt' or 'module:factory' (a callable returning an ASE calculator)")
+    g.add_argument(
+        "--calculator",
+        default=None,
+        metavar="NAME",
+        help="'emt' or 'module:factory' (a callable returning an ASE calculator)",
+    )
     g.add_argument("--device", default="auto", help="device for --model (auto, cpu, cuda)")
-    g.add_argument("--dtype", default="float64", choices=["float64", "float32"],
-                   help="precision for --model (float64 default: phonons and EOS need it)")
-    g.add_argument("--allow-unknown-elements", action="store_true",
-                   help="let a --model head evaluate elements outside its training data")
-    g.add_argument("--dispersion", default=None, choices=sorted(DAMPING),
-                   help="add DFT-D3 dispersion to a --model head, with its functional's damping parameters "
-                        "(gfm_ase.dispersion; needs the d3 extra)")
+    g.add_argument(
+        "--dtype",
+        default="float64",
+        choices=["float64", "float32"],
+        help="precision for --model (float64 default: phonons and EOS need it)",
+    )
+    g.add_argument(
+        "--allow-unknown-elements",
+        action="store_true",
+        help="let a --model head evaluate elements outside its training data",
+    )
+    g.add_argument(
+        "--dispersion",
+        default=None,
+        choices=sorted(DAMPING),
+        help="add DFT-D3 dispersion to a --model head, with its functional's damping parameters "
+        "(gfm_ase.dispersion; needs the d3 extra)",
+    )
     p.add_argument("-o", "--outdir", required=outdir_required, help="output directory")
 
 
 def register(sub) -> None:
     from gfm_ase.validation.suites import SUITES
 
-    p = sub.add_parser("validate", help="validate a calculator against DFT references "
-                       f"({', '.join([*SUITES, 'report'])})", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "validate",
+        help=f"validate a calculator against DFT references ({', '.join([*SUITES, 'report'])})",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     suites = p.add_subparsers(dest="suite", metavar="SUITE")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -62,9 +83,16 @@ def _calculator(args):
     model = args.model
     if args.calculator is None and model is None:  # neither given: the default gfm-ase model
         model = default_model()
-    return make_calculator(args.calculator, model=model, head=args.head, device=args.device, dtype=args.dtype,
-                           allow_unknown_elements=args.allow_unknown_elements, dispersion=args.dispersion,
-                           uncertainty=getattr(args, "uncertainty", False))
+    return make_calculator(
+        args.calculator,
+        model=model,
+        head=args.head,
+        device=args.device,
+        dtype=args.dtype,
+        allow_unknown_elements=args.allow_unknown_elements,
+        dispersion=args.dispersion,
+        uncertainty=getattr(args, "uncertainty", False),
+    )
 
 
 def _finish(result, args) -> int:
@@ -84,12 +112,14 @@ def _guard(fn):
             return fn(args)
         except (ValueError, KeyError, OSError, TypeError, CheckpointError) as exc:
             return report(f"gfm validate {args.suite}", exc, getattr(args, "debug", False))
+
     return run
 
 
 def _runner(suite):
     def run(args) -> int:
         return _finish(suite.run_args(args, lambda: _calculator(args)), args)
+
     return run
 
 

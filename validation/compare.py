@@ -7,6 +7,7 @@ Each folder holds one subfolder per suite run by ``validation/card_runs.sh`` (``
 *every* calculator evaluated (so no model is flattered by leaving hard elements out), phonon band/mesh MAE per
 reference, and energy/force errors per element of the mlearn test sets.
 """
+
 from __future__ import annotations
 
 import argparse

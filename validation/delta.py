@@ -8,6 +8,7 @@ shifted so that its own minimum is zero, over the volume window [0.94, 1.06] x t
 reported in meV/atom. The integral is evaluated with high-order Gauss-Legendre quadrature (the integrand is a
 smooth function of V; 64 nodes are exact to far below a micro-eV for any physical EOS).
 """
+
 from __future__ import annotations
 
 import numpy as np

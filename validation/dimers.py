@@ -13,6 +13,7 @@ Pairs: every element with itself and with oxygen (the oxides are where a missing
 elements the calculator covers (default: those of the Delta test, ``ase.collections.dcdft``). Energies in eV,
 distances in A.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,12 +84,26 @@ def curve_metrics(factors: np.ndarray, energies: np.ndarray, f_wall: float) -> d
     closer = factors < HOLE_REFERENCE - 1e-9
     hole = max(0.0, e_ref - float(energies[closer].min())) if closer.any() else 0.0
     e_one = float(np.interp(1.0, factors, energies))
-    return {"wall": wall, "hole_eV": hole, "rise_eV": float(energies[0] - e_one), "f_first": float(factors[0]),
-            "n_refused": int((~ok).sum())}
+    return {
+        "wall": wall,
+        "hole_eV": hole,
+        "rise_eV": float(energies[0] - e_one),
+        "f_first": float(factors[0]),
+        "n_refused": int((~ok).sum()),
+    }
 
 
-def run_dimers(calc, elements=None, *, pairs=None, f_min: float = 0.2, f_max: float = 1.3, step: float = 0.05,
-               f_wall: float = 0.7, outdir: str | os.PathLike | None = None) -> SuiteResult:
+def run_dimers(
+    calc,
+    elements=None,
+    *,
+    pairs=None,
+    f_min: float = 0.2,
+    f_max: float = 1.3,
+    step: float = 0.05,
+    f_wall: float = 0.7,
+    outdir: str | os.PathLike | None = None,
+) -> SuiteResult:
     """Dimer curves of ``calc`` (an ASE calculator or a factory); ``pairs`` overrides the element-derived list."""
     calc = as_calculator(calc)
     if not 0 < f_min < f_wall < f_max:
@@ -135,25 +150,41 @@ def run_dimers(calc, elements=None, *, pairs=None, f_min: float = 0.2, f_max: fl
     }
     refused = sum(r["n_refused"] for r in rows.values())
     if refused:
-        notes.append(f"{refused} points refused by the calculator's geometry check (NaN; each curve starts at its "
-                     "first accepted point, column 'from f')")
+        notes.append(
+            f"{refused} points refused by the calculator's geometry check (NaN; each curve starts at its "
+            "first accepted point, column 'from f')"
+        )
     header = ["pair", "r_cov sum A", "wall", "hole eV", "E(first)-E(1) eV", "from f"]
-    body = [[k, r["r_cov_sum"], "yes" if r["wall"] else "NO", r["hole_eV"], r["rise_eV"], r["f_first"]]
-            for k, r in rows.items()]
+    body = [
+        [k, r["r_cov_sum"], "yes" if r["wall"] else "NO", r["hole_eV"], r["rise_eV"], r["f_first"]]
+        for k, r in rows.items()
+    ]
     sections = ["## Per pair", "", table(header, body)]
     if failed:
         sections += ["", "## Failed", "", table(["pair", "error"], [[k, v] for k, v in failed.items()])]
-    notes.append(f"dimers at f x (r_cov,a + r_cov,b), f = {factors[0]:.2f}..{factors[-1]:.2f} step {step}, in a "
-                 f"{BOX:.0f} A periodic box; wall = E rises monotonically towards f = {factors[0]:.2f} over "
-                 f"f <= {f_wall}; hole = how far E at f < {HOLE_REFERENCE} falls below E({HOLE_REFERENCE})")
-    result = SuiteResult("dimers", describe(calc), summary, details={"pairs": rows, "failed": failed},
-                         sections=sections, notes=notes, title="Validation: short-range repulsion (dimers)")
+    notes.append(
+        f"dimers at f x (r_cov,a + r_cov,b), f = {factors[0]:.2f}..{factors[-1]:.2f} step {step}, in a "
+        f"{BOX:.0f} A periodic box; wall = E rises monotonically towards f = {factors[0]:.2f} over "
+        f"f <= {f_wall}; hole = how far E at f < {HOLE_REFERENCE} falls below E({HOLE_REFERENCE})"
+    )
+    result = SuiteResult(
+        "dimers",
+        describe(calc),
+        summary,
+        details={"pairs": rows, "failed": failed},
+        sections=sections,
+        notes=notes,
+        title="Validation: short-range repulsion (dimers)",
+    )
     if outdir is not None:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         if rows:
-            result.plots.append(plot_curves(rows, [k for k in worst if rows[k]["hole_eV"] > 0] or list(rows)[:10],
-                                            outdir / "dimers_worst.png"))
+            result.plots.append(
+                plot_curves(
+                    rows, [k for k in worst if rows[k]["hole_eV"] > 0] or list(rows)[:10], outdir / "dimers_worst.png"
+                )
+            )
         result.write(outdir)
     return result
 

@@ -4,6 +4,7 @@ For each element: take the reference crystal, scale it uniformly (fixed cell sha
 in the Delta protocol) to ``n_points`` volumes spanning [0.94, 1.06] x the reference V0, evaluate E(V) with the
 calculator, fit a 3rd-order Birch-Murnaghan EOS, and compare V0, B0, B' and the Delta gauge with the reference.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,9 @@ def energy_volume(calc, atoms, volume_factors) -> tuple[np.ndarray, np.ndarray]:
     return np.array(vols), np.array(energies)
 
 
-def eos_for_element(calc, element: str, reference: str = "wien2k", n_points: int = 7,
-                    window: tuple[float, float] = WINDOW) -> dict:
+def eos_for_element(
+    calc, element: str, reference: str = "wien2k", n_points: int = 7, window: tuple[float, float] = WINDOW
+) -> dict:
     """E(V), fit and errors for one element (per-atom quantities)."""
     ref = reference_params(element, reference)
     atoms = reference_structure(element, ref.v0)
@@ -78,8 +80,13 @@ def eos_for_element(calc, element: str, reference: str = "wien2k", n_points: int
         "n_atoms": n,
         "volumes": vols / n,
         "energies": energies / n,
-        "v0": p.v0, "b0": p.b0, "b1": p.b1, "e0": p.e0,
-        "ref_v0": ref.v0, "ref_b0": ref.b0, "ref_b1": ref.b1,
+        "v0": p.v0,
+        "b0": p.b0,
+        "b1": p.b1,
+        "e0": p.e0,
+        "ref_v0": ref.v0,
+        "ref_b0": ref.b0,
+        "ref_b1": ref.b1,
         "delta_meV": delta_mev(p, ref),
         "v0_err_pct": 100.0 * (p.v0 - ref.v0) / ref.v0,
         "b0_err_pct": 100.0 * (p.b0 - ref.b0) / ref.b0,
@@ -89,8 +96,15 @@ def eos_for_element(calc, element: str, reference: str = "wien2k", n_points: int
     }
 
 
-def run_eos(calc, elements=None, *, reference: str = "wien2k", n_points: int = 7,
-            window: tuple[float, float] = WINDOW, outdir: str | os.PathLike | None = None) -> SuiteResult:
+def run_eos(
+    calc,
+    elements=None,
+    *,
+    reference: str = "wien2k",
+    n_points: int = 7,
+    window: tuple[float, float] = WINDOW,
+    outdir: str | os.PathLike | None = None,
+) -> SuiteResult:
     """Delta test of ``calc`` (an ASE calculator or a factory) on ``elements``.
 
     elements: symbols to test; default: the dcdft elements the calculator covers (all 71 when it does not say).
@@ -132,21 +146,50 @@ def run_eos(calc, elements=None, *, reference: str = "wien2k", n_points: int = 7
         "b0_mae_pct": _mean_abs(rows, "b0_err_pct"),
         "b1_mae": _mean_abs(rows, "b1_err"),
     }
-    header = ["element", "Delta meV/atom", "V0 A^3/atom", "V0 ref", "V0 err %", "B0 GPa", "B0 ref", "B0 err %",
-              "B'", "B' ref", "fit rms meV"]
-    body = [[el, r["delta_meV"], r["v0"], r["ref_v0"], r["v0_err_pct"], r["b0"], r["ref_b0"], r["b0_err_pct"],
-             r["b1"], r["ref_b1"], r["fit_rms_meV"]] for el, r in rows.items()]
+    header = [
+        "element",
+        "Delta meV/atom",
+        "V0 A^3/atom",
+        "V0 ref",
+        "V0 err %",
+        "B0 GPa",
+        "B0 ref",
+        "B0 err %",
+        "B'",
+        "B' ref",
+        "fit rms meV",
+    ]
+    body = [
+        [
+            el,
+            r["delta_meV"],
+            r["v0"],
+            r["ref_v0"],
+            r["v0_err_pct"],
+            r["b0"],
+            r["ref_b0"],
+            r["b0_err_pct"],
+            r["b1"],
+            r["ref_b1"],
+            r["fit_rms_meV"],
+        ]
+        for el, r in rows.items()
+    ]
     sections = ["## Per element", "", table(header, body)]
     if failed:
         sections += ["", "## Failed", "", table(["element", "error"], [[k, v] for k, v in failed.items()])]
     extrapolated = [el for el, r in rows.items() if r["extrapolated"]]
     if extrapolated:
-        notes.append("fitted V0 outside the sampled volumes (EOS extrapolated, Delta less reliable): "
-                     + " ".join(extrapolated))
-    notes.append(f"Delta (Lejaeghere et al.): rms of the minimum-aligned BM curves over "
-                 f"[{window[0]}, {window[1]}] x mean V0; {n_points} volumes per element around the reference V0.")
-    result = SuiteResult("eos", describe(calc), summary, details={"elements": rows, "failed": failed},
-                         sections=sections, notes=notes)
+        notes.append(
+            "fitted V0 outside the sampled volumes (EOS extrapolated, Delta less reliable): " + " ".join(extrapolated)
+        )
+    notes.append(
+        f"Delta (Lejaeghere et al.): rms of the minimum-aligned BM curves over "
+        f"[{window[0]}, {window[1]}] x mean V0; {n_points} volumes per element around the reference V0."
+    )
+    result = SuiteResult(
+        "eos", describe(calc), summary, details={"elements": rows, "failed": failed}, sections=sections, notes=notes
+    )
     if outdir is not None:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)

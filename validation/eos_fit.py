@@ -6,6 +6,7 @@ is a cubic polynomial in x = V^(-2/3), so the fit is a linear least-squares fit 
 same model as a non-linear BM fit, without its starting-guess problems); V0, B0 and B' follow from the
 polynomial's derivatives at its minimum. Units: V in A^3, E in eV, B0 in eV/A^3 here (see GPA).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ class EOSParams:
     def pressure_gpa(self, v):
         """P = -dE/dV in GPa."""
         eta = (self.v0 / np.asarray(v, dtype=float)) ** (2.0 / 3.0)
-        p = 1.5 * self.b0 * (eta ** 3.5 - eta ** 2.5) * (1 + 0.75 * (self.b1 - 4) * (eta - 1))
+        p = 1.5 * self.b0 * (eta**3.5 - eta**2.5) * (1 + 0.75 * (self.b1 - 4) * (eta - 1))
         return p
 
     def per_atom(self, n_atoms: int) -> "EOSParams":
@@ -69,7 +70,7 @@ def _derivative_coefficients(p: np.ndarray, order: int):
 
 def _deriv(p, v, order):
     c, a = _derivative_coefficients(p, order)
-    return float(np.sum(c * v ** a))
+    return float(np.sum(c * v**a))
 
 
 def fit_birch_murnaghan(volumes, energies) -> EOSFit:
@@ -103,8 +104,10 @@ def fit_birch_murnaghan(volumes, energies) -> EOSFit:
         if _deriv(p, v0, 2) > 0:
             candidates.append(v0)
     if not candidates:
-        raise ValueError("the E(V) data have no minimum (the fitted curve has no positive-curvature stationary "
-                         "point); sample a wider volume range around the equilibrium")
+        raise ValueError(
+            "the E(V) data have no minimum (the fitted curve has no positive-curvature stationary "
+            "point); sample a wider volume range around the equilibrium"
+        )
     vmid = 0.5 * (v.min() + v.max())
     v0 = min(candidates, key=lambda c: abs(c - vmid))
     d2, d3 = _deriv(p, v0, 2), _deriv(p, v0, 3)

@@ -6,6 +6,7 @@ compared per atom, forces per Cartesian component, stresses per Voigt component 
 reported in GPa). Breakdowns per element (forces of that element's atoms; energies of structures containing it)
 and per group (a record's group, ``atoms.info["group"]``).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,13 @@ import numpy as np
 from gfm_ase.data import Store, StructureRecord, split_indices
 from gfm_ase.units import to_voigt
 from gfm_ase.validation.calculators import as_calculator, describe
-from gfm_ase.validation.calibration import (TABLE_HEADER, calibration_report, plot_calibration, summary_numbers,
-                                            table_rows)
+from gfm_ase.validation.calibration import (
+    TABLE_HEADER,
+    calibration_report,
+    plot_calibration,
+    summary_numbers,
+    table_rows,
+)
 from gfm_ase.validation.eos_fit import GPA
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
@@ -71,7 +77,7 @@ def _metrics(err: np.ndarray) -> dict:
     err = np.asarray(err, dtype=float).ravel()
     if err.size == 0:
         return {"mae": None, "rmse": None, "n": 0}
-    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())), "n": int(err.size)}
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())), "n": int(err.size)}
 
 
 def fit_element_offsets(compositions: np.ndarray, delta_e: np.ndarray) -> np.ndarray:
@@ -80,8 +86,16 @@ def fit_element_offsets(compositions: np.ndarray, delta_e: np.ndarray) -> np.nda
     return offsets
 
 
-def run_errors(calc, structures, *, name: str | None = None, align: str = "none", max_structures: int | None = None,
-               seed: int = 0, outdir: str | os.PathLike | None = None) -> SuiteResult:
+def run_errors(
+    calc,
+    structures,
+    *,
+    name: str | None = None,
+    align: str = "none",
+    max_structures: int | None = None,
+    seed: int = 0,
+    outdir: str | os.PathLike | None = None,
+) -> SuiteResult:
     """Errors of ``calc`` on labelled ``structures`` (a Store, its StructureRecords, or Atoms with
     SinglePointCalculator labels).
 
@@ -124,8 +138,16 @@ def run_errors(calc, structures, *, name: str | None = None, align: str = "none"
         except Exception as exc:  # a structure the calculator refuses is reported, not fatal
             failed.append((k, f"{type(exc).__name__}: {exc}"))
             continue
-        rows.append({"index": k, "symbols": a.get_chemical_symbols(), "n": len(a),
-                     "group": str(a.info.get("group", "") or "all"), "ref": lab, "pred": pred})
+        rows.append(
+            {
+                "index": k,
+                "symbols": a.get_chemical_symbols(),
+                "n": len(a),
+                "group": str(a.info.get("group", "") or "all"),
+                "ref": lab,
+                "pred": pred,
+            }
+        )
     if not rows:
         raise ValueError(f"the calculator evaluated none of the {len(structures)} structures: {failed[:3]}")
 
@@ -138,8 +160,10 @@ def run_errors(calc, structures, *, name: str | None = None, align: str = "none"
         comp = np.array([[r["symbols"].count(el) for el in elements] for r in with_e], dtype=float)
         offsets = fit_element_offsets(comp, e_ref - e_pred)
         e_pred = e_pred + comp @ offsets
-        notes.append("energies aligned with a least-squares per-element offset (fitted on these structures): "
-                     + ", ".join(f"{el} {o:+.4f} eV" for el, o in zip(elements, offsets)))
+        notes.append(
+            "energies aligned with a least-squares per-element offset (fitted on these structures): "
+            + ", ".join(f"{el} {o:+.4f} eV" for el, o in zip(elements, offsets))
+        )
     n_at = np.array([r["n"] for r in with_e], dtype=float)
     e_err = (e_pred - e_ref) / n_at if with_e else np.array([])
     for r, err in zip(with_e, e_err):
@@ -161,52 +185,106 @@ def run_errors(calc, structures, *, name: str | None = None, align: str = "none"
 
     def block(rs):
         e = np.array([r["e_err"] for r in rs if "e_err" in r])
-        return {"energy_meV_atom": _scaled(_metrics(e), 1000), "forces_meV_A": _scaled(_metrics(force_err(rs)), 1000),
-                "stress_GPa": _metrics(stress_err(rs)), "n_structures": len(rs)}
+        return {
+            "energy_meV_atom": _scaled(_metrics(e), 1000),
+            "forces_meV_A": _scaled(_metrics(force_err(rs)), 1000),
+            "stress_GPa": _metrics(stress_err(rs)),
+            "n_structures": len(rs),
+        }
 
     overall = block(rows)
     per_element = {}
     for el in elements:
         rs = [r for r in rows if el in r["symbols"]]
-        per_element[el] = {"energy_meV_atom": _scaled(_metrics([r["e_err"] for r in rs if "e_err" in r]), 1000),
-                           "forces_meV_A": _scaled(_metrics(force_err(rs, el)), 1000), "n_structures": len(rs)}
+        per_element[el] = {
+            "energy_meV_atom": _scaled(_metrics([r["e_err"] for r in rs if "e_err" in r]), 1000),
+            "forces_meV_A": _scaled(_metrics(force_err(rs, el)), 1000),
+            "n_structures": len(rs),
+        }
     groups = sorted({r["group"] for r in rows})
     per_group = {g: block([r for r in rows if r["group"] == g]) for g in groups} if len(groups) > 1 else {}
 
-    summary = {"dataset": name or "structures", "n_structures": len(rows), "n_failed": len(failed),
-               "energy_mae_meV_atom": overall["energy_meV_atom"]["mae"],
-               "energy_rmse_meV_atom": overall["energy_meV_atom"]["rmse"],
-               "forces_mae_meV_A": overall["forces_meV_A"]["mae"], "forces_rmse_meV_A": overall["forces_meV_A"]["rmse"],
-               "stress_mae_GPa": overall["stress_GPa"]["mae"], "stress_rmse_GPa": overall["stress_GPa"]["rmse"],
-               "energy_alignment": align}
-    sections = ["## Per element", "", table(
-        ["element", "structures", "E MAE meV/atom", "E RMSE meV/atom", "F MAE meV/Å", "F RMSE meV/Å"],
-        [[el, d["n_structures"], d["energy_meV_atom"]["mae"], d["energy_meV_atom"]["rmse"], d["forces_meV_A"]["mae"],
-          d["forces_meV_A"]["rmse"]] for el, d in per_element.items()]), ""]
+    summary = {
+        "dataset": name or "structures",
+        "n_structures": len(rows),
+        "n_failed": len(failed),
+        "energy_mae_meV_atom": overall["energy_meV_atom"]["mae"],
+        "energy_rmse_meV_atom": overall["energy_meV_atom"]["rmse"],
+        "forces_mae_meV_A": overall["forces_meV_A"]["mae"],
+        "forces_rmse_meV_A": overall["forces_meV_A"]["rmse"],
+        "stress_mae_GPa": overall["stress_GPa"]["mae"],
+        "stress_rmse_GPa": overall["stress_GPa"]["rmse"],
+        "energy_alignment": align,
+    }
+    sections = [
+        "## Per element",
+        "",
+        table(
+            ["element", "structures", "E MAE meV/atom", "E RMSE meV/atom", "F MAE meV/Å", "F RMSE meV/Å"],
+            [
+                [
+                    el,
+                    d["n_structures"],
+                    d["energy_meV_atom"]["mae"],
+                    d["energy_meV_atom"]["rmse"],
+                    d["forces_meV_A"]["mae"],
+                    d["forces_meV_A"]["rmse"],
+                ]
+                for el, d in per_element.items()
+            ],
+        ),
+        "",
+    ]
     if per_group:
-        sections += ["## Per group", "", table(
-            ["group", "structures", "E MAE meV/atom", "F MAE meV/Å", "S MAE GPa"],
-            [[g, d["n_structures"], d["energy_meV_atom"]["mae"], d["forces_meV_A"]["mae"], d["stress_GPa"]["mae"]]
-             for g, d in per_group.items()]), ""]
+        sections += [
+            "## Per group",
+            "",
+            table(
+                ["group", "structures", "E MAE meV/atom", "F MAE meV/Å", "S MAE GPa"],
+                [
+                    [
+                        g,
+                        d["n_structures"],
+                        d["energy_meV_atom"]["mae"],
+                        d["forces_meV_A"]["mae"],
+                        d["stress_GPa"]["mae"],
+                    ]
+                    for g, d in per_group.items()
+                ],
+            ),
+            "",
+        ]
     calibration = calibration_report(rows)
     if calibration:
         summary.update(summary_numbers(calibration))
-        sections += ["## Uncertainty calibration", "",
-                     "Errors against the calculator's predicted spread (energy_std / n_atoms, forces_std per atom); "
-                     "in brackets the fraction a calibrated Gaussian spread gives.", "",
-                     table(TABLE_HEADER, table_rows(calibration)), ""]
+        sections += [
+            "## Uncertainty calibration",
+            "",
+            "Errors against the calculator's predicted spread (energy_std / n_atoms, forces_std per atom); "
+            "in brackets the fraction a calibrated Gaussian spread gives.",
+            "",
+            table(TABLE_HEADER, table_rows(calibration)),
+            "",
+        ]
     if failed:
         sections += ["## Not evaluated", "", table(["structure", "reason"], [[str(k), v] for k, v in failed[:50]]), ""]
-    details = {"overall": overall, "per_element": per_element, "per_group": per_group,
-               "failed": [{"index": k, "reason": v} for k, v in failed]}
+    details = {
+        "overall": overall,
+        "per_element": per_element,
+        "per_group": per_group,
+        "failed": [{"index": k, "reason": v} for k, v in failed],
+    }
     if calibration:
         details["calibration"] = calibration
     result = SuiteResult("errors", describe(calc), summary, details, sections, notes=notes)
     if outdir is not None:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
-        result.plots.append(plot_parity(rows, e_ref / n_at if with_e else None,
-                                        e_pred / n_at if with_e else None, outdir / "parity.png"))
+        result.plots.append(
+            plot_parity(
+                rows, e_ref / n_at if with_e else None, e_pred / n_at if with_e else None, outdir / "parity.png"
+            )
+        )
         if calibration:
             result.plots.append(plot_calibration(rows, calibration, outdir / "calibration.png"))
         result.write(outdir)
@@ -225,8 +303,9 @@ def plot_parity(rows, e_ref, e_pred, path: Path) -> str:
         panels.append(("force component (eV/Å)", np.concatenate([a for a, _ in f]), np.concatenate([b for _, b in f])))
     s = [(r["ref"]["stress"], r["pred"]["stress"]) for r in rows if "stress" in r["pred"]]
     if s:
-        panels.append(("stress component (GPa)", np.concatenate([a for a, _ in s]) / GPA,
-                       np.concatenate([b for _, b in s]) / GPA))
+        panels.append(
+            ("stress component (GPa)", np.concatenate([a for a, _ in s]) / GPA, np.concatenate([b for _, b in s]) / GPA)
+        )
     panels = [p for p in panels if p[1] is not None and len(p[1])]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
     for ax, (label, ref, pred) in zip(axes[0], panels):

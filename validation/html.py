@@ -1,13 +1,16 @@
 """report.html from the Markdown the suites write (headers, tables, images, lists, paragraphs, `code`)."""
+
 from __future__ import annotations
 
 import html
 import re
 
-STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.4}"
-         "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px;"
-         "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}"
-         "img{max-width:100%}code{background:#f4f4f4;padding:0 3px}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.4}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}"
+    "img{max-width:100%}code{background:#f4f4f4;padding:0 3px}"
+)
 
 
 def _inline(text: str) -> str:
@@ -50,5 +53,7 @@ def markdown_to_html(markdown: str, title: str = "Validation report") -> str:
         elif line.strip():
             body.append(f"<p>{_inline(line)}</p>")
         i += 1
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

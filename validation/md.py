@@ -6,6 +6,7 @@ is stable when no two atoms come closer than ``min_distance``, energies stay fin
 below ``explode_factor`` x its target. NVT (Langevin) at the same temperature: the mean temperature over the
 second half of the run should match the target within ``t_tolerance`` (relative).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,8 +80,10 @@ class MDCheckpoint:
             old = state.get("fingerprint", {})
             differ = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
             if differ:
-                raise ValueError(f"{path}: an MD state written for a different run (differs in: {', '.join(differ)}); "
-                                 "use a new output folder or delete it")
+                raise ValueError(
+                    f"{path}: an MD state written for a different run (differs in: {', '.join(differ)}); "
+                    "use a new output folder or delete it"
+                )
             state["resumes"] = int(state.get("resumes", 0)) + 1
             self.state = state
 
@@ -94,8 +97,12 @@ class MDCheckpoint:
 
 def _fingerprint(atoms, calc, settings: dict) -> dict:
     h = hashlib.sha256()
-    for arr in (atoms.numbers.astype(np.int64), atoms.positions.astype(np.float64), atoms.cell.array.astype(np.float64),
-                atoms.pbc.astype(np.int8)):
+    for arr in (
+        atoms.numbers.astype(np.int64),
+        atoms.positions.astype(np.float64),
+        atoms.cell.array.astype(np.float64),
+        atoms.pbc.astype(np.int8),
+    ):
         h.update(np.ascontiguousarray(arr).tobytes())
     return {**settings, "structure_sha256": h.hexdigest(), "calculator": describe(calc)}
 
@@ -108,8 +115,18 @@ def _set_dynamics_state(atoms, dyn, phase_state: dict) -> None:
         dyn.rng.bit_generator.state = phase_state["rng"]
 
 
-def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float, *, resume: dict | None = None,
-         checkpoint=None, checkpoint_every: int = 100):
+def _run(
+    dyn,
+    atoms,
+    n_steps: int,
+    every: int,
+    min_dist: float,
+    t_max: float,
+    *,
+    resume: dict | None = None,
+    checkpoint=None,
+    checkpoint_every: int = 100,
+):
     """Run ``n_steps`` and sample every ``every``; stop early on a collapse or an explosion.
 
     ``resume`` (a phase state from :class:`MDCheckpoint`) continues a run; ``checkpoint(phase_state)`` is called
@@ -132,9 +149,17 @@ def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float, *,
     def save(finished: bool):
         if checkpoint is not None:
             rng = getattr(dyn, "rng", None)
-            checkpoint({"samples": samples, "done": done, "problem": problem, "finished": finished,
-                        "positions": atoms.get_positions().tolist(), "momenta": atoms.get_momenta().tolist(),
-                        "rng": rng.bit_generator.state if rng is not None else None})
+            checkpoint(
+                {
+                    "samples": samples,
+                    "done": done,
+                    "problem": problem,
+                    "finished": finished,
+                    "positions": atoms.get_positions().tolist(),
+                    "momenta": atoms.get_momenta().tolist(),
+                    "rng": rng.bit_generator.state if rng is not None else None,
+                }
+            )
 
     if resume is None:
         sample()
@@ -161,10 +186,23 @@ def _run(dyn, atoms, n_steps: int, every: int, min_dist: float, t_max: float, *,
     return {k: np.asarray(v) for k, v in samples.items()}, done, problem
 
 
-def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0, nve_ps: float = 1.0,
-           nvt_ps: float = 1.0, min_distance: float = 0.5, explode_factor: float = 10.0, t_tolerance: float = 0.1,
-           friction_per_fs: float = 0.01, sample_every: int = 10, seed: int = 0, checkpoint_every: int = 100,
-           outdir: str | os.PathLike | None = None) -> SuiteResult:
+def run_md(
+    calc,
+    atoms,
+    *,
+    temperature: float = 300.0,
+    timestep_fs: float = 1.0,
+    nve_ps: float = 1.0,
+    nvt_ps: float = 1.0,
+    min_distance: float = 0.5,
+    explode_factor: float = 10.0,
+    t_tolerance: float = 0.1,
+    friction_per_fs: float = 0.01,
+    sample_every: int = 10,
+    seed: int = 0,
+    checkpoint_every: int = 100,
+    outdir: str | os.PathLike | None = None,
+) -> SuiteResult:
     """NVE drift/stability and NVT temperature check for ``atoms`` with ``calc``.
 
     With ``outdir`` the run is resumable: its state goes to ``outdir/md_state.json`` every ``checkpoint_every``
@@ -180,9 +218,17 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
         raise ValueError("temperature, timestep and NVE length must be positive")
     if checkpoint_every < 1 or sample_every < 1:
         raise ValueError("checkpoint_every and sample_every must be >= 1 step")
-    settings = {"temperature_K": temperature, "timestep_fs": timestep_fs, "nve_ps": nve_ps, "nvt_ps": nvt_ps,
-                "min_distance": min_distance, "explode_factor": explode_factor, "friction_per_fs": friction_per_fs,
-                "sample_every": sample_every, "seed": seed}
+    settings = {
+        "temperature_K": temperature,
+        "timestep_fs": timestep_fs,
+        "nve_ps": nve_ps,
+        "nvt_ps": nvt_ps,
+        "min_distance": min_distance,
+        "explode_factor": explode_factor,
+        "friction_per_fs": friction_per_fs,
+        "sample_every": sample_every,
+        "seed": seed,
+    }
     ckpt = MDCheckpoint(Path(outdir) / STATE_FILE if outdir is not None else None, _fingerprint(atoms, calc, settings))
     saved = ckpt.state or {}
     rng = np.random.default_rng(seed)
@@ -205,19 +251,33 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
         nve = {k: np.asarray(v) for k, v in nve_state["samples"].items()}
         done, problem = int(nve_state["done"]), nve_state["problem"]
     else:
-        nve, done, problem = _run(nve_dyn, a, n_nve, sample_every, min_distance, t_max, resume=nve_state,
-                                  checkpoint=lambda st: ckpt.save(nve=st), checkpoint_every=checkpoint_every)
+        nve, done, problem = _run(
+            nve_dyn,
+            a,
+            n_nve,
+            sample_every,
+            min_distance,
+            t_max,
+            resume=nve_state,
+            checkpoint=lambda st: ckpt.save(nve=st),
+            checkpoint_every=checkpoint_every,
+        )
         nve_state = ckpt.state["nve"] if ckpt.path is not None else None
     etot = nve["epot"] + nve["ekin"]
     t = nve["time_ps"]
     drift = float(np.polyfit(t, etot, 1)[0] * 1000) if len(t) > 2 else None
-    summary = {"n_atoms": len(a), "temperature_K": temperature, "timestep_fs": timestep_fs,
-               "nve_ps": float(done * timestep_fs / 1000), "nve_stable": problem is None,
-               "nve_drift_meV_atom_ps": drift,
-               "nve_max_excursion_meV_atom": float(np.abs(etot - etot[0]).max() * 1000),
-               "nve_std_meV_atom": float(etot.std() * 1000),
-               "nve_mean_temperature_K": float(nve["temperature"].mean()),
-               "min_distance_A": float(nve["min_distance"].min())}
+    summary = {
+        "n_atoms": len(a),
+        "temperature_K": temperature,
+        "timestep_fs": timestep_fs,
+        "nve_ps": float(done * timestep_fs / 1000),
+        "nve_stable": problem is None,
+        "nve_drift_meV_atom_ps": drift,
+        "nve_max_excursion_meV_atom": float(np.abs(etot - etot[0]).max() * 1000),
+        "nve_std_meV_atom": float(etot.std() * 1000),
+        "nve_mean_temperature_K": float(nve["temperature"].mean()),
+        "min_distance_A": float(nve["min_distance"].min()),
+    }
     notes = [f"stability: no pair closer than {min_distance} A, finite energies, T < {t_max:.0f} K"]
     if problem:
         notes.append(f"NVE: {problem}")
@@ -230,39 +290,73 @@ def run_md(calc, atoms, *, temperature: float = 300.0, timestep_fs: float = 1.0,
         if nvt_state is None and nve_state is not None:  # NVT starts where NVE ended (also after a resume)
             _set_dynamics_state(a, nve_dyn, nve_state)
         a.set_constraint(FixCom())
-        dyn = Langevin(a, timestep=dt, temperature_K=temperature, friction=friction_per_fs / units.fs,
-                       fixcm=False, rng=np.random.default_rng(seed + 1))
+        dyn = Langevin(
+            a,
+            timestep=dt,
+            temperature_K=temperature,
+            friction=friction_per_fs / units.fs,
+            fixcm=False,
+            rng=np.random.default_rng(seed + 1),
+        )
         if nvt_state is not None:
             _set_dynamics_state(a, dyn, nvt_state)
         if nvt_state is not None and nvt_state["finished"]:
             nvt = {k: np.asarray(v) for k, v in nvt_state["samples"].items()}
             done_nvt, problem_nvt = int(nvt_state["done"]), nvt_state["problem"]
         else:
-            nvt, done_nvt, problem_nvt = _run(dyn, a, n_nvt, sample_every, min_distance, t_max, resume=nvt_state,
-                                              checkpoint=lambda st: ckpt.save(nve=nve_state, nvt=st),
-                                              checkpoint_every=checkpoint_every)
-        half = nvt["temperature"][len(nvt["temperature"]) // 2:]
+            nvt, done_nvt, problem_nvt = _run(
+                dyn,
+                a,
+                n_nvt,
+                sample_every,
+                min_distance,
+                t_max,
+                resume=nvt_state,
+                checkpoint=lambda st: ckpt.save(nve=nve_state, nvt=st),
+                checkpoint_every=checkpoint_every,
+            )
+        half = nvt["temperature"][len(nvt["temperature"]) // 2 :]
         t_mean = float(half.mean())
         n_dof = 3 * len(a) - 3  # centre of mass fixed
-        summary.update({"nvt_ps": float(done_nvt * timestep_fs / 1000), "nvt_stable": problem_nvt is None,
-                        "nvt_mean_temperature_K": t_mean, "nvt_temperature_err_pct": 100 * (t_mean / temperature - 1),
-                        "nvt_temperature_ok": problem_nvt is None and abs(t_mean / temperature - 1) <= t_tolerance,
-                        "nvt_expected_std_K": float(temperature * np.sqrt(2.0 / n_dof))})
-        notes.append(f"NVT: Langevin, friction {friction_per_fs}/fs; mean T over the second half must be within "
-                     f"{100 * t_tolerance:.0f}% of the target (instantaneous T fluctuates by ~T sqrt(2/N_dof))")
+        summary.update(
+            {
+                "nvt_ps": float(done_nvt * timestep_fs / 1000),
+                "nvt_stable": problem_nvt is None,
+                "nvt_mean_temperature_K": t_mean,
+                "nvt_temperature_err_pct": 100 * (t_mean / temperature - 1),
+                "nvt_temperature_ok": problem_nvt is None and abs(t_mean / temperature - 1) <= t_tolerance,
+                "nvt_expected_std_K": float(temperature * np.sqrt(2.0 / n_dof)),
+            }
+        )
+        notes.append(
+            f"NVT: Langevin, friction {friction_per_fs}/fs; mean T over the second half must be within "
+            f"{100 * t_tolerance:.0f}% of the target (instantaneous T fluctuates by ~T sqrt(2/N_dof))"
+        )
         if problem_nvt:
             notes.append(f"NVT: {problem_nvt}")
         if nvt_ps * 1000 < 5.0 / friction_per_fs:
-            notes.append(f"NVT run ({nvt_ps} ps) is shorter than 5 thermostat times (5/friction = "
-                         f"{5.0 / friction_per_fs / 1000:.2g} ps): the temperature may not have equilibrated")
+            notes.append(
+                f"NVT run ({nvt_ps} ps) is shorter than 5 thermostat times (5/friction = "
+                f"{5.0 / friction_per_fs / 1000:.2g} ps): the temperature may not have equilibrated"
+            )
     summary["stable"] = bool(summary["nve_stable"] and summary.get("nvt_stable", True))
     if ckpt.state and ckpt.state.get("resumes"):
         notes.append(f"resumed {ckpt.state['resumes']} time(s) from {STATE_FILE}")
-    details = {"nve": {k: v.tolist() for k, v in nve.items()} | {"etot": etot.tolist()},
-               "nvt": {k: v.tolist() for k, v in nvt.items()} if nvt is not None else None}
-    result = SuiteResult("md", describe(calc), summary, details, notes=notes,
-                         sections=[f"Structure: {a.get_chemical_formula()} ({len(a)} atoms), "
-                                   f"{'periodic' if a.pbc.any() else 'molecule'}", ""])
+    details = {
+        "nve": {k: v.tolist() for k, v in nve.items()} | {"etot": etot.tolist()},
+        "nvt": {k: v.tolist() for k, v in nvt.items()} if nvt is not None else None,
+    }
+    result = SuiteResult(
+        "md",
+        describe(calc),
+        summary,
+        details,
+        notes=notes,
+        sections=[
+            f"Structure: {a.get_chemical_formula()} ({len(a)} atoms), {'periodic' if a.pbc.any() else 'molecule'}",
+            "",
+        ],
+    )
     if outdir is not None:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ a structure with exactly the same set of elements, so "none of the data contains
   heusler_quat   Co Fe Mn Si quaternary Heusler (Y-type), 64 atoms
   chalcohalide   Sb S I: SbSI-like rocksalt-derived cell with mixed S/I anions, 64 atoms
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,12 @@ def build_all(seed: int = SEED) -> dict:
     hea = bulk("Nb", "bcc", a=3.36, cubic=True).repeat((3, 3, 3))
     out["hea_bcc"] = _decorate(hea, "Nb", ["Ti", "Zr", "Nb", "Hf", "Ta"], rng)
     a = 4.15
-    pv = Atoms(["La", "Zr", "O", "O", "O"], scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0),
-                                                             (0.5, 0, 0.5), (0, 0.5, 0.5)],
-               cell=np.eye(3) * a, pbc=True).repeat((2, 2, 4))
+    pv = Atoms(
+        ["La", "Zr", "O", "O", "O"],
+        scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)],
+        cell=np.eye(3) * a,
+        pbc=True,
+    ).repeat((2, 2, 4))
     out["li_garnet_like"] = _decorate(pv, "La", ["La", "La", "La", "Li"], rng)
     hz = bulk("Fe", "bcc", a=2.84, cubic=True).repeat((4, 4, 2))  # 64 sites, Y-type ordering by sublattice
     sym = []

@@ -1,4 +1,5 @@
 """What a suite returns and how it is written: summary.json, PNG plots and report.md (all written atomically)."""
+
 from __future__ import annotations
 
 import json
@@ -31,15 +32,29 @@ class SuiteResult:
     title: str | None = None
 
     def to_json(self) -> dict:
-        return jsonable({"suite": self.suite, "calculator": self.calculator, "summary": self.summary,
-                         "notes": self.notes, "plots": self.plots, "details": self.details})
+        return jsonable(
+            {
+                "suite": self.suite,
+                "calculator": self.calculator,
+                "summary": self.summary,
+                "notes": self.notes,
+                "plots": self.plots,
+                "details": self.details,
+            }
+        )
 
     def markdown(self, image_prefix: str = "") -> str:
         out = [f"# {self.title or 'Validation: ' + self.suite}", "", f"Calculator: `{self.calculator}`", ""]
         if self.summary:
-            out += ["## Summary", "", table(["quantity", "value"],
-                                            [[k, fmt(v)] for k, v in self.summary.items()
-                                             if not isinstance(v, (dict, list))]), ""]
+            out += [
+                "## Summary",
+                "",
+                table(
+                    ["quantity", "value"],
+                    [[k, fmt(v)] for k, v in self.summary.items() if not isinstance(v, (dict, list))],
+                ),
+                "",
+            ]
         out += list(self.sections) + ([""] if self.sections else [])
         if self.plots:
             out += ["## Plots", ""] + [f"![{Path(p).stem}]({image_prefix}{p})\n" for p in self.plots]

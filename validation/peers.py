@@ -13,6 +13,7 @@ Factories: :func:`chgnet` (CHGNet 0.3.0), :func:`sevennet0` (SevenNet-0, 11Jul20
 :func:`sevennet_mf0_r2scan` (SevenNet-MF-0, modal "PBE" / "R2SCAN"). Without the package they raise
 :class:`PeerUnavailableError`, one line that names ``make teachers``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,9 +37,9 @@ PEERS: dict[str, dict] = {
         "pinned": "0.3.1",  # chgnet 0.3.1 ships the 0.3.0 weights; the 0.3.0 wheel does not
         "model": "CHGNet 0.3.0 (chgnet_0.3.0_e29f68s314m37)",
         "level_of_theory": "PBE / PBE+U (Materials Project trajectories, MPtrj), energies including the MP2020 "
-                           "compatibility corrections",
+        "compatibility corrections",
         "energy_caveat": "energies include MP2020 corrections (e.g. about -0.69 eV per oxide O); they are not raw "
-                         "PBE total energies",
+        "PBE total energies",
         "reference": "B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)",
     },
     "sevennet0": {
@@ -57,7 +58,7 @@ PEERS: dict[str, dict] = {
         "model": "SevenNet-MF-0, sevenn name '7net-mf-0', modal 'PBE'",
         "modal": "PBE",
         "level_of_theory": "PBE / PBE+U (MPtrj fidelity of a multi-fidelity model also trained on MP r2SCAN), "
-                           "uncorrected energies",
+        "uncorrected energies",
         "energy_caveat": "no MP2020 corrections (MgO agrees with SevenNet-0 within 5 meV/atom)",
         "reference": "J. Kim et al., J. Am. Chem. Soc. 147, 1042 (2025)",
     },
@@ -84,7 +85,8 @@ def _import(module: str, package: str):
     except ImportError as exc:
         raise PeerUnavailableError(
             f"{package} is not importable in {sys.executable} ({exc}); the peers live in .venv-teachers: run "
-            f"`make teachers` and use .venv-teachers/bin/python") from exc
+            f"`make teachers` and use .venv-teachers/bin/python"
+        ) from exc
 
 
 def _patch_ase_for_chgnet() -> None:
@@ -126,9 +128,12 @@ class PeerCalculator(Calculator):
         if stress.shape == (3, 3):
             stress = full_to_voigt(stress, check_symmetric=False)  # the off-diagonals averaged
         energy = float(np.asarray(res["energy"]).reshape(()))
-        self.results = {"energy": energy, "free_energy": energy,
-                        "forces": np.asarray(res["forces"], dtype=np.float64).reshape(len(self.atoms), 3),
-                        "stress": stress.reshape(6)}
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": np.asarray(res["forces"], dtype=np.float64).reshape(len(self.atoms), 3),
+            "stress": stress.reshape(6),
+        }
 
 
 class CHGNet030(PeerCalculator):
@@ -172,8 +177,12 @@ def chgnet(device: str = "cpu") -> CHGNet030:
         model = model_mod.CHGNet.load("0.3.0")
         inner = dynamics.CHGNetCalculator(model=model, use_device=device)
     n_z = model.atom_embedding.embedding.num_embeddings
-    meta = _metadata("chgnet", _by_z(range(1, n_z + 1)), device=device,
-                     elements_source=f"CHGNet atom embedding: {n_z} rows = Z 1..{n_z}")
+    meta = _metadata(
+        "chgnet",
+        _by_z(range(1, n_z + 1)),
+        device=device,
+        elements_source=f"CHGNet atom embedding: {n_z} rows = Z 1..{n_z}",
+    )
     return CHGNet030(inner, meta)
 
 
@@ -183,9 +192,14 @@ def _sevennet(key: str, cls, name: str, modal: str | None, device: str):
         warnings.simplefilter("ignore")  # "no tensor-product accelerator" on CPU
         inner = calc_mod.SevenNetCalculator(name, modal=modal, device=device)
     modal_map = getattr(inner.model, "modal_map", None) or {}
-    meta = _metadata(key, _by_z(inner.type_map), device=device,
-                     elements_source=f"SevenNet type map ({len(inner.type_map)} species)",
-                     modals=list(modal_map), checkpoint_sevenn_version=inner.sevennet_config.get("version"))
+    meta = _metadata(
+        key,
+        _by_z(inner.type_map),
+        device=device,
+        elements_source=f"SevenNet type map ({len(inner.type_map)} species)",
+        modals=list(modal_map),
+        checkpoint_sevenn_version=inner.sevennet_config.get("version"),
+    )
     return cls(inner, meta)
 
 
@@ -204,8 +218,12 @@ def sevennet_mf0_r2scan(device: str = "cpu") -> SevenNetMF0R2SCAN:
     return _sevennet("sevennet_mf0_r2scan", SevenNetMF0R2SCAN, "7net-mf-0", "R2SCAN", device)
 
 
-FACTORIES = {"chgnet": chgnet, "sevennet0": sevennet0, "sevennet_mf0_pbe": sevennet_mf0_pbe,
-             "sevennet_mf0_r2scan": sevennet_mf0_r2scan}
+FACTORIES = {
+    "chgnet": chgnet,
+    "sevennet0": sevennet0,
+    "sevennet_mf0_pbe": sevennet_mf0_pbe,
+    "sevennet_mf0_r2scan": sevennet_mf0_r2scan,
+}
 
 
 def metadata(name: str) -> dict:

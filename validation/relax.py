@@ -6,6 +6,7 @@ the calculator has to find its own minimum. Positions and cell relax together (F
 structures. Compared: pymatgen StructureMatcher match and RMSD (normalised by (V/n)^(1/3), as pymatgen reports
 it, plus the maximum distance in A), volume error, and the energy per atom where the reference has one.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,10 @@ def relax(atoms, calc, *, optimizer: str = "FIRE", fmax: float = 0.01, steps: in
     from ase.optimize import BFGS, FIRE
 
     if not isinstance(atoms, Atoms):
-        raise TypeError(f"gfm_ase.validation.relax.relax relaxes ase.Atoms in place, got {type(atoms).__name__}; "
-                        "gfm_ase.relax(structure, calc) relaxes a pymatgen Structure/Molecule and returns one")
+        raise TypeError(
+            f"gfm_ase.validation.relax.relax relaxes ase.Atoms in place, got {type(atoms).__name__}; "
+            "gfm_ase.relax(structure, calc) relaxes a pymatgen Structure/Molecule and returns one"
+        )
 
     if optimizer.upper() not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -94,8 +97,9 @@ def compare_structures(relaxed, reference) -> dict:
         a, b = relaxed.copy(), reference.copy()
         minimize_rotation_and_translation(b, a)
         d = np.linalg.norm(a.positions - b.positions, axis=1)
-        out.update({"matched": True, "rmsd": float(np.sqrt((d ** 2).mean())), "max_dist": float(d.max()),
-                    "volume_err_pct": None})
+        out.update(
+            {"matched": True, "rmsd": float(np.sqrt((d**2).mean())), "max_dist": float(d.max()), "volume_err_pct": None}
+        )
     return out
 
 
@@ -105,9 +109,20 @@ def _reference_energy(atoms) -> float | None:
     return None if e is None else float(e)
 
 
-def run_relax(calc, references, *, initial=None, rattle: float = 0.03, strain: float = 0.02, seed: int = 0,
-              optimizer: str = "FIRE", fmax: float = 0.01, steps: int = 500, relax_cell: bool = True,
-              outdir: str | os.PathLike | None = None) -> SuiteResult:
+def run_relax(
+    calc,
+    references,
+    *,
+    initial=None,
+    rattle: float = 0.03,
+    strain: float = 0.02,
+    seed: int = 0,
+    optimizer: str = "FIRE",
+    fmax: float = 0.01,
+    steps: int = 500,
+    relax_cell: bool = True,
+    outdir: str | os.PathLike | None = None,
+) -> SuiteResult:
     """Relax with ``calc`` and compare with ``references`` (relaxed structures; energies optional)."""
     calc = as_calculator(calc)
     references = list(references)
@@ -127,41 +142,86 @@ def run_relax(calc, references, *, initial=None, rattle: float = 0.03, strain: f
             continue
         try:
             e_ref_calc = _energy(calc, ref)
-            converged, nsteps, fmax_final = relax(start, calc, optimizer=optimizer, fmax=fmax, steps=steps,
-                                                  relax_cell=relax_cell)
+            converged, nsteps, fmax_final = relax(
+                start, calc, optimizer=optimizer, fmax=fmax, steps=steps, relax_cell=relax_cell
+            )
             e = float(start.get_potential_energy())
-            row = {"formula": ref.get_chemical_formula(), "n_atoms": len(ref), "converged": converged,
-                   "steps": nsteps, "fmax_final": fmax_final, **compare_structures(start, ref),
-                   "energy_calc_eV_atom": e / len(ref),
-                   "relaxation_energy_meV_atom": 1000.0 * (e - e_ref_calc) / len(ref)}
+            row = {
+                "formula": ref.get_chemical_formula(),
+                "n_atoms": len(ref),
+                "converged": converged,
+                "steps": nsteps,
+                "fmax_final": fmax_final,
+                **compare_structures(start, ref),
+                "energy_calc_eV_atom": e / len(ref),
+                "relaxation_energy_meV_atom": 1000.0 * (e - e_ref_calc) / len(ref),
+            }
             e_ref = _reference_energy(ref)
             if e_ref is not None:
                 row["energy_err_meV_atom"] = 1000.0 * (e - e_ref) / len(ref)
             rows[name] = row
         except Exception as exc:  # one structure must not end the suite; the report lists it
             failed[name] = f"{type(exc).__name__}: {exc}"
-    summary = {"n_structures": len(references), "n_relaxed": len(rows), "n_failed": len(failed),
-               "n_converged": sum(r["converged"] for r in rows.values()),
-               "n_matched": sum(bool(r["matched"]) for r in rows.values()),
-               "rmsd_mean": _mean(rows, "rmsd"), "max_dist_mean_A": _mean(rows, "max_dist"),
-               "volume_mae_pct": _mean(rows, "volume_err_pct"),
-               "energy_mae_meV_atom": _mean(rows, "energy_err_meV_atom"),
-               "relaxation_energy_mean_meV_atom": _mean(rows, "relaxation_energy_meV_atom", absolute=False),
-               "optimizer": f"{optimizer} + {'FrechetCellFilter' if relax_cell else 'fixed cell'}, fmax {fmax} eV/A"}
-    sections = ["## Per structure", "", table(
-        ["structure", "formula", "converged", "steps", "matched", "RMSD", "max dist Å", "ΔV %", "ΔE meV/atom",
-         "E(relaxed) − E(ref geometry) meV/atom"],
-        [[k, r["formula"], r["converged"], r["steps"], r["matched"], r["rmsd"], r["max_dist"], r["volume_err_pct"],
-          r.get("energy_err_meV_atom"), r["relaxation_energy_meV_atom"]] for k, r in rows.items()]), ""]
+    summary = {
+        "n_structures": len(references),
+        "n_relaxed": len(rows),
+        "n_failed": len(failed),
+        "n_converged": sum(r["converged"] for r in rows.values()),
+        "n_matched": sum(bool(r["matched"]) for r in rows.values()),
+        "rmsd_mean": _mean(rows, "rmsd"),
+        "max_dist_mean_A": _mean(rows, "max_dist"),
+        "volume_mae_pct": _mean(rows, "volume_err_pct"),
+        "energy_mae_meV_atom": _mean(rows, "energy_err_meV_atom"),
+        "relaxation_energy_mean_meV_atom": _mean(rows, "relaxation_energy_meV_atom", absolute=False),
+        "optimizer": f"{optimizer} + {'FrechetCellFilter' if relax_cell else 'fixed cell'}, fmax {fmax} eV/A",
+    }
+    sections = [
+        "## Per structure",
+        "",
+        table(
+            [
+                "structure",
+                "formula",
+                "converged",
+                "steps",
+                "matched",
+                "RMSD",
+                "max dist Å",
+                "ΔV %",
+                "ΔE meV/atom",
+                "E(relaxed) − E(ref geometry) meV/atom",
+            ],
+            [
+                [
+                    k,
+                    r["formula"],
+                    r["converged"],
+                    r["steps"],
+                    r["matched"],
+                    r["rmsd"],
+                    r["max_dist"],
+                    r["volume_err_pct"],
+                    r.get("energy_err_meV_atom"),
+                    r["relaxation_energy_meV_atom"],
+                ]
+                for k, r in rows.items()
+            ],
+        ),
+        "",
+    ]
     if failed:
         sections += ["## Failed", "", table(["structure", "error"], [[k, v] for k, v in failed.items()]), ""]
-    notes = ["RMSD is pymatgen's StructureMatcher value (normalised by (V/n)^(1/3)); max dist is in A",
-             "E(relaxed) − E(ref geometry): how far below the reference structure the calculator's own minimum lies"]
+    notes = [
+        "RMSD is pymatgen's StructureMatcher value (normalised by (V/n)^(1/3)); max dist is in A",
+        "E(relaxed) − E(ref geometry): how far below the reference structure the calculator's own minimum lies",
+    ]
     if initial is None:
-        notes.append(f"starting structures: references strained (|e| <= {strain}) and rattled ({rattle} A), "
-                     f"seed {seed}")
-    result = SuiteResult("relax", describe(calc), summary, {"structures": rows, "failed": failed}, sections,
-                         notes=notes)
+        notes.append(
+            f"starting structures: references strained (|e| <= {strain}) and rattled ({rattle} A), seed {seed}"
+        )
+    result = SuiteResult(
+        "relax", describe(calc), summary, {"structures": rows, "failed": failed}, sections, notes=notes
+    )
     if outdir is not None:
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)

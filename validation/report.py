@@ -21,6 +21,7 @@ Example (paths are relative to the YAML file)::
 Each suite writes into OUTDIR/<name> (``name`` defaults to the suite); OUTDIR/report.md gathers them and
 OUTDIR/summary.json holds every suite's headline numbers. A failing suite is reported, the others still run.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from gfm_ase.validation.calculators import describe, make_calculator
 from gfm_ase.validation.output import SuiteResult, jsonable, shift_headers
 from gfm_ase.validation.suites import SUITES as SUITE_REGISTRY
+
 
 def run_suite(suite: str, calc, options: dict, base: Path, outdir: Path) -> SuiteResult:
     """One suite from a YAML entry (``options`` without the ``suite``/``name`` keys)."""
@@ -78,8 +80,12 @@ def load_config(path: str | os.PathLike) -> dict:
     return doc
 
 
-def run_report(config: str | os.PathLike | dict, calc=None, outdir: str | os.PathLike = "validation_report",
-               base: str | os.PathLike | None = None) -> SuiteResult:
+def run_report(
+    config: str | os.PathLike | dict,
+    calc=None,
+    outdir: str | os.PathLike = "validation_report",
+    base: str | os.PathLike | None = None,
+) -> SuiteResult:
     """Run the suites of ``config`` (a YAML path or an already loaded mapping) and write one report."""
     if isinstance(config, dict):
         doc, base = config, Path(base or ".")
@@ -98,8 +104,12 @@ def run_report(config: str | os.PathLike | dict, calc=None, outdir: str | os.Pat
         except Exception as exc:  # the report says which suite failed and why; the others still run
             failed[name] = f"{type(exc).__name__}: {exc}"
     title = doc.get("title", "Validation report")
-    summary = {"title": title, "n_suites": len(doc["suites"]), "n_failed": len(failed),
-               "suites": {name: jsonable(r.summary) for name, r in results.items()}}
+    summary = {
+        "title": title,
+        "n_suites": len(doc["suites"]),
+        "n_failed": len(failed),
+        "suites": {name: jsonable(r.summary) for name, r in results.items()},
+    }
     sections = []
     for name, r in results.items():
         r.title = r.suite if name == r.suite else f"{name} ({r.suite})"

@@ -14,6 +14,7 @@ config (subtracted from the DFT energies, so the head sees one energy scale whil
 Printed per dataset: the offsets (eV/atom), and the teacher's errors against the DFT labels after the offset
 (energy MAE meV/atom, force MAE meV/A, stress MAE meV/A^3): a measurement of how good the surrogate is there.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -18,6 +18,7 @@ Without --teacher-shards it regenerates exactly the teacher shards gfm-base was 
    work_data/align_sevennet0.json).
 Each step is a subprocess, so the exact commands are printed and can be rerun by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,18 @@ DFT_FOR_OMAT = ["mlearn_train", "fitsnap_Ta", "fitsnap_InP", "fitsnap_Fe"]
 TEACHER_SHARDS = {"sevennet0": [(0, 10), (30, 7)], "chgnet": [(0, 22)]}
 
 CONVERT = [  # (generated folder, store name, level of theory, surrogate)
-    ("teacher_sevennet0", "teacher_sevennet0",
-     "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies", "SevenNet-0 (11Jul2024)"),
-    ("teacher_chgnet", "teacher_chgnet",
-     "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies", "CHGNet 0.3.0"),
+    (
+        "teacher_sevennet0",
+        "teacher_sevennet0",
+        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies",
+        "SevenNet-0 (11Jul2024)",
+    ),
+    (
+        "teacher_chgnet",
+        "teacher_chgnet",
+        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies",
+        "CHGNet 0.3.0",
+    ),
     ("emt", "emt", "EMT (ASE)", ""),
     ("xtb_molecules", "xtb_molecules", "GFN2-xTB (tblite)", ""),
 ]
@@ -53,8 +62,12 @@ def run(cmd: list[str]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-generate", action="store_true", help="only convert what work_data/generated holds")
-    ap.add_argument("--teacher-shards", type=int, default=None,
-                    help="shards 0..N-1 of each teacher instead of the ones gfm-base used (TEACHER_SHARDS)")
+    ap.add_argument(
+        "--teacher-shards",
+        type=int,
+        default=None,
+        help="shards 0..N-1 of each teacher instead of the ones gfm-base used (TEACHER_SHARDS)",
+    )
     ap.add_argument("--max-minutes", type=float, default=None, help="time budget of the teacher labelling")
     args = ap.parse_args(argv)
     py = sys.executable
@@ -67,9 +80,21 @@ def main(argv=None) -> int:
             if args.teacher_shards is not None:
                 ranges = [(0, args.teacher_shards)]
             for first, count in ranges:
-                run([TEACHER_PY, "pretraining/corpus/generate_teacher.py", "--teacher", teacher, "--first-shard",
-                     first, "--shards", count, "--out", GEN / f"teacher_{teacher}"]
-                    + (["--max-minutes", args.max_minutes] if args.max_minutes else []))
+                run(
+                    [
+                        TEACHER_PY,
+                        "pretraining/corpus/generate_teacher.py",
+                        "--teacher",
+                        teacher,
+                        "--first-shard",
+                        first,
+                        "--shards",
+                        count,
+                        "--out",
+                        GEN / f"teacher_{teacher}",
+                    ]
+                    + (["--max-minutes", args.max_minutes] if args.max_minutes else [])
+                )
         run([py, "pretraining/corpus/generate_emt.py", "--out", GEN / "emt"])
         run([py, "pretraining/corpus/generate_xtb.py", "--set", "molecules", "--out", GEN / "xtb_molecules"])
     for folder, name, lot, surrogate in CONVERT:
@@ -77,11 +102,39 @@ def main(argv=None) -> int:
         if not src.is_dir():
             print(f"skipping {name}: {src} not generated", flush=True)
             continue
-        run([py, "-m", "gfm_ase.cli", "data", "convert", src, "-o", STORES / f"{name}.h5", "--name", name,
-             "--level-of-theory", lot, "--source", f"pretraining/corpus ({folder}, seed 0)", "--no-progress"]
-            + (["--surrogate", surrogate] if surrogate else []))
-    run([TEACHER_PY, "pretraining/corpus/align_references.py", "--teacher", "sevennet0", "--max-structures", "60",
-         *[STORES / f"{n}.h5" for n in DFT_FOR_OMAT], "--json", WORK / "align_sevennet0.json"])
+        run(
+            [
+                py,
+                "-m",
+                "gfm_ase.cli",
+                "data",
+                "convert",
+                src,
+                "-o",
+                STORES / f"{name}.h5",
+                "--name",
+                name,
+                "--level-of-theory",
+                lot,
+                "--source",
+                f"pretraining/corpus ({folder}, seed 0)",
+                "--no-progress",
+            ]
+            + (["--surrogate", surrogate] if surrogate else [])
+        )
+    run(
+        [
+            TEACHER_PY,
+            "pretraining/corpus/align_references.py",
+            "--teacher",
+            "sevennet0",
+            "--max-structures",
+            "60",
+            *[STORES / f"{n}.h5" for n in DFT_FOR_OMAT],
+            "--json",
+            WORK / "align_sevennet0.json",
+        ]
+    )
     return 0
 
 

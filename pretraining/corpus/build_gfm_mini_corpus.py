@@ -9,6 +9,7 @@
 3. conversion of the generated extended-XYZ shards into stores with `gfm data convert`.
 Each step is a subprocess, so the exact commands are printed and can be rerun by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,22 @@ def main(argv=None) -> int:
         if not src.is_dir():
             print(f"skipping {name}: {src} not generated", flush=True)
             continue
-        run([py, "-m", "gfm_ase.cli", "data", "convert", str(src), "-o", str(STORES / f"{name}.h5"),
-             "--name", name, "--level-of-theory", lot])
+        run(
+            [
+                py,
+                "-m",
+                "gfm_ase.cli",
+                "data",
+                "convert",
+                str(src),
+                "-o",
+                str(STORES / f"{name}.h5"),
+                "--name",
+                name,
+                "--level-of-theory",
+                lot,
+            ]
+        )
     return 0
 
 

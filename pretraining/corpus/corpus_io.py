@@ -17,6 +17,7 @@ Per-structure metadata lives in ``atoms.info``: ``config_type`` (how it was made
 from the same parent share a group, so ``split_indices(..., by="group")`` keeps relatives on one side), and for
 molecules ``charge`` and ``multiplicity``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,12 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / "work_data" / "generated"
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-UNITS = {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3, Voigt xx yy zz yz xz xy, tension-positive (ASE)",
-         "positions": "A"}
+UNITS = {
+    "energy": "eV",
+    "forces": "eV/A",
+    "stress": "eV/A^3, Voigt xx yy zz yz xz xy, tension-positive (ASE)",
+    "positions": "A",
+}
 
 
 class ManifestMismatch(RuntimeError):
@@ -95,8 +100,7 @@ def attach_labels(atoms, energy: float, forces: np.ndarray, stress: np.ndarray |
     from ase.calculators.singlepoint import SinglePointCalculator
 
     out = atoms.copy()
-    out.info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float, bool, np.integer,
-                                                                        np.floating))}
+    out.info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float, bool, np.integer, np.floating))}
     out.set_constraint()
     kw = dict(energy=float(energy), forces=np.asarray(forces, dtype=float).copy())
     if stress is not None and bool(np.all(out.pbc)):
@@ -154,10 +158,20 @@ def count_frames(path: Path) -> int:
             n += 1
 
 
-def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subsets: Mapping[str, Mapping],
-               settings: Mapping, make_shard: Callable[[int, np.random.Generator], tuple[dict, dict]],
-               packages: Iterable[str] = ("ase", "numpy"), description: str = "", max_minutes: float | None = None,
-               log: Callable[[str], None] = print) -> dict:
+def run_shards(
+    *,
+    name: str,
+    out: Path,
+    seed: int,
+    shards: Iterable[int],
+    subsets: Mapping[str, Mapping],
+    settings: Mapping,
+    make_shard: Callable[[int, np.random.Generator], tuple[dict, dict]],
+    packages: Iterable[str] = ("ase", "numpy"),
+    description: str = "",
+    max_minutes: float | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Generate (or resume) the shards of one data set and keep ``manifest.json`` current.
 
     ``make_shard(shard, rng) -> ({subset: [labelled Atoms]}, stats)``; ``stats`` is a dict of counters (e.g.
@@ -177,11 +191,20 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
         if manifest.get("settings_hash") != digest:
             raise ManifestMismatch(
                 f"{out} holds '{manifest.get('name')}' shards made with other settings or seed "
-                f"(hash {manifest.get('settings_hash')} != {digest}); choose another --out or delete that folder")
+                f"(hash {manifest.get('settings_hash')} != {digest}); choose another --out or delete that folder"
+            )
     if manifest is None:
-        manifest = {"name": name, "format_version": FORMAT_VERSION, "description": description,
-                    "seed": int(seed), "settings": settings, "settings_hash": digest, "units": UNITS,
-                    "subsets": _jsonable(dict(subsets)), "shards": {}}
+        manifest = {
+            "name": name,
+            "format_version": FORMAT_VERSION,
+            "description": description,
+            "seed": int(seed),
+            "settings": settings,
+            "settings_hash": digest,
+            "units": UNITS,
+            "subsets": _jsonable(dict(subsets)),
+            "shards": {},
+        }
     manifest["packages"] = package_versions(packages)
     manifest["planned_shards"] = shards
 
@@ -193,8 +216,14 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
             for k, c in v.get("stats", {}).items():
                 stats[k] = stats.get(k, 0) + int(c)
         elems = sorted({e for v in done.values() for e in v.get("elements", [])})
-        manifest.update(totals=totals, stats=stats, elements=elems, complete=complete,
-                        n_shards_done=len(done), updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        manifest.update(
+            totals=totals,
+            stats=stats,
+            elements=elems,
+            complete=complete,
+            n_shards_done=len(done),
+            updated=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         atomic_write_text(mpath, json.dumps(_jsonable(manifest), indent=1) + "\n")
 
     t_start = time.perf_counter()
@@ -204,8 +233,13 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
         paths = {s: shard_path(out, s, k) for s in subsets}
         if all(p.exists() for p in paths.values()):
             if str(k) not in manifest["shards"]:  # files present but manifest lost: recount, keep going
-                manifest["shards"][str(k)] = {"counts": {s: count_frames(p) for s, p in paths.items()},
-                                              "stats": {}, "elements": [], "seconds": None, "recounted": True}
+                manifest["shards"][str(k)] = {
+                    "counts": {s: count_frames(p) for s, p in paths.items()},
+                    "stats": {},
+                    "elements": [],
+                    "seconds": None,
+                    "recounted": True,
+                }
             log(f"[{name}] shard {k}: already finished, skipped")
             continue
         if computed and max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes:
@@ -220,13 +254,21 @@ def run_shards(*, name: str, out: Path, seed: int, shards: Iterable[int], subset
         for s in subsets:  # subset files are written in the declared order; the shard counts once all exist
             write_frames(paths[s], frames[s])
         elems = sorted({sym for fr in frames.values() for a in fr for sym in a.get_chemical_symbols()})
-        manifest["shards"][str(k)] = {"counts": {s: len(frames[s]) for s in subsets}, "stats": dict(stats),
-                                      "elements": elems, "seconds": round(time.perf_counter() - t0, 3),
-                                      "files": {s: paths[s].name for s in subsets}}
+        manifest["shards"][str(k)] = {
+            "counts": {s: len(frames[s]) for s in subsets},
+            "stats": dict(stats),
+            "elements": elems,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "files": {s: paths[s].name for s in subsets},
+        }
         computed += 1
         save(complete=False)
-        log(f"[{name}] shard {k}: " + ", ".join(f"{s}={len(frames[s])}" for s in subsets)
-            + (f" {dict(stats)}" if stats else "") + f" in {time.perf_counter() - t0:.1f}s")
+        log(
+            f"[{name}] shard {k}: "
+            + ", ".join(f"{s}={len(frames[s])}" for s in subsets)
+            + (f" {dict(stats)}" if stats else "")
+            + f" in {time.perf_counter() - t0:.1f}s"
+        )
     save(complete=(not stopped) and all(str(k) in manifest["shards"] for k in shards))
     return manifest
 
@@ -236,8 +278,9 @@ def base_parser(description: str, name: str, n_shards: int) -> argparse.Argument
     p.add_argument("--out", type=Path, default=DEFAULT_ROOT / name, help="output folder (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shards", type=int, default=n_shards, help="number of shards (default: %(default)s)")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="start no new shard after this many minutes (resume later)")
+    p.add_argument(
+        "--max-minutes", type=float, default=None, help="start no new shard after this many minutes (resume later)"
+    )
     return p
 
 

@@ -19,6 +19,7 @@ Structures (2-64 atoms each; each with ``config_type`` and a ``group`` per paren
 
 Run with no arguments: ``python pretraining/corpus/generate_emt.py`` writes ``work_data/generated/emt/`` and resumes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,11 +33,28 @@ METALS = ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]
 LIGHT = ["H", "C", "N", "O"]
 # experimental fcc lattice constants (A), which EMT was fitted to
 A_FCC = {"Al": 4.05, "Cu": 3.61, "Ag": 4.09, "Au": 4.08, "Ni": 3.52, "Pd": 3.89, "Pt": 3.92}
-KIND_WEIGHTS = {"bulk": 0.25, "alloy": 0.33, "vacancy": 0.10, "surface": 0.15, "cluster": 0.11,
-                "interstitial": 0.03, "adsorbate": 0.03}
-SETTINGS = dict(structures_per_shard=200, min_atoms=2, max_atoms=64, rattle_range_A=[0.01, 0.15],
-                strain_max=0.05, volume_scale_linear=[0.96, 1.05], vacuum_A=[6.0, 9.0], kind_weights=KIND_WEIGHTS,
-                metals=METALS, light_elements=LIGHT, calculator="ase.calculators.emt.EMT()")
+KIND_WEIGHTS = {
+    "bulk": 0.25,
+    "alloy": 0.33,
+    "vacancy": 0.10,
+    "surface": 0.15,
+    "cluster": 0.11,
+    "interstitial": 0.03,
+    "adsorbate": 0.03,
+}
+SETTINGS = dict(
+    structures_per_shard=200,
+    min_atoms=2,
+    max_atoms=64,
+    rattle_range_A=[0.01, 0.15],
+    strain_max=0.05,
+    volume_scale_linear=[0.96, 1.05],
+    vacuum_A=[6.0, 9.0],
+    kind_weights=KIND_WEIGHTS,
+    metals=METALS,
+    light_elements=LIGHT,
+    calculator="ase.calculators.emt.EMT()",
+)
 DEFAULT_SHARDS = 100  # 100 x 200 = 20 000 structures
 
 
@@ -50,7 +68,7 @@ def lattice_cell(lattice: str, a_fcc: float, rng):
     """A small periodic cell of one metal lattice with the atomic volume of fcc(a_fcc); returns Atoms (Cu labels)."""
     from ase.build import bulk
 
-    vol = a_fcc ** 3 / 4.0  # volume per atom
+    vol = a_fcc**3 / 4.0  # volume per atom
     if lattice == "fcc":
         return bulk("Cu", "fcc", a=a_fcc, cubic=bool(rng.random() < 0.5))
     if lattice == "bcc":
@@ -161,13 +179,19 @@ def make_vacancy(rng):
 def make_surface(rng, adsorbate: bool = False):
     from ase.build import bcc100, bcc110, fcc100, fcc110, fcc111, hcp0001
 
-    builders = {"fcc111": fcc111, "fcc100": fcc100, "fcc110": fcc110, "bcc110": bcc110, "bcc100": bcc100,
-                "hcp0001": hcp0001}
+    builders = {
+        "fcc111": fcc111,
+        "fcc100": fcc100,
+        "fcc110": fcc110,
+        "bcc110": bcc110,
+        "bcc100": bcc100,
+        "hcp0001": hcp0001,
+    }
     facet = str(rng.choice(list(builders), p=[0.3, 0.2, 0.12, 0.14, 0.1, 0.14]))
     alloy = bool(rng.random() < 0.4)
     els = pick_metals(rng, 2 if alloy else 1)
     a_fcc = mean_fcc_a(els) * rng.uniform(0.98, 1.03)
-    vol = a_fcc ** 3 / 4
+    vol = a_fcc**3 / 4
     for _ in range(100):
         nx, ny = (int(x) for x in rng.integers(1, 4, size=2))
         layers = int(rng.integers(3, 7))
@@ -207,8 +231,9 @@ def make_cluster(rng):
     from ase import Atoms
     from ase.cluster import Decahedron, Icosahedron, Octahedron
 
-    kind = str(rng.choice(["icosahedron", "octahedron", "decahedron", "random", "dimer"],
-                          p=[0.15, 0.15, 0.1, 0.45, 0.15]))
+    kind = str(
+        rng.choice(["icosahedron", "octahedron", "decahedron", "random", "dimer"], p=[0.15, 0.15, 0.1, 0.45, 0.15])
+    )
     alloy = bool(rng.random() < 0.35)
     els = pick_metals(rng, 2 if alloy else 1)
     a_fcc = mean_fcc_a(els)
@@ -308,10 +333,16 @@ def make_shard(shard: int, rng, n_structures: int | None = None):
     return {"emt": frames}, stats
 
 
-SUBSETS = {"emt": {"level_of_theory": "EMT (ASE, Jacobsen-Stoltze-Norskov 1996)", "code": "ase.calculators.emt",
-                   "family": "empirical", "head_hint": "emt",
-                   "notes": "H/C/N/O parameters of ASE's EMT are rough; those structures have config_type "
-                            "interstitial_* or adsorbate_*"}}
+SUBSETS = {
+    "emt": {
+        "level_of_theory": "EMT (ASE, Jacobsen-Stoltze-Norskov 1996)",
+        "code": "ase.calculators.emt",
+        "family": "empirical",
+        "head_hint": "emt",
+        "notes": "H/C/N/O parameters of ASE's EMT are rough; those structures have config_type "
+        "interstitial_* or adsorbate_*",
+    }
+}
 
 
 def main(argv=None):
@@ -319,9 +350,19 @@ def main(argv=None):
     p.add_argument("--per-shard", type=int, default=SETTINGS["structures_per_shard"])
     args = p.parse_args(argv)
     settings = dict(SETTINGS, structures_per_shard=args.per_shard)
-    m = run_shards(name=NAME, out=args.out, seed=args.seed, shards=range(args.shards), subsets=SUBSETS,
-                   settings=settings, make_shard=lambda k, rng: make_shard(k, rng, args.per_shard),
-                   packages=("ase", "numpy"), description=__doc__, max_minutes=args.max_minutes, log=log_to_stderr)
+    m = run_shards(
+        name=NAME,
+        out=args.out,
+        seed=args.seed,
+        shards=range(args.shards),
+        subsets=SUBSETS,
+        settings=settings,
+        make_shard=lambda k, rng: make_shard(k, rng, args.per_shard),
+        packages=("ase", "numpy"),
+        description=__doc__,
+        max_minutes=args.max_minutes,
+        log=log_to_stderr,
+    )
     log_to_stderr(f"[{NAME}] totals {m['totals']} elements {m['elements']} complete={m['complete']}")
     return 0
 

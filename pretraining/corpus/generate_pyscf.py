@@ -17,6 +17,7 @@ the structure from both subsets and is counted in the manifest.
 
 Run with no arguments: ``python pretraining/corpus/generate_pyscf.py`` writes ``work_data/generated/pyscf_pbe/``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,25 +25,69 @@ import sys
 import numpy as np
 
 from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, label_with, log_to_stderr, run_shards
-from gfm_ase.pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
-                        normal_mode_sample, relax, xtb_calc)
+from gfm_ase.pretraining.corpus.xtb_common import (
+    XTB_LEVEL,
+    XTB_SETTINGS,
+    covalent_clash,
+    hessian,
+    md_snapshots,
+    normal_mode_sample,
+    relax,
+    xtb_calc,
+)
 
 NAME = "pyscf_pbe"
 MOLECULES = {"water": "H2O", "methanol": "CH3OH", "ethanol": "CH3CH2OH"}
 # shard k labels SCHEDULE[k % len(SCHEDULE)]: interleaved so a partial run still covers all molecules
-SCHEDULE = ["ethanol", "methanol", "water", "ethanol", "methanol", "ethanol", "water", "methanol", "ethanol",
-            "ethanol", "methanol", "water", "ethanol", "methanol", "ethanol"]
-DFT = dict(xc="PBE", basis="def2-SVP", grids_level=3, conv_tol=1e-10, max_cycle=100, density_fit=False,
-           charge=0, spin=0)
-SETTINGS = dict(dft=DFT, xtb=XTB_SETTINGS, structures_per_shard=8, normal_mode_fraction=0.6,
-                nms_temperature_K=[300, 1500], md_temperature_K=[300, 1000], md_every_steps=40, md_timestep_fs=0.5,
-                schedule=SCHEDULE, relax_fmax=0.01, clash_factor=0.6)
+SCHEDULE = [
+    "ethanol",
+    "methanol",
+    "water",
+    "ethanol",
+    "methanol",
+    "ethanol",
+    "water",
+    "methanol",
+    "ethanol",
+    "ethanol",
+    "methanol",
+    "water",
+    "ethanol",
+    "methanol",
+    "ethanol",
+]
+DFT = dict(
+    xc="PBE", basis="def2-SVP", grids_level=3, conv_tol=1e-10, max_cycle=100, density_fit=False, charge=0, spin=0
+)
+SETTINGS = dict(
+    dft=DFT,
+    xtb=XTB_SETTINGS,
+    structures_per_shard=8,
+    normal_mode_fraction=0.6,
+    nms_temperature_K=[300, 1500],
+    md_temperature_K=[300, 1000],
+    md_every_steps=40,
+    md_timestep_fs=0.5,
+    schedule=SCHEDULE,
+    relax_fmax=0.01,
+    clash_factor=0.6,
+)
 DEFAULT_SHARDS = len(SCHEDULE)  # 15 x 8 = 120 structures
 SUBSETS = {
-    "gfn2": {"level_of_theory": XTB_LEVEL, "code": "tblite", "family": "semiempirical", "head_hint": "gfn2",
-             "paired_with": "pbe"},
-    "pbe": {"level_of_theory": "PBE/def2-SVP (PySCF RKS, grid level 3, no RI, no dispersion)", "code": "pyscf",
-            "family": "dft", "head_hint": "pbe_svp_mol", "paired_with": "gfn2"},
+    "gfn2": {
+        "level_of_theory": XTB_LEVEL,
+        "code": "tblite",
+        "family": "semiempirical",
+        "head_hint": "gfn2",
+        "paired_with": "pbe",
+    },
+    "pbe": {
+        "level_of_theory": "PBE/def2-SVP (PySCF RKS, grid level 3, no RI, no dispersion)",
+        "code": "pyscf",
+        "family": "dft",
+        "head_hint": "pbe_svp_mol",
+        "paired_with": "gfn2",
+    },
 }
 
 
@@ -55,9 +100,14 @@ def pbe_label(atoms, settings=DFT):
     from ase.units import Bohr, Hartree
     from pyscf import dft, gto
 
-    mol = gto.M(atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
-                unit="Angstrom", basis=settings["basis"], charge=settings["charge"], spin=settings["spin"],
-                verbose=0)
+    mol = gto.M(
+        atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+        unit="Angstrom",
+        basis=settings["basis"],
+        charge=settings["charge"],
+        spin=settings["spin"],
+        verbose=0,
+    )
     mf = dft.RKS(mol)
     mf.xc = settings["xc"]
     mf.grids.level = settings["grids_level"]
@@ -140,10 +190,19 @@ def make_shard(shard: int, rng, n: int | None = None):
 def main(argv=None):
     p = base_parser(__doc__.splitlines()[1], NAME, DEFAULT_SHARDS)
     args = p.parse_args(argv)
-    m = run_shards(name=NAME, out=args.out, seed=args.seed, shards=range(args.shards), subsets=SUBSETS,
-                   settings=SETTINGS, make_shard=lambda k, rng: make_shard(k, rng),
-                   packages=("ase", "numpy", "tblite", "pyscf"), description=__doc__, max_minutes=args.max_minutes,
-                   log=log_to_stderr)
+    m = run_shards(
+        name=NAME,
+        out=args.out,
+        seed=args.seed,
+        shards=range(args.shards),
+        subsets=SUBSETS,
+        settings=SETTINGS,
+        make_shard=lambda k, rng: make_shard(k, rng),
+        packages=("ase", "numpy", "tblite", "pyscf"),
+        description=__doc__,
+        max_minutes=args.max_minutes,
+        log=log_to_stderr,
+    )
     log_to_stderr(f"[{NAME}] totals {m['totals']} stats {m['stats']} elements {m['elements']}")
     return 0
 

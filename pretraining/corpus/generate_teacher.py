@@ -33,6 +33,7 @@ covalent radii, non-finite labels, |F| > 50 eV/A, and frames more than 5 eV/atom
 
 Units (ASE): energy eV (the teacher's total energy), forces eV/A, stress eV/A^3 tension-positive (Voigt).
 """
+
 from __future__ import annotations
 
 import sys
@@ -44,15 +45,42 @@ from gfm_ase.pretraining.corpus import prototypes as P
 from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
 from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
 
-KIND_WEIGHTS = {"elemental": 0.16, "ionic": 0.30, "perovskite": 0.10, "spinel": 0.03, "intermetallic": 0.14,
-                "alloy": 0.15, "surface": 0.12}
-SETTINGS = dict(kind_weights=KIND_WEIGHTS, eos_scales=[0.92, 0.96, 1.0, 1.04, 1.08], eos_extend=0.08,
-                bond_factor=[0.95, 1.10], supercell_atoms=[6, 16], rattles=2, rattle_range_A=[0.01, 0.06],
-                hot_range_A=[0.08, 0.20], strains=2, strain_max=0.05, vacancy_prob=0.4, relax_prob=0.15,
-                relax_steps=8, md_prob=0.10, md_steps=24, md_keep_every=6, md_timestep_fs=2.0,
-                md_temperature_K=[300, 3000], max_neighbors_5A=220, slab_layers=[2, 3], slab_vacuum_A=6.0,
-                clash_factor=0.55,
-                max_force_eV_A=50.0, max_above_min_eV_atom=5.0, elements=P.ELEMENTS)
+KIND_WEIGHTS = {
+    "elemental": 0.16,
+    "ionic": 0.30,
+    "perovskite": 0.10,
+    "spinel": 0.03,
+    "intermetallic": 0.14,
+    "alloy": 0.15,
+    "surface": 0.12,
+}
+SETTINGS = dict(
+    kind_weights=KIND_WEIGHTS,
+    eos_scales=[0.92, 0.96, 1.0, 1.04, 1.08],
+    eos_extend=0.08,
+    bond_factor=[0.95, 1.10],
+    supercell_atoms=[6, 16],
+    rattles=2,
+    rattle_range_A=[0.01, 0.06],
+    hot_range_A=[0.08, 0.20],
+    strains=2,
+    strain_max=0.05,
+    vacancy_prob=0.4,
+    relax_prob=0.15,
+    relax_steps=8,
+    md_prob=0.10,
+    md_steps=24,
+    md_keep_every=6,
+    md_timestep_fs=2.0,
+    md_temperature_K=[300, 3000],
+    max_neighbors_5A=220,
+    slab_layers=[2, 3],
+    slab_vacuum_A=6.0,
+    clash_factor=0.55,
+    max_force_eV_A=50.0,
+    max_above_min_eV_atom=5.0,
+    elements=P.ELEMENTS,
+)
 DEFAULT_SHARDS = 60
 
 
@@ -147,9 +175,14 @@ def make_alloy(rng, focus):
     return atoms, f"alloy_{lattice}"
 
 
-BUILDERS = {"elemental": make_elemental, "ionic": make_ionic, "perovskite": make_perovskite,
-            "spinel": lambda rng, f: make_perovskite(rng, f, spinel=True), "intermetallic": make_intermetallic,
-            "alloy": make_alloy}
+BUILDERS = {
+    "elemental": make_elemental,
+    "ionic": make_ionic,
+    "perovskite": make_perovskite,
+    "spinel": lambda rng, f: make_perovskite(rng, f, spinel=True),
+    "intermetallic": make_intermetallic,
+    "alloy": make_alloy,
+}
 
 
 def make_parent(rng, focus):
@@ -377,8 +410,7 @@ def _md(lab, start, ct, group, rng, out):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             MaxwellBoltzmannDistribution(work, temperature_K=t_k, rng=rng)
-            dyn = Langevin(work, SETTINGS["md_timestep_fs"] * units.fs, temperature_K=t_k, friction=0.02,
-                           rng=rng)
+            dyn = Langevin(work, SETTINGS["md_timestep_fs"] * units.fs, temperature_K=t_k, friction=0.02, rng=rng)
             for k in range(SETTINGS["md_steps"]):
                 dyn.run(1)
                 if (k + 1) % SETTINGS["md_keep_every"] == 0:
@@ -434,14 +466,27 @@ def main(argv=None):
     settings = dict(SETTINGS, teacher=t.name, surrogate=t.surrogate)
     if args.elements:
         settings["elements"] = list(args.elements)
-    subsets = {t.name: {"level_of_theory": t.level_of_theory, "surrogate": t.surrogate, "code": t.code,
-                        "head_hint": t.head_hint}}
-    run_shards(name=f"teacher_{t.name}", out=out, seed=args.seed,
-               shards=range(args.first_shard, args.first_shard + args.shards), subsets=subsets, settings=settings,
-               make_shard=make_shard_fn(t.name, args.elements), packages=("ase", "numpy", "torch", "chgnet",
-                                                                         "sevenn", "pymatgen"),
-               description=f"surrogate labels by {t.surrogate} ({t.level_of_theory})",
-               max_minutes=args.max_minutes, log=log_to_stderr)
+    subsets = {
+        t.name: {
+            "level_of_theory": t.level_of_theory,
+            "surrogate": t.surrogate,
+            "code": t.code,
+            "head_hint": t.head_hint,
+        }
+    }
+    run_shards(
+        name=f"teacher_{t.name}",
+        out=out,
+        seed=args.seed,
+        shards=range(args.first_shard, args.first_shard + args.shards),
+        subsets=subsets,
+        settings=settings,
+        make_shard=make_shard_fn(t.name, args.elements),
+        packages=("ase", "numpy", "torch", "chgnet", "sevenn", "pymatgen"),
+        description=f"surrogate labels by {t.surrogate} ({t.level_of_theory})",
+        max_minutes=args.max_minutes,
+        log=log_to_stderr,
+    )
     return 0
 
 

@@ -29,6 +29,7 @@ Two data sets:
 Run with no arguments: ``python pretraining/corpus/generate_xtb.py`` writes ``work_data/generated/xtb_molecules/``
 then ``work_data/generated/xtb_crystals/`` and resumes finished shards.
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,19 +37,54 @@ from pathlib import Path
 
 import numpy as np
 
-from gfm_ase.pretraining.corpus.corpus_io import (DEFAULT_ROOT, base_parser, label_with, log_to_stderr, run_shards,
-                                                  shard_rng)
-from gfm_ase.pretraining.corpus.xtb_common import (XTB_LEVEL, XTB_SETTINGS, covalent_clash, hessian, md_snapshots,
-                        normal_mode_sample, relax, xtb_calc)
+from gfm_ase.pretraining.corpus.corpus_io import (
+    DEFAULT_ROOT,
+    base_parser,
+    label_with,
+    log_to_stderr,
+    run_shards,
+    shard_rng,
+)
+from gfm_ase.pretraining.corpus.xtb_common import (
+    XTB_LEVEL,
+    XTB_SETTINGS,
+    covalent_clash,
+    hessian,
+    md_snapshots,
+    normal_mode_sample,
+    relax,
+    xtb_calc,
+)
 
-MOL_SETTINGS = dict(xtb=XTB_SETTINGS, molecules_per_shard=5, relax_fmax=0.03, relax_steps=200,
-                    hessian_delta_A=0.005, nms_samples=8, nms_temperature_K=[300, 2000], nms_k_min_eV_A2=1.0,
-                    rattles=5, rattle_range_A=[0.02, 0.12], md_snapshots=8, md_every_steps=20, md_timestep_fs=0.5,
-                    md_temperature_K=[500, 1500], clash_factor=0.55,
-                    pool="g2 closed-shell + halogenated g2 (seeded) + Cl->Br g2 + s22 dimers")
-CRYSTAL_SETTINGS = dict(xtb=XTB_SETTINGS, kpoints="gamma", eos_scales=[0.96, 0.98, 1.0, 1.02, 1.04],
-                        samples=14, strain_max=0.05, scale_range=[0.975, 1.03], rattle_range_A=[0.01, 0.10],
-                        fresh_calculator_per_structure=True, max_dev_eV_atom=3.0)
+MOL_SETTINGS = dict(
+    xtb=XTB_SETTINGS,
+    molecules_per_shard=5,
+    relax_fmax=0.03,
+    relax_steps=200,
+    hessian_delta_A=0.005,
+    nms_samples=8,
+    nms_temperature_K=[300, 2000],
+    nms_k_min_eV_A2=1.0,
+    rattles=5,
+    rattle_range_A=[0.02, 0.12],
+    md_snapshots=8,
+    md_every_steps=20,
+    md_timestep_fs=0.5,
+    md_temperature_K=[500, 1500],
+    clash_factor=0.55,
+    pool="g2 closed-shell + halogenated g2 (seeded) + Cl->Br g2 + s22 dimers",
+)
+CRYSTAL_SETTINGS = dict(
+    xtb=XTB_SETTINGS,
+    kpoints="gamma",
+    eos_scales=[0.96, 0.98, 1.0, 1.02, 1.04],
+    samples=14,
+    strain_max=0.05,
+    scale_range=[0.975, 1.03],
+    rattle_range_A=[0.01, 0.10],
+    fresh_calculator_per_structure=True,
+    max_dev_eV_atom=3.0,
+)
 # a prototype whose isotropic E(V) scan keeps fewer labelled points than this is dropped: with tblite's Gamma-point
 # SCF the 5-atom cubic titanate perovskites fail or collapse even undistorted (measured in this corpus run)
 MIN_EOS_POINTS = 3
@@ -57,8 +93,7 @@ HALOGEN_BOND = {"F": 1.35, "Cl": 1.77, "Br": 1.94}
 
 # ----------------------------------------------------------------------------------------------- molecules
 def _closed_shell(atoms) -> bool:
-    return (len(atoms) > 1 and not np.any(atoms.get_initial_magnetic_moments())
-            and int(atoms.numbers.sum()) % 2 == 0)
+    return len(atoms) > 1 and not np.any(atoms.get_initial_magnetic_moments()) and int(atoms.numbers.sum()) % 2 == 0
 
 
 def _clean(atoms):
@@ -71,8 +106,9 @@ def _halogenate(atoms, rng):
     """Replace one H bonded to C by F, Cl or Br at a typical C-X bond length; None if no C-H bond."""
     sym = atoms.get_chemical_symbols()
     d = np.linalg.norm(atoms.positions[:, None] - atoms.positions[None], axis=-1)
-    pairs = [(h, c) for h in range(len(sym)) if sym[h] == "H" for c in range(len(sym))
-             if sym[c] == "C" and d[h, c] < 1.2]
+    pairs = [
+        (h, c) for h in range(len(sym)) if sym[h] == "H" for c in range(len(sym)) if sym[c] == "C" and d[h, c] < 1.2
+    ]
     if not pairs:
         return None, None
     h, c = pairs[int(rng.integers(len(pairs)))]
@@ -178,7 +214,7 @@ def molecule_frames(name, atoms, rng, settings=MOL_SETTINGS, stats=None):
 def make_molecule_shard(shard, rng, pool, settings=MOL_SETTINGS):
     m = settings["molecules_per_shard"]
     frames, stats = [], {"parents": 0, "parents_failed": 0, "scf_failed": 0}
-    for name, atoms in pool[shard * m:(shard + 1) * m]:
+    for name, atoms in pool[shard * m : (shard + 1) * m]:
         try:
             frames += molecule_frames(name, atoms, rng, settings, stats)
             stats["parents"] += 1
@@ -195,8 +231,15 @@ def crystal_prototypes() -> list[tuple[str, object]]:
     from ase.spacegroup import crystal
 
     protos = []
-    for f, a in [("LiF", 4.03), ("LiCl", 5.13), ("NaF", 4.63), ("NaCl", 5.64), ("KCl", 6.29), ("MgO", 4.21),
-                 ("CaO", 4.81)]:
+    for f, a in [
+        ("LiF", 4.03),
+        ("LiCl", 5.13),
+        ("NaF", 4.63),
+        ("NaCl", 5.64),
+        ("KCl", 6.29),
+        ("MgO", 4.21),
+        ("CaO", 4.81),
+    ]:
         protos.append((f"rocksalt:{f}", bulk(f, "rocksalt", a=a, cubic=True)))
     for f, a in [("BN", 3.62), ("SiC", 4.36), ("AlP", 5.46), ("GaAs", 5.65), ("ZnS", 5.41), ("BP", 4.54)]:
         protos.append((f"zincblende:{f}", bulk(f, "zincblende", a=a, cubic=True)))
@@ -209,20 +252,61 @@ def crystal_prototypes() -> list[tuple[str, object]]:
     protos.append(("antifluorite:Li2O", bulk("OLi2", "fluorite", a=4.61, cubic=True)))
     for f, a in [("SrTiO3", 3.905), ("BaTiO3", 4.00), ("CaTiO3", 3.84), ("KNbO3", 4.02)]:
         b, m = {"SrTiO3": ("Sr", "Ti"), "BaTiO3": ("Ba", "Ti"), "CaTiO3": ("Ca", "Ti"), "KNbO3": ("K", "Nb")}[f]
-        protos.append((f"perovskite:{f}", Atoms(f"{b}{m}O3", cell=[a, a, a], pbc=True,
-                                                scaled_positions=[[0, 0, 0], [.5, .5, .5], [.5, .5, 0],
-                                                                  [.5, 0, .5], [0, .5, .5]])))
+        protos.append(
+            (
+                f"perovskite:{f}",
+                Atoms(
+                    f"{b}{m}O3",
+                    cell=[a, a, a],
+                    pbc=True,
+                    scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                ),
+            )
+        )
     for m, a, c, u in [("Ti", 4.594, 2.959, 0.305), ("Sn", 4.737, 3.186, 0.307)]:
-        protos.append((f"rutile:{m}O2", crystal([m, "O"], basis=[(0, 0, 0), (u, u, 0)], spacegroup=136,
-                                                cellpar=[a, a, c, 90, 90, 90])))
-    protos.append(("layered:graphite", crystal(["C", "C"], basis=[(0, 0, 0.25), (1 / 3, 2 / 3, 0.25)], spacegroup=194,
-                                               cellpar=[2.464, 2.464, 6.711, 90, 90, 120])))
-    protos.append(("layered:hBN", crystal(["B", "N"], basis=[(1 / 3, 2 / 3, 0.25), (2 / 3, 1 / 3, 0.25)],
-                                          spacegroup=194, cellpar=[2.504, 2.504, 6.66, 90, 90, 120])))
-    protos.append(("layered:MoS2", crystal(["Mo", "S"], basis=[(1 / 3, 2 / 3, 0.25), (1 / 3, 2 / 3, 0.621)],
-                                           spacegroup=194, cellpar=[3.16, 3.16, 12.29, 90, 90, 120])))
-    protos = [(n, Atoms(a.get_chemical_symbols(), cell=a.cell.array, scaled_positions=a.get_scaled_positions(),
-                        pbc=True)) for n, a in protos]
+        protos.append(
+            (
+                f"rutile:{m}O2",
+                crystal([m, "O"], basis=[(0, 0, 0), (u, u, 0)], spacegroup=136, cellpar=[a, a, c, 90, 90, 90]),
+            )
+        )
+    protos.append(
+        (
+            "layered:graphite",
+            crystal(
+                ["C", "C"],
+                basis=[(0, 0, 0.25), (1 / 3, 2 / 3, 0.25)],
+                spacegroup=194,
+                cellpar=[2.464, 2.464, 6.711, 90, 90, 120],
+            ),
+        )
+    )
+    protos.append(
+        (
+            "layered:hBN",
+            crystal(
+                ["B", "N"],
+                basis=[(1 / 3, 2 / 3, 0.25), (2 / 3, 1 / 3, 0.25)],
+                spacegroup=194,
+                cellpar=[2.504, 2.504, 6.66, 90, 90, 120],
+            ),
+        )
+    )
+    protos.append(
+        (
+            "layered:MoS2",
+            crystal(
+                ["Mo", "S"],
+                basis=[(1 / 3, 2 / 3, 0.25), (1 / 3, 2 / 3, 0.621)],
+                spacegroup=194,
+                cellpar=[3.16, 3.16, 12.29, 90, 90, 120],
+            ),
+        )
+    )
+    protos = [
+        (n, Atoms(a.get_chemical_symbols(), cell=a.cell.array, scaled_positions=a.get_scaled_positions(), pbc=True))
+        for n, a in protos
+    ]
     # round-robin over structure families, so a run stopped by its time budget still covers every family
     families: dict[str, list] = {}
     for n, a in protos:
@@ -288,13 +372,27 @@ def make_crystal_shard(shard, rng, protos, settings=CRYSTAL_SETTINGS):
     return {"xtb_crystals": frames}, stats
 
 
-MOL_SUBSETS = {"xtb_molecules": {"level_of_theory": XTB_LEVEL, "code": "tblite", "family": "semiempirical",
-                                 "head_hint": "gfn2", "charge": 0, "multiplicity": 1}}
-CRYSTAL_SUBSETS = {"xtb_crystals": {"level_of_theory": "GFN2-xTB (tblite), periodic, Gamma-point only",
-                                    "code": "tblite", "family": "semiempirical", "head_hint": "gfn2_pbc",
-                                    "kpoints": "gamma",
-                                    "notes": "energies not converged with cell size (no k-points in tblite); one "
-                                             "fixed cell per prototype; keep apart from molecular GFN2 data"}}
+MOL_SUBSETS = {
+    "xtb_molecules": {
+        "level_of_theory": XTB_LEVEL,
+        "code": "tblite",
+        "family": "semiempirical",
+        "head_hint": "gfn2",
+        "charge": 0,
+        "multiplicity": 1,
+    }
+}
+CRYSTAL_SUBSETS = {
+    "xtb_crystals": {
+        "level_of_theory": "GFN2-xTB (tblite), periodic, Gamma-point only",
+        "code": "tblite",
+        "family": "semiempirical",
+        "head_hint": "gfn2_pbc",
+        "kpoints": "gamma",
+        "notes": "energies not converged with cell size (no k-points in tblite); one "
+        "fixed cell per prototype; keep apart from molecular GFN2 data",
+    }
+}
 
 
 def main(argv=None):
@@ -307,17 +405,36 @@ def main(argv=None):
         pool = molecule_pool(args.seed)
         m = MOL_SETTINGS["molecules_per_shard"]
         n = args.shards or -(-len(pool) // m)
-        res = run_shards(name="xtb_molecules", out=args.out, seed=args.seed, shards=range(n), subsets=MOL_SUBSETS,
-                         settings=MOL_SETTINGS, make_shard=lambda k, rng: make_molecule_shard(k, rng, pool),
-                         packages=pkgs, description=__doc__, max_minutes=args.max_minutes, log=log_to_stderr)
+        res = run_shards(
+            name="xtb_molecules",
+            out=args.out,
+            seed=args.seed,
+            shards=range(n),
+            subsets=MOL_SUBSETS,
+            settings=MOL_SETTINGS,
+            make_shard=lambda k, rng: make_molecule_shard(k, rng, pool),
+            packages=pkgs,
+            description=__doc__,
+            max_minutes=args.max_minutes,
+            log=log_to_stderr,
+        )
         log_to_stderr(f"[xtb_molecules] totals {res['totals']} stats {res['stats']} elements {res['elements']}")
     if args.set in ("crystals", "all"):
         protos = crystal_prototypes()
         n = min(args.shards or len(protos), len(protos))
-        res = run_shards(name="xtb_crystals", out=args.crystal_out, seed=args.seed, shards=range(n),
-                         subsets=CRYSTAL_SUBSETS, settings=CRYSTAL_SETTINGS,
-                         make_shard=lambda k, rng: make_crystal_shard(k, rng, protos), packages=pkgs,
-                         description=__doc__, max_minutes=args.max_minutes, log=log_to_stderr)
+        res = run_shards(
+            name="xtb_crystals",
+            out=args.crystal_out,
+            seed=args.seed,
+            shards=range(n),
+            subsets=CRYSTAL_SUBSETS,
+            settings=CRYSTAL_SETTINGS,
+            make_shard=lambda k, rng: make_crystal_shard(k, rng, protos),
+            packages=pkgs,
+            description=__doc__,
+            max_minutes=args.max_minutes,
+            log=log_to_stderr,
+        )
         log_to_stderr(f"[xtb_crystals] totals {res['totals']} stats {res['stats']} elements {res['elements']}")
     return 0
 

@@ -8,6 +8,7 @@ mlearn "<element>/<config type>", DeePMD systems, phonopy examples) and prints a
 found vs. expected. Archives (.tar.xz, .tar.lzma) are extracted into a temporary folder outside the repository.
 Exit status 1 if any count disagrees with its PROVENANCE.md. The shared data is never copied into the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,8 +104,9 @@ def write_store(out: Path, parts: list[dict], meta: dict) -> tuple[int, SkipRepo
     n = 0
     with StoreWriter(out, command=" ".join(sys.argv), **meta) as w:
         for part in parts:
-            for rec in iter_records(part["sources"], part.get("format", "auto"), report=report,
-                                    options=part.get("options")):
+            for rec in iter_records(
+                part["sources"], part.get("format", "auto"), report=report, options=part.get("options")
+            ):
                 w.append(rec)
                 n += 1
         w.extra_attrs(source_formats=sorted(report.formats))
@@ -127,18 +129,32 @@ class Table:
     def add(self, dataset, store, n, atoms, exp_n, exp_atoms, note=""):
         good = (exp_n is None or n == exp_n) and (exp_atoms is None or atoms == exp_atoms)
         self.ok &= good
-        self.rows.append(dict(dataset=dataset, store=store, structures=n, atoms=atoms, expected_structures=exp_n,
-                              expected_atoms=exp_atoms, ok=good, note=note))
+        self.rows.append(
+            dict(
+                dataset=dataset,
+                store=store,
+                structures=n,
+                atoms=atoms,
+                expected_structures=exp_n,
+                expected_atoms=exp_atoms,
+                ok=good,
+                note=note,
+            )
+        )
 
     def print(self):
         head = f"{'dataset':34s} {'store':22s} {'structs':>8s} {'atoms':>8s} {'expected':>17s}  ok   note"
         print(head)
         print("-" * len(head))
         for r in self.rows:
-            exp = f"{r['expected_structures'] if r['expected_structures'] is not None else '-'}/" \
-                  f"{r['expected_atoms'] if r['expected_atoms'] is not None else '-'}"
-            print(f"{r['dataset']:34s} {r['store']:22s} {r['structures']:8d} {r['atoms']:8d} {exp:>17s}  "
-                  f"{'yes' if r['ok'] else 'NO ':3s}  {r['note']}")
+            exp = (
+                f"{r['expected_structures'] if r['expected_structures'] is not None else '-'}/"
+                f"{r['expected_atoms'] if r['expected_atoms'] is not None else '-'}"
+            )
+            print(
+                f"{r['dataset']:34s} {r['store']:22s} {r['structures']:8d} {r['atoms']:8d} {exp:>17s}  "
+                f"{'yes' if r['ok'] else 'NO ':3s}  {r['note']}"
+            )
 
 
 # ------------------------------------------------------------------------------------------------------ datasets
@@ -146,13 +162,20 @@ def ingest_mlearn(shared: Path, out: Path, table: Table) -> None:
     d = shared / "mlearn"
     prov = (d / "PROVENANCE.md").read_text()
     exp = expect_mlearn(prov)
-    meta = dict(level_of_theory="PBE", code="VASP", license="BSD-3-Clause",
-                source="https://github.com/materialsvirtuallab/mlearn (Zuo et al., J. Phys. Chem. A 124, 731 (2020))")
+    meta = dict(
+        level_of_theory="PBE",
+        code="VASP",
+        license="BSD-3-Clause",
+        source="https://github.com/materialsvirtuallab/mlearn (Zuo et al., J. Phys. Chem. A 124, 731 (2020))",
+    )
     for split, fname in (("train", "training.json"), ("test", "test.json")):
         files = sorted(d.glob(f"*/{fname}"))
         store_name = f"mlearn_{split}"
-        write_store(out / f"{store_name}.h5", [{"sources": files, "format": "mlearn-json"}],
-                    dict(name=store_name, split=split, **meta))
+        write_store(
+            out / f"{store_name}.h5",
+            [{"sources": files, "format": "mlearn-json"}],
+            dict(name=store_name, split=split, **meta),
+        )
         store = Store(out / f"{store_name}.h5")
         el_of = [g.split("/")[0] for g in store.groups]
         for f in files:
@@ -173,9 +196,18 @@ def ingest_fitsnap(shared: Path, out: Path, tmp: Path, table: Table) -> None:
         prov = (d / "PROVENANCE.md").read_text()
         src = d / "JSON" if (d / "JSON").is_dir() else extract(d / "JSON.tar.xz", tmp) / "JSON"
         store_name = name.split("_")[0] + "_" + name.split("_")[1]
-        write_store(out / f"{store_name}.h5", [{"sources": [src], "format": "fitsnap-json"}],
-                    dict(name=store_name, level_of_theory=lot, code="VASP", license="GPL-2.0",
-                         source=f"https://github.com/FitSNAP/FitSNAP examples ({name})", note=note))
+        write_store(
+            out / f"{store_name}.h5",
+            [{"sources": [src], "format": "fitsnap-json"}],
+            dict(
+                name=store_name,
+                level_of_theory=lot,
+                code="VASP",
+                license="GPL-2.0",
+                source=f"https://github.com/FitSNAP/FitSNAP examples ({name})",
+                note=note,
+            ),
+        )
         store = Store(out / f"{store_name}.h5")
         e_n, e_a = expect_configs(prov)
         table.add(name, store_name, len(store), int(store.n_atoms.sum()), e_n, e_a)
@@ -184,44 +216,92 @@ def ingest_fitsnap(shared: Path, out: Path, tmp: Path, table: Table) -> None:
         for g, cnt in exp_groups.items():
             match = match_group(g, got)
             n_got = got[match] if match else 0
-            table.add(f"  group {g}", store_name, n_got, int(store.n_atoms[store.groups == match].sum())
-                      if match else 0, cnt, None, note="" if match in (None, g) else f"folder {match}")
+            table.add(
+                f"  group {g}",
+                store_name,
+                n_got,
+                int(store.n_atoms[store.groups == match].sum()) if match else 0,
+                cnt,
+                None,
+                note="" if match in (None, g) else f"folder {match}",
+            )
         n_groups = expect_n_groups(prov)
         if n_groups is not None:
-            table.add(f"  ({n_groups} groups expected)", store_name, len(got), int(store.n_atoms.sum()), n_groups,
-                      None, note="count = number of groups")
+            table.add(
+                f"  ({n_groups} groups expected)",
+                store_name,
+                len(got),
+                int(store.n_atoms.sum()),
+                n_groups,
+                None,
+                note="count = number of groups",
+            )
 
 
 def ingest_deepmd(shared: Path, out: Path, table: Table) -> None:
     d = shared / "deepmd_water"
     exp = expect_deepmd((d / "PROVENANCE.md").read_text())
-    meta = dict(code="unknown (DeePMD-kit example data)", license="LGPL-3.0",
-                source="https://github.com/deepmodeling/deepmd-kit examples/water")
-    write_store(out / "deepmd_water.h5", [{"sources": [d / "se_e2_a_data"], "format": "deepmd"}],
-                dict(name="deepmd_water", level_of_theory="DFT, functional unknown (not documented upstream)",
-                     **meta))
+    meta = dict(
+        code="unknown (DeePMD-kit example data)",
+        license="LGPL-3.0",
+        source="https://github.com/deepmodeling/deepmd-kit examples/water",
+    )
+    write_store(
+        out / "deepmd_water.h5",
+        [{"sources": [d / "se_e2_a_data"], "format": "deepmd"}],
+        dict(name="deepmd_water", level_of_theory="DFT, functional unknown (not documented upstream)", **meta),
+    )
     store = Store(out / "deepmd_water.h5")
     for k in range(4):
         sel = store.groups == f"data_{k}"
         e_n, e_a = exp.get(f"se_e2_a_data/data_{k}", (None, None))
-        table.add(f"deepmd_water data_{k}", "deepmd_water", int(sel.sum()), int(store.n_atoms[sel].sum()),
-                  e_n, None if e_n is None else e_n * e_a)
-    write_store(out / "deepmd_water_dplr.h5", [{"sources": [d / "dplr" / "data"], "format": "deepmd",
-                                                "options": {"group": "dplr"}}],
-                dict(name="deepmd_water_dplr", level_of_theory="DFT, functional unknown; energies shifted/"
-                     "reference-subtracted in an undocumented way (not comparable to deepmd_water)", **meta))
+        table.add(
+            f"deepmd_water data_{k}",
+            "deepmd_water",
+            int(sel.sum()),
+            int(store.n_atoms[sel].sum()),
+            e_n,
+            None if e_n is None else e_n * e_a,
+        )
+    write_store(
+        out / "deepmd_water_dplr.h5",
+        [{"sources": [d / "dplr" / "data"], "format": "deepmd", "options": {"group": "dplr"}}],
+        dict(
+            name="deepmd_water_dplr",
+            level_of_theory="DFT, functional unknown; energies shifted/"
+            "reference-subtracted in an undocumented way (not comparable to deepmd_water)",
+            **meta,
+        ),
+    )
     store = Store(out / "deepmd_water_dplr.h5")
     e_n, e_a = exp.get("dplr/data", (None, None))
-    table.add("deepmd_water dplr (caveat energies)", "deepmd_water_dplr", len(store), int(store.n_atoms.sum()),
-              e_n, None if e_n is None else e_n * e_a)
+    table.add(
+        "deepmd_water dplr (caveat energies)",
+        "deepmd_water_dplr",
+        len(store),
+        int(store.n_atoms.sum()),
+        e_n,
+        None if e_n is None else e_n * e_a,
+    )
 
 
 PHONOPY_STORES = {  # store -> (level of theory, code, [(example, how)])
-    "phonopy_vasp_pbe": ("PBE", "VASP", [("NaCl", "force_sets"), ("ZnO", "force_sets"),
-                                          ("NaCl-gruneisen", "gruneisen"), ("Si", "vasprun"),
-                                          ("Si-QHA", "vasprun_tar")]),
-    "phonopy_vasp_pbesol": ("PBEsol", "VASP", [("SnO2", "force_sets"), ("Cr", "force_sets"),
-                                               ("Cu-QHA", "vasprun_tar")]),
+    "phonopy_vasp_pbe": (
+        "PBE",
+        "VASP",
+        [
+            ("NaCl", "force_sets"),
+            ("ZnO", "force_sets"),
+            ("NaCl-gruneisen", "gruneisen"),
+            ("Si", "vasprun"),
+            ("Si-QHA", "vasprun_tar"),
+        ],
+    ),
+    "phonopy_vasp_pbesol": (
+        "PBEsol",
+        "VASP",
+        [("SnO2", "force_sets"), ("Cr", "force_sets"), ("Cu-QHA", "vasprun_tar")],
+    ),
     "phonopy_qe_pbe": ("PBE (PAW pslibrary)", "Quantum ESPRESSO pw.x", [("NaCl-QE", "qe"), ("Si-QE", "qe")]),
 }
 
@@ -239,23 +319,51 @@ def ingest_phonopy(shared: Path, out: Path, tmp: Path, table: Table) -> None:
                 parts.append({"sources": [e], "format": "phonopy", "options": {"group": ex}})
             elif how == "gruneisen":  # FORCE_SETS + POSCAR-unitcell per volume; --dim="2 2 2" (README)
                 for v in sorted(p for p in e.iterdir() if p.is_dir()):
-                    parts.append({"sources": [v], "format": "phonopy",
-                                  "options": {"group": f"{ex}/{v.name}", "supercell": [2, 2, 2]}})
+                    parts.append(
+                        {
+                            "sources": [v],
+                            "format": "phonopy",
+                            "options": {"group": f"{ex}/{v.name}", "supercell": [2, 2, 2]},
+                        }
+                    )
             elif how == "vasprun":
-                parts.append({"sources": sorted(e.glob("vasprun.xml*")), "format": "ase",
-                              "options": {"group": ex, "format": "vasp-xml", "index": "-1"}})
+                parts.append(
+                    {
+                        "sources": sorted(e.glob("vasprun.xml*")),
+                        "format": "ase",
+                        "options": {"group": ex, "format": "vasp-xml", "index": "-1"},
+                    }
+                )
             elif how == "vasprun_tar":
                 x = extract(next(e.glob("*.tar.lzma")), tmp / "phonopy")
-                parts.append({"sources": sorted(p for p in x.rglob("vasprun.xml*") if p.is_file()), "format": "ase",
-                              "options": {"group": ex, "format": "vasp-xml", "index": "-1"}})
+                parts.append(
+                    {
+                        "sources": sorted(p for p in x.rglob("vasprun.xml*") if p.is_file()),
+                        "format": "ase",
+                        "options": {"group": ex, "format": "vasp-xml", "index": "-1"},
+                    }
+                )
             elif how == "qe":
-                parts.append({"sources": sorted(p for p in e.glob("*.out") if ".ph." not in p.name),
-                              "format": "ase", "options": {"group": ex, "format": "espresso-out", "index": "-1"}})
+                parts.append(
+                    {
+                        "sources": sorted(p for p in e.glob("*.out") if ".ph." not in p.name),
+                        "format": "ase",
+                        "options": {"group": ex, "format": "espresso-out", "index": "-1"},
+                    }
+                )
             expected[ex] = exp.get(ex, "")
-        write_store(out / f"{store_name}.h5", parts,
-                    dict(name=store_name, level_of_theory=lot, code=code, license="BSD-3-Clause",
-                         source="https://github.com/phonopy/phonopy example/ (FORCE_SETS: forces only; "
-                                "vasprun.xml / pw.x outputs: energy, forces, stress)"))
+        write_store(
+            out / f"{store_name}.h5",
+            parts,
+            dict(
+                name=store_name,
+                level_of_theory=lot,
+                code=code,
+                license="BSD-3-Clause",
+                source="https://github.com/phonopy/phonopy example/ (FORCE_SETS: forces only; "
+                "vasprun.xml / pw.x outputs: energy, forces, stress)",
+            ),
+        )
         store = Store(out / f"{store_name}.h5")
         groups = store.groups
         for ex, text in expected.items():
@@ -271,25 +379,58 @@ def ingest_phonopy(shared: Path, out: Path, tmp: Path, table: Table) -> None:
                 e_n = int(re.search(r"(\d+) unit-cell", text).group(1))
             elif nm:
                 e_n, e_a = nm[1], nm[0] * nm[1]
-            table.add(f"phonopy {ex}", store_name, int(sel.sum()), int(store.n_atoms[sel].sum()), e_n, e_a,
-                      note="forces only" if not np.isfinite(store.energies[sel]).any() else "")
-    table.add("phonopy Al-QHA", "-", 0, 0, None, None,
-              note="not ingested: e-v.dat energies only (no forces), not tied to a calculation output")
+            table.add(
+                f"phonopy {ex}",
+                store_name,
+                int(sel.sum()),
+                int(store.n_atoms[sel].sum()),
+                e_n,
+                e_a,
+                note="forces only" if not np.isfinite(store.energies[sel]).any() else "",
+            )
+    table.add(
+        "phonopy Al-QHA",
+        "-",
+        0,
+        0,
+        None,
+        None,
+        note="not ingested: e-v.dat energies only (no forces), not tied to a calculation output",
+    )
 
 
 def ingest_qm9(shared: Path, out: Path, table: Table) -> None:
     d = shared / "schnetpack_qm9_sample"
     prov = (d / "PROVENANCE.md").read_text()
-    write_store(out / "qm9_sample.h5", [{"sources": [d / "test_qm9.db"], "format": "ase",
-                                         "options": {"energy_key": "energy_U0", "energy_unit": "Hartree",
-                                                     "group": "qm9"}}],
-                dict(name="qm9_sample", level_of_theory="B3LYP/6-31G(2df,p)", code="Gaussian 09", license="MIT",
-                     source="https://github.com/atomistic-machine-learning/schnetpack tests/testdata/test_qm9.db",
-                     energy_definition="QM9 U0: internal energy at 0 K (includes zero-point energy)"))
+    write_store(
+        out / "qm9_sample.h5",
+        [
+            {
+                "sources": [d / "test_qm9.db"],
+                "format": "ase",
+                "options": {"energy_key": "energy_U0", "energy_unit": "Hartree", "group": "qm9"},
+            }
+        ],
+        dict(
+            name="qm9_sample",
+            level_of_theory="B3LYP/6-31G(2df,p)",
+            code="Gaussian 09",
+            license="MIT",
+            source="https://github.com/atomistic-machine-learning/schnetpack tests/testdata/test_qm9.db",
+            energy_definition="QM9 U0: internal energy at 0 K (includes zero-point energy)",
+        ),
+    )
     store = Store(out / "qm9_sample.h5")
     m = re.search(r"(\d+) molecules \(.*?; ([\d,]+) atoms\)", prov)
-    table.add("schnetpack_qm9_sample", "qm9_sample", len(store), int(store.n_atoms.sum()),
-              int(m.group(1)) if m else None, _int(m.group(2)) if m else None, note="energy = U0, no forces")
+    table.add(
+        "schnetpack_qm9_sample",
+        "qm9_sample",
+        len(store),
+        int(store.n_atoms.sum()),
+        int(m.group(1)) if m else None,
+        _int(m.group(2)) if m else None,
+        note="energy = U0, no forces",
+    )
 
 
 import numpy as np  # noqa: E402
@@ -297,8 +438,12 @@ import numpy as np  # noqa: E402
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shared", type=Path, default=Path(os.environ.get("GFM_SHARED", REPO.parent / "shared")) / "data",
-                    help="the shared data folder (default: $GFM_SHARED/data or ../shared/data)")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=Path(os.environ.get("GFM_SHARED", REPO.parent / "shared")) / "data",
+        help="the shared data folder (default: $GFM_SHARED/data or ../shared/data)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "work_data" / "stores")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)
@@ -316,8 +461,10 @@ def main(argv=None) -> int:
         ingest_phonopy(args.shared, args.out, tmp, table)
         ingest_qm9(args.shared, args.out, table)
     table.print()
-    print(f"\nstores in {args.out} ({time.time() - t0:.0f} s); all counts match PROVENANCE.md: "
-          f"{'yes' if table.ok else 'NO'}")
+    print(
+        f"\nstores in {args.out} ({time.time() - t0:.0f} s); all counts match PROVENANCE.md: "
+        f"{'yes' if table.ok else 'NO'}"
+    )
     if args.json:
         args.json.write_text(json.dumps(table.rows, indent=1))
     return 0 if table.ok else 1

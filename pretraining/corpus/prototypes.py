@@ -9,6 +9,7 @@ Oxidation states come from pymatgen (``Element.common_oxidation_states``), so io
 (rocksalt MgO, fluorite ZrO2, perovskite SrTiO3, spinel MgAl2O4, ...); intermetallic prototypes (B2, L1_2, Heusler,
 random alloys) take metals only.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -117,37 +118,55 @@ def binary(proto: str, a: str, b: str, d: float) -> Atoms:
 
         u, ca = 0.305, 0.65
         lat = d / (u * np.sqrt(2))
-        return crystal([a, b], basis=[(0, 0, 0), (u, u, 0)], spacegroup=136,
-                       cellpar=[lat, lat, lat * ca, 90, 90, 90], primitive_cell=True)
+        return crystal(
+            [a, b],
+            basis=[(0, 0, 0), (u, u, 0)],
+            spacegroup=136,
+            cellpar=[lat, lat, lat * ca, 90, 90, 90],
+            primitive_cell=True,
+        )
     if proto == "cdi2":  # layered AB2 (CdI2 / 1T-TiS2): A octahedral, B layers at z = +-0.25 c
         z = 0.25
         lat = d * np.sqrt(3) / np.sqrt(1 + 3 * (z * 1.6) ** 2)  # c = 1.6 a gives d(A-B) ~ d
         c = 1.6 * lat
         cell = [[lat, 0, 0], [-lat / 2, lat * np.sqrt(3) / 2, 0], [0, 0, c]]
-        atoms = Atoms([a, b, b], scaled_positions=[(0, 0, 0), (1 / 3, 2 / 3, z), (2 / 3, 1 / 3, -z)], cell=cell,
-                      pbc=True)
+        atoms = Atoms(
+            [a, b, b], scaled_positions=[(0, 0, 0), (1 / 3, 2 / 3, z), (2 / 3, 1 / 3, -z)], cell=cell, pbc=True
+        )
         atoms.wrap()
         return atoms
     if proto == "l12":  # A3B (Cu3Au): B at the cube corner, A at face centres
         lat = d * np.sqrt(2)
-        return Atoms([b, a, a, a], scaled_positions=[(0, 0, 0), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)],
-                     cell=np.eye(3) * lat, pbc=True)
+        return Atoms(
+            [b, a, a, a],
+            scaled_positions=[(0, 0, 0), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)],
+            cell=np.eye(3) * lat,
+            pbc=True,
+        )
     raise ValueError(f"unknown binary prototype {proto!r}")
 
 
 def perovskite(a: str, b: str, x: str, d_bx: float) -> Atoms:
     """Cubic ABX3 (SrTiO3): B at the body centre, X at face centres, lattice 2 d(B-X)."""
     lat = 2 * d_bx
-    return Atoms([a, b, x, x, x], scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5),
-                                                    (0, 0.5, 0.5)], cell=np.eye(3) * lat, pbc=True)
+    return Atoms(
+        [a, b, x, x, x],
+        scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)],
+        cell=np.eye(3) * lat,
+        pbc=True,
+    )
 
 
 def heusler(a: str, b: str, c: str, d: float) -> Atoms:
     """L2_1 A2BC (Cu2MnAl) in its 4-atom fcc primitive cell; ``d`` is the A-B distance (a sqrt(3)/4)."""
     lat = 4 * d / np.sqrt(3)
     cell = np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]) * lat
-    return Atoms([b, c, a, a], scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
-                                                 (0.75, 0.75, 0.75)], cell=cell, pbc=True)
+    return Atoms(
+        [b, c, a, a],
+        scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), (0.75, 0.75, 0.75)],
+        cell=cell,
+        pbc=True,
+    )
 
 
 def spinel(a: str, b: str, x: str, d_bx: float) -> Atoms:
@@ -156,8 +175,14 @@ def spinel(a: str, b: str, x: str, d_bx: float) -> Atoms:
 
     u = 0.2625
     lat = d_bx / 0.2446  # d(B-X) = 0.2446 a for u = 0.2625 (origin 2)
-    return crystal([a, b, x], basis=[(1 / 8, 1 / 8, 1 / 8), (1 / 2, 1 / 2, 1 / 2), (u, u, u)], spacegroup=227,
-                   setting=2, cellpar=[lat, lat, lat, 90, 90, 90], primitive_cell=True)
+    return crystal(
+        [a, b, x],
+        basis=[(1 / 8, 1 / 8, 1 / 8), (1 / 2, 1 / 2, 1 / 2), (u, u, u)],
+        spacegroup=227,
+        setting=2,
+        cellpar=[lat, lat, lat, 90, 90, 90],
+        primitive_cell=True,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- compositions

@@ -9,6 +9,7 @@ GGA+U corrections; 16-atom Mg8O8 is 5.4 eV lower than SevenNet-0's uncorrected v
 uncorrected MPtrj energies. The corrections are (almost) linear in composition, so per-element reference energies
 absorb most of the difference, but the two are different label sets and are kept as separate datasets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,14 +32,24 @@ def _peer(key: str, head_hint: str, level: str | None = None, code: str | None =
     from gfm_ase.validation.peers import FACTORIES, PEERS
 
     info = PEERS[key]
-    return Teacher(key, level or info["level_of_theory"], info["name"],
-                   code or f"{info['package']} {info['pinned']}: {info['model']}", FACTORIES[key], head_hint)
+    return Teacher(
+        key,
+        level or info["level_of_theory"],
+        info["name"],
+        code or f"{info['package']} {info['pinned']}: {info['model']}",
+        FACTORIES[key],
+        head_hint,
+    )
 
 
 TEACHERS = {
     # the strings the gfm-base corpus manifest was written with (they are part of its settings hash: resumable)
-    "chgnet": _peer("chgnet", "omat", "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected "
-                    "energies", "chgnet 0.3.1 wheel (model 0.3.0)"),
+    "chgnet": _peer(
+        "chgnet",
+        "omat",
+        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies",
+        "chgnet 0.3.1 wheel (model 0.3.0)",
+    ),
     "sevennet0": _peer("sevennet0", "omat"),
     "sevennet_mf0_r2scan": _peer("sevennet_mf0_r2scan", "r2scan"),
 }

@@ -1,5 +1,6 @@
 """GFN2-xTB helpers shared by the xTB and PySCF generators: calculator, relaxation, Hessian, normal-mode sampling,
 Langevin snapshots.  All quantities in ASE units (eV, A, fs via ase.units)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,7 +73,7 @@ def normal_mode_sample(atoms, hess: np.ndarray, temperature_K: float, rng, k_min
 
     w, v = np.linalg.eigh(hess)
     order = np.argsort(np.abs(w))
-    vib = order[n_rigid_modes(atoms):]
+    vib = order[n_rigid_modes(atoms) :]
     k = np.maximum(w[vib], k_min)
     amp = np.sqrt(kB * temperature_K / k) * rng.standard_normal(len(vib))
     disp = (v[:, vib] * amp).sum(axis=1).reshape(-1, 3)
@@ -93,8 +94,14 @@ def md_snapshots(atoms, calc, temperature_K: float, rng, n_snap: int, every: int
     Stationary(work)
     if not np.all(work.pbc):
         ZeroRotation(work)
-    dyn = Langevin(work, timestep=timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01 / units.fs,
-                   rng=rng, fixcm=True)
+    dyn = Langevin(
+        work,
+        timestep=timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=0.01 / units.fs,
+        rng=rng,
+        fixcm=True,
+    )
     snaps = []
     for _ in range(n_snap):
         dyn.run(every)

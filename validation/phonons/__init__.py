@@ -1,4 +1,5 @@
 """Phonon validation: read a phonopy reference folder, recompute its displacements with a calculator, compare."""
+
 from gfm_ase.validation.phonons.reference import PhononReference, ReferenceError, load_references
 
 __all__ = ["PhononReference", "ReferenceError", "load_references", "run_phonons"]

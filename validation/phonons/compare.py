@@ -4,6 +4,7 @@ Both are evaluated at the same q-points (fractions of each one's own reciprocal 
 comparison also works after the calculator relaxed the cell. Frequencies are in THz; imaginary modes are
 phonopy's negative frequencies.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -84,12 +85,25 @@ def frequency_errors(ref: np.ndarray, calc: np.ndarray, weights: np.ndarray | No
     err = calc - ref
     w = np.ones(len(ref)) if weights is None else np.asarray(weights, dtype=float)
     w = w[:, None] * np.ones_like(err) / (w.sum() * err.shape[1])
-    return {"mae_THz": float(np.sum(w * np.abs(err))), "rmse_THz": float(np.sqrt(np.sum(w * err ** 2))),
-            "max_abs_err_THz": float(np.abs(err).max())}
+    return {
+        "mae_THz": float(np.sum(w * np.abs(err))),
+        "rmse_THz": float(np.sqrt(np.sum(w * err**2))),
+        "max_abs_err_THz": float(np.abs(err).max()),
+    }
 
 
-def compare_phonons(ph_ref, ph_calc, *, fc_ref=None, fc_calc=None, mesh=50.0, band_points: int = 51,
-                    imag_tol: float = 0.1, temperatures=(300.0,), dos_pitch: float = 0.05) -> tuple[dict, dict]:
+def compare_phonons(
+    ph_ref,
+    ph_calc,
+    *,
+    fc_ref=None,
+    fc_calc=None,
+    mesh=50.0,
+    band_points: int = 51,
+    imag_tol: float = 0.1,
+    temperatures=(300.0,),
+    dos_pitch: float = 0.05,
+) -> tuple[dict, dict]:
     """(metrics, curves): numbers for the summary and arrays for the plots.
 
     ``ph_ref`` and ``ph_calc`` may be one Phonopy object when ``fc_ref`` / ``fc_calc`` are given: each side's force
@@ -126,13 +140,17 @@ def compare_phonons(ph_ref, ph_calc, *, fc_ref=None, fc_calc=None, mesh=50.0, ba
     metrics.update({f"mesh_{k}": v for k, v in frequency_errors(f_mesh_ref, f_at_q, w).items()})
     metrics["mesh"] = mesh_numbers
     fmax_r, fmax_c = float(f_mesh_ref.max()), float(f_mesh_calc.max())
-    metrics.update({
-        "max_freq_ref_THz": fmax_r, "max_freq_calc_THz": fmax_c, "max_freq_err_THz": fmax_c - fmax_r,
-        "min_freq_ref_THz": float(min(f_mesh_ref.min(), np.concatenate(f_band_ref).min())),
-        "min_freq_calc_THz": float(min(f_mesh_calc.min(), np.concatenate(f_band_calc).min())),
-        "imag_modes_ref": _n_imaginary(f_mesh_ref, w, imag_tol),
-        "imag_modes_calc": _n_imaginary(f_mesh_calc, w_calc, imag_tol),
-    })
+    metrics.update(
+        {
+            "max_freq_ref_THz": fmax_r,
+            "max_freq_calc_THz": fmax_c,
+            "max_freq_err_THz": fmax_c - fmax_r,
+            "min_freq_ref_THz": float(min(f_mesh_ref.min(), np.concatenate(f_band_ref).min())),
+            "min_freq_calc_THz": float(min(f_mesh_calc.min(), np.concatenate(f_band_calc).min())),
+            "imag_modes_ref": _n_imaginary(f_mesh_ref, w, imag_tol),
+            "imag_modes_calc": _n_imaginary(f_mesh_calc, w_calc, imag_tol),
+        }
+    )
     metrics["imaginary_ref"] = metrics["imag_modes_ref"] > 0 or metrics["min_freq_ref_THz"] < -imag_tol
     metrics["imaginary_calc"] = metrics["imag_modes_calc"] > 0 or metrics["min_freq_calc_THz"] < -imag_tol
 
@@ -150,10 +168,19 @@ def compare_phonons(ph_ref, ph_calc, *, fc_ref=None, fc_calc=None, mesh=50.0, ba
         tag = f"{t:g}K"
         metrics[f"free_energy_{tag}_err_kJ_mol"] = float(th["calc"]["free_energy"][i] - th["ref"]["free_energy"][i])
         metrics[f"entropy_{tag}_err_J_K_mol"] = float(th["calc"]["entropy"][i] - th["ref"]["entropy"][i])
-        metrics[f"heat_capacity_{tag}_err_J_K_mol"] = float(th["calc"]["heat_capacity"][i]
-                                                           - th["ref"]["heat_capacity"][i])
-    curves = {"distances": dist, "band_ref": f_band_ref, "band_calc": f_band_calc, "labels": path.segment_labels,
-              "connections": path.connections, "dos_freq": fr, "dos_ref": dos["ref"], "dos_calc": dos["calc"]}
+        metrics[f"heat_capacity_{tag}_err_J_K_mol"] = float(
+            th["calc"]["heat_capacity"][i] - th["ref"]["heat_capacity"][i]
+        )
+    curves = {
+        "distances": dist,
+        "band_ref": f_band_ref,
+        "band_calc": f_band_calc,
+        "labels": path.segment_labels,
+        "connections": path.connections,
+        "dos_freq": fr,
+        "dos_ref": dos["ref"],
+        "dos_calc": dos["calc"],
+    }
     return metrics, curves
 
 

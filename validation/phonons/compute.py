@@ -1,4 +1,5 @@
 """Force constants from a reference and from a calculator (optionally after relaxing the unit cell with it)."""
+
 from __future__ import annotations
 
 import time
@@ -60,15 +61,27 @@ def relax_unitcell(ref: PhononReference, calc, fmax: float = 1e-3, steps: int = 
     opt = {"BFGS": BFGS, "FIRE": FIRE}[optimizer.upper()](FrechetCellFilter(atoms), logfile=None)
     converged = bool(opt.run(fmax=fmax, steps=steps))
     atoms.set_constraint()
-    info = {"relax_converged": converged, "relax_steps": int(opt.nsteps),
-            "volume_change_pct": 100.0 * (atoms.get_volume() / ref.unitcell.get_volume() - 1.0)}
+    info = {
+        "relax_converged": converged,
+        "relax_steps": int(opt.nsteps),
+        "volume_change_pct": 100.0 * (atoms.get_volume() / ref.unitcell.get_volume() - 1.0),
+    }
     atoms.calc = None
     return atoms, info
 
 
-def calculator_phonopy(ref: PhononReference, calc, *, relax: bool = False, subtract_residual: bool = True,
-                       nac: bool = True, fmax: float = 1e-3, optimizer: str = "BFGS",
-                       distance: float | None = None, phonopy=None) -> CalculatorPhonons:
+def calculator_phonopy(
+    ref: PhononReference,
+    calc,
+    *,
+    relax: bool = False,
+    subtract_residual: bool = True,
+    nac: bool = True,
+    fmax: float = 1e-3,
+    optimizer: str = "BFGS",
+    distance: float | None = None,
+    phonopy=None,
+) -> CalculatorPhonons:
     """Force constants of ``calc`` for the reference's supercell and displacements.
 
     relax: relax the unit cell with ``calc`` first (keeping its symmetry) and use fresh displacements of the
@@ -103,5 +116,6 @@ def calculator_phonopy(ref: PhononReference, calc, *, relax: bool = False, subtr
     forces = [f - f.mean(axis=0) for f in forces]  # net force removed, as phonopy does for DFT forces
     info["max_drift_eV_A"] = drift
     produce_force_constants(ph, pio.with_forces(dataset, forces))
-    return CalculatorPhonons(ph, relax, float(np.linalg.norm(residual, axis=1).max()), len(cells) + 1,
-                             time.perf_counter() - t0, info)
+    return CalculatorPhonons(
+        ph, relax, float(np.linalg.norm(residual, axis=1).max()), len(cells) + 1, time.perf_counter() - t0, info
+    )

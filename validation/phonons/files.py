@@ -1,5 +1,6 @@
 """Reading a reference folder's files as text, whether plain, compressed (.xz .lzma .gz .bz2) or inside an archive
 (.tar, .tar.gz/.tgz, .tar.xz, .tar.lzma, .tar.bz2)."""
+
 from __future__ import annotations
 
 import bz2
@@ -74,7 +75,7 @@ def iter_archive(path: Path, prefix: str = "") -> Iterator[FileEntry]:
             inner = strip_compression(member)
             raw = data
             if inner != member:  # a compressed file inside an archive
-                raw = COMPRESSED[member[len(inner):]](io.BytesIO(data)).read()
+                raw = COMPRESSED[member[len(inner) :]](io.BytesIO(data)).read()
             yield FileEntry(f"{prefix}{path.name}:{m.name}", inner, (lambda d=raw: d))
 
 

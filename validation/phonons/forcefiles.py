@@ -1,5 +1,6 @@
 """Force calculations found in a reference folder: VASP vasprun.xml / OUTCAR, Quantum ESPRESSO pw.x output, or an
 extended-XYZ file with forces. Each is read with ASE (so units are eV and Angstrom) and identified by content."""
+
 from __future__ import annotations
 
 import io

@@ -4,6 +4,7 @@ Force files do not say which displacement they hold, and another code may order 
 file's atoms onto the perfect supercell (same species, nearest periodic image, one global translation allowed),
 then compare the remaining per-atom displacement pattern with every expected displacement pattern.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,15 @@ def _min_image(delta_frac: np.ndarray) -> np.ndarray:
     return delta_frac - np.round(delta_frac)
 
 
-def map_atoms(cell: np.ndarray, numbers: np.ndarray, positions: np.ndarray, other_cell: np.ndarray,
-              other_numbers: np.ndarray, other_positions: np.ndarray, tol: float = 0.3):
+def map_atoms(
+    cell: np.ndarray,
+    numbers: np.ndarray,
+    positions: np.ndarray,
+    other_cell: np.ndarray,
+    other_numbers: np.ndarray,
+    other_positions: np.ndarray,
+    tol: float = 0.3,
+):
     """Permutation p with other[p[i]] ~ self[i] (up to one global translation) or None when they differ.
 
     Returns (p, displacements) where displacements[i] is the Cartesian minimum-image offset of other[p[i]] from
@@ -65,8 +73,15 @@ def identify(perfect, patterns: list[np.ndarray], other, tol: float = 0.3) -> Ma
     Returns None when the atoms do not map onto the perfect supercell or when no pattern fits within a quarter of
     its largest displacement; index None means ``other`` is the undisplaced supercell.
     """
-    m = map_atoms(np.asarray(perfect.cell), np.asarray(perfect.numbers), np.asarray(perfect.positions),
-                  np.asarray(other.cell), np.asarray(other.numbers), np.asarray(other.positions), tol)
+    m = map_atoms(
+        np.asarray(perfect.cell),
+        np.asarray(perfect.numbers),
+        np.asarray(perfect.positions),
+        np.asarray(other.cell),
+        np.asarray(other.numbers),
+        np.asarray(other.positions),
+        tol,
+    )
     if m is None:
         return None
     p, disp = m
@@ -74,8 +89,11 @@ def identify(perfect, patterns: list[np.ndarray], other, tol: float = 0.3) -> Ma
     amplitude = min([np.linalg.norm(u, axis=1).max() for u in patterns] or [0.01])
     best = int(np.argmin(errors)) if errors else None
     perfect_err = np.linalg.norm(disp, axis=1).max()
-    if best is not None and errors[best] < 0.25 * np.linalg.norm(patterns[best], axis=1).max() \
-            and errors[best] < perfect_err:
+    if (
+        best is not None
+        and errors[best] < 0.25 * np.linalg.norm(patterns[best], axis=1).max()
+        and errors[best] < perfect_err
+    ):
         return Match(best, p, float(errors[best]))
     if perfect_err < 0.25 * amplitude:
         return Match(None, p, float(perfect_err))

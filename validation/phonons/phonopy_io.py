@@ -1,5 +1,6 @@
 """Small conversions between ASE and phonopy, and phonopy displacement datasets (type 1: one atom displaced per
 supercell, ``first_atoms``; type 2: all atoms, ``displacements``/``forces`` arrays)."""
+
 from __future__ import annotations
 
 import copy
@@ -12,15 +13,23 @@ def to_phonopy_atoms(atoms: Atoms):
     from phonopy.structure.atoms import PhonopyAtoms
 
     magmoms = atoms.get_initial_magnetic_moments() if atoms.has("initial_magmoms") else None
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
-                        scaled_positions=atoms.get_scaled_positions(wrap=False), masses=atoms.get_masses(),
-                        magnetic_moments=magmoms)
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=np.asarray(atoms.cell),
+        scaled_positions=atoms.get_scaled_positions(wrap=False),
+        masses=atoms.get_masses(),
+        magnetic_moments=magmoms,
+    )
 
 
 def to_ase_atoms(cell, scale_length: float = 1.0) -> Atoms:
     """ase.Atoms from a PhonopyAtoms, lengths multiplied by ``scale_length`` (e.g. Bohr -> A)."""
-    atoms = Atoms(symbols=cell.symbols, cell=np.asarray(cell.cell) * scale_length,
-                  scaled_positions=cell.scaled_positions, pbc=True)
+    atoms = Atoms(
+        symbols=cell.symbols,
+        cell=np.asarray(cell.cell) * scale_length,
+        scaled_positions=cell.scaled_positions,
+        pbc=True,
+    )
     if cell.masses is not None:
         atoms.set_masses(cell.masses)
     if cell.magnetic_moments is not None:

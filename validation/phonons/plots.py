@@ -1,4 +1,5 @@
 """Phonon plots: band structure and DOS of reference and calculator overlaid in one figure; QHA thermodynamics."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,9 @@ def _ticks(distances, labels, connections):
     return pos, names
 
 
-def plot_band_dos(curves: dict, title: str, path: Path, ref_label: str = "reference",
-                  calc_label: str = "calculator") -> str:
+def plot_band_dos(
+    curves: dict, title: str, path: Path, ref_label: str = "reference", calc_label: str = "calculator"
+) -> str:
     plt = pyplot()
     fig, (ax, axd) = plt.subplots(1, 2, figsize=(8, 4), sharey=True, gridspec_kw={"width_ratios": [3, 1]})
     for i, (d, fr, fc) in enumerate(zip(curves["distances"], curves["band_ref"], curves["band_calc"])):
@@ -75,8 +77,10 @@ def plot_ev(v, e_ref, e_calc, fits: dict, title: str, path: Path) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.4))
     vv = np.linspace(min(v) * 0.99, max(v) * 1.01, 100)
-    for label, e, fit, style in (("reference", e_ref, fits["ref"], "k"),
-                                 ("calculator", e_calc, fits["calc"], "tab:red")):
+    for label, e, fit, style in (
+        ("reference", e_ref, fits["ref"], "k"),
+        ("calculator", e_calc, fits["calc"], "tab:red"),
+    ):
         ax.plot(v, 1000 * (np.asarray(e) - fit.e0), "o", color=style, ms=3)
         ax.plot(vv, 1000 * (fit.energy(vv) - fit.e0), "-", color=style, lw=1, label=label)
     ax.set_xlabel("volume (Å³/atom)")

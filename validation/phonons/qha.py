@@ -3,6 +3,7 @@ outputs (DFT phonon thermodynamics) and/or ``e-v.dat`` (DFT energy per cell vs v
 ``phonopy-qha``. These hold no forces, so the calculator's phonons are compared through thermodynamics
 (free energy, entropy, heat capacity per atom vs temperature) and its E(V) through a Birch-Murnaghan fit.
 """
+
 from __future__ import annotations
 
 import io
@@ -51,8 +52,16 @@ class EVReference:
 
 
 _NUM = r"([-+0-9.eE]+)"
-_ROW = re.compile(r"-\s*temperature:\s*" + _NUM + r"\s+free_energy:\s*" + _NUM + r"\s+entropy:\s*" + _NUM
-                  + r"\s+heat_capacity:\s*" + _NUM)
+_ROW = re.compile(
+    r"-\s*temperature:\s*"
+    + _NUM
+    + r"\s+free_energy:\s*"
+    + _NUM
+    + r"\s+entropy:\s*"
+    + _NUM
+    + r"\s+heat_capacity:\s*"
+    + _NUM
+)
 
 
 def _header(text: str, key: str):
@@ -74,16 +83,24 @@ def read_thermal_yaml(e: FileEntry) -> dict:
 
         try:
             doc = yaml.safe_load(text)
-            rows = [(r["temperature"], r["free_energy"], r["entropy"], r["heat_capacity"])
-                    for r in doc["thermal_properties"]]
+            rows = [
+                (r["temperature"], r["free_energy"], r["entropy"], r["heat_capacity"])
+                for r in doc["thermal_properties"]
+            ]
             natom = doc["natom"]
         except Exception as exc:
             raise ValueError(f"{e.name}: not a phonopy thermal_properties.yaml ({type(exc).__name__}: {exc})") from exc
     table = np.array(rows, dtype=float)
     num_modes = _header(text, "num_modes")
-    return {"temperature": table[:, 0], "free_energy": table[:, 1], "entropy": table[:, 2],
-            "heat_capacity": table[:, 3], "natom": int(natom), "volume": _header(text, "volume"),
-            "num_modes": None if num_modes is None else int(num_modes)}
+    return {
+        "temperature": table[:, 0],
+        "free_energy": table[:, 1],
+        "entropy": table[:, 2],
+        "heat_capacity": table[:, 3],
+        "natom": int(natom),
+        "volume": _header(text, "volume"),
+        "num_modes": None if num_modes is None else int(num_modes),
+    }
 
 
 def read_ev(e: FileEntry) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +118,14 @@ def default_supercell(cell: np.ndarray, min_length: float = SUPERCELL_MIN_LENGTH
     return np.diag([max(1, math.ceil(min_length / L - 1e-9)) for L in lengths])
 
 
-def qha_references(folder: Path, name: str, entries: list[FileEntry], cells: list[tuple[str, Atoms]],
-                   supercell_matrix=None, with_thermal: bool = True) -> list:
+def qha_references(
+    folder: Path,
+    name: str,
+    entries: list[FileEntry],
+    cells: list[tuple[str, Atoms]],
+    supercell_matrix=None,
+    with_thermal: bool = True,
+) -> list:
     """ThermalReference per ``POSCAR-<tag>`` with a ``thermal_properties.yaml-<tag>``, and an EVReference when
     ``e-v.dat`` volumes match the cells."""
     refs: list = []
@@ -118,15 +141,30 @@ def qha_references(folder: Path, name: str, entries: list[FileEntry], cells: lis
             if t["natom"] != len(atoms):
                 notes.append(f"{e.name} is per {t['natom']} atoms, {cell_name} has {len(atoms)}")
             if t["volume"] is not None and abs(t["volume"] / atoms.get_volume() * len(atoms) / t["natom"] - 1) > 1e-3:
-                raise ValueError(f"{e.name} (V={t['volume']:.3f}) does not belong to {cell_name} "
-                                 f"(V={atoms.get_volume():.3f})")
+                raise ValueError(
+                    f"{e.name} (V={t['volume']:.3f}) does not belong to {cell_name} (V={atoms.get_volume():.3f})"
+                )
             smat = supercell_matrix if supercell_matrix is not None else default_supercell(atoms.cell)
             if supercell_matrix is None:
-                notes.append(f"supercell {np.diag(smat).tolist()} chosen (each vector >= {SUPERCELL_MIN_LENGTH} A; "
-                             "the folder does not say; override with --supercell)")
-            refs.append(ThermalReference(f"{name}/{cell_name}", folder, atoms, t["natom"], t["temperature"],
-                                         t["free_energy"], t["entropy"], t["heat_capacity"], np.asarray(smat),
-                                         sources=[cell_name, e.name], notes=notes))
+                notes.append(
+                    f"supercell {np.diag(smat).tolist()} chosen (each vector >= {SUPERCELL_MIN_LENGTH} A; "
+                    "the folder does not say; override with --supercell)"
+                )
+            refs.append(
+                ThermalReference(
+                    f"{name}/{cell_name}",
+                    folder,
+                    atoms,
+                    t["natom"],
+                    t["temperature"],
+                    t["free_energy"],
+                    t["entropy"],
+                    t["heat_capacity"],
+                    np.asarray(smat),
+                    sources=[cell_name, e.name],
+                    notes=notes,
+                )
+            )
     ev = by_stem.get("e-v.dat")
     if ev is not None and cells:
         v, en = read_ev(ev)
@@ -141,6 +179,15 @@ def qha_references(folder: Path, name: str, entries: list[FileEntry], cells: lis
                 unmatched.append(cell_name)
         if len(matched) >= 5:
             notes = [f"cells without an e-v.dat row: {unmatched}"] if unmatched else []
-            refs.append(EVReference(f"{name}/e-v.dat", folder, matched, np.array(vols), np.array(energies),
-                                    sources=[ev.name] + [c for c, _ in matched], notes=notes))
+            refs.append(
+                EVReference(
+                    f"{name}/e-v.dat",
+                    folder,
+                    matched,
+                    np.array(vols),
+                    np.array(energies),
+                    sources=[ev.name] + [c for c, _ in matched],
+                    notes=notes,
+                )
+            )
     return refs

@@ -14,6 +14,7 @@ Recognised, in any combination (files may be compressed or packed in tar archive
 Several ``POSCAR-<tag>`` unit cells with one displacement set (a quasi-harmonic series) give one reference per
 cell; a folder with no phonon files but phonon subfolders gives one reference per subfolder.
 """
+
 from __future__ import annotations
 
 import io
@@ -69,8 +70,11 @@ class PhononReference:
 
         with warnings.catch_warnings():  # phonopy announces that 'auto' differs from its v3 default; we chose it
             warnings.filterwarnings("ignore", message=".*primitive_matrix defaulted.*")
-            ph = Phonopy(pio.to_phonopy_atoms(self.unitcell if unitcell is None else unitcell),
-                         supercell_matrix=self.supercell_matrix, primitive_matrix=self.primitive_matrix)
+            ph = Phonopy(
+                pio.to_phonopy_atoms(self.unitcell if unitcell is None else unitcell),
+                supercell_matrix=self.supercell_matrix,
+                primitive_matrix=self.primitive_matrix,
+            )
         if nac and self.has_nac:
             if self.nac is None:
                 self.nac = _read_born(self.born_file, ph.primitive)
@@ -122,9 +126,15 @@ def load_references(path: str | os.PathLike, supercell_matrix=None, primitive_ma
             continue
         refs.extend(found or [])
     if not refs:
-        detail = ("; ".join(problems)) if problems else (
-            "expected a phonopy yaml (phonopy_disp.yaml, phonopy.yaml, phonopy_params.yaml) or disp.yaml, FORCE_SETS "
-            "or FORCE_CONSTANTS with a unit cell (POSCAR-unitcell, POSCAR, pw.x input), or subfolders holding them")
+        detail = (
+            ("; ".join(problems))
+            if problems
+            else (
+                "expected a phonopy yaml (phonopy_disp.yaml, phonopy.yaml, phonopy_params.yaml) or disp.yaml, "
+                "FORCE_SETS or FORCE_CONSTANTS with a unit cell (POSCAR-unitcell, POSCAR, pw.x input), "
+                "or subfolders holding them"
+            )
+        )
         raise ReferenceError(f"no phonon reference found in {path}: {detail}")
     for r in refs:
         r.notes.extend(f"skipped sibling {p}" for p in problems)
@@ -212,8 +222,10 @@ def _read_phonopy_yaml(e: FileEntry, parsed: _Parsed) -> None:
     parsed.length = float(units.distance_to_A) if units is not None else 1.0
     parsed.force = float(units.force_to_eVperA) if units is not None else 1.0
     if d.calculator:
-        parsed.notes.append(f"{e.name}: {d.calculator} units converted (length x{parsed.length:.6g} -> A, "
-                            f"force x{parsed.force:.6g} -> eV/A)")
+        parsed.notes.append(
+            f"{e.name}: {d.calculator} units converted (length x{parsed.length:.6g} -> A, "
+            f"force x{parsed.force:.6g} -> eV/A)"
+        )
     if d.unitcell is None:
         raise ReferenceError(f"{e.name} has no unit_cell")
     parsed.unitcells = [(e.name, pio.to_ase_atoms(d.unitcell, parsed.length))]
@@ -236,8 +248,10 @@ def _read_disp_yaml(e: FileEntry, parsed: _Parsed) -> None:
     try:
         doc = yaml.safe_load(e.text())
         natom = int(doc["natom"])
-        first_atoms = [{"number": int(d["atom"]) - 1, "displacement": np.asarray(d["displacement"], dtype=float)}
-                       for d in doc["displacements"]]
+        first_atoms = [
+            {"number": int(d["atom"]) - 1, "displacement": np.asarray(d["displacement"], dtype=float)}
+            for d in doc["displacements"]
+        ]
     except Exception as exc:
         raise ReferenceError(f"{e.name}: not a phonopy disp.yaml ({type(exc).__name__}: {exc})") from exc
     parsed.dataset = {"natom": natom, "first_atoms": first_atoms}
@@ -260,8 +274,10 @@ def _read_force_sets(e: FileEntry, parsed: _Parsed) -> None:
         old = pio.displacement_patterns(parsed.dataset, natom)
         new = pio.displacement_patterns(ds, natom)
         if len(old) != len(new) or any(np.abs(a - b).max() > 1e-5 for a, b in zip(old, new)):
-            raise ReferenceError(f"{e.name} does not hold the displacements of {parsed.sources[-1]} "
-                                 f"({len(new)} vs {len(old)} displaced supercells)")
+            raise ReferenceError(
+                f"{e.name} does not hold the displacements of {parsed.sources[-1]} "
+                f"({len(new)} vs {len(old)} displaced supercells)"
+            )
     parsed.dataset = ds
     parsed.natom = natom
     parsed.sources.append(e.name)
@@ -295,8 +311,14 @@ def _unitcell_files(entries: list[FileEntry]) -> list[tuple[str, Atoms]]:
     series = [e for e in entries if e.stem.startswith("POSCAR-") and not DISPLACED_SUPERCELL.match(e.stem)]
     if series:
         return [(e.name, load(e, "vasp")) for e in sorted(series, key=lambda e: _tag_key(e.stem))]
-    pw_inputs = [e for e in entries if e.stem.endswith(".in") and not DISPLACED_SUPERCELL.match(e.stem)
-                 and "ATOMIC_POSITIONS" in e.text() and "&system" in e.text().lower()]
+    pw_inputs = [
+        e
+        for e in entries
+        if e.stem.endswith(".in")
+        and not DISPLACED_SUPERCELL.match(e.stem)
+        and "ATOMIC_POSITIONS" in e.text()
+        and "&system" in e.text().lower()
+    ]
     return [(e.name, load(e, "espresso-in")) for e in pw_inputs]
 
 
@@ -313,9 +335,11 @@ def _infer_supercell(natom_super: int | None, natom_unit: int, where: str) -> np
         raise ReferenceError(f"{where}: the supercell size is unknown; pass the supercell matrix (--supercell)")
     ratio = natom_super / natom_unit
     k = round(ratio ** (1 / 3))
-    if abs(ratio - round(ratio)) > 1e-9 or k ** 3 != round(ratio):
-        raise ReferenceError(f"{where}: supercell has {natom_super} atoms, unit cell {natom_unit}: not a k x k x k "
-                             "supercell; pass the supercell matrix (--supercell)")
+    if abs(ratio - round(ratio)) > 1e-9 or k**3 != round(ratio):
+        raise ReferenceError(
+            f"{where}: supercell has {natom_super} atoms, unit cell {natom_unit}: not a k x k x k "
+            "supercell; pass the supercell matrix (--supercell)"
+        )
     return np.diag([k, k, k])
 
 
@@ -339,8 +363,10 @@ def _load_folder(folder: Path, name: str, smat, pmat, yaml_name: str | None = No
     if not parsed.unitcells:
         parsed.unitcells = _unitcell_files(entries)
         if not parsed.unitcells:
-            raise ReferenceError(f"{folder}: displacements/forces found but no unit cell (expected a phonopy yaml, "
-                                 "POSCAR-unitcell, POSCAR or a pw.x input)")
+            raise ReferenceError(
+                f"{folder}: displacements/forces found but no unit cell (expected a phonopy yaml, "
+                "POSCAR-unitcell, POSCAR or a pw.x input)"
+            )
         if y is None and fs is not None:
             parsed.notes.append("no phonopy yaml: VASP units (A, eV/A) assumed for FORCE_SETS")
     if smat is not None:
@@ -350,8 +376,10 @@ def _load_folder(folder: Path, name: str, smat, pmat, yaml_name: str | None = No
     if parsed.supercell_matrix is None:
         natom_super = parsed.natom
         parsed.supercell_matrix = _infer_supercell(natom_super, len(parsed.unitcells[0][1]), str(folder))
-        parsed.notes.append(f"supercell matrix inferred from the atom count: "
-                            f"{np.diag(parsed.supercell_matrix).tolist()} (override with --supercell)")
+        parsed.notes.append(
+            f"supercell matrix inferred from the atom count: "
+            f"{np.diag(parsed.supercell_matrix).tolist()} (override with --supercell)"
+        )
     if parsed.primitive_matrix is None:
         parsed.primitive_matrix = "auto"
 
@@ -359,13 +387,25 @@ def _load_folder(folder: Path, name: str, smat, pmat, yaml_name: str | None = No
     for cell_name, unitcell in parsed.unitcells:
         ref_name = name if len(parsed.unitcells) == 1 else f"{name}/{cell_name}"
         sources = parsed.sources + ([cell_name] if cell_name not in parsed.sources else [])
-        refs.append(PhononReference(ref_name, folder, unitcell, parsed.supercell_matrix, parsed.primitive_matrix,
-                                    dataset=parsed.dataset, nac=parsed.nac, sources=sources,
-                                    notes=list(parsed.notes)))
+        refs.append(
+            PhononReference(
+                ref_name,
+                folder,
+                unitcell,
+                parsed.supercell_matrix,
+                parsed.primitive_matrix,
+                dataset=parsed.dataset,
+                nac=parsed.nac,
+                sources=sources,
+                notes=list(parsed.notes),
+            )
+        )
     for r in refs:
         if r.n_supercell_atoms != (parsed.natom or r.n_supercell_atoms):
-            raise ReferenceError(f"{r.name}: supercell {r.supercell_matrix.tolist()} of {len(r.unitcell)} atoms has "
-                                 f"{r.n_supercell_atoms} atoms but the displacements are for {parsed.natom}")
+            raise ReferenceError(
+                f"{r.name}: supercell {r.supercell_matrix.tolist()} of {len(r.unitcell)} atoms has "
+                f"{r.n_supercell_atoms} atoms but the displacements are for {parsed.natom}"
+            )
     born = _find(entries, "BORN")
     if parsed.fc_entry is not None:
         for r in refs:
@@ -391,8 +431,10 @@ def _qha_only(folder: Path, name: str, entries: list[FileEntry], smat) -> list |
     except ValueError as exc:
         raise ReferenceError(str(exc)) from exc
     if not refs:
-        raise ReferenceError(f"{folder}: thermal_properties.yaml-<tag> / e-v.dat found but no matching POSCAR-<tag> "
-                             "unit cells (e-v.dat needs at least 5 cells whose volumes it lists)")
+        raise ReferenceError(
+            f"{folder}: thermal_properties.yaml-<tag> / e-v.dat found but no matching POSCAR-<tag> "
+            "unit cells (e-v.dat needs at least 5 cells whose volumes it lists)"
+        )
     return refs
 
 
@@ -427,8 +469,10 @@ def _attach_forces_from_calculations(folder: Path, refs: list[PhononReference], 
     entries = list_files(folder, archives=True)
     calcs, problems = read_force_calculations(entries)
     if not calcs:
-        raise ReferenceError(f"{folder}: displacements but no forces (no FORCE_SETS, and no vasprun.xml, OUTCAR or "
-                             "pw.x output with forces)" + (f"; unreadable: {problems}" if problems else ""))
+        raise ReferenceError(
+            f"{folder}: displacements but no forces (no FORCE_SETS, and no vasprun.xml, OUTCAR or "
+            "pw.x output with forces)" + (f"; unreadable: {problems}" if problems else "")
+        )
     complete = []
     for r in refs:
         perfect = r.supercell()
@@ -440,19 +484,24 @@ def _attach_forces_from_calculations(folder: Path, refs: list[PhononReference], 
             if m is None:
                 continue
             if m.index is None:
-                r.notes.append(f"{c.name}: the undisplaced supercell (max |F| = "
-                               f"{np.abs(c.forces).max():.2e} eV/A); not subtracted")
+                r.notes.append(
+                    f"{c.name}: the undisplaced supercell (max |F| = {np.abs(c.forces).max():.2e} eV/A); not subtracted"
+                )
                 continue
             if forces[m.index] is not None:
-                raise ReferenceError(f"{r.name}: two force files for displacement {m.index + 1}: "
-                                     f"{used[[u[0] for u in used].index(m.index)][1]} and {c.name}")
+                raise ReferenceError(
+                    f"{r.name}: two force files for displacement {m.index + 1}: "
+                    f"{used[[u[0] for u in used].index(m.index)][1]} and {c.name}"
+                )
             forces[m.index] = c.forces[m.permutation]
             used.append((m.index, c.name))
         missing = [i + 1 for i, f in enumerate(forces) if f is None]
         if missing:
             if len(refs) == 1:
-                raise ReferenceError(f"{r.name}: no force file for displacement(s) {missing} of {len(patterns)} "
-                                     f"(read {len(calcs)} force calculations: {[c.name for c in calcs]})")
+                raise ReferenceError(
+                    f"{r.name}: no force file for displacement(s) {missing} of {len(patterns)} "
+                    f"(read {len(calcs)} force calculations: {[c.name for c in calcs]})"
+                )
             r.notes.append(f"no force file for displacement(s) {missing}; skipped")
             continue
         # like `phonopy -f`: remove each supercell's drift (net force), which breaks translational invariance

@@ -5,6 +5,7 @@ imaginary modes), DOS overlap and thermodynamics at chosen temperatures, with ba
 one plot. For quasi-harmonic folders without forces: free energy / entropy / heat capacity vs T per volume and
 the E(V) curve (Birch-Murnaghan V0, B0, B', Delta).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,10 +36,23 @@ def _uncovered(atoms_list, covered) -> list[str]:
     return sorted({s for a in atoms_list for s in a.get_chemical_symbols()} - set(covered))
 
 
-def run_phonons(calc, reference, *, relax: bool = False, supercell=None, primitive=None, mesh=50.0,
-                band_points: int = 51, nac: bool = True, subtract_residual: bool = True, imag_tol: float = 0.1,
-                fmax: float = 1e-3, optimizer: str = "BFGS", temperatures=(300.0,),
-                outdir: str | os.PathLike | None = None) -> SuiteResult:
+def run_phonons(
+    calc,
+    reference,
+    *,
+    relax: bool = False,
+    supercell=None,
+    primitive=None,
+    mesh=50.0,
+    band_points: int = 51,
+    nac: bool = True,
+    subtract_residual: bool = True,
+    imag_tol: float = 0.1,
+    fmax: float = 1e-3,
+    optimizer: str = "BFGS",
+    temperatures=(300.0,),
+    outdir: str | os.PathLike | None = None,
+) -> SuiteResult:
     """Compare ``calc`` with the phonon reference(s) in ``reference`` (a folder, or loaded references).
 
     relax: relax the unit cell with the calculator first (symmetry kept), then compare frequencies.
@@ -49,9 +63,15 @@ def run_phonons(calc, reference, *, relax: bool = False, supercell=None, primiti
     Structures with elements the calculator does not cover are skipped and listed.
     """
     calc = as_calculator(calc)
-    refs = list(reference) if isinstance(reference, (list, tuple)) else (
-        [reference] if isinstance(reference, (PhononReference, ThermalReference, EVReference))
-        else load_references(reference, supercell, primitive))
+    refs = (
+        list(reference)
+        if isinstance(reference, (list, tuple))
+        else (
+            [reference]
+            if isinstance(reference, (PhononReference, ThermalReference, EVReference))
+            else load_references(reference, supercell, primitive)
+        )
+    )
     outdir = Path(outdir) if outdir is not None else None
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -70,8 +90,13 @@ def run_phonons(calc, reference, *, relax: bool = False, supercell=None, primiti
                 row, curves = _phonon_reference(ref, calc, mesh, band_points, imag_tol, temperatures, opts)
                 phonon_rows[ref.name] = row
                 if outdir is not None:
-                    plots.append(plot_band_dos(curves, f"{ref.name} ({'relaxed' if relax else 'reference geometry'})",
-                                               outdir / f"phonons_{_slug(ref.name)}.png"))
+                    plots.append(
+                        plot_band_dos(
+                            curves,
+                            f"{ref.name} ({'relaxed' if relax else 'reference geometry'})",
+                            outdir / f"phonons_{_slug(ref.name)}.png",
+                        )
+                    )
             elif isinstance(ref, ThermalReference):
                 row, curve = _thermal_reference(ref, calc, mesh, imag_tol, opts)
                 thermal_rows[ref.name] = row
@@ -80,8 +105,16 @@ def run_phonons(calc, reference, *, relax: bool = False, supercell=None, primiti
                 row, fits = _ev_reference(ref, calc)
                 ev_rows[ref.name] = row
                 if outdir is not None:
-                    plots.append(plot_ev(row["volumes"], row["energies_ref"], row["energies_calc"], fits, ref.name,
-                                         outdir / f"ev_{_slug(ref.name)}.png"))
+                    plots.append(
+                        plot_ev(
+                            row["volumes"],
+                            row["energies_ref"],
+                            row["energies_calc"],
+                            fits,
+                            ref.name,
+                            outdir / f"ev_{_slug(ref.name)}.png",
+                        )
+                    )
         except Exception as exc:  # one reference must not end the suite; the report lists it
             failed[ref.name] = f"{type(exc).__name__}: {exc}"
     if outdir is not None:
@@ -90,10 +123,18 @@ def run_phonons(calc, reference, *, relax: bool = False, supercell=None, primiti
     notes.extend(_grouped_notes(refs))
     summary = _summary(refs, phonon_rows, thermal_rows, ev_rows, skipped, failed, relax)
     sections = _sections(phonon_rows, thermal_rows, ev_rows, skipped, failed)
-    notes.append(f"imaginary modes: mesh frequencies below -{imag_tol} THz (counted over the full mesh); "
-                 "band/mesh errors compare bands sorted by frequency at each q-point")
-    details = {"phonons": phonon_rows, "thermal": thermal_rows, "eos": ev_rows, "skipped": skipped, "failed": failed,
-               "sources": {r.name: r.sources for r in refs}}
+    notes.append(
+        f"imaginary modes: mesh frequencies below -{imag_tol} THz (counted over the full mesh); "
+        "band/mesh errors compare bands sorted by frequency at each q-point"
+    )
+    details = {
+        "phonons": phonon_rows,
+        "thermal": thermal_rows,
+        "eos": ev_rows,
+        "skipped": skipped,
+        "failed": failed,
+        "sources": {r.name: r.sources for r in refs},
+    }
     result = SuiteResult("phonons", describe(calc), summary, details, sections, plots, notes)
     if outdir is not None:
         result.write(outdir)
@@ -106,8 +147,9 @@ def _grouped_notes(refs) -> list[str]:
     for ref in refs:
         for n in ref.notes:
             by_text.setdefault(n, []).append(ref.name)
-    return [f"{', '.join(names) if len(names) < 4 else f'{len(names)} references'}: {n}"
-            for n, names in by_text.items()]
+    return [
+        f"{', '.join(names) if len(names) < 4 else f'{len(names)} references'}: {n}" for n, names in by_text.items()
+    ]
 
 
 def _phonon_reference(ref, calc, mesh, band_points, imag_tol, temperatures, opts):
@@ -115,14 +157,28 @@ def _phonon_reference(ref, calc, mesh, band_points, imag_tol, temperatures, opts
     fc_ref = np.array(ph_ref.force_constants)
     # without relaxation the calculator uses the same cell: reuse the Phonopy object (its set-up is the slow part)
     cp = calculator_phonopy(ref, calc, phonopy=None if opts["relax"] else ph_ref, **opts)
-    metrics, curves = compare_phonons(ph_ref, cp.phonopy, fc_ref=fc_ref, fc_calc=np.array(cp.phonopy.force_constants),
-                                      mesh=mesh, band_points=band_points, imag_tol=imag_tol,
-                                      temperatures=temperatures)
-    row = {"formula": ref.unitcell.get_chemical_formula(), "supercell": np.diag(ref.supercell_matrix).tolist()
-           if np.count_nonzero(ref.supercell_matrix - np.diag(np.diag(ref.supercell_matrix))) == 0
-           else ref.supercell_matrix.tolist(), "nac": bool(ref.has_nac and opts["nac"]),
-           "residual_force_max_eV_A": cp.residual_force_max, "n_calculations": cp.n_force_calls,
-           "seconds": cp.seconds, **cp.info, **metrics}
+    metrics, curves = compare_phonons(
+        ph_ref,
+        cp.phonopy,
+        fc_ref=fc_ref,
+        fc_calc=np.array(cp.phonopy.force_constants),
+        mesh=mesh,
+        band_points=band_points,
+        imag_tol=imag_tol,
+        temperatures=temperatures,
+    )
+    row = {
+        "formula": ref.unitcell.get_chemical_formula(),
+        "supercell": np.diag(ref.supercell_matrix).tolist()
+        if np.count_nonzero(ref.supercell_matrix - np.diag(np.diag(ref.supercell_matrix))) == 0
+        else ref.supercell_matrix.tolist(),
+        "nac": bool(ref.has_nac and opts["nac"]),
+        "residual_force_max_eV_A": cp.residual_force_max,
+        "n_calculations": cp.n_force_calls,
+        "seconds": cp.seconds,
+        **cp.info,
+        **metrics,
+    }
     return row, curves
 
 
@@ -136,14 +192,19 @@ def _thermal_reference(ref: ThermalReference, calc, mesh, imag_tol, opts):
     fmin = float(np.asarray(ph.mesh.frequencies).min())
     tc = thermal(ph, ref.temperatures)
     n_calc = len(ph.primitive)
-    per_atom_ref = {"F": ref.free_energy / ref.natom, "S": ref.entropy / ref.natom,
-                    "Cv": ref.heat_capacity / ref.natom}
+    per_atom_ref = {"F": ref.free_energy / ref.natom, "S": ref.entropy / ref.natom, "Cv": ref.heat_capacity / ref.natom}
     per_atom_calc = {"F": tc["free_energy"] / n_calc, "S": tc["entropy"] / n_calc, "Cv": tc["heat_capacity"] / n_calc}
-    row = {"formula": ref.unitcell.get_chemical_formula(),
-           "volume_per_atom": ref.unitcell.get_volume() / len(ref.unitcell),
-           "supercell": np.diag(ref.supercell_matrix).tolist(), "mesh": [int(x) for x in ph.mesh.mesh_numbers],
-           "min_freq_calc_THz": fmin, "imaginary_calc": fmin < -imag_tol,
-           "residual_force_max_eV_A": cp.residual_force_max, "seconds": time.perf_counter() - t0, **cp.info}
+    row = {
+        "formula": ref.unitcell.get_chemical_formula(),
+        "volume_per_atom": ref.unitcell.get_volume() / len(ref.unitcell),
+        "supercell": np.diag(ref.supercell_matrix).tolist(),
+        "mesh": [int(x) for x in ph.mesh.mesh_numbers],
+        "min_freq_calc_THz": fmin,
+        "imaginary_calc": fmin < -imag_tol,
+        "residual_force_max_eV_A": cp.residual_force_max,
+        "seconds": time.perf_counter() - t0,
+        **cp.info,
+    }
     for k, unit in (("F", "kJ_mol"), ("S", "J_K_mol"), ("Cv", "J_K_mol")):
         err = per_atom_calc[k] - per_atom_ref[k]
         row[f"{k}_mae_{unit}_atom"] = float(np.mean(np.abs(err)))
@@ -152,8 +213,13 @@ def _thermal_reference(ref: ThermalReference, calc, mesh, imag_tol, opts):
             row[f"{k}_300K_err_{unit}_atom"] = float(err[i300[0]])
     if ref.temperatures[0] == 0:
         row["zpe_err_kJ_mol_atom"] = float(per_atom_calc["F"][0] - per_atom_ref["F"][0])
-    curve = {"temperatures": ref.temperatures, "F_ref": per_atom_ref["F"], "F_calc": per_atom_calc["F"],
-             "Cv_ref": per_atom_ref["Cv"], "Cv_calc": per_atom_calc["Cv"]}
+    curve = {
+        "temperatures": ref.temperatures,
+        "F_ref": per_atom_ref["F"],
+        "F_calc": per_atom_calc["F"],
+        "Cv_ref": per_atom_ref["Cv"],
+        "Cv_calc": per_atom_calc["Cv"],
+    }
     return row, curve
 
 
@@ -171,10 +237,22 @@ def _ev_reference(ref: EVReference, calc):
     e_calc = np.array(e_calc) / n
     fit_ref, fit_calc = fit_birch_murnaghan(v, e_ref), fit_birch_murnaghan(v, e_calc)
     pr, pc = fit_ref.params, fit_calc.params
-    row = {"n_volumes": len(v), "v0_ref": pr.v0, "v0_calc": pc.v0, "v0_err_pct": 100 * (pc.v0 / pr.v0 - 1),
-           "b0_ref_GPa": pr.b0, "b0_calc_GPa": pc.b0, "b0_err_pct": 100 * (pc.b0 / pr.b0 - 1),
-           "b1_ref": pr.b1, "b1_calc": pc.b1, "delta_meV": delta_mev(pc, pr),
-           "extrapolated": fit_calc.extrapolated, "volumes": v, "energies_ref": e_ref, "energies_calc": e_calc}
+    row = {
+        "n_volumes": len(v),
+        "v0_ref": pr.v0,
+        "v0_calc": pc.v0,
+        "v0_err_pct": 100 * (pc.v0 / pr.v0 - 1),
+        "b0_ref_GPa": pr.b0,
+        "b0_calc_GPa": pc.b0,
+        "b0_err_pct": 100 * (pc.b0 / pr.b0 - 1),
+        "b1_ref": pr.b1,
+        "b1_calc": pc.b1,
+        "delta_meV": delta_mev(pc, pr),
+        "extrapolated": fit_calc.extrapolated,
+        "volumes": v,
+        "energies_ref": e_ref,
+        "energies_calc": e_calc,
+    }
     return row, {"ref": pr, "calc": pc}
 
 
@@ -184,47 +262,146 @@ def _mean(rows, key, absolute=True):
 
 
 def _summary(refs, ph, th, ev, skipped, failed, relax):
-    s = {"mode": "relax-first" if relax else "reference geometry", "n_references": len(refs),
-         "n_compared": len(ph) + len(th) + len(ev), "n_skipped": len(skipped), "n_failed": len(failed)}
+    s = {
+        "mode": "relax-first" if relax else "reference geometry",
+        "n_references": len(refs),
+        "n_compared": len(ph) + len(th) + len(ev),
+        "n_skipped": len(skipped),
+        "n_failed": len(failed),
+    }
     if ph:
-        s.update({"mesh_mae_THz": _mean(ph, "mesh_mae_THz"), "band_mae_THz": _mean(ph, "band_mae_THz"),
-                  "max_freq_abs_err_THz": _mean(ph, "max_freq_err_THz"), "fc_rel_error": _mean(ph, "fc_rel_error"),
-                  "n_imaginary_calc": sum(bool(r["imaginary_calc"]) for r in ph.values()),
-                  "n_imaginary_ref": sum(bool(r["imaginary_ref"]) for r in ph.values())})
+        s.update(
+            {
+                "mesh_mae_THz": _mean(ph, "mesh_mae_THz"),
+                "band_mae_THz": _mean(ph, "band_mae_THz"),
+                "max_freq_abs_err_THz": _mean(ph, "max_freq_err_THz"),
+                "fc_rel_error": _mean(ph, "fc_rel_error"),
+                "n_imaginary_calc": sum(bool(r["imaginary_calc"]) for r in ph.values()),
+                "n_imaginary_ref": sum(bool(r["imaginary_ref"]) for r in ph.values()),
+            }
+        )
     if th:
-        s.update({"n_imaginary_thermal_calc": sum(bool(r["imaginary_calc"]) for r in th.values()),
-                  "thermal_F_mae_kJ_mol_atom": _mean(th, "F_mae_kJ_mol_atom"),
-                  "thermal_Cv_mae_J_K_mol_atom": _mean(th, "Cv_mae_J_K_mol_atom"),
-                  "thermal_S_mae_J_K_mol_atom": _mean(th, "S_mae_J_K_mol_atom")})
+        s.update(
+            {
+                "n_imaginary_thermal_calc": sum(bool(r["imaginary_calc"]) for r in th.values()),
+                "thermal_F_mae_kJ_mol_atom": _mean(th, "F_mae_kJ_mol_atom"),
+                "thermal_Cv_mae_J_K_mol_atom": _mean(th, "Cv_mae_J_K_mol_atom"),
+                "thermal_S_mae_J_K_mol_atom": _mean(th, "S_mae_J_K_mol_atom"),
+            }
+        )
     if ev:
-        s.update({"ev_delta_mean_meV": _mean(ev, "delta_meV"), "ev_v0_mae_pct": _mean(ev, "v0_err_pct"),
-                  "ev_b0_mae_pct": _mean(ev, "b0_err_pct")})
+        s.update(
+            {
+                "ev_delta_mean_meV": _mean(ev, "delta_meV"),
+                "ev_v0_mae_pct": _mean(ev, "v0_err_pct"),
+                "ev_b0_mae_pct": _mean(ev, "b0_err_pct"),
+            }
+        )
     return s
 
 
 def _sections(ph, th, ev, skipped, failed):
     out = []
     if ph:
-        out += ["## Phonons (displacement references)", "", table(
-            ["reference", "formula", "mesh MAE THz", "band MAE THz", "max-freq err THz", "max |err| THz",
-             "FC rel err", "imag. ref/calc", "F(300K) err kJ/mol", "residual |F| eV/Å"],
-            [[k, r["formula"], r["mesh_mae_THz"], r["band_mae_THz"], r["max_freq_err_THz"], r["mesh_max_abs_err_THz"],
-              r.get("fc_rel_error"), f"{r['imag_modes_ref']}/{r['imag_modes_calc']}",
-              r.get("free_energy_300K_err_kJ_mol"), r["residual_force_max_eV_A"]] for k, r in ph.items()]), ""]
+        out += [
+            "## Phonons (displacement references)",
+            "",
+            table(
+                [
+                    "reference",
+                    "formula",
+                    "mesh MAE THz",
+                    "band MAE THz",
+                    "max-freq err THz",
+                    "max |err| THz",
+                    "FC rel err",
+                    "imag. ref/calc",
+                    "F(300K) err kJ/mol",
+                    "residual |F| eV/Å",
+                ],
+                [
+                    [
+                        k,
+                        r["formula"],
+                        r["mesh_mae_THz"],
+                        r["band_mae_THz"],
+                        r["max_freq_err_THz"],
+                        r["mesh_max_abs_err_THz"],
+                        r.get("fc_rel_error"),
+                        f"{r['imag_modes_ref']}/{r['imag_modes_calc']}",
+                        r.get("free_energy_300K_err_kJ_mol"),
+                        r["residual_force_max_eV_A"],
+                    ]
+                    for k, r in ph.items()
+                ],
+            ),
+            "",
+        ]
     if th:
-        out += ["## Thermodynamics (quasi-harmonic references without forces)", "",
-                "Per atom, averaged over the reference's temperature grid; imaginary modes (min freq < 0) make the "
-                "calculator's thermodynamics unreliable at that volume.", "", table(
-            ["reference", "V Å³/atom", "F MAE kJ/mol/atom", "S MAE J/K/mol/atom", "Cv MAE J/K/mol/atom",
-             "ZPE err kJ/mol/atom", "min freq THz"],
-            [[k, r["volume_per_atom"], r["F_mae_kJ_mol_atom"], r["S_mae_J_K_mol_atom"], r["Cv_mae_J_K_mol_atom"],
-              r.get("zpe_err_kJ_mol_atom"), r["min_freq_calc_THz"]] for k, r in th.items()]), ""]
+        out += [
+            "## Thermodynamics (quasi-harmonic references without forces)",
+            "",
+            "Per atom, averaged over the reference's temperature grid; imaginary modes (min freq < 0) make the "
+            "calculator's thermodynamics unreliable at that volume.",
+            "",
+            table(
+                [
+                    "reference",
+                    "V Å³/atom",
+                    "F MAE kJ/mol/atom",
+                    "S MAE J/K/mol/atom",
+                    "Cv MAE J/K/mol/atom",
+                    "ZPE err kJ/mol/atom",
+                    "min freq THz",
+                ],
+                [
+                    [
+                        k,
+                        r["volume_per_atom"],
+                        r["F_mae_kJ_mol_atom"],
+                        r["S_mae_J_K_mol_atom"],
+                        r["Cv_mae_J_K_mol_atom"],
+                        r.get("zpe_err_kJ_mol_atom"),
+                        r["min_freq_calc_THz"],
+                    ]
+                    for k, r in th.items()
+                ],
+            ),
+            "",
+        ]
     if ev:
-        out += ["## E(V) (e-v.dat)", "", table(
-            ["reference", "Delta meV/atom", "V0 ref", "V0 calc", "V0 err %", "B0 ref GPa", "B0 calc GPa", "B' ref",
-             "B' calc"],
-            [[k, r["delta_meV"], r["v0_ref"], r["v0_calc"], r["v0_err_pct"], r["b0_ref_GPa"], r["b0_calc_GPa"],
-              r["b1_ref"], r["b1_calc"]] for k, r in ev.items()]), ""]
+        out += [
+            "## E(V) (e-v.dat)",
+            "",
+            table(
+                [
+                    "reference",
+                    "Delta meV/atom",
+                    "V0 ref",
+                    "V0 calc",
+                    "V0 err %",
+                    "B0 ref GPa",
+                    "B0 calc GPa",
+                    "B' ref",
+                    "B' calc",
+                ],
+                [
+                    [
+                        k,
+                        r["delta_meV"],
+                        r["v0_ref"],
+                        r["v0_calc"],
+                        r["v0_err_pct"],
+                        r["b0_ref_GPa"],
+                        r["b0_calc_GPa"],
+                        r["b1_ref"],
+                        r["b1_calc"],
+                    ]
+                    for k, r in ev.items()
+                ],
+            ),
+            "",
+        ]
     if skipped:
         out += ["## Skipped", "", table(["reference", "reason"], [[k, v] for k, v in skipped.items()]), ""]
     if failed:

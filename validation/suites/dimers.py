@@ -1,4 +1,5 @@
 """The ``dimers`` suite's inputs: short-range repulsion of dimer energy curves (validation/dimers.py)."""
+
 from __future__ import annotations
 
 from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite
@@ -7,16 +8,27 @@ from gfm_ase.validation.suites.registry import Suite, keyword_options, register_
 def add_arguments(s) -> None:
     from gfm_ase.cli.options import positive
 
-    s.add_argument("--elements", nargs="+", default=None,
-                   help="elements (each with itself and with O; default: the Delta-test elements covered)")
+    s.add_argument(
+        "--elements",
+        nargs="+",
+        default=None,
+        help="elements (each with itself and with O; default: the Delta-test elements covered)",
+    )
     s.add_argument("--f-min", type=positive(float), default=0.2, help="closest distance / covalent-radius sum")
     s.add_argument("--f-max", type=positive(float), default=1.3, help="farthest distance / covalent-radius sum")
     s.add_argument("--step", type=positive(float), default=0.05)
-    s.add_argument("--f-wall", type=positive(float), default=0.7,
-                   help="the energy must rise monotonically towards f-min over f <= this")
-    s.add_argument("--min-distance-factor", type=positive(float, zero=True), default=None,
-                   help="--model only: the calculator's geometry check (default: its own, 0.4; 0 evaluates every "
-                        "distance)")
+    s.add_argument(
+        "--f-wall",
+        type=positive(float),
+        default=0.7,
+        help="the energy must rise monotonically towards f-min over f <= this",
+    )
+    s.add_argument(
+        "--min-distance-factor",
+        type=positive(float, zero=True),
+        default=None,
+        help="--model only: the calculator's geometry check (default: its own, 0.4; 0 evaluates every distance)",
+    )
 
 
 def run_args(args, calculator):
@@ -29,8 +41,9 @@ def run_args(args, calculator):
         from gfm_ase.graph.sanity import SanityCheck
 
         calc.sanity = SanityCheck(args.min_distance_factor, cutoff=calc.model.cutoff)
-    return run_dimers(calc, args.elements, f_min=args.f_min, f_max=args.f_max, step=args.step, f_wall=args.f_wall,
-                      outdir=args.outdir)
+    return run_dimers(
+        calc, args.elements, f_min=args.f_min, f_max=args.f_max, step=args.step, f_wall=args.f_wall, outdir=args.outdir
+    )
 
 
 def run_yaml(calc, opts, base, outdir):
@@ -40,6 +53,13 @@ def run_yaml(calc, opts, base, outdir):
     return run_dimers(calc, elements, outdir=outdir, **keyword_options(run_dimers, opts, ("outdir",), "dimers"))
 
 
-SUITE = register_suite(Suite("dimers", "short-range repulsion: dimer energy curves below bonding distances",
-                             add_arguments, run_args, run_yaml,
-                             ()))  # no side-by-side table (python -m gfm_ase.validation.compare)
+SUITE = register_suite(
+    Suite(
+        "dimers",
+        "short-range repulsion: dimer energy curves below bonding distances",
+        add_arguments,
+        run_args,
+        run_yaml,
+        (),
+    )
+)  # no side-by-side table (python -m gfm_ase.validation.compare)

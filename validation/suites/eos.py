@@ -1,4 +1,5 @@
 """The ``eos`` suite's inputs: the Delta test against ase.collections.dcdft (validation/eos.py)."""
+
 from __future__ import annotations
 
 from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite
@@ -7,8 +8,12 @@ from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_option
 def add_arguments(s) -> None:
     from gfm_ase.cli.options import positive
 
-    s.add_argument("--elements", nargs="+", default=None,
-                   help="elements to test (default: those the calculator covers, else all 71)")
+    s.add_argument(
+        "--elements",
+        nargs="+",
+        default=None,
+        help="elements to test (default: those the calculator covers, else all 71)",
+    )
     s.add_argument("--reference", default="wien2k", choices=["wien2k", "exp"])
     s.add_argument("--points", type=positive(int), default=7, help="volumes per element over 0.94-1.06 V0")
 
@@ -36,20 +41,30 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
     common = sorted(set.intersection(*(set(e) for e in per.values())), key=by_z)
     allel = sorted(set.union(*(set(e) for e in per.values())), key=by_z)
     names = list(runs)
-    lines = ["| element | " + " | ".join(f"{n} Delta (meV/atom)" for n in names) + " |",
-             "|---|" + "---:|" * len(names)]
+    lines = ["| element | " + " | ".join(f"{n} Delta (meV/atom)" for n in names) + " |", "|---|" + "---:|" * len(names)]
     for el in allel:
         lines.append(f"| {el} | " + " | ".join(fmt(per[n].get(el, {}).get("delta_meV")) for n in names) + " |")
     means = [np.mean([per[n][el]["delta_meV"] for el in common]) for n in names]
     meds = [np.median([per[n][el]["delta_meV"] for el in common]) for n in names]
-    lines.append(f"| **mean over the {len(common)} common elements** | "
-                 + " | ".join(f"**{m:.2f}**" for m in means) + " |")
+    lines.append(
+        f"| **mean over the {len(common)} common elements** | " + " | ".join(f"**{m:.2f}**" for m in means) + " |"
+    )
     lines.append("| median over the common elements | " + " | ".join(f"{m:.2f}" for m in meds) + " |")
-    lines.append("| elements evaluated / failed | " + " | ".join(
-        f"{len(per[n])} / {len(runs[n]['details'].get('failed', {}))}" for n in names) + " |")
+    lines.append(
+        "| elements evaluated / failed | "
+        + " | ".join(f"{len(per[n])} / {len(runs[n]['details'].get('failed', {}))}" for n in names)
+        + " |"
+    )
     return lines
 
 
-SUITE = register_suite(Suite("eos", "Delta test against the WIEN2k references of ase.collections.dcdft",
-                             add_arguments, run_args, run_yaml,
-                             (Comparison("eos", "Equation of state: Delta against WIEN2k", compare_table, 10),)))
+SUITE = register_suite(
+    Suite(
+        "eos",
+        "Delta test against the WIEN2k references of ase.collections.dcdft",
+        add_arguments,
+        run_args,
+        run_yaml,
+        (Comparison("eos", "Equation of state: Delta against WIEN2k", compare_table, 10),),
+    )
+)

@@ -1,4 +1,5 @@
 """The ``errors`` suite's inputs: energy/force/stress MAE and RMSE on labelled structures (validation/errors.py)."""
+
 from __future__ import annotations
 
 from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
@@ -7,27 +8,48 @@ from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_option
 def add_arguments(s) -> None:
     from gfm_ase.cli.options import positive
 
-    s.add_argument("--data", required=True,
-                   help="labelled structures: a gfm data store, or any file ASE reads with energies/forces "
-                        "(extxyz, vasprun.xml, ...)")
-    s.add_argument("--split", default=None, choices=["train", "val", "test"],
-                   help="use one split of a store (gfm_ase.data.splits, seeded)")
+    s.add_argument(
+        "--data",
+        required=True,
+        help="labelled structures: a gfm data store, or any file ASE reads with energies/forces "
+        "(extxyz, vasprun.xml, ...)",
+    )
+    s.add_argument(
+        "--split",
+        default=None,
+        choices=["train", "val", "test"],
+        help="use one split of a store (gfm_ase.data.splits, seeded)",
+    )
     s.add_argument("--split-seed", type=int, default=0)
     s.add_argument("--max-structures", type=positive(int), default=None, help="random subset of at most N (seeded)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--align", default="none", choices=["none", "per-element"],
-                   help="per-element: fit per-element energy offsets first (for another level of theory)")
-    s.add_argument("--uncertainty", action="store_true",
-                   help="--model head's spread (committee or family; GFMCalculator(uncertainty=True)): adds the "
-                        "calibration table, calibration.png and the *_within_1sigma / *_spread_spearman numbers")
+    s.add_argument(
+        "--align",
+        default="none",
+        choices=["none", "per-element"],
+        help="per-element: fit per-element energy offsets first (for another level of theory)",
+    )
+    s.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="--model head's spread (committee or family; GFMCalculator(uncertainty=True)): adds the "
+        "calibration table, calibration.png and the *_within_1sigma / *_spread_spearman numbers",
+    )
 
 
 def run_args(args, calculator):
     from gfm_ase.validation.errors import load_structures, run_errors
 
     structures, name = load_structures(args.data, split=args.split, split_seed=args.split_seed)
-    return run_errors(calculator(), structures, name=name, align=args.align, max_structures=args.max_structures,
-                      seed=args.seed, outdir=args.outdir)
+    return run_errors(
+        calculator(),
+        structures,
+        name=name,
+        align=args.align,
+        max_structures=args.max_structures,
+        seed=args.seed,
+        outdir=args.outdir,
+    )
 
 
 def run_yaml(calc, opts, base, outdir):
@@ -35,8 +57,9 @@ def run_yaml(calc, opts, base, outdir):
 
     if "data" not in opts:
         raise ValueError("errors: 'data' (a store or an ASE-readable file) is required")
-    structures, name = load_structures(resolve_path(base, opts.pop("data")), split=opts.pop("split", None),
-                                       split_seed=opts.pop("split_seed", 0))
+    structures, name = load_structures(
+        resolve_path(base, opts.pop("data")), split=opts.pop("split", None), split_seed=opts.pop("split_seed", 0)
+    )
     opts.setdefault("name", name)
     return run_errors(calc, structures, outdir=outdir, **keyword_options(run_errors, opts, ("outdir",), "errors"))
 
@@ -48,8 +71,10 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
     names = list(runs)
     per = {n: r["details"].get("per_element", {}) for n, r in runs.items()}
     els = sorted(set.union(*(set(p) for p in per.values())), key=by_z)
-    lines = ["| element | " + " | ".join(f"{n} E MAE (meV/atom) / F MAE (meV/A)" for n in names) + " |",
-             "|---|" + "---:|" * len(names)]
+    lines = [
+        "| element | " + " | ".join(f"{n} E MAE (meV/atom) / F MAE (meV/A)" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     for el in els:
         cells = []
         for n in names:
@@ -58,15 +83,28 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
             f = d.get("forces_meV_A", {}).get("mae")
             cells.append(f"{fmt(e)} / {fmt(f)}")
         lines.append(f"| {el} | " + " | ".join(cells) + " |")
-    lines.append("| all | " + " | ".join(
-        f"{fmt(runs[n]['summary'].get('energy_mae_meV_atom'))} / {fmt(runs[n]['summary'].get('forces_mae_meV_A'))}"
-        for n in names) + " |")
+    lines.append(
+        "| all | "
+        + " | ".join(
+            f"{fmt(runs[n]['summary'].get('energy_mae_meV_atom'))} / {fmt(runs[n]['summary'].get('forces_mae_meV_A'))}"
+            for n in names
+        )
+        + " |"
+    )
     return lines
 
 
 # validation/card_runs.sh runs the suite twice: raw energies into errors/, --align per-element into errors-aligned/
-SUITE = register_suite(Suite("errors", "energy/force/stress MAE and RMSE on labelled structures",
-                             add_arguments, run_args, run_yaml,
-                             (Comparison("errors", "mlearn test sets, raw energies", compare_table, 30),
-                              Comparison("errors-aligned", "mlearn test sets, per-element energy offsets fitted",
-                                         compare_table, 31))))
+SUITE = register_suite(
+    Suite(
+        "errors",
+        "energy/force/stress MAE and RMSE on labelled structures",
+        add_arguments,
+        run_args,
+        run_yaml,
+        (
+            Comparison("errors", "mlearn test sets, raw energies", compare_table, 30),
+            Comparison("errors-aligned", "mlearn test sets, per-element energy offsets fitted", compare_table, 31),
+        ),
+    )
+)

@@ -1,4 +1,5 @@
 """The ``md`` suite's inputs: NVE energy drift, stability and an NVT temperature check (validation/md.py)."""
+
 from __future__ import annotations
 
 from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
@@ -14,33 +15,51 @@ def add_arguments(s) -> None:
     s.add_argument("--temperature", type=positive(float), default=300.0, help="K")
     s.add_argument("--timestep", type=positive(float), default=1.0, help="fs")
     s.add_argument("--nve-ps", type=positive(float), default=1.0, help="NVE length (ps)")
-    s.add_argument("--nvt-ps", type=positive(float, zero=True), default=1.0,
-                   help="NVT length (ps); 0 skips the NVT check")
-    s.add_argument("--min-distance", type=positive(float, zero=True), default=0.5,
-                   help="A: closer atoms count as a collapse")
+    s.add_argument(
+        "--nvt-ps", type=positive(float, zero=True), default=1.0, help="NVT length (ps); 0 skips the NVT check"
+    )
+    s.add_argument(
+        "--min-distance", type=positive(float, zero=True), default=0.5, help="A: closer atoms count as a collapse"
+    )
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--checkpoint-every", type=positive(int), default=100,
-                   help="steps between saves of OUTDIR/md_state.json; running the same command again resumes")
+    s.add_argument(
+        "--checkpoint-every",
+        type=positive(int),
+        default=100,
+        help="steps between saves of OUTDIR/md_state.json; running the same command again resumes",
+    )
 
 
 def run_args(args, calculator):
     from gfm_ase.validation.md import run_md, starting_structure
 
     atoms = starting_structure(structure=args.structure, bulk=args.bulk, repeat=args.repeat)
-    return run_md(calculator(), atoms, temperature=args.temperature, timestep_fs=args.timestep, nve_ps=args.nve_ps,
-                  nvt_ps=args.nvt_ps, min_distance=args.min_distance, seed=args.seed,
-                  checkpoint_every=args.checkpoint_every, outdir=args.outdir)
+    return run_md(
+        calculator(),
+        atoms,
+        temperature=args.temperature,
+        timestep_fs=args.timestep,
+        nve_ps=args.nve_ps,
+        nvt_ps=args.nvt_ps,
+        min_distance=args.min_distance,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        outdir=args.outdir,
+    )
 
 
 def run_yaml(calc, opts, base, outdir):
     from gfm_ase.validation.md import run_md, starting_structure
 
     structure = opts.pop("structure", None)
-    atoms = starting_structure(structure=resolve_path(base, structure) if structure else None,
-                               bulk=opts.pop("bulk", None), repeat=opts.pop("repeat", None))
+    atoms = starting_structure(
+        structure=resolve_path(base, structure) if structure else None,
+        bulk=opts.pop("bulk", None),
+        repeat=opts.pop("repeat", None),
+    )
     return run_md(calc, atoms, outdir=outdir, **keyword_options(run_md, opts, ("outdir",), "md"))
 
 
-SUITE = register_suite(Suite("md", "NVE energy drift, stability and an NVT temperature check",
-                             add_arguments, run_args, run_yaml,
-                             ()))  # no side-by-side table (python -m gfm_ase.validation.compare)
+SUITE = register_suite(
+    Suite("md", "NVE energy drift, stability and an NVT temperature check", add_arguments, run_args, run_yaml, ())
+)  # no side-by-side table (python -m gfm_ase.validation.compare)

@@ -1,4 +1,5 @@
 """The ``phonons`` suite's inputs: phonons against a phonopy reference folder (validation/phonons)."""
+
 from __future__ import annotations
 
 from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
@@ -7,21 +8,39 @@ from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_option
 def add_arguments(s) -> None:
     from gfm_ase.cli.options import positive
 
-    s.add_argument("--reference", required=True, nargs="+",
-                   help="reference folder(s): phonopy yaml / FORCE_SETS / vasprun.xml / pw.x outputs / BORN, "
-                        "or a folder of such folders")
+    s.add_argument(
+        "--reference",
+        required=True,
+        nargs="+",
+        help="reference folder(s): phonopy yaml / FORCE_SETS / vasprun.xml / pw.x outputs / BORN, "
+        "or a folder of such folders",
+    )
     s.add_argument("--relax-first", action="store_true", help="relax the unit cell with the calculator first")
-    s.add_argument("--supercell", nargs="+", type=positive(int), default=None,
-                   help="override the supercell matrix (3 or 9 integers)")
+    s.add_argument(
+        "--supercell",
+        nargs="+",
+        type=positive(int),
+        default=None,
+        help="override the supercell matrix (3 or 9 integers)",
+    )
     s.add_argument("--primitive", default=None, help="override the primitive matrix ('auto', 'F', or 9 numbers)")
-    s.add_argument("--mesh", nargs="+", type=positive(float), default=[50.0],
-                   help="q-mesh: three integers, or one length in A (default 50)")
+    s.add_argument(
+        "--mesh",
+        nargs="+",
+        type=positive(float),
+        default=[50.0],
+        help="q-mesh: three integers, or one length in A (default 50)",
+    )
     s.add_argument("--band-points", type=positive(int), default=51)
     s.add_argument("--no-nac", action="store_true", help="ignore BORN (no non-analytical correction)")
-    s.add_argument("--no-subtract-residual", action="store_true",
-                   help="do not subtract the calculator's forces on the undisplaced supercell")
-    s.add_argument("--imag-tol", type=positive(float, zero=True), default=0.1,
-                   help="THz below zero counted as imaginary")
+    s.add_argument(
+        "--no-subtract-residual",
+        action="store_true",
+        help="do not subtract the calculator's forces on the undisplaced supercell",
+    )
+    s.add_argument(
+        "--imag-tol", type=positive(float, zero=True), default=0.1, help="THz below zero counted as imaginary"
+    )
     s.add_argument("--fmax", type=positive(float), default=1e-3, help="relax-first force threshold (eV/A)")
 
 
@@ -38,13 +57,24 @@ def run_args(args, calculator):
 
     if args.supercell is not None and len(args.supercell) not in (3, 9):
         raise ValueError("--supercell takes 3 or 9 integers")
-    smat = None if args.supercell is None else (
-        args.supercell if len(args.supercell) == 3 else [args.supercell[i:i + 3] for i in (0, 3, 6)])
+    smat = (
+        None
+        if args.supercell is None
+        else (args.supercell if len(args.supercell) == 3 else [args.supercell[i : i + 3] for i in (0, 3, 6)])
+    )
     refs = [r for path in args.reference for r in load_references(path, smat, args.primitive)]
-    return run_phonons(calculator(), refs, relax=args.relax_first, mesh=_mesh(args.mesh),
-                       band_points=args.band_points, nac=not args.no_nac,
-                       subtract_residual=not args.no_subtract_residual, imag_tol=args.imag_tol, fmax=args.fmax,
-                       outdir=args.outdir)
+    return run_phonons(
+        calculator(),
+        refs,
+        relax=args.relax_first,
+        mesh=_mesh(args.mesh),
+        band_points=args.band_points,
+        nac=not args.no_nac,
+        subtract_residual=not args.no_subtract_residual,
+        imag_tol=args.imag_tol,
+        fmax=args.fmax,
+        outdir=args.outdir,
+    )
 
 
 def run_yaml(calc, opts, base, outdir):
@@ -54,8 +84,11 @@ def run_yaml(calc, opts, base, outdir):
         raise ValueError("phonons: 'reference' (a folder) is required")
     paths = opts.pop("reference")
     supercell, primitive = opts.pop("supercell", None), opts.pop("primitive", None)
-    refs = [r for p in ([paths] if isinstance(paths, str) else paths)
-            for r in load_references(resolve_path(base, p), supercell, primitive)]
+    refs = [
+        r
+        for p in ([paths] if isinstance(paths, str) else paths)
+        for r in load_references(resolve_path(base, p), supercell, primitive)
+    ]
     return run_phonons(calc, refs, outdir=outdir, **keyword_options(run_phonons, opts, ("outdir",), "phonons"))
 
 
@@ -66,22 +99,37 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
     per = {n: r["details"]["phonons"] for n, r in runs.items()}
     systems = sorted(set.union(*(set(p) for p in per.values())))
     names = list(runs)
-    lines = ["| reference | " + " | ".join(f"{n} band / mesh MAE (THz)" for n in names) + " |",
-             "|---|" + "---:|" * len(names)]
+    lines = [
+        "| reference | " + " | ".join(f"{n} band / mesh MAE (THz)" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     wins = {n: 0 for n in names}
     for s in systems:
         vals = {n: per[n].get(s, {}).get("band_mae_THz") for n in names}
         ok = {n: v for n, v in vals.items() if v is not None}
         if len(ok) == len(names):
             wins[min(ok, key=ok.get)] += 1
-        lines.append(f"| {s} | " + " | ".join(
-            f"{fmt(per[n].get(s, {}).get('band_mae_THz'), 2)} / {fmt(per[n].get(s, {}).get('mesh_mae_THz'), 2)}"
-            for n in names) + " |")
-    lines.append("| references where this calculator is best (band MAE) | "
-                 + " | ".join(str(wins[n]) for n in names) + " |")
+        lines.append(
+            f"| {s} | "
+            + " | ".join(
+                f"{fmt(per[n].get(s, {}).get('band_mae_THz'), 2)} / {fmt(per[n].get(s, {}).get('mesh_mae_THz'), 2)}"
+                for n in names
+            )
+            + " |"
+        )
+    lines.append(
+        "| references where this calculator is best (band MAE) | " + " | ".join(str(wins[n]) for n in names) + " |"
+    )
     return lines
 
 
-SUITE = register_suite(Suite("phonons", "phonons against a phonopy reference folder (VASP, QE, FORCE_SETS, QHA)",
-                             add_arguments, run_args, run_yaml,
-                             (Comparison("phonons", "Phonons against the DFT force sets", compare_table, 20),)))
+SUITE = register_suite(
+    Suite(
+        "phonons",
+        "phonons against a phonopy reference folder (VASP, QE, FORCE_SETS, QHA)",
+        add_arguments,
+        run_args,
+        run_yaml,
+        (Comparison("phonons", "Phonons against the DFT force sets", compare_table, 20),),
+    )
+)

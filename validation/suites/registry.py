@@ -6,6 +6,7 @@ and writes ``summary.json`` and its plots) and this declaration of its inputs an
 the suite's side-by-side tables of several calculators (``python -m gfm_ase.validation.compare``).
 Each suite's declaration is a module of this package that calls :func:`register_suite`; the package imports them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,9 @@ def register_suite(suite: Suite) -> Suite:
     if suite.name in SUITES:
         raise ValueError(f"validation suite {suite.name!r} is already registered")
     if not isinstance(suite.compare, tuple) or not all(isinstance(c, Comparison) for c in suite.compare):
-        raise TypeError(f"validation suite {suite.name!r}: compare must be a tuple of Comparison, "
-                        f"got {suite.compare!r}")
+        raise TypeError(
+            f"validation suite {suite.name!r}: compare must be a tuple of Comparison, got {suite.compare!r}"
+        )
     folders = {c.folder for s in SUITES.values() for c in s.compare}
     taken = sorted(folders & {c.folder for c in suite.compare})
     if taken:

@@ -1,4 +1,5 @@
 """The ``relax`` suite's inputs: relaxations compared with reference relaxed structures (validation/relax.py)."""
+
 from __future__ import annotations
 
 from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
@@ -7,12 +8,21 @@ from gfm_ase.validation.suites.registry import Suite, keyword_options, register_
 def add_arguments(s) -> None:
     from gfm_ase.cli.options import positive
 
-    s.add_argument("--reference", required=True, nargs="+",
-                   help="reference relaxed structures (any ASE-readable files; all frames are used)")
-    s.add_argument("--initial", nargs="+", default=None,
-                   help="starting structures in the same order (default: the references, perturbed)")
-    s.add_argument("--rattle", type=positive(float, zero=True), default=0.03,
-                   help="perturbation: random displacement std (A)")
+    s.add_argument(
+        "--reference",
+        required=True,
+        nargs="+",
+        help="reference relaxed structures (any ASE-readable files; all frames are used)",
+    )
+    s.add_argument(
+        "--initial",
+        nargs="+",
+        default=None,
+        help="starting structures in the same order (default: the references, perturbed)",
+    )
+    s.add_argument(
+        "--rattle", type=positive(float, zero=True), default=0.03, help="perturbation: random displacement std (A)"
+    )
     s.add_argument("--strain", type=positive(float, zero=True), default=0.02, help="perturbation: max random strain")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--optimizer", default="FIRE", choices=["FIRE", "BFGS"])
@@ -26,9 +36,19 @@ def run_args(args, calculator):
 
     refs = read_structures(args.reference)
     initial = read_structures(args.initial) if args.initial else None
-    return run_relax(calculator(), refs, initial=initial, rattle=args.rattle, strain=args.strain, seed=args.seed,
-                     optimizer=args.optimizer, fmax=args.fmax, steps=args.steps, relax_cell=not args.fixed_cell,
-                     outdir=args.outdir)
+    return run_relax(
+        calculator(),
+        refs,
+        initial=initial,
+        rattle=args.rattle,
+        strain=args.strain,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        fmax=args.fmax,
+        steps=args.steps,
+        relax_cell=not args.fixed_cell,
+        outdir=args.outdir,
+    )
 
 
 def run_yaml(calc, opts, base, outdir):
@@ -42,6 +62,8 @@ def run_yaml(calc, opts, base, outdir):
     return run_relax(calc, refs, outdir=outdir, **keyword_options(run_relax, opts, ("outdir",), "relax"))
 
 
-SUITE = register_suite(Suite("relax", "relax structures and compare with reference relaxed structures",
-                             add_arguments, run_args, run_yaml,
-                             ()))  # no side-by-side table (python -m gfm_ase.validation.compare)
+SUITE = register_suite(
+    Suite(
+        "relax", "relax structures and compare with reference relaxed structures", add_arguments, run_args, run_yaml, ()
+    )
+)  # no side-by-side table (python -m gfm_ase.validation.compare)

@@ -1,5 +1,8 @@
-"""Markdown cells shared by the suites' side-by-side tables (:class:`~gfm_ase.validation.suites.registry.Comparison`).
+"""Markdown cells shared by the suites' side-by-side tables.
+
+The tables are those of :class:`~gfm_ase.validation.suites.registry.Comparison`.
 """
+
 from __future__ import annotations
 
 import numpy as np
