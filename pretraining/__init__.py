@@ -3,6 +3,7 @@
 >>> from pretraining import load_config, Trainer
 >>> Trainer(load_config("pretraining/configs/example-tiny.yaml"), "runs/tiny").fit()
 """
+
 from gfm_ase.pretraining.config import ConfigError, PretrainConfig, load_config
 
 

@@ -21,6 +21,7 @@ Held-out real DFT, none of it in any model's training data:
 Energies per atom (meV/atom), forces per Cartesian component (meV/A), stress per Voigt component (meV/A^3, ASE sign).
 A model whose head does not cover an element gets ``-`` there (counted, not hidden).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,9 +70,13 @@ def _mlearn_rows(model, store_path: Path, head: str) -> dict:
             continue
         res = run_errors(calc, [store[int(i)] for i in idx], name=f"mlearn {el}", align="per-element")
         s = res.summary
-        out[el] = {"energy_mae_meV_atom": s["energy_mae_meV_atom"], "forces_mae_meV_A": s["forces_mae_meV_A"],
-                   "stress_mae_meV_A3": None if s["stress_mae_GPa"] is None else 1000 * GPA * s["stress_mae_GPa"],
-                   "n_structures": s["n_structures"], "n_failed": s["n_failed"]}
+        out[el] = {
+            "energy_mae_meV_atom": s["energy_mae_meV_atom"],
+            "forces_mae_meV_A": s["forces_mae_meV_A"],
+            "stress_mae_meV_A3": None if s["stress_mae_GPa"] is None else 1000 * GPA * s["stress_mae_GPa"],
+            "n_structures": s["n_structures"],
+            "n_failed": s["n_failed"],
+        }
     return out
 
 
@@ -86,10 +91,13 @@ def _cell(r: dict | None, key: str) -> str:
 
 def markdown(report: dict) -> str:
     names = list(report["models"])
-    lines = ["Held-out real DFT (energy MAE meV/atom / force MAE meV/A; FitSNAP also stress MAE meV/A^3). "
-             "`-`: element not covered by the model's head.", "",
-             "| held-out set | structures | " + " | ".join(names) + " |",
-             "|---|---:|" + "---:|" * len(names)]
+    lines = [
+        "Held-out real DFT (energy MAE meV/atom / force MAE meV/A; FitSNAP also stress MAE meV/A^3). "
+        "`-`: element not covered by the model's head.",
+        "",
+        "| held-out set | structures | " + " | ".join(names) + " |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
     first = report["models"][names[0]]
     for el in first["mlearn"]:
         n = first["mlearn"][el]["n_structures"]
@@ -103,8 +111,9 @@ def markdown(report: dict) -> str:
         cells = []
         for m in names:
             r = report["models"][m]["fitsnap"].get(ds)
-            cells.append(f"{_cell(r, 'energy_mae_meV_atom')} / {_cell(r, 'forces_mae_meV_A')} / "
-                         f"{_cell(r, 'stress_mae_meV_A3')}")
+            cells.append(
+                f"{_cell(r, 'energy_mae_meV_atom')} / {_cell(r, 'forces_mae_meV_A')} / {_cell(r, 'stress_mae_meV_A3')}"
+            )
         lines.append(f"| {ds} (test split) | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -113,9 +122,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="a config whose datasets define the FitSNAP test splits")
     ap.add_argument("--mlearn-test", required=True, type=Path)
-    ap.add_argument("--model", action="append", required=True, metavar="LABEL=DIR[@HEAD]",
-                    help="a model to evaluate, repeatable (training OUTDIR, model directory or built-in name), "
-                         "optionally with the head to evaluate (default --head)")
+    ap.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="LABEL=DIR[@HEAD]",
+        help="a model to evaluate, repeatable (training OUTDIR, model directory or built-in name), "
+        "optionally with the head to evaluate (default --head)",
+    )
     ap.add_argument("--head", default=HEAD, help="head evaluated where a --model names none")
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--markdown", type=Path)
@@ -141,9 +155,13 @@ def main(argv=None) -> int:
         model = load_model(path)
         if head not in model.head_names:
             raise SystemExit(f"error: --model {item!r}: no head {head!r} (heads: {model.head_names})")
-        report["models"][label] = {"model": where, "head": head, "fitsnap": _fitsnap_rows(model, cfg, head),
-                                   "mlearn": _mlearn_rows(model, args.mlearn_test, head),
-                                   "wall_s": time.perf_counter() - t0}
+        report["models"][label] = {
+            "model": where,
+            "head": head,
+            "fitsnap": _fitsnap_rows(model, cfg, head),
+            "mlearn": _mlearn_rows(model, args.mlearn_test, head),
+            "wall_s": time.perf_counter() - t0,
+        }
         print(f"{label}: done in {report['models'][label]['wall_s']:.0f} s", flush=True)
     md = markdown(report)
     print(md)

@@ -1,6 +1,7 @@
 """What a training checkpoint holds and how a run gets it back: the weights, AdamW moments and EMA of every rank
 gathered on rank 0, the per-rank RNG states, the step's metadata; and their restoration on resume. The files
 themselves (atomic, checksummed, no pickle) are gfm_ase.pretraining.state's."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,8 +17,7 @@ from gfm_ase.pretraining.ema import EMA
 from gfm_ase.pretraining.errors import TrainingError
 
 
-def local_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                ema: EMA | None) -> dict[str, torch.Tensor]:
+def local_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None) -> dict[str, torch.Tensor]:
     """This rank's weights (``model.``), AdamW moments (``optim.exp_avg.``, ``optim.exp_avg_sq.``) and EMA
     (``ema.``), keyed by parameter name."""
     out = {}
@@ -32,8 +32,14 @@ def local_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return out
 
 
-def gather_state(local: dict[str, torch.Tensor], param_meta: dict[str, tuple], frozen: set[str], with_ema: bool,
-                 owner: Callable[[str], int], env: DistEnv) -> dict[str, torch.Tensor] | None:
+def gather_state(
+    local: dict[str, torch.Tensor],
+    param_meta: dict[str, tuple],
+    frozen: set[str],
+    with_ema: bool,
+    owner: Callable[[str], int],
+    env: DistEnv,
+) -> dict[str, torch.Tensor] | None:
     """Every parameter's tensors of the full model on rank 0 (None elsewhere). ``param_meta``: {name: (shape,
     dtype)} of the full model; ``owner(name)``: the rank that holds it; frozen parameters have no moments."""
     kinds = ["model"] + (["ema"] if with_ema else [])
@@ -76,8 +82,9 @@ def adam_step(optimizer: torch.optim.Optimizer) -> int:
     return 0
 
 
-def restore_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], device: torch.device,
-                    dtype: torch.dtype, path: Path) -> None:
+def restore_weights(
+    model: torch.nn.Module, weights: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype, path: Path
+) -> None:
     """This rank's parameters from the checkpoint's full-model weights."""
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -86,8 +93,15 @@ def restore_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], de
             p.copy_(weights[n].to(device=device, dtype=dtype))
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, model: torch.nn.Module, trainable: set[str],
-                      tensors: dict[str, torch.Tensor], step: int, device: torch.device, path: Path) -> None:
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer,
+    model: torch.nn.Module,
+    trainable: set[str],
+    tensors: dict[str, torch.Tensor],
+    step: int,
+    device: torch.device,
+    path: Path,
+) -> None:
     """AdamW's moments of this rank's trainable parameters at Adam step ``step`` (nothing before the first)."""
     if step <= 0:
         return
@@ -101,20 +115,23 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, model: torch.nn.Module, 
         optimizer.state[p] = {
             "step": torch.tensor(float(step), dtype=torch.get_default_dtype()),
             "exp_avg": m.to(device=device, dtype=p.dtype).clone(),
-            "exp_avg_sq": v.to(device=device, dtype=p.dtype).clone()}
+            "exp_avg_sq": v.to(device=device, dtype=p.dtype).clone(),
+        }
 
 
-def restore_ema(ema: EMA | None, tensors: dict[str, torch.Tensor], num_updates: int, device: torch.device,
-                dtype: torch.dtype) -> None:
+def restore_ema(
+    ema: EMA | None, tensors: dict[str, torch.Tensor], num_updates: int, device: torch.device, dtype: torch.dtype
+) -> None:
     if ema is not None:
-        ema.load({n[4:]: t.to(device=device, dtype=dtype) for n, t in tensors.items() if n.startswith("ema.")},
-                 num_updates)
+        ema.load(
+            {n[4:]: t.to(device=device, dtype=dtype) for n, t in tensors.items() if n.startswith("ema.")}, num_updates
+        )
 
 
 def model_from_state(config: ModelConfig, state: dict[str, torch.Tensor], prefix: str, dtype: torch.dtype) -> GFMModel:
     """A CPU model of ``config`` with the gathered tensors under ``prefix`` (``model.`` or ``ema.``)."""
     model = GFMModel(config).to(dtype)
-    sd = {n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)}
+    sd = {n[len(prefix) :]: t for n, t in state.items() if n.startswith(prefix)}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise TrainingError(f"gathered state does not match the model: missing {missing}, unexpected {unexpected}")

@@ -1,4 +1,5 @@
 """`gfm pretrain CONFIG -o OUTDIR [--resume]`: run a pretraining config (single process, torchrun or MPI)."""
+
 from __future__ import annotations
 
 import sys
@@ -8,16 +9,27 @@ def register(sub) -> None:
     from gfm_ase.cli.errors import expect
 
     # the pretraining errors whose message is the whole story (also raised by `gfm committee`/`pretrain-router`)
-    expect("gfm_ase.pretraining.config.ConfigError", "gfm_ase.pretraining.errors.TrainingError",
-           "gfm_ase.pretraining.distributed.DistributedError")
-    p = sub.add_parser("pretrain", help="pretrain a multi-head model on several datasets (single/multi-process)",
-                       description="Train the model described by CONFIG (YAML). Launch with torchrun or mpiexec "
-                                   "for several processes (see pretraining/launch/README.md).")
+    expect(
+        "gfm_ase.pretraining.config.ConfigError",
+        "gfm_ase.pretraining.errors.TrainingError",
+        "gfm_ase.pretraining.distributed.DistributedError",
+    )
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a multi-head model on several datasets (single/multi-process)",
+        description="Train the model described by CONFIG (YAML). Launch with torchrun or mpiexec "
+        "for several processes (see pretraining/launch/README.md).",
+    )
     p.add_argument("config", nargs="?", help="pretraining YAML config")
     p.add_argument("-o", "--outdir", help="output directory (checkpoints, logs, final model)")
     p.add_argument("--resume", action="store_true", help="continue from OUTDIR's latest checkpoint")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config option, e.g. --set sampling.epochs=2 (YAML value syntax; repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config option, e.g. --set sampling.epochs=2 (YAML value syntax; repeatable)",
+    )
     p.add_argument("--show-options", action="store_true", help="list every config option with its meaning and exit")
     p.set_defaults(func=run)
 

@@ -24,6 +24,7 @@ calibration numbers, cost). The model file format is unchanged (safetensors + ch
 gfm-ase versions read it as a model with more heads. :mod:`gfm_ase.runtime.uncertainty` turns the committee into
 ``energy_std`` / ``forces_std`` (calculator) and the ``uncertainty`` column (screening).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ import torch
 
 from gfm_ase.runtime.uncertainty import COMMITTEE_KEY, MEMBER_KEY, Spread, calibration_factor
 
+
 class CommitteeError(ValueError):
     """A committee that cannot be built from the given model, config and head."""
 
@@ -49,15 +51,18 @@ def head_datasets(cfg, head: str, cutoff: float, max_neighbors: int | None, mode
 
     names = [ds.name for ds in cfg.datasets if ds.head == head]
     if not names:
-        raise CommitteeError(f"the config has no dataset for head {head!r} (datasets: "
-                             f"{[(ds.name, ds.head) for ds in cfg.datasets]})")
+        raise CommitteeError(
+            f"the config has no dataset for head {head!r} (datasets: {[(ds.name, ds.head) for ds in cfg.datasets]})"
+        )
     opened = [d for d in open_datasets(cfg, cutoff, max_neighbors) if d.head == head]
     recorded = {d.get("name"): d.get("n_train") for d in model_heads[head].get("datasets") or []}
     if recorded:
         found = {d.name: len(d.train) for d in opened}
         if found != recorded:
-            raise CommitteeError(f"head {head!r}: the config's datasets and training splits {found} differ from the "
-                                 f"model's record {recorded}: pass the config the model was trained with")
+            raise CommitteeError(
+                f"head {head!r}: the config's datasets and training splits {found} differ from the "
+                f"model's record {recorded}: pass the config the model was trained with"
+            )
     return opened
 
 
@@ -117,8 +122,12 @@ class LastLayerInputs:
             hook.remove()
         if not phi:
             raise CommitteeError("no structure with an energy label in the head's data")
-        return {"phi": np.concatenate(phi), "n": np.concatenate(n), "e_head": np.concatenate(e_head),
-                "e_label": np.concatenate(e_label)}
+        return {
+            "phi": np.concatenate(phi),
+            "n": np.concatenate(n),
+            "e_head": np.concatenate(e_head),
+            "e_label": np.concatenate(e_label),
+        }
 
 
 # --- fit -------------------------------------------------------------------------------------------------------------
@@ -166,10 +175,15 @@ def add_members(model, head: str, deltas: np.ndarray, names: list[str]) -> None:
     for k, name in enumerate(names):
         if name in model.head_names:
             raise CommitteeError(f"the model already has a head {name!r}")
-        member_cfg = cfg.model_copy(update={
-            "name": name, "datasets": [], "metrics": {MEMBER_KEY: head, "member": k},
-            "description": f"committee member {k} of head {head!r} (last layer refitted on a bootstrap resample of "
-                           "its training energies; gfm_ase.pretraining.committee)"})
+        member_cfg = cfg.model_copy(
+            update={
+                "name": name,
+                "datasets": [],
+                "metrics": {MEMBER_KEY: head, "member": k},
+                "description": f"committee member {k} of head {head!r} (last layer refitted on a bootstrap resample of "
+                "its training energies; gfm_ase.pretraining.committee)",
+            }
+        )
         model.add_head(member_cfg)
         model.heads[name].load_state_dict(model.heads[head].state_dict())
         last = model.heads[name].mlp[-1]
@@ -194,9 +208,20 @@ def copy_companions(src: Path, out: Path) -> list[str]:
     return copied
 
 
-def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *, members: int = 8, seed: int = 0,
-                    ridge: float = 1e-4, max_structures: int | None = None, calibration_structures: int = 200,
-                    force_calibration_structures: int = 50, log=print) -> dict:
+def build_committee(
+    model_ref: str | Path,
+    config,
+    head: str,
+    out: str | Path,
+    *,
+    members: int = 8,
+    seed: int = 0,
+    ridge: float = 1e-4,
+    max_structures: int | None = None,
+    calibration_structures: int = 200,
+    force_calibration_structures: int = 50,
+    log=print,
+) -> dict:
     """Fit a last-layer committee for ``head`` of ``model_ref`` and write the augmented model to ``out``.
 
     config: the pretraining YAML (path) the model was trained with, or its loaded ``PretrainConfig``."""
@@ -243,8 +268,10 @@ def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *
 
     train = Joined("train", max_structures)
     val = Joined("val", calibration_structures)
-    log(f"committee for head {head!r}: {members} members, {len(train)} training and {len(val)} validation "
-        f"structures from {[d.name for d in datasets]}")
+    log(
+        f"committee for head {head!r}: {members} members, {len(train)} training and {len(val)} validation "
+        f"structures from {[d.name for d in datasets]}"
+    )
     inputs = LastLayerInputs(model, head)
     t0 = time.perf_counter()
     data = inputs(train, log)
@@ -280,13 +307,19 @@ def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *
 
     per_atom_err, per_atom_sigma = np.abs(err_e) / vdata["n"], energy_scale * sigma_e / vdata["n"]
     record: dict[str, Any] = {
-        "members": names, "method": "last-layer ridge refits on bootstrap resamples of the training energies, "
-                                    "centred on the head (gfm_ase.pretraining.committee)",
-        "energy_scale": energy_scale, "forces_scale": forces_scale if forces_scale is not None else 1.0,
-        "seed": seed, "ridge": ridge, "n_train_structures": int(len(x)),
+        "members": names,
+        "method": "last-layer ridge refits on bootstrap resamples of the training energies, "
+        "centred on the head (gfm_ase.pretraining.committee)",
+        "energy_scale": energy_scale,
+        "forces_scale": forces_scale if forces_scale is not None else 1.0,
+        "seed": seed,
+        "ridge": ridge,
+        "n_train_structures": int(len(x)),
         "datasets": [d.name for d in datasets],
         "calibration": {
-            "split": "val", "n_structures": int(len(vdata["n"])), "n_force_structures": len(f_err),
+            "split": "val",
+            "n_structures": int(len(vdata["n"])),
+            "n_force_structures": len(f_err),
             "energy_within_1sigma": float(np.mean(per_atom_err <= per_atom_sigma)),
             "energy_spearman": spearman(per_atom_err, per_atom_sigma),
             "raw_energy_std_median_meV_atom": float(np.median(sigma_e / vdata["n"]) * 1000),
@@ -296,21 +329,29 @@ def build_committee(model_ref: str | Path, config, head: str, out: str | Path, *
     }
     if f_err:
         record["calibration"].update(
-            forces_spearman=spearman(fe, fs), forces_mae_norm_meV_A=float(np.mean(fe) * 1000),
-            raw_forces_std_median_meV_A=float(np.median(fs) * 1000))
+            forces_spearman=spearman(fe, fs),
+            forces_mae_norm_meV_A=float(np.mean(fe) * 1000),
+            raw_forces_std_median_meV_A=float(np.median(fs) * 1000),
+        )
     cfg_head = model.head_config(head)
     model.update_head_config(cfg_head.model_copy(update={"metrics": {**cfg_head.metrics, COMMITTEE_KEY: record}}))
     target_dtype = getattr(torch, str(doc.get("weights_dtype", "float32")))
     model = model.to(target_dtype)
     extra = dict(doc.get("extra") or {})
-    extra["committee"] = {"head": head, "source_weights_sha256": doc["weights_sha256"], "members": names,
-                          "config": Path(config).name if isinstance(config, (str, Path)) else "(in memory)"}
+    extra["committee"] = {
+        "head": head,
+        "source_weights_sha256": doc["weights_sha256"],
+        "members": names,
+        "config": Path(config).name if isinstance(config, (str, Path)) else "(in memory)",
+    }
     save_model(model, out, extra=extra)
     copied = copy_companions(src, out)
     record["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
     record["copied"] = copied
-    log(f"wrote {out}: head {head!r} + {members} committee members; energy_scale {energy_scale:.3g}, "
-        f"forces_scale {record['forces_scale']:.3g}; validation: {record['calibration']}")
+    log(
+        f"wrote {out}: head {head!r} + {members} committee members; energy_scale {energy_scale:.3g}, "
+        f"forces_scale {record['forces_scale']:.3g}; validation: {record['calibration']}"
+    )
     return record
 
 
@@ -319,34 +360,62 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from gfm_ase.cli.options import positive
 
     p.add_argument("model", help="model: built-in name, model directory or training output directory")
-    p.add_argument("--config", required=True, help="the pretraining YAML the model was trained with (its datasets "
-                                                    "and splits are the committee's training data)")
+    p.add_argument(
+        "--config",
+        required=True,
+        help="the pretraining YAML the model was trained with (its datasets "
+        "and splits are the committee's training data)",
+    )
     p.add_argument("--head", required=True, help="the head to give a committee")
     p.add_argument("--members", type=positive(int), default=8, help="committee members (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ridge", type=float, default=1e-4, help="ridge strength relative to the mean diagonal of X^T X")
-    p.add_argument("--max-structures", type=positive(int), default=None,
-                   help="fit on a seeded random subset of at most N training structures (default: all)")
-    p.add_argument("--calibration-structures", type=positive(int), default=200,
-                   help="validation structures for the energy calibration (default 200)")
-    p.add_argument("--force-calibration-structures", type=positive(int), default=50,
-                   help="of those, structures for the force calibration (default 50)")
+    p.add_argument(
+        "--max-structures",
+        type=positive(int),
+        default=None,
+        help="fit on a seeded random subset of at most N training structures (default: all)",
+    )
+    p.add_argument(
+        "--calibration-structures",
+        type=positive(int),
+        default=200,
+        help="validation structures for the energy calibration (default 200)",
+    )
+    p.add_argument(
+        "--force-calibration-structures",
+        type=positive(int),
+        default=50,
+        help="of those, structures for the force calibration (default 50)",
+    )
     p.add_argument("-o", "--out", required=True, help="new model directory (must not exist or be empty)")
 
 
 def run(args) -> int:
     if args.ridge <= 0:
         raise CommitteeError(f"--ridge must be > 0, got {args.ridge}")
-    build_committee(args.model, args.config, args.head, args.out, members=args.members, seed=args.seed,
-                    ridge=args.ridge, max_structures=args.max_structures,
-                    calibration_structures=args.calibration_structures,
-                    force_calibration_structures=args.force_calibration_structures)
+    build_committee(
+        args.model,
+        args.config,
+        args.head,
+        args.out,
+        members=args.members,
+        seed=args.seed,
+        ridge=args.ridge,
+        max_structures=args.max_structures,
+        calibration_structures=args.calibration_structures,
+        force_calibration_structures=args.force_calibration_structures,
+    )
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("committee", help="add a cheap last-layer committee (uncertainty) to a head of a model",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "committee",
+        help="add a cheap last-layer committee (uncertainty) to a head of a model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     p.set_defaults(func=run)
 

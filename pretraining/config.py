@@ -4,6 +4,7 @@ Every option is documented by its ``description`` (``gfm pretrain --show-options
 are rejected at every level. Relative dataset paths are resolved against the directory of the YAML file, so a
 config and its data can be moved together. ``$VARS`` and ``~`` in paths are expanded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,8 @@ class SplitSpec(StrictModel):
     fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, val, test fractions")
     seed: int = Field(0, description="seed of the split (independent of the training seed)")
     by: Literal["structure", "group"] = Field(
-        "structure", description="'group' keeps all structures of one group (trajectory, material) in one split")
+        "structure", description="'group' keeps all structures of one group (trajectory, material) in one split"
+    )
 
     @field_validator("fractions")
     @classmethod
@@ -45,9 +47,11 @@ class LabelFilterSpec(StrictModel):
     generated cells). Real DFT is better kept whole."""
 
     max_abs_stress: float | None = Field(
-        None, gt=0.0, description="drop structures with a stress component beyond this, eV/A^3 (1 eV/A^3 = 160 GPa)")
+        None, gt=0.0, description="drop structures with a stress component beyond this, eV/A^3 (1 eV/A^3 = 160 GPa)"
+    )
     max_abs_force: float | None = Field(
-        None, gt=0.0, description="drop structures with an atom whose force norm exceeds this, eV/A")
+        None, gt=0.0, description="drop structures with an atom whose force norm exceeds this, eV/A"
+    )
 
 
 class DatasetSpec(StrictModel):
@@ -60,20 +64,26 @@ class DatasetSpec(StrictModel):
     sampling_weight: float = Field(1.0, gt=0.0, description="multiplies n_i^alpha in the sampling probability")
     split: SplitSpec = Field(default_factory=SplitSpec, description="train/val/test split")
     max_structures: int | None = Field(
-        None, ge=1, description="use at most this many structures (a seeded random subset; None: all)")
+        None, ge=1, description="use at most this many structures (a seeded random subset; None: all)"
+    )
     exclude_covered_by: list[str] = Field(
-        default_factory=list, description="drop this dataset's structures whose set of elements is also the element "
-                                          "set of a structure in any of these datasets (e.g. surrogate pure-Si cells "
-                                          "where a real-DFT Si set exists): there the listed datasets alone train "
-                                          "the head")
+        default_factory=list,
+        description="drop this dataset's structures whose set of elements is also the element "
+        "set of a structure in any of these datasets (e.g. surrogate pure-Si cells "
+        "where a real-DFT Si set exists): there the listed datasets alone train "
+        "the head",
+    )
     label_filter: LabelFilterSpec | None = Field(
-        None, description="leave out structures with absurd labels (counted in the provenance); None: keep all")
+        None, description="leave out structures with absurd labels (counted in the provenance); None: keep all"
+    )
     energy_offsets: dict[str, float] | None = Field(
-        None, description="eV per atom of each element subtracted from this dataset's energies before training and "
-                          "evaluation: aligns a dataset computed with other settings (another DFT code, PAW set or "
-                          "correction scheme) to the energy scale of the head's other datasets. Measured, not "
-                          "guessed: pretraining/corpus/align_references.py fits them on structures of this dataset "
-                          "relabelled by the head's reference source. Every element of the dataset needs an entry")
+        None,
+        description="eV per atom of each element subtracted from this dataset's energies before training and "
+        "evaluation: aligns a dataset computed with other settings (another DFT code, PAW set or "
+        "correction scheme) to the energy scale of the head's other datasets. Measured, not "
+        "guessed: pretraining/corpus/align_references.py fits them on structures of this dataset "
+        "relabelled by the head's reference source. Every element of the dataset needs an entry",
+    )
 
     @field_validator("energy_offsets")
     @classmethod
@@ -91,8 +101,9 @@ class DatasetSpec(StrictModel):
 class SamplingSpec(StrictModel):
     """The weighted multi-dataset sampler: p_i ∝ sampling_weight_i * n_i^alpha over the training splits."""
 
-    alpha: float = Field(0.5, ge=0.0, le=1.0,
-                         description="0: uniform over datasets, 1: proportional to size, between: tempered")
+    alpha: float = Field(
+        0.5, ge=0.0, le=1.0, description="0: uniform over datasets, 1: proportional to size, between: tempered"
+    )
     batch_size: int = Field(16, ge=1, description="GLOBAL structures per optimizer step (split over ranks)")
     steps_per_epoch: int = Field(100, ge=1, description="an epoch is this many optimizer steps")
     epochs: int = Field(10, ge=1, description="number of epochs (total steps = epochs * steps_per_epoch)")
@@ -120,11 +131,15 @@ class LossSpec(StrictModel):
     forces_weight: float = Field(10.0, ge=0.0, description="weight of the force term (mean over components)")
     stress_weight: float = Field(0.0, ge=0.0, description="weight of the stress term (mean over Voigt components)")
     normalize_by_head: bool = Field(
-        True, description="divide energy-per-atom and force errors by the head's scale, so heads of different "
-                          "magnitude contribute comparably (stress errors are divided by scale / 10 A^3)")
+        True,
+        description="divide energy-per-atom and force errors by the head's scale, so heads of different "
+        "magnitude contribute comparably (stress errors are divided by scale / 10 A^3)",
+    )
     stages: list[LossStage] = Field(
-        default_factory=list, description="later stages with other weights, e.g. [{start: 0.8, energy_weight: "
-                                          "10}] (starts strictly increasing)")
+        default_factory=list,
+        description="later stages with other weights, e.g. [{start: 0.8, energy_weight: "
+        "10}] (starts strictly increasing)",
+    )
 
     @model_validator(mode="after")
     def _stages_ordered(self):
@@ -138,8 +153,11 @@ class LossSpec(StrictModel):
         spec = self
         for st in self.stages:
             if step >= st.start * total_steps:
-                upd = {k: getattr(st, k) for k in ("energy_weight", "forces_weight", "stress_weight")
-                       if getattr(st, k) is not None}
+                upd = {
+                    k: getattr(st, k)
+                    for k in ("energy_weight", "forces_weight", "stress_weight")
+                    if getattr(st, k) is not None
+                }
                 spec = spec.model_copy(update=upd)
         return spec
 
@@ -180,9 +198,11 @@ class HeadInitSpec(StrictModel):
     """How each head's constants are fitted on its training split before training."""
 
     scale: Literal["force_rms", "energy_std", "none"] = Field(
-        "force_rms", description="scale = RMS of force components (falls back to energy_std without forces)")
+        "force_rms", description="scale = RMS of force components (falls back to energy_std without forces)"
+    )
     shift: Literal["mean", "none"] = Field(
-        "mean", description="shift = mean per-atom energy after subtracting the reference energies")
+        "mean", description="shift = mean per-atom energy after subtracting the reference energies"
+    )
     max_structures: int = Field(20000, ge=1, description="structures per dataset used for the statistics")
 
 
@@ -190,16 +210,21 @@ class ParallelSpec(StrictModel):
     """Distributed set-up (torch.distributed)."""
 
     launcher: Literal["auto", "torchrun", "mpi", "none"] = Field(
-        "auto", description="auto: torchrun environment if present, else MPI if launched by mpiexec/srun, "
-                            "else one process")
+        "auto",
+        description="auto: torchrun environment if present, else MPI if launched by mpiexec/srun, else one process",
+    )
     backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: nccl on GPU, gloo on CPU")
     mode: Literal["data", "multitask"] = Field(
-        "data", description="data: every rank holds every head; multitask: ranks are split into head groups, each "
-                            "rank holds only its group's heads and samples only their datasets")
+        "data",
+        description="data: every rank holds every head; multitask: ranks are split into head groups, each "
+        "rank holds only its group's heads and samples only their datasets",
+    )
     head_groups: list[list[str]] | None = Field(
-        None, description="multitask: heads of each group (None: one group per head)")
+        None, description="multitask: heads of each group (None: one group per head)"
+    )
     group_sizes: list[int] | None = Field(
-        None, description="multitask: ranks per group (None: proportional to the groups' sampling shares)")
+        None, description="multitask: ranks per group (None: proportional to the groups' sampling shares)"
+    )
     timeout_s: float = Field(1800.0, gt=0, description="collective-operation timeout")
 
 
@@ -223,7 +248,8 @@ class LoggingSpec(StrictModel):
 
     every_steps: int = Field(10, ge=1, description="write a train.csv row every N steps")
     tensorboard: Literal["auto", "on", "off"] = Field(
-        "auto", description="auto: write TensorBoard events when the tensorboard package is installed")
+        "auto", description="auto: write TensorBoard events when the tensorboard package is installed"
+    )
     progress: bool = Field(True, description="show a progress bar (rank 0, when stderr is a terminal)")
 
 
@@ -238,10 +264,12 @@ class ModelSpec(ModelArchitecture):
     """The model's architecture without heads (gfm_ase.config.ModelArchitecture) and where its weights start."""
 
     init_from: str | None = Field(
-        None, description="start from this trained model (built-in name, directory or URL) instead of random "
-                          "weights: same trunk and heads; its heads' reference energies, scale and shift are kept "
-                          "(a warm-started continuation, e.g. adding the pair term or more data); a relative directory "
-                          "is looked up next to the config file first")
+        None,
+        description="start from this trained model (built-in name, directory or URL) instead of random "
+        "weights: same trunk and heads; its heads' reference energies, scale and shift are kept "
+        "(a warm-started continuation, e.g. adding the pair term or more data); a relative directory "
+        "is looked up next to the config file first",
+    )
 
 
 class PretrainConfig(StrictModel):
@@ -249,7 +277,8 @@ class PretrainConfig(StrictModel):
 
     seed: int = Field(0, description="seed of weight initialisation and sampling")
     precision: Literal["float32", "bfloat16", "float64"] = Field(
-        "float32", description="bfloat16 = autocast with float32 master weights")
+        "float32", description="bfloat16 = autocast with float32 master weights"
+    )
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
     model: ModelSpec = Field(default_factory=ModelSpec)
     heads: list[HeadSpec] = Field(description="output heads (levels of theory)")
@@ -264,8 +293,11 @@ class PretrainConfig(StrictModel):
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     data: DataLoadingSpec = Field(default_factory=DataLoadingSpec)
-    base_dir: str | None = Field(None, description="directory relative dataset paths are resolved against "
-                                                   "(set from the YAML file's location when loaded)")
+    base_dir: str | None = Field(
+        None,
+        description="directory relative dataset paths are resolved against "
+        "(set from the YAML file's location when loaded)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -284,8 +316,9 @@ class PretrainConfig(StrictModel):
                 raise ValueError(f"dataset {d.name!r} maps to unknown head {d.head!r} (heads: {heads})")
             bad = [x for x in d.exclude_covered_by if x not in names or x == d.name]
             if bad:
-                raise ValueError(f"dataset {d.name!r}: exclude_covered_by names {bad}, which are not other datasets "
-                                 f"({names})")
+                raise ValueError(
+                    f"dataset {d.name!r}: exclude_covered_by names {bad}, which are not other datasets ({names})"
+                )
         unused = [h for h in heads if not any(d.head == h for d in self.datasets)]
         if unused:
             raise ValueError(f"heads {unused} have no dataset")
@@ -381,13 +414,21 @@ def describe_options(model: type[StrictModel] = PretrainConfig, prefix: str = ""
             lines.append(f"{key}:  {field.description or sub.__doc__ or ''}".rstrip())
             lines += describe_options(sub, key + ".")
             continue
-        if ann is not None and getattr(ann, "__origin__", None) is list and ann.__args__ and isinstance(
-                ann.__args__[0], type) and issubclass(ann.__args__[0], StrictModel):
+        if (
+            ann is not None
+            and getattr(ann, "__origin__", None) is list
+            and ann.__args__
+            and isinstance(ann.__args__[0], type)
+            and issubclass(ann.__args__[0], StrictModel)
+        ):
             lines.append(f"{key}[]:  {field.description or ''}")
             lines += describe_options(ann.__args__[0], key + "[].")
             continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        tname = str(ann).replace("typing.", "") if getattr(ann, "__origin__", None) is not None or not hasattr(
-            ann, "__name__") else ann.__name__
+        tname = (
+            str(ann).replace("typing.", "")
+            if getattr(ann, "__origin__", None) is not None or not hasattr(ann, "__name__")
+            else ann.__name__
+        )
         lines.append(f"{key} ({tname}, default {default}): {field.description or ''}".rstrip())
     return lines

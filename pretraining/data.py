@@ -3,6 +3,7 @@
 The trainer itself only sees :class:`DatasetSplits` (map-style datasets of ``AtomicGraph`` per split), so data may
 come from stores (``open_datasets``) or from anything else that yields graphs (tests build them in memory).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -94,9 +95,10 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
     for ds in cfg.datasets:
         path = cfg.dataset_path(ds)
         if not path.exists():
-            raise FileNotFoundError(f"dataset {ds.name!r}: store {path} does not exist"
-                                    + (" (run `python -m gfm_ase.pretraining.corpus.make_tiny` first?)"
-                                       if "tiny" in str(path) else ""))
+            raise FileNotFoundError(
+                f"dataset {ds.name!r}: store {path} does not exist"
+                + (" (run `python -m gfm_ase.pretraining.corpus.make_tiny` first?)" if "tiny" in str(path) else "")
+            )
         store = Store(path)
         n_total = len(store)
         if n_total == 0:
@@ -106,7 +108,7 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
         else:
             splits = split_indices(n_total, ds.split.fractions, ds.split.seed, by="structure")
         if ds.max_structures is not None and ds.max_structures < n_total:
-            keep = np.sort(np.random.default_rng([ds.split.seed, 7]).permutation(n_total)[:ds.max_structures])
+            keep = np.sort(np.random.default_rng([ds.split.seed, 7]).permutation(n_total)[: ds.max_structures])
             splits = {k: np.intersect1d(v, keep) for k, v in splits.items()}
         n_excluded = 0
         if ds.exclude_covered_by:
@@ -151,10 +153,21 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
             prov["label_filter"] = {**ds.label_filter.model_dump(mode="json"), "n_structures_beyond": n_filtered}
         if offsets is not None:
             prov["energy_offsets_eV_per_atom"] = {k: float(v) for k, v in sorted(offsets.items())}
-        out.append(DatasetSplits(
-            name=ds.name, head=ds.head, train=graphs["train"], val=graphs["val"], test=graphs["test"],
-            loss_weight=ds.loss_weight, elements=list(store.elements),
-            provenance=prov, store=store, split_indices=splits, energy_offsets=offsets))
+        out.append(
+            DatasetSplits(
+                name=ds.name,
+                head=ds.head,
+                train=graphs["train"],
+                val=graphs["val"],
+                test=graphs["test"],
+                loss_weight=ds.loss_weight,
+                elements=list(store.elements),
+                provenance=prov,
+                store=store,
+                split_indices=splits,
+                energy_offsets=offsets,
+            )
+        )
     return out
 
 
@@ -258,8 +271,14 @@ class _GraphStoreView:
         return zs, counts
 
 
-def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str = "force_rms",
-                       shift_mode: str = "mean", max_structures: int = 20000, seed: int = 0) -> dict:
+def fit_head_constants(
+    datasets: list[DatasetSplits],
+    head: str,
+    scale_mode: str = "force_rms",
+    shift_mode: str = "mean",
+    max_structures: int = 20000,
+    seed: int = 0,
+) -> dict:
     """Reference energies (joint least squares on the training splits of the head's datasets), shift (mean
     per-atom residual energy) and scale (RMS of the force components, or the std of the per-atom residual energy
     when there are no forces); fitted on training data only."""
@@ -325,12 +344,18 @@ def fit_head_constants(datasets: list[DatasetSplits], head: str, scale_mode: str
         "scale": float(scale),
         "shift": float(shift),
         "elements": elements,
-        "stats": {"force_rms": force_rms, "energy_residual_std_per_atom": energy_std,
-                  "n_energy_labels": int(has_e.sum()), "n_force_components": n_comp},
-        "warnings": ([f"elements {unseen} occur only outside the training split of head {head!r}; the head does "
-                      "not cover them"] if unseen else [])
-                    + ([f"head {head!r} mixes datasets of different levels of theory: {levels}"]
-                       if len(levels) > 1 else []),
+        "stats": {
+            "force_rms": force_rms,
+            "energy_residual_std_per_atom": energy_std,
+            "n_energy_labels": int(has_e.sum()),
+            "n_force_components": n_comp,
+        },
+        "warnings": (
+            [f"elements {unseen} occur only outside the training split of head {head!r}; the head does not cover them"]
+            if unseen
+            else []
+        )
+        + ([f"head {head!r} mixes datasets of different levels of theory: {levels}"] if len(levels) > 1 else []),
     }
 
 
@@ -342,10 +367,19 @@ def head_configs(cfg, datasets: list[DatasetSplits], constants: dict[str, dict],
         prov = []
         for d in datasets:
             if d.head == h.name:
-                prov.append({**d.provenance, "sampling_probability": float(probs[d.name]),
-                             "loss_weight": d.loss_weight})
-        out.append(HeadConfig(
-            **h.identity(), elements=c["elements"], reference_energies=c["reference_energies"],
-            scale=c["scale"], shift=c["shift"], hidden=list(h.hidden), datasets=prov,
-            metrics={"normalisation": c["stats"]}))
+                prov.append(
+                    {**d.provenance, "sampling_probability": float(probs[d.name]), "loss_weight": d.loss_weight}
+                )
+        out.append(
+            HeadConfig(
+                **h.identity(),
+                elements=c["elements"],
+                reference_energies=c["reference_energies"],
+                scale=c["scale"],
+                shift=c["shift"],
+                hidden=list(h.hidden),
+                datasets=prov,
+                metrics={"normalisation": c["stats"]},
+            )
+        )
     return out

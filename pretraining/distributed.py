@@ -11,6 +11,7 @@ Rank discovery, in ``launcher: auto`` order:
 
 Backend: NCCL when training on CUDA, gloo on CPU (``parallel.backend`` overrides).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -124,15 +125,17 @@ def _host_address() -> str:
         return "127.0.0.1"
 
 
-def setup_distributed(launcher: str = "auto", backend: str = "auto", device: str = "auto",
-                      timeout_s: float = 1800.0) -> DistEnv:
+def setup_distributed(
+    launcher: str = "auto", backend: str = "auto", device: str = "auto", timeout_s: float = 1800.0
+) -> DistEnv:
     """Discover ranks, pick the device and backend, and initialise the default process group."""
     if launcher == "auto":
         launcher = detect_launcher()
         if launcher == "none" and int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ:
             raise DistributedError(
                 "srun started several tasks but neither a torchrun nor an MPI environment was found: use "
-                "`srun --mpi=pmix python -m gfm_ase.cli pretrain ...` or `srun torchrun ...` (pretraining/launch/)")
+                "`srun --mpi=pmix python -m gfm_ase.cli pretrain ...` or `srun torchrun ...` (pretraining/launch/)"
+            )
     timeout = _dt.timedelta(seconds=timeout_s)
     if launcher == "torchrun":
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -142,16 +145,19 @@ def setup_distributed(launcher: str = "auto", backend: str = "auto", device: str
         try:
             from mpi4py import MPI
         except ImportError as exc:
-            raise DistributedError("an MPI launch was detected but mpi4py is not installed "
-                                   "(pip install mpi4py mpich)") from exc
+            raise DistributedError(
+                "an MPI launch was detected but mpi4py is not installed (pip install mpi4py mpich)"
+            ) from exc
         comm = MPI.COMM_WORLD
         rank, world = comm.Get_rank(), comm.Get_size()
         local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
         address = None
         if world > 1:
             if rank == 0:
-                address = (os.environ.get("MASTER_ADDR") or _host_address(),
-                           int(os.environ.get("MASTER_PORT") or _free_port()))
+                address = (
+                    os.environ.get("MASTER_ADDR") or _host_address(),
+                    int(os.environ.get("MASTER_PORT") or _free_port()),
+                )
             address = comm.bcast(address, root=0)
         init_method = f"tcp://{address[0]}:{address[1]}" if address else None
     elif launcher == "none":
@@ -163,8 +169,14 @@ def setup_distributed(launcher: str = "auto", backend: str = "auto", device: str
         backend = "nccl" if dev.type == "cuda" else "gloo"
     if backend == "nccl" and dev.type != "cuda":
         raise DistributedError("the nccl backend needs CUDA devices; use gloo on CPU")
-    env = DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev,
-                  backend=backend if world > 1 else None, launcher=launcher)
+    env = DistEnv(
+        rank=rank,
+        world_size=world,
+        local_rank=local_rank,
+        device=dev,
+        backend=backend if world > 1 else None,
+        launcher=launcher,
+    )
     if world > 1 and not dist.is_initialized():
         kw = dict(backend=backend, timeout=timeout, rank=rank, world_size=world, init_method=init_method)
         if backend == "nccl":
@@ -216,7 +228,7 @@ def _flat_sum(params: list[torch.Tensor], env: DistEnv, group) -> None:
     off = 0
     for p in params:
         n = p.numel()
-        p.grad.copy_(flat[off:off + n].view_as(p.grad))
+        p.grad.copy_(flat[off : off + n].view_as(p.grad))
         off += n
 
 
@@ -241,8 +253,9 @@ def sync_gradients(model, env: DistEnv, head_groups: HeadGroups | None = None) -
         _flat_sum([p for h in head_groups.my_heads for p in model.heads[h].parameters() if p.requires_grad], env, pg)
 
 
-def gather_to_rank0(local: dict[str, torch.Tensor], owner: dict[str, int], template: dict[str, tuple],
-                    env: DistEnv) -> dict[str, torch.Tensor] | None:
+def gather_to_rank0(
+    local: dict[str, torch.Tensor], owner: dict[str, int], template: dict[str, tuple], env: DistEnv
+) -> dict[str, torch.Tensor] | None:
     """Collect named tensors on rank 0. ``owner[name]`` is the rank holding ``name`` (its ``local`` has it);
     ``template[name] = (shape, dtype)``. Returns the full dict on rank 0 and None elsewhere."""
     if not env.active:
@@ -265,6 +278,6 @@ def gather_to_rank0(local: dict[str, torch.Tensor], owner: dict[str, int], templ
                 dist.recv(flat, src=r)
                 off = 0
                 for n, k in zip(ns, sizes):
-                    out[n] = flat[off:off + k].view(template[n][0]).cpu().clone()
+                    out[n] = flat[off : off + k].view(template[n][0]).cpu().clone()
                     off += k
     return out

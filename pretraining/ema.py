@@ -1,4 +1,5 @@
 """Exponential moving average of the trainable weights (kept in the weights' own dtype, on their device)."""
+
 from __future__ import annotations
 
 import torch

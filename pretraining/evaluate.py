@@ -8,6 +8,7 @@ Energies are compared per atom (meV/atom), forces per Cartesian component (meV/A
 (meV/A^3, ASE sign). Published mlearn numbers: Zuo et al., J. Phys. Chem. A 124, 731 (2020), test-set MAE as
 transcribed in ../shared/README.md (ACEpotentials.jl); they are quoted, not recomputed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,25 @@ def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
 
     p = next(model.parameters())
     precision = "float64" if p.dtype == torch.float64 else "float32"
-    acc = metrics.evaluate_graphs(model, graphs, np.arange(len(graphs)), model.head_index(head),
-                                  batch_size=batch_size, dtype=p.dtype, device=p.device, precision=precision,
-                                  stress=True)
+    acc = metrics.evaluate_graphs(
+        model,
+        graphs,
+        np.arange(len(graphs)),
+        model.head_index(head),
+        batch_size=batch_size,
+        dtype=p.dtype,
+        device=p.device,
+        precision=precision,
+        stress=True,
+    )
     res = metrics.summarize(acc)
     res["n_structures"] = len(graphs)
     return res
 
 
-def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_neighbors=None,
-                       offsets: dict[str, float] | None = None) -> dict:
+def mlearn_per_element(
+    model, store_path: Path, head: str, cutoff: float, max_neighbors=None, offsets: dict[str, float] | None = None
+) -> dict:
     """Errors per element of the mlearn test sets. ``offsets`` (eV/atom per element, a dataset's
     ``energy_offsets``) are subtracted from the DFT energies first, i.e. the labels are put on the energy scale the
     model was trained to (the same shift the trainer applied to that dataset's training split)."""
@@ -75,29 +85,43 @@ def mlearn_per_element(model, store_path: Path, head: str, cutoff: float, max_ne
 
 def markdown(report: dict) -> str:
     who = report.get("model_name") or "model"
-    lines = ["| dataset | head | test structures | energy MAE (meV/atom) | energy RMSE | force MAE (meV/A) | "
-             "force RMSE | stress MAE (meV/A^3) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | head | test structures | energy MAE (meV/atom) | energy RMSE | force MAE (meV/A) | "
+        "force RMSE | stress MAE (meV/A^3) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def f(r, k, m):
         v = r.get(f"{k}_{m}_{UNITS[k]}")
         return "-" if v is None else f"{v:.1f}"
 
     for name, r in report["datasets"].items():
-        lines.append(f"| {name} | {r['head']} | {r['n_structures']} | {f(r, 'energy', 'mae')} | "
-                     f"{f(r, 'energy', 'rmse')} | {f(r, 'forces', 'mae')} | {f(r, 'forces', 'rmse')} | "
-                     f"{f(r, 'stress', 'mae')} |")
+        lines.append(
+            f"| {name} | {r['head']} | {r['n_structures']} | {f(r, 'energy', 'mae')} | "
+            f"{f(r, 'energy', 'rmse')} | {f(r, 'forces', 'mae')} | {f(r, 'forces', 'rmse')} | "
+            f"{f(r, 'stress', 'mae')} |"
+        )
     if report.get("mlearn"):
         shifted = report.get("mlearn_offsets_from")
-        scale = (f", DFT energies shifted by the `energy_offsets` of dataset `{shifted}` (the model's energy scale)"
-                 if shifted else ", raw DFT energies")
+        scale = (
+            f", DFT energies shifted by the `energy_offsets` of dataset `{shifted}` (the model's energy scale)"
+            if shifted
+            else ", raw DFT energies"
+        )
         head = report.get("mlearn_head", "omat")
-        lines += ["", f"mlearn test sets (Zuo et al. 2020 splits), head `{head}`{scale}:", "",
-                  f"| element | structures | {who} energy MAE (meV/atom) | GAP | MTP | {who} force MAE (meV/A) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"mlearn test sets (Zuo et al. 2020 splits), head `{head}`{scale}:",
+            "",
+            f"| element | structures | {who} energy MAE (meV/atom) | GAP | MTP | {who} force MAE (meV/A) |",
+            "|---|---|---|---|---|---|",
+        ]
         for el, r in report["mlearn"].items():
             p = r["published_energy_mae"]
-            lines.append(f"| {el} | {r['n_structures']} | {f(r, 'energy', 'mae')} | {p['GAP']} | {p['MTP']} | "
-                         f"{f(r, 'forces', 'mae')} |")
+            lines.append(
+                f"| {el} | {r['n_structures']} | {f(r, 'energy', 'mae')} | {p['GAP']} | {p['MTP']} | "
+                f"{f(r, 'forces', 'mae')} |"
+            )
         lines.append(f"\n{PUBLISHED_FORCE_NOTE}.")
     return "\n".join(lines) + "\n"
 
@@ -109,9 +133,13 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test", choices=["test", "val"])
     ap.add_argument("--mlearn-test", default=None, help="store with the mlearn test sets (groups 'El/kind')")
     ap.add_argument("--mlearn-head", default="omat")
-    ap.add_argument("--mlearn-offsets-from", default=None, metavar="DATASET",
-                    help="subtract this configured dataset's energy_offsets from the mlearn DFT energies (compare on "
-                         "the energy scale the model was trained to; elements without an offset are skipped)")
+    ap.add_argument(
+        "--mlearn-offsets-from",
+        default=None,
+        metavar="DATASET",
+        help="subtract this configured dataset's energy_offsets from the mlearn DFT energies (compare on "
+        "the energy scale the model was trained to; elements without an offset are skipped)",
+    )
     ap.add_argument("--max-structures", type=int, default=None, help="cap per dataset (seeded subset)")
     ap.add_argument("-o", "--output", default=None, help="write the report as JSON here")
     ap.add_argument("--markdown", default=None, help="write the tables as Markdown here")
@@ -129,35 +157,52 @@ def main(argv=None) -> int:
     if args.mlearn_offsets_from is not None:
         spec = {d.name: d for d in cfg.datasets}.get(args.mlearn_offsets_from)
         if spec is None:
-            raise SystemExit(f"error: --mlearn-offsets-from: no dataset {args.mlearn_offsets_from!r} in "
-                             f"{args.config} (datasets: {', '.join(d.name for d in cfg.datasets)})")
+            raise SystemExit(
+                f"error: --mlearn-offsets-from: no dataset {args.mlearn_offsets_from!r} in "
+                f"{args.config} (datasets: {', '.join(d.name for d in cfg.datasets)})"
+            )
         if not spec.energy_offsets:
             raise SystemExit(f"error: --mlearn-offsets-from: dataset {spec.name!r} has no energy_offsets")
         offsets = dict(spec.energy_offsets)
     where = args.model if "/" not in args.model else Path(args.model).name  # no machine paths in reports
-    report = {"model": where, "model_name": model.config.name, "config": str(args.config),
-              "split": args.split, "datasets": {}, "mlearn": {}, "mlearn_head": args.mlearn_head,
-              "mlearn_offsets_from": args.mlearn_offsets_from}
+    report = {
+        "model": where,
+        "model_name": model.config.name,
+        "config": str(args.config),
+        "split": args.split,
+        "datasets": {},
+        "mlearn": {},
+        "mlearn_head": args.mlearn_head,
+        "mlearn_offsets_from": args.mlearn_offsets_from,
+    }
     for d in datasets:
         graphs = d.split(args.split)
         if len(graphs) == 0:
             continue
         if args.max_structures and len(graphs) > args.max_structures:
-            sel = np.random.default_rng(0).permutation(len(graphs))[:args.max_structures]
+            sel = np.random.default_rng(0).permutation(len(graphs))[: args.max_structures]
             graphs = [graphs[int(k)] for k in np.sort(sel)]
         r = evaluate_graphs(model, graphs, d.head)
         r["head"] = d.head
         report["datasets"][d.name] = r
-        print(f"{d.name:16s} {d.head:6s} n={r['n_structures']:5d} " + "  ".join(
-            f"{k} MAE {r[f'{k}_mae_{u}']:.1f} {u}" for k, u in UNITS.items() if r.get(f"{k}_mae_{u}") is not None),
-            flush=True)
+        print(
+            f"{d.name:16s} {d.head:6s} n={r['n_structures']:5d} "
+            + "  ".join(
+                f"{k} MAE {r[f'{k}_mae_{u}']:.1f} {u}" for k, u in UNITS.items() if r.get(f"{k}_mae_{u}") is not None
+            ),
+            flush=True,
+        )
     if args.mlearn_test:
-        report["mlearn"] = mlearn_per_element(model, Path(args.mlearn_test), args.mlearn_head, model.cutoff,
-                                              model.max_neighbors, offsets=offsets)
+        report["mlearn"] = mlearn_per_element(
+            model, Path(args.mlearn_test), args.mlearn_head, model.cutoff, model.max_neighbors, offsets=offsets
+        )
         for el, r in report["mlearn"].items():
-            print(f"mlearn {el}: energy MAE {r['energy_mae_meV_atom']:.2f} meV/atom (GAP "
-                  f"{r['published_energy_mae']['GAP']}, MTP {r['published_energy_mae']['MTP']}), force MAE "
-                  f"{r['forces_mae_meV_A']:.0f} meV/A", flush=True)
+            print(
+                f"mlearn {el}: energy MAE {r['energy_mae_meV_atom']:.2f} meV/atom (GAP "
+                f"{r['published_energy_mae']['GAP']}, MTP {r['published_energy_mae']['MTP']}), force MAE "
+                f"{r['forces_mae_meV_A']:.0f} meV/A",
+                flush=True,
+            )
     report["wall_s"] = time.perf_counter() - t0
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

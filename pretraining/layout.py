@@ -1,5 +1,6 @@
 """Which rank holds which heads and samples which datasets: data parallel (every rank every head) or multi-task
 parallel (ranks split into head groups, each group sampling only its heads' datasets)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ class RunLayout:
     local_heads: list[str]
 
 
-def plan_layout(cfg: PretrainConfig, env: DistEnv, datasets: list[DatasetSplits], probs: np.ndarray,
-                model_heads: list[str]) -> RunLayout:
+def plan_layout(
+    cfg: PretrainConfig, env: DistEnv, datasets: list[DatasetSplits], probs: np.ndarray, model_heads: list[str]
+) -> RunLayout:
     """The run's layout. ``probs``: the datasets' sampling probabilities (they size the head groups when
     ``parallel.group_sizes`` is not given); ``model_heads``: every head of the model (in data-parallel mode each
     rank keeps them all, heads without data included, as in fine-tuning)."""

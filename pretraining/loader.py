@@ -1,4 +1,5 @@
 """The training DataLoader: each step's sampler plan, this rank's part of it, built into one collated batch."""
+
 from __future__ import annotations
 
 import collections
@@ -52,12 +53,25 @@ class PlanSampler:
             yield plan[self.rank]
 
 
-def step_loader(datasets: list[DatasetSplits], dataset_local_head: list[int], sampler: MultiDatasetSampler,
-                rank: int, n_steps: int, states: collections.deque, dtype: torch.dtype, device: torch.device,
-                num_workers: int) -> torch.utils.data.DataLoader:
+def step_loader(
+    datasets: list[DatasetSplits],
+    dataset_local_head: list[int],
+    sampler: MultiDatasetSampler,
+    rank: int,
+    n_steps: int,
+    states: collections.deque,
+    dtype: torch.dtype,
+    device: torch.device,
+    num_workers: int,
+) -> torch.utils.data.DataLoader:
     """``n_steps`` batches of this rank (None where it gets no structure); ``states`` receives the sampler state
     after each step's plan."""
     return torch.utils.data.DataLoader(
-        StepData(datasets, dataset_local_head), batch_sampler=PlanSampler(sampler, rank, n_steps, states),
-        collate_fn=Collate(dtype), num_workers=num_workers, pin_memory=device.type == "cuda",
-        persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
+        StepData(datasets, dataset_local_head),
+        batch_sampler=PlanSampler(sampler, rank, n_steps, states),
+        collate_fn=Collate(dtype),
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers > 0 else None,
+    )

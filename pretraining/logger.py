@@ -5,6 +5,7 @@
 On resume, rows logged after the resumed checkpoint's step (by the interrupted run) are dropped, so the CSV files
 read as one uninterrupted run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,11 +17,35 @@ from pathlib import Path
 
 from gfm_ase.fileio import atomic_write_bytes
 
-TRAIN_COLUMNS = ["step", "epoch", "lr", "loss", "loss_energy", "loss_forces", "loss_stress", "grad_norm",
-                 "structures", "atoms", "structures_per_s", "atoms_per_s", "wall_s"]
-VAL_COLUMNS = ["step", "epoch", "split", "kind", "name", "n_structures", "energy_mae_meV_atom",
-               "energy_rmse_meV_atom", "forces_mae_meV_A", "forces_rmse_meV_A", "stress_mae_meV_A3",
-               "stress_rmse_meV_A3"]
+TRAIN_COLUMNS = [
+    "step",
+    "epoch",
+    "lr",
+    "loss",
+    "loss_energy",
+    "loss_forces",
+    "loss_stress",
+    "grad_norm",
+    "structures",
+    "atoms",
+    "structures_per_s",
+    "atoms_per_s",
+    "wall_s",
+]
+VAL_COLUMNS = [
+    "step",
+    "epoch",
+    "split",
+    "kind",
+    "name",
+    "n_structures",
+    "energy_mae_meV_atom",
+    "energy_rmse_meV_atom",
+    "forces_mae_meV_A",
+    "forces_rmse_meV_A",
+    "stress_mae_meV_A3",
+    "stress_rmse_meV_A3",
+]
 HEARTBEAT_S = 20.0  # without a progress bar, a console line at least this often (no 60 s silences)
 
 
@@ -67,8 +92,16 @@ def read_csv(path) -> list[dict]:
 
 
 class RunLogger:
-    def __init__(self, outdir, enabled: bool, tensorboard: str = "auto", progress: bool = True,
-                 total_steps: int = 0, start_step: int = 0, resume: bool = False):
+    def __init__(
+        self,
+        outdir,
+        enabled: bool,
+        tensorboard: str = "auto",
+        progress: bool = True,
+        total_steps: int = 0,
+        start_step: int = 0,
+        resume: bool = False,
+    ):
         self.enabled = enabled
         self.train = self.val = self.tb = self.bar = None
         self.total_steps, self.step = int(total_steps), int(start_step)

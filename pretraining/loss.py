@@ -5,6 +5,7 @@ Each term is ``sum(weight * l(error)) / count`` where ``count`` is the number of
 evaluated in one process (tested). ``l`` is MSE, MAE or Huber, applied element-wise to errors divided by the
 head's scale when ``normalize_by_head`` is set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """The lines a training run prints: the start banner (datasets, shares, head groups, warnings) and the one-line
 summary after a validation."""
+
 from __future__ import annotations
 
 from gfm_ase.pretraining.config import PretrainConfig
@@ -7,12 +8,24 @@ from gfm_ase.pretraining.data import DatasetSplits
 from gfm_ase.pretraining.distributed import DistEnv, HeadGroups
 
 
-def banner(title: str, cfg: PretrainConfig, env: DistEnv, step: int, total_steps: int, resumed: bool,
-           datasets: list[DatasetSplits], shares, head_groups: HeadGroups | None, warnings: list[str]) -> str:
-    lines = [f"{title}: {'resuming at step ' + str(step) if resumed else 'starting'}; "
-             f"{total_steps} steps, global batch {cfg.sampling.batch_size}, {env.world_size} "
-             f"rank(s) [{env.launcher}, {env.backend or 'single process'}], device {env.device}, "
-             f"precision {cfg.precision}, mode {cfg.parallel.mode}"]
+def banner(
+    title: str,
+    cfg: PretrainConfig,
+    env: DistEnv,
+    step: int,
+    total_steps: int,
+    resumed: bool,
+    datasets: list[DatasetSplits],
+    shares,
+    head_groups: HeadGroups | None,
+    warnings: list[str],
+) -> str:
+    lines = [
+        f"{title}: {'resuming at step ' + str(step) if resumed else 'starting'}; "
+        f"{total_steps} steps, global batch {cfg.sampling.batch_size}, {env.world_size} "
+        f"rank(s) [{env.launcher}, {env.backend or 'single process'}], device {env.device}, "
+        f"precision {cfg.precision}, mode {cfg.parallel.mode}"
+    ]
     for d, ds in enumerate(datasets):
         lines.append(f"  dataset {ds.name:20s} head {ds.head:12s} train {len(ds.train):7d}  share {shares[d]:.3f}")
     if head_groups is not None:
@@ -20,8 +33,9 @@ def banner(title: str, cfg: PretrainConfig, env: DistEnv, step: int, total_steps
             lines.append(f"  head group {g}: heads {hs} on ranks {rs}")
     warnings = list(warnings)
     if cfg.sampling.batch_size < env.world_size:
-        warnings.append(f"global batch {cfg.sampling.batch_size} < {env.world_size} ranks: some ranks idle in every "
-                        "step")
+        warnings.append(
+            f"global batch {cfg.sampling.batch_size} < {env.world_size} ranks: some ranks idle in every step"
+        )
     lines += [f"  warning: {w}" for w in warnings]
     return "\n".join(lines)
 

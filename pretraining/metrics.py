@@ -1,5 +1,6 @@
 """Validation / test metrics per dataset and per head: MAE and RMSE of energy per atom (meV/atom), force
 components (meV/A) and stress components (meV/A^3), summed over ranks before the ratios are taken."""
+
 from __future__ import annotations
 
 import math
@@ -51,18 +52,25 @@ def summarize(acc) -> dict:
     e = pair(N_E, AE_E, SE_E)
     f = pair(N_F, AE_F, SE_F)
     s = pair(N_S, AE_S, SE_S)
-    return {"n_structures": int(a[N_E]), "energy_mae_meV_atom": e[0], "energy_rmse_meV_atom": e[1],
-            "forces_mae_meV_A": f[0], "forces_rmse_meV_A": f[1], "stress_mae_meV_A3": s[0],
-            "stress_rmse_meV_A3": s[1]}
+    return {
+        "n_structures": int(a[N_E]),
+        "energy_mae_meV_atom": e[0],
+        "energy_rmse_meV_atom": e[1],
+        "forces_mae_meV_A": f[0],
+        "forces_rmse_meV_A": f[1],
+        "stress_mae_meV_A3": s[0],
+        "stress_rmse_meV_A3": s[1],
+    }
 
 
-def evaluate_graphs(model, graphs, indices, head_local: int, *, batch_size: int, dtype, device, precision: str,
-                    stress: bool) -> torch.Tensor:
+def evaluate_graphs(
+    model, graphs, indices, head_local: int, *, batch_size: int, dtype, device, precision: str, stress: bool
+) -> torch.Tensor:
     """Error sums [9] of ``graphs[indices]`` evaluated with the (local) head index ``head_local``."""
     acc = torch.zeros(WIDTH, dtype=torch.float64)
     net = model
     for start in range(0, len(indices), batch_size):
-        chunk = [graphs[int(k)] for k in indices[start:start + batch_size]]
+        chunk = [graphs[int(k)] for k in indices[start : start + batch_size]]
         batch = collate(chunk, dtype=dtype).to(device)
         batch.head.fill_(head_local)
         want_stress = stress and batch.stress is not None and bool(torch.isfinite(batch.stress).any())

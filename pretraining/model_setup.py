@@ -1,5 +1,6 @@
 """The model a run trains: every head's constants fitted on its training data (or kept from a warm start), the
 heads a rank keeps, the gradient masks of partly frozen parameters, and the heads' loss normalisation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,15 +14,24 @@ from gfm_ase.pretraining.distributed import DistEnv
 from gfm_ase.pretraining.warm_start import warm_start_heads
 
 
-def fitted_model_config(cfg: PretrainConfig, env: DistEnv, datasets: list[DatasetSplits], probs: np.ndarray,
-                        init_model: GFMModel | None = None) -> tuple[ModelConfig, list[str]]:
+def fitted_model_config(
+    cfg: PretrainConfig,
+    env: DistEnv,
+    datasets: list[DatasetSplits],
+    probs: np.ndarray,
+    init_model: GFMModel | None = None,
+) -> tuple[ModelConfig, list[str]]:
     """The model's config with every head's constants fitted on its training data (on rank 0, broadcast, so every
     rank builds the same model), and the fits' warnings. With ``init_model`` (a warm start) its heads' reference
     energies, scale and shift are kept."""
     consts = None
     if env.is_main:
-        consts = {h.name: fit_head_constants(datasets, h.name, cfg.head_init.scale, cfg.head_init.shift,
-                                             cfg.head_init.max_structures, cfg.seed) for h in cfg.heads}
+        consts = {
+            h.name: fit_head_constants(
+                datasets, h.name, cfg.head_init.scale, cfg.head_init.shift, cfg.head_init.max_structures, cfg.seed
+            )
+            for h in cfg.heads
+        }
     consts = env.broadcast_json(consts)
     warnings = [w for c in consts.values() for w in c.get("warnings", [])]
     heads = head_configs(cfg, datasets, consts, {d.name: float(p) for d, p in zip(datasets, probs)})
@@ -40,8 +50,9 @@ def restrict_heads(model: GFMModel, keep: list[str]) -> GFMModel:
     return model
 
 
-def install_gradient_masks(model: GFMModel, masks: dict[str, torch.Tensor], device: torch.device,
-                           dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def install_gradient_masks(
+    model: GFMModel, masks: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     """Multiply the gradients of the parameters named in ``masks`` ({name: 0/1 tensor}) by their mask (entries
     where it is 0 never change); returns the masks on the training device and dtype."""
     named = dict(model.named_parameters())

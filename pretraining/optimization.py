@@ -1,4 +1,5 @@
 """AdamW, the learning-rate schedule, global-norm clipping and the EMA of the weights, as the trainer uses them."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,10 @@ def default_param_groups(model: torch.nn.Module, weight_decay: float) -> list[di
     for n, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 and "embedding" not in n else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
-            {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+    ]
 
 
 def make_optimizer(groups: list[dict], spec: OptimSpec) -> torch.optim.AdamW:

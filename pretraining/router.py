@@ -15,6 +15,7 @@ resolves to its first head in the model's order (or ``--prefer``'s).
 dataset's own head (energy per atom and force component MAE, labels as the trainer saw them, i.e. after
 ``energy_offsets``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,20 @@ import numpy as np
 import torch
 
 from gfm_ase.elements import MAX_Z
-from gfm_ase.runtime.router import (ACTIVATIONS, FEATURES, ROUTER_FORMAT, ROUTER_FORMAT_VERSION, ROUTER_JSON,
-                                    ROUTER_WEIGHTS, HeadRouter, RouterError, check_features, feature_matrix,
-                                    head_datasets, json_checksum)
+from gfm_ase.runtime.router import (
+    ACTIVATIONS,
+    FEATURES,
+    ROUTER_FORMAT,
+    ROUTER_FORMAT_VERSION,
+    ROUTER_JSON,
+    ROUTER_WEIGHTS,
+    HeadRouter,
+    RouterError,
+    check_features,
+    feature_matrix,
+    head_datasets,
+    json_checksum,
+)
 
 DEFAULT_FEATURES = ("composition", "periodic")  # size and density: no measurable gain (docs/router.md)
 HELD_OUT = ("val", "test")
@@ -44,8 +56,11 @@ def dataset_arrays(d, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         counts = np.zeros((len(graphs), MAX_Z), dtype=np.int64)
         for r, g in enumerate(graphs):
             counts[r] = np.bincount(np.asarray(g.numbers), minlength=MAX_Z)[:MAX_Z]
-        return counts, np.array([np.asarray(g.pbc, bool) for g in graphs]).reshape(-1, 3), \
-            np.array([np.asarray(g.cell, float) for g in graphs]).reshape(-1, 3, 3)
+        return (
+            counts,
+            np.array([np.asarray(g.pbc, bool) for g in graphs]).reshape(-1, 3),
+            np.array([np.asarray(g.cell, float) for g in graphs]).reshape(-1, 3, 3),
+        )
     _, counts = d.store.composition(idx, elements=np.arange(MAX_Z))
     return counts, np.asarray(d.store.pbcs, bool)[idx].reshape(-1, 3), np.asarray(d.store.cells)[idx].reshape(-1, 3, 3)
 
@@ -60,8 +75,17 @@ def open_splits(config, overrides: dict | None = None):
 
 
 # ------------------------------------------------------------------------------------------------------ fitting
-def fit_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, *, hidden=(), activation: str = "tanh",
-                   weight_decay: float = 1e-4, steps: int = 300, seed: int = 0) -> dict[str, np.ndarray]:
+def fit_classifier(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    hidden=(),
+    activation: str = "tanh",
+    weight_decay: float = 1e-4,
+    steps: int = 300,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """A softmax classifier (linear, or an MLP with ``hidden`` layers) on standardised descriptors, classes weighed
     equally, fitted full-batch with L-BFGS. Returns its tensors (``mean``, ``std``, ``layers.i.weight/bias``)."""
     torch.manual_seed(seed)
@@ -89,7 +113,7 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, *, hidden=(), a
     def closure():
         opt.zero_grad()
         loss = (torch.nn.functional.cross_entropy(forward(xt), yt, reduction="none") * w).sum()
-        loss = loss + weight_decay * sum((lay.weight ** 2).sum() for lay in layers)
+        loss = loss + weight_decay * sum((lay.weight**2).sum() for lay in layers)
         loss.backward()
         return loss
 
@@ -131,10 +155,20 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------ training
-def train_router(config_path, model_dir: str | Path, *, features=DEFAULT_FEATURES, hidden=(),
-                 activation: str = "tanh", weight_decay: float = 1e-4, merge_threshold: float = 0.5,
-                 prefer: list[str] | None = None, errors: int = 0, overrides: dict | None = None,
-                 log=print) -> dict:
+def train_router(
+    config_path,
+    model_dir: str | Path,
+    *,
+    features=DEFAULT_FEATURES,
+    hidden=(),
+    activation: str = "tanh",
+    weight_decay: float = 1e-4,
+    merge_threshold: float = 0.5,
+    prefer: list[str] | None = None,
+    errors: int = 0,
+    overrides: dict | None = None,
+    log=print,
+) -> dict:
     """Fit, evaluate and write the router of ``model_dir``; returns the written ``router.json`` document.
 
     ``config_path``: the pretraining config the model was trained with, a path or a loaded ``PretrainConfig`` (the
@@ -155,8 +189,10 @@ def train_router(config_path, model_dir: str | Path, *, features=DEFAULT_FEATURE
     bound = head_datasets(model_doc["config"]["heads"])
     cfg_sets = {h: sorted(d.name for d in datasets if d.head == h) for h in heads}
     if any(bound[h] != cfg_sets[h] for h in heads):
-        raise RouterError(f"the model's heads were trained on {({h: bound[h] for h in heads})}, config "
-                          f"{config_path} has {cfg_sets}: use the config the model was trained with")
+        raise RouterError(
+            f"the model's heads were trained on { ({h: bound[h] for h in heads}) }, config "
+            f"{config_path} has {cfg_sets}: use the config the model was trained with"
+        )
     order = list(prefer or []) + [h for h in heads if h not in (prefer or [])]
     unknown = sorted(set(order) - set(heads))
     if unknown:
@@ -177,11 +213,17 @@ def train_router(config_path, model_dir: str | Path, *, features=DEFAULT_FEATURE
 
     x, y, _, _ = stack("train")
     log(f"router: {len(y)} training structures, {x.shape[1]} descriptors, heads {heads}")
-    tensors = fit_classifier(x, y, len(heads), hidden=tuple(hidden), activation=activation,
-                             weight_decay=weight_decay)
-    doc = {"format": ROUTER_FORMAT, "format_version": ROUTER_FORMAT_VERSION, "heads": heads, "features": features,
-           "hidden": list(hidden), "activation": activation, "n_layers": len(hidden) + 1,
-           "groups": [[h] for h in heads]}
+    tensors = fit_classifier(x, y, len(heads), hidden=tuple(hidden), activation=activation, weight_decay=weight_decay)
+    doc = {
+        "format": ROUTER_FORMAT,
+        "format_version": ROUTER_FORMAT_VERSION,
+        "heads": heads,
+        "features": features,
+        "hidden": list(hidden),
+        "activation": activation,
+        "n_layers": len(hidden) + 1,
+        "groups": [[h] for h in heads],
+    }
     router = HeadRouter(doc, tensors, {})
     train_conf = confusion_matrix(y, router.probabilities(x).argmax(axis=1), len(heads))
     groups = merge_groups(train_conf, heads, order, merge_threshold)
@@ -193,20 +235,31 @@ def train_router(config_path, model_dir: str | Path, *, features=DEFAULT_FEATURE
     if len(hy):
         metrics["held_out"] = evaluate_routing(router, hx, hy, hnames, hcounts, heads)
         for name, row in metrics["held_out"]["datasets"].items():
-            log(f"  {name:20s} {row['n']:6d} held out  head {row['head']:8s} accuracy {row['accuracy']:.3f}  "
-                f"group accuracy {row['group_accuracy']:.3f}  routed to {row['routed_to']}")
+            log(
+                f"  {name:20s} {row['n']:6d} held out  head {row['head']:8s} accuracy {row['accuracy']:.3f}  "
+                f"group accuracy {row['group_accuracy']:.3f}  routed to {row['routed_to']}"
+            )
     if errors:
         metrics["errors"] = auto_errors(model_dir, model_doc, router, datasets, errors, log=log)
-    doc.update({
-        "model": {"name": model_doc["config"].get("name"), "head_datasets": {h: bound[h] for h in heads},
-                  "weights_sha256": model_doc["weights_sha256"]},
-        "training": {"config": Path(config_path).name if isinstance(config_path, (str, Path)) else cfg.model.name,
-                     "n_train": int(len(y)), "weight_decay": weight_decay,
-                     "merge_threshold": merge_threshold, "prefer": list(prefer or []),
-                     "class_weighting": "each head weighs the same",
-                     "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        "metrics": metrics,
-    })
+    doc.update(
+        {
+            "model": {
+                "name": model_doc["config"].get("name"),
+                "head_datasets": {h: bound[h] for h in heads},
+                "weights_sha256": model_doc["weights_sha256"],
+            },
+            "training": {
+                "config": Path(config_path).name if isinstance(config_path, (str, Path)) else cfg.model.name,
+                "n_train": int(len(y)),
+                "weight_decay": weight_decay,
+                "merge_threshold": merge_threshold,
+                "prefer": list(prefer or []),
+                "class_weighting": "each head weighs the same",
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+            "metrics": metrics,
+        }
+    )
     write_router(model_dir, doc, tensors)
     log(f"router: wrote {model_dir / ROUTER_JSON} and {ROUTER_WEIGHTS} (groups {groups})")
     return doc
@@ -247,18 +300,27 @@ def evaluate_routing(router: HeadRouter, x, y, names, counts, heads: list[str]) 
         head = heads[int(y[sel[0]])]
         got = [chosen[k] for k in sel]
         routed = {h: got.count(h) for h in heads if got.count(h)}
-        out[name] = {"head": head, "n": int(len(sel)), "accuracy": float(np.mean([g == head for g in got])),
-                     "group_accuracy": float(np.mean([group_of[g] == group_of[head] for g in got])),
-                     "argmax_accuracy": float(np.mean(p[sel].argmax(axis=1) == y[sel])), "routed_to": routed}
+        out[name] = {
+            "head": head,
+            "n": int(len(sel)),
+            "accuracy": float(np.mean([g == head for g in got])),
+            "group_accuracy": float(np.mean([group_of[g] == group_of[head] for g in got])),
+            "argmax_accuracy": float(np.mean(p[sel].argmax(axis=1) == y[sel])),
+            "routed_to": routed,
+        }
     n = sum(r["n"] for r in out.values())
-    return {"datasets": out, "n": n,
-            "accuracy": sum(r["accuracy"] * r["n"] for r in out.values()) / max(n, 1),
-            "group_accuracy": sum(r["group_accuracy"] * r["n"] for r in out.values()) / max(n, 1)}
+    return {
+        "datasets": out,
+        "n": n,
+        "accuracy": sum(r["accuracy"] * r["n"] for r in out.values()) / max(n, 1),
+        "group_accuracy": sum(r["group_accuracy"] * r["n"] for r in out.values()) / max(n, 1),
+    }
 
 
 # -------------------------------------------------------------------------------------------- errors of auto
-def auto_errors(model_dir: Path, model_doc: dict, router: HeadRouter, datasets, n_per_dataset: int, *,
-                seed: int = 0, log=print) -> dict:
+def auto_errors(
+    model_dir: Path, model_doc: dict, router: HeadRouter, datasets, n_per_dataset: int, *, seed: int = 0, log=print
+) -> dict:
     """Energy (meV/atom) and force (meV/A) MAE of the routed head and of the dataset's own head on a seeded sample
     of each dataset's held-out structures (labels as the trainer saw them)."""
     from dataclasses import replace
@@ -283,15 +345,14 @@ def auto_errors(model_dir: Path, model_doc: dict, router: HeadRouter, datasets, 
             auto = router.route(np.asarray(g.numbers), np.asarray(g.pbc, bool), np.asarray(g.cell, float)).head
             n_other += auto != own
             picks = {"own": own, "auto": auto}
-            batch = collate([replace(g, head=model.head_index(picks[k])) for k in ("own", "auto")],
-                            dtype=torch.float64)
+            batch = collate([replace(g, head=model.head_index(picks[k])) for k in ("own", "auto")], dtype=torch.float64)
             res = predict(model, batch, None, forces=g.forces is not None)
             n_at = len(g.numbers)
             for j, k in enumerate(("own", "auto")):
                 acc[k][0] += abs(float(res["energy"][j].detach()) - float(g.energy)) / n_at
                 acc[k][1] += 1
                 if g.forces is not None:
-                    f = res["forces"][j * n_at:(j + 1) * n_at].detach().numpy()
+                    f = res["forces"][j * n_at : (j + 1) * n_at].detach().numpy()
                     ok = np.isfinite(np.asarray(g.forces))
                     acc[k][2] += float(np.abs(f - np.asarray(g.forces))[ok].sum())
                     acc[k][3] += int(ok.sum())
@@ -300,9 +361,11 @@ def auto_errors(model_dir: Path, model_doc: dict, router: HeadRouter, datasets, 
             row[f"{k}_energy_mae_meV_atom"] = 1000 * e / ne
             row[f"{k}_forces_mae_meV_A"] = 1000 * f / nf if nf else None
         out["datasets"][d.name] = row
-        log(f"  {d.name:20s} n={row['n']:3d} routed elsewhere {n_other:3d}  E MAE own/auto "
+        log(
+            f"  {d.name:20s} n={row['n']:3d} routed elsewhere {n_other:3d}  E MAE own/auto "
             f"{row['own_energy_mae_meV_atom']:.1f}/{row['auto_energy_mae_meV_atom']:.1f} meV/atom  F MAE own/auto "
-            f"{_fmt(row['own_forces_mae_meV_A'])}/{_fmt(row['auto_forces_mae_meV_A'])} meV/A")
+            f"{_fmt(row['own_forces_mae_meV_A'])}/{_fmt(row['auto_forces_mae_meV_A'])} meV/A"
+        )
     return out
 
 
@@ -320,28 +383,42 @@ def markdown(doc: dict) -> str:
     """The held-out routing table and the auto-vs-own-head error table of a ``router.json`` document."""
     m = doc.get("metrics") or {}
     held = m.get("held_out") or {}
-    lines = [f"Router of {doc['model']['name']} (weights {doc['model']['weights_sha256'][:12]}): features "
-             f"{' + '.join(doc['features'])}, {'linear' if not doc['hidden'] else 'MLP ' + str(doc['hidden'])}, "
-             f"groups {' | '.join('/'.join(g) for g in doc['groups'])}.", ""]
+    lines = [
+        f"Router of {doc['model']['name']} (weights {doc['model']['weights_sha256'][:12]}): features "
+        f"{' + '.join(doc['features'])}, {'linear' if not doc['hidden'] else 'MLP ' + str(doc['hidden'])}, "
+        f"groups {' | '.join('/'.join(g) for g in doc['groups'])}.",
+        "",
+    ]
     if held:
-        lines += [f"Held-out (val + test splits): accuracy {held['accuracy']:.3f}, group accuracy "
-                  f"{held['group_accuracy']:.3f} over {held['n']:,} structures.", "",
-                  "| dataset | head | held-out structures | accuracy | group accuracy | argmax | routed to |",
-                  "|---|---|---:|---:|---:|---:|---|"]
+        lines += [
+            f"Held-out (val + test splits): accuracy {held['accuracy']:.3f}, group accuracy "
+            f"{held['group_accuracy']:.3f} over {held['n']:,} structures.",
+            "",
+            "| dataset | head | held-out structures | accuracy | group accuracy | argmax | routed to |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
         for name, r in held["datasets"].items():
             routed = ", ".join(f"{h} {n}" for h, n in sorted(r["routed_to"].items(), key=lambda x: -x[1]))
-            lines.append(f"| `{name}` | `{r['head']}` | {r['n']:,} | {r['accuracy']:.3f} | {r['group_accuracy']:.3f} "
-                         f"| {r['argmax_accuracy']:.3f} | {routed} |")
+            lines.append(
+                f"| `{name}` | `{r['head']}` | {r['n']:,} | {r['accuracy']:.3f} | {r['group_accuracy']:.3f} "
+                f"| {r['argmax_accuracy']:.3f} | {routed} |"
+            )
     errors = m.get("errors")
     if errors:
-        lines += ["", f"Errors of `auto` vs the dataset's own head ({errors['n_per_dataset']} held-out structures per "
-                  "dataset; energy MAE per atom, force MAE per component):", "",
-                  "| dataset | head | n | routed elsewhere | E own | E auto (meV/atom) | F own | F auto (meV/A) |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Errors of `auto` vs the dataset's own head ({errors['n_per_dataset']} held-out structures per "
+            "dataset; energy MAE per atom, force MAE per component):",
+            "",
+            "| dataset | head | n | routed elsewhere | E own | E auto (meV/atom) | F own | F auto (meV/A) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for name, r in errors["datasets"].items():
-            lines.append(f"| `{name}` | `{r['head']}` | {r['n']} | {r['n_routed_elsewhere']} | "
-                         f"{_fmt(r['own_energy_mae_meV_atom'])} | {_fmt(r['auto_energy_mae_meV_atom'])} | "
-                         f"{_fmt(r['own_forces_mae_meV_A'])} | {_fmt(r['auto_forces_mae_meV_A'])} |")
+            lines.append(
+                f"| `{name}` | `{r['head']}` | {r['n']} | {r['n_routed_elsewhere']} | "
+                f"{_fmt(r['own_energy_mae_meV_atom'])} | {_fmt(r['auto_energy_mae_meV_atom'])} | "
+                f"{_fmt(r['own_forces_mae_meV_A'])} | {_fmt(r['auto_forces_mae_meV_A'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -359,8 +436,11 @@ def write_router(model_dir: Path, doc: dict, tensors: dict[str, np.ndarray]) -> 
     fd, tmp = tempfile.mkstemp(dir=model_dir, prefix=".router.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}, tmp,
-                  metadata={"format": ROUTER_FORMAT})
+        save_file(
+            {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()},
+            tmp,
+            metadata={"format": ROUTER_FORMAT},
+        )
         digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
         publish(tmp, model_dir / ROUTER_WEIGHTS)
     finally:
@@ -376,23 +456,39 @@ def write_router(model_dir: Path, doc: dict, tensors: dict[str, np.ndarray]) -> 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="the pretraining YAML config the model was trained with")
     p.add_argument("--model", required=True, help="model directory (router files are written into it)")
-    p.add_argument("--features", default=",".join(DEFAULT_FEATURES),
-                   help=f"comma-separated descriptors from {list(FEATURES)} (default: %(default)s)")
+    p.add_argument(
+        "--features",
+        default=",".join(DEFAULT_FEATURES),
+        help=f"comma-separated descriptors from {list(FEATURES)} (default: %(default)s)",
+    )
     p.add_argument("--hidden", default="", help="hidden layer sizes of an MLP, e.g. 32 or 64,32 (default: linear)")
     p.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS))
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--merge-threshold", type=float, default=0.5,
-                   help="group two heads when their in-sample confusion rates sum above this (default: %(default)s)")
+    p.add_argument(
+        "--merge-threshold",
+        type=float,
+        default=0.5,
+        help="group two heads when their in-sample confusion rates sum above this (default: %(default)s)",
+    )
     p.add_argument("--prefer", default="", help="comma-separated head order within groups (default: model order)")
-    p.add_argument("--errors", type=int, default=0, metavar="N",
-                   help="also measure energy/force MAE of the routed vs the own head on N held-out structures per "
-                        "dataset (loads the model)")
+    p.add_argument(
+        "--errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure energy/force MAE of the routed vs the own head on N held-out structures per "
+        "dataset (loads the model)",
+    )
     p.add_argument("--markdown", metavar="FILE", help="also write the measured tables as Markdown to FILE")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("pretrain-router", help="train the head router of head='auto' and write it next to a model",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "pretrain-router",
+        help="train the head router of head='auto' and write it next to a model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     p.set_defaults(func=run)
 
@@ -405,10 +501,17 @@ def run(args) -> int:
 
     try:
         hidden = tuple(int(v) for v in args.hidden.split(",") if v.strip())
-        doc = train_router(args.config, args.model, features=[f.strip() for f in args.features.split(",") if f.strip()],
-                     hidden=hidden, activation=args.activation, weight_decay=args.weight_decay,
-                     merge_threshold=args.merge_threshold,
-                     prefer=[h.strip() for h in args.prefer.split(",") if h.strip()], errors=args.errors)
+        doc = train_router(
+            args.config,
+            args.model,
+            features=[f.strip() for f in args.features.split(",") if f.strip()],
+            hidden=hidden,
+            activation=args.activation,
+            weight_decay=args.weight_decay,
+            merge_threshold=args.merge_threshold,
+            prefer=[h.strip() for h in args.prefer.split(",") if h.strip()],
+            errors=args.errors,
+        )
         if args.markdown:
             Path(args.markdown).write_text(markdown(doc))
     except (RouterError, CheckpointError, ConfigError, StoreError, OSError, ValueError) as exc:

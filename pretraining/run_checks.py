@@ -1,5 +1,6 @@
 """Checks made before a training run starts: the output directory (new run or resume), the datasets against the
 config, and a resumed run's config against its checkpoint's."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ def checkpoint_to_resume(outdir: Path, resume: bool) -> Path | None:
             raise TrainingError(f"--resume: {outdir} holds no checkpoint (checkpoints/latest) to resume from")
         return ckpt
     if ckpt is not None or (outdir / "final" / "model.json").exists():
-        raise TrainingError(f"{outdir} already holds a training run; pass --resume to continue it or "
-                            "choose another output directory (nothing was overwritten)")
+        raise TrainingError(
+            f"{outdir} already holds a training run; pass --resume to continue it or "
+            "choose another output directory (nothing was overwritten)"
+        )
     return None
 
 
@@ -42,5 +45,7 @@ def check_resume_config(cfg: PretrainConfig, ckpt_path: Path) -> None:
     new = cfg.model_dump(mode="json")
     diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
     if diff:
-        raise TrainingError(f"the config differs from the checkpoint's in {diff}; a resumed run must use the same "
-                            f"settings (only {list(RESUMABLE_CHANGES)} may change)")
+        raise TrainingError(
+            f"the config differs from the checkpoint's in {diff}; a resumed run must use the same "
+            f"settings (only {list(RESUMABLE_CHANGES)} may change)"
+        )

@@ -19,6 +19,7 @@ The global batch does not depend on the number of ranks or on the layout; only i
 
 A rank may receive no structure in a step (tiny batches or tiny group shares); it then contributes zero gradients.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def systematic_counts(probs: np.ndarray, total: int, rng: np.random.Generator) -
         edges = np.cumsum(frac)
         edges[-1] = rest  # guard against round-off: the fractions sum to exactly `rest`
         points = rng.uniform(0.0, 1.0) + np.arange(rest)
-        base += np.bincount(np.searchsorted(edges, points, side="right"), minlength=len(probs))[:len(probs)]
+        base += np.bincount(np.searchsorted(edges, points, side="right"), minlength=len(probs))[: len(probs)]
     return base
 
 
@@ -59,8 +60,9 @@ def allocate_group_sizes(shares, world_size: int) -> list[int]:
     shares = np.asarray(shares, dtype=np.float64)
     k = len(shares)
     if world_size < k:
-        raise ValueError(f"multi-task parallelism needs at least one rank per head group: {k} groups, "
-                         f"{world_size} ranks")
+        raise ValueError(
+            f"multi-task parallelism needs at least one rank per head group: {k} groups, {world_size} ranks"
+        )
     sizes = np.ones(k, dtype=np.int64)
     extra = world_size - k
     if extra:
@@ -161,13 +163,13 @@ class MultiDatasetSampler:
         slots = [slots[k] for k in rng.permutation(len(slots))]
         lay = self.layout
         if lay.dataset_group is None:
-            plan = [slots[r::lay.world_size] for r in range(lay.world_size)]
+            plan = [slots[r :: lay.world_size] for r in range(lay.world_size)]
         else:
             plan = [[] for _ in range(lay.world_size)]
             for g, ranks in enumerate(lay.group_ranks):
                 mine = [s for s in slots if lay.dataset_group[s[0]] == g]
                 for k, r in enumerate(ranks):
-                    plan[r] = mine[k::len(ranks)]
+                    plan[r] = mine[k :: len(ranks)]
         self.steps_drawn += 1
         return plan
 
@@ -177,8 +179,12 @@ class MultiDatasetSampler:
 
     # --- state --------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"cursors": list(self.cursors), "steps_drawn": self.steps_drawn, "seed": self.seed,
-                "sizes": list(self.sizes)}
+        return {
+            "cursors": list(self.cursors),
+            "steps_drawn": self.steps_drawn,
+            "seed": self.seed,
+            "sizes": list(self.sizes),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if list(state["sizes"]) != self.sizes:

@@ -2,6 +2,7 @@
 
 A pure function of the step, so the "scheduler state" of a checkpoint is the step number itself.
 """
+
 from __future__ import annotations
 
 import math

@@ -13,6 +13,7 @@ A checkpoint directory is assembled under a temporary name and renamed into plac
 (a one-line text file naming it) is replaced atomically, so a crash at any moment leaves the previous checkpoint
 intact and ``latest`` always names a complete one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,10 +51,18 @@ def write_checkpoint(outdir, step: int, model, tensors: dict[str, torch.Tensor],
     try:
         save_model(model, tmp, extra={"training_step": step})
         st_path = tmp / "train_state.safetensors"
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(st_path),
-                  metadata={"format": STATE_FORMAT})
-        doc = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "step": step,
-               "tensors_sha256": sha256_file(st_path), **meta}
+        save_file(
+            {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
+            str(st_path),
+            metadata={"format": STATE_FORMAT},
+        )
+        doc = {
+            "format": STATE_FORMAT,
+            "format_version": STATE_VERSION,
+            "step": step,
+            "tensors_sha256": sha256_file(st_path),
+            **meta,
+        }
         doc["json_sha256"] = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
         atomic_write_bytes(tmp / "train_state.json", json.dumps(doc, indent=1, sort_keys=True).encode())
         _fsync_dir(tmp)

@@ -12,6 +12,7 @@ the model's head constants and masks (``model_setup``), the data loader (``loade
 (``optimization``), checkpoint contents (``checkpointing``, files in ``state``) and its messages (``messages``).
 What stays here is the order of things: set-up, the step, validation and the final model.
 """
+
 from __future__ import annotations
 
 import collections
@@ -58,13 +59,21 @@ class Trainer:
 
     banner = "gfm pretrain"  # what the start line calls this run (fine-tuning names its own)
 
-    def __init__(self, cfg: PretrainConfig, outdir, *, resume: bool = False,
-                 datasets: list[DatasetSplits] | None = None, env: DistEnv | None = None):
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        outdir,
+        *,
+        resume: bool = False,
+        datasets: list[DatasetSplits] | None = None,
+        env: DistEnv | None = None,
+    ):
         self.cfg = cfg
         self.outdir = Path(outdir)
         ckpt_path = checkpoint_to_resume(self.outdir, resume)  # before any process group exists
-        self.env = env or setup_distributed(cfg.parallel.launcher, cfg.parallel.backend, cfg.device,
-                                            cfg.parallel.timeout_s)
+        self.env = env or setup_distributed(
+            cfg.parallel.launcher, cfg.parallel.backend, cfg.device, cfg.parallel.timeout_s
+        )
         self.device = self.env.device
         self.dtype = parameter_dtype(cfg.precision)  # the one precision table (bf16: float32 master weights)
 
@@ -88,8 +97,9 @@ class Trainer:
         # layout: data parallel, or head groups
         run_layout = plan_layout(cfg, self.env, self.datasets, self.probs, [h.name for h in self.full_config.heads])
         self.head_groups, self.layout = run_layout.head_groups, run_layout.layout
-        self.sampler = MultiDatasetSampler(sizes, cfg.sampling.alpha, cfg.sampling.batch_size, self.layout,
-                                           seed=cfg.seed, weights=weights)
+        self.sampler = MultiDatasetSampler(
+            sizes, cfg.sampling.alpha, cfg.sampling.batch_size, self.layout, seed=cfg.seed, weights=weights
+        )
 
         # model: identical initialisation on every rank, then keep this rank's heads
         torch.manual_seed(cfg.seed)
@@ -106,8 +116,9 @@ class Trainer:
         if not self.trainable:
             raise TrainingError("no parameter is trainable")
         self.gradient_masks = install_gradient_masks(self.model, self.gradient_masks, self.device, self.dtype)
-        self.dataset_local_head = [self.local_heads.index(d.head) if d.head in self.local_heads else -1
-                                   for d in self.datasets]
+        self.dataset_local_head = [
+            self.local_heads.index(d.head) if d.head in self.local_heads else -1 for d in self.datasets
+        ]
         self.head_scale = head_scales(self.model, self.local_heads, self.device)
 
         self.optimizer = opt.make_optimizer(self.param_groups(), cfg.optim)
@@ -151,8 +162,9 @@ class Trainer:
         """AdamW parameter groups of the trainable parameters; a group's ``lr_scale`` multiplies the scheduled LR."""
         return opt.default_param_groups(self.model, self.cfg.optim.weight_decay)
 
-    def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict],
-                             heads: list[str] | None = None) -> None:
+    def annotate_final_model(
+        self, model: GFMModel, val: list[dict], test: list[dict], heads: list[str] | None = None
+    ) -> None:
         """Write val/test metrics into the metadata of ``heads`` (default: every head with data in this run)."""
         strip = ("step", "epoch", "split", "kind", "name")
         heads = self.head_names if heads is None else heads
@@ -161,20 +173,34 @@ class Trainer:
                 continue
             hv = next(r for r in val if r["kind"] == "head" and r["name"] == h.name)
             ht = next(r for r in test if r["kind"] == "head" and r["name"] == h.name)
-            per_ds = {r["name"]: {k: v for k, v in r.items() if k not in strip}
-                      for r in test if r["kind"] == "dataset" and self._head_of(r["name"]) == h.name}
+            per_ds = {
+                r["name"]: {k: v for k, v in r.items() if k not in strip}
+                for r in test
+                if r["kind"] == "dataset" and self._head_of(r["name"]) == h.name
+            }
             metrics = dict(model.head_config(h.name).metrics)
-            metrics.update({"val": {k: v for k, v in hv.items() if k not in strip},
-                            "test": {k: v for k, v in ht.items() if k not in strip},
-                            "test_by_dataset": per_ds, "training_steps": self.step,
-                            "weights": "ema" if self.ema is not None else "final"})
+            metrics.update(
+                {
+                    "val": {k: v for k, v in hv.items() if k not in strip},
+                    "test": {k: v for k, v in ht.items() if k not in strip},
+                    "test_by_dataset": per_ds,
+                    "training_steps": self.step,
+                    "weights": "ema" if self.ema is not None else "final",
+                }
+            )
             model.update_head_config(model.head_config(h.name).model_copy(update={"metrics": metrics}))
 
     def final_model_extra(self) -> dict:
         """The ``extra`` block of the final model's model.json."""
-        return {"training": {"config": self.cfg.model_dump(mode="json"), "steps": self.step,
-                             "world_size": self.env.world_size, "mode": self.cfg.parallel.mode,
-                             "precision": self.cfg.precision}}
+        return {
+            "training": {
+                "config": self.cfg.model_dump(mode="json"),
+                "steps": self.step,
+                "world_size": self.env.world_size,
+                "mode": self.cfg.parallel.mode,
+                "precision": self.cfg.precision,
+            }
+        }
 
     def before_update(self) -> None:
         """Hook called just before ``optimizer.step()`` (gradients final, LR set)."""
@@ -211,21 +237,30 @@ class Trainer:
                 "ema": {"num_updates": self.ema.num_updates if self.ema is not None else 0},
                 "sampler": self._consumed_sampler_state,
                 "world_size": self.env.world_size,
-                "layout": {"mode": self.cfg.parallel.mode,
-                           "groups": self.head_groups.groups if self.head_groups else None,
-                           "group_ranks": self.head_groups.ranks if self.head_groups else None},
+                "layout": {
+                    "mode": self.cfg.parallel.mode,
+                    "groups": self.head_groups.groups if self.head_groups else None,
+                    "group_ranks": self.head_groups.ranks if self.head_groups else None,
+                },
                 "config": self.cfg.model_dump(mode="json"),
             }
-            path = write_checkpoint(self.outdir, self.step, self.full_model(state, use_ema=False), tensors, meta,
-                                    keep=self.cfg.checkpoint.keep)
+            path = write_checkpoint(
+                self.outdir,
+                self.step,
+                self.full_model(state, use_ema=False),
+                tensors,
+                meta,
+                keep=self.cfg.checkpoint.keep,
+            )
         self.env.barrier()
         return path
 
     def _restore(self, path: Path) -> None:
         weights, tensors, doc = read_checkpoint(path)
         ckpt.restore_weights(self.model, weights, self.device, self.dtype, path)
-        ckpt.restore_optimizer(self.optimizer, self.model, self.trainable, tensors, int(doc["optimizer"]["adam_step"]),
-                               self.device, path)
+        ckpt.restore_optimizer(
+            self.optimizer, self.model, self.trainable, tensors, int(doc["optimizer"]["adam_step"]), self.device, path
+        )
         ckpt.restore_ema(self.ema, tensors, doc["ema"]["num_updates"], self.device, self.dtype)
         self.sampler.load_state_dict(doc["sampler"])
         self._consumed_sampler_state = self.sampler.state_dict()
@@ -237,8 +272,17 @@ class Trainer:
         return opt.scheduled_lr(self.cfg.optim, step, self.total_steps)
 
     def _loader(self, n_steps: int, states: collections.deque):
-        return step_loader(self.datasets, self.dataset_local_head, self.sampler, self.env.rank, n_steps, states,
-                           self.dtype, self.device, self.cfg.data.num_workers)
+        return step_loader(
+            self.datasets,
+            self.dataset_local_head,
+            self.sampler,
+            self.env.rank,
+            n_steps,
+            states,
+            self.dtype,
+            self.device,
+            self.cfg.data.num_workers,
+        )
 
     def loss_spec(self):
         """The loss weights of the current step (``loss.stages`` switch them at fractions of the run)."""
@@ -248,11 +292,22 @@ class Trainer:
         """Forward + backward of this rank's share of a step with the step's loss ``spec`` (gradients accumulate
         into ``.grad``)."""
         batch = batch.to(self.device, self.dtype)
-        use_stress = spec.stress_weight > 0 and counts.stress > 0 and batch.stress is not None and bool(
-            torch.isfinite(batch.stress).any())
+        use_stress = (
+            spec.stress_weight > 0
+            and counts.stress > 0
+            and batch.stress is not None
+            and bool(torch.isfinite(batch.stress).any())
+        )
         need_forces = spec.forces_weight > 0 and counts.forces > 0
-        pred = predict(self.model, batch, None, forces=need_forces, stress=use_stress,
-                       create_graph=need_forces or use_stress, precision=self.cfg.precision)
+        pred = predict(
+            self.model,
+            batch,
+            None,
+            forces=need_forces,
+            stress=use_stress,
+            create_graph=need_forces or use_stress,
+            precision=self.cfg.precision,
+        )
         loss, terms = compute_loss(pred, batch, self.head_scale[batch.head], counts, spec)
         if loss.requires_grad:
             loss.backward()
@@ -280,12 +335,20 @@ class Trainer:
             loss, terms = torch.zeros(()), {}
         sync_gradients(self.model, self.env, self.head_groups)
         trunk_sq, head_sq = self._grad_norm_sq()
-        red = torch.tensor([float(loss), terms.get("energy", 0.0), terms.get("forces", 0.0),
-                            terms.get("stress", 0.0), head_sq], dtype=torch.float64)
+        red = torch.tensor(
+            [float(loss), terms.get("energy", 0.0), terms.get("forces", 0.0), terms.get("stress", 0.0), head_sq],
+            dtype=torch.float64,
+        )
         red = self._allreduce(red)
-        return {"loss": float(red[0]), "loss_energy": float(red[1]), "loss_forces": float(red[2]),
-                "loss_stress": float(red[3]), "grad_norm": math.sqrt(trunk_sq + float(red[4])),
-                "structures": int(stats[3]), "atoms": int(stats[4])}
+        return {
+            "loss": float(red[0]),
+            "loss_energy": float(red[1]),
+            "loss_forces": float(red[2]),
+            "loss_stress": float(red[3]),
+            "grad_norm": math.sqrt(trunk_sq + float(red[4])),
+            "structures": int(stats[3]),
+            "atoms": int(stats[4]),
+        }
 
     def optimizer_step(self, row: dict) -> dict:
         """Clip (global norm), set the scheduled LR, AdamW step, EMA update; advances ``self.step``.
@@ -300,9 +363,12 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
             if self.env.is_main:
-                print(f"gfm pretrain: step {self.step}: non-finite loss or gradient (loss {row['loss']}, gradient "
-                      f"norm {row['grad_norm']}); step skipped ({self.skipped_steps} so far)", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"gfm pretrain: step {self.step}: non-finite loss or gradient (loss {row['loss']}, gradient "
+                    f"norm {row['grad_norm']}); step skipped ({self.skipped_steps} so far)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             self.step += 1
             return {**row, "lr": lr}
         opt.clip_gradients(self.model.parameters(), row["grad_norm"], self.cfg.optim.grad_clip)
@@ -335,10 +401,18 @@ class Trainer:
         self.outdir.mkdir(parents=True, exist_ok=True)
         resumed = self.step > 0
         if self.env.is_main and not resumed:
-            atomic_write_bytes(self.outdir / "config.yaml",
-                               yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode())
-        log = RunLogger(self.outdir, self.env.is_main, cfg.logging.tensorboard, cfg.logging.progress,
-                        self.total_steps, self.step, resume=resumed)
+            atomic_write_bytes(
+                self.outdir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode()
+            )
+        log = RunLogger(
+            self.outdir,
+            self.env.is_main,
+            cfg.logging.tensorboard,
+            cfg.logging.progress,
+            self.total_steps,
+            self.step,
+            resume=resumed,
+        )
         if self.env.is_main:
             log.message(self._banner(resumed))
         states: collections.deque = collections.deque()
@@ -360,9 +434,15 @@ class Trainer:
                     if self.step % cfg.logging.every_steps == 0 or last:
                         now = time.perf_counter()
                         dt = max(now - window["t"], 1e-9)
-                        row.update(step=self.step, epoch=(self.step - 1) // spe, wall_s=now - t0,
-                                   structures_per_s=window["structures"] / dt, atoms_per_s=window["atoms"] / dt,
-                                   structures=window["structures"], atoms=window["atoms"])
+                        row.update(
+                            step=self.step,
+                            epoch=(self.step - 1) // spe,
+                            wall_s=now - t0,
+                            structures_per_s=window["structures"] / dt,
+                            atoms_per_s=window["atoms"] / dt,
+                            structures=window["structures"],
+                            atoms=window["atoms"],
+                        )
                         log.log_train(row)
                         window = {"t": now, "structures": 0, "atoms": 0}
                     if self.step % val_every == 0 and not last:  # the last step is validated by finish()
@@ -391,17 +471,28 @@ class Trainer:
             for d, ds in enumerate(self.datasets):
                 if self.dataset_local_head[d] < 0:
                     continue
-                ranks = (list(range(self.env.world_size)) if self.head_groups is None else
-                         self.head_groups.ranks[self.head_groups.group_of_head(ds.head)])
+                ranks = (
+                    list(range(self.env.world_size))
+                    if self.head_groups is None
+                    else self.head_groups.ranks[self.head_groups.group_of_head(ds.head)]
+                )
                 graphs = ds.split(split)
                 n = len(graphs)
                 if cfg.validation.max_structures is not None:
                     n = min(n, cfg.validation.max_structures)
                 mine = np.arange(ranks.index(self.env.rank), n, len(ranks))
                 if len(mine):
-                    acc[d] = M.evaluate_graphs(self.model, graphs, mine, self.dataset_local_head[d],
-                                               batch_size=cfg.validation.batch_size, dtype=self.dtype,
-                                               device=self.device, precision=cfg.precision, stress=True)
+                    acc[d] = M.evaluate_graphs(
+                        self.model,
+                        graphs,
+                        mine,
+                        self.dataset_local_head[d],
+                        batch_size=cfg.validation.batch_size,
+                        dtype=self.dtype,
+                        device=self.device,
+                        precision=cfg.precision,
+                        stress=True,
+                    )
         finally:
             for p, r in zip(self.model.parameters(), req):
                 p.requires_grad_(r)
@@ -411,12 +502,28 @@ class Trainer:
         rows = []
         epoch = max(self.step - 1, 0) // cfg.sampling.steps_per_epoch
         for d, ds in enumerate(self.datasets):
-            rows.append({"step": self.step, "epoch": epoch, "split": split, "kind": "dataset", "name": ds.name,
-                         **M.summarize(acc[d])})
+            rows.append(
+                {
+                    "step": self.step,
+                    "epoch": epoch,
+                    "split": split,
+                    "kind": "dataset",
+                    "name": ds.name,
+                    **M.summarize(acc[d]),
+                }
+            )
         for h in self.head_names:
             idx = [d for d, ds in enumerate(self.datasets) if ds.head == h]
-            rows.append({"step": self.step, "epoch": epoch, "split": split, "kind": "head", "name": h,
-                         **M.summarize(acc[idx].sum(0))})
+            rows.append(
+                {
+                    "step": self.step,
+                    "epoch": epoch,
+                    "split": split,
+                    "kind": "head",
+                    "name": h,
+                    **M.summarize(acc[idx].sum(0)),
+                }
+            )
         return rows
 
     def finish(self, log: RunLogger | None = None) -> dict:
@@ -431,8 +538,13 @@ class Trainer:
             model = self.full_model(state, use_ema=True)
             self.annotate_final_model(model, val, test)
             save_model(model, self.outdir / "final", extra=self.final_model_extra())
-            summary = {"steps": self.step, "final_model": str(self.outdir / "final"),
-                       "val": val, "test": test, "world_size": self.env.world_size}
+            summary = {
+                "steps": self.step,
+                "final_model": str(self.outdir / "final"),
+                "val": val,
+                "test": test,
+                "world_size": self.env.world_size,
+            }
             atomic_write_bytes(self.outdir / "run.json", json.dumps(summary, indent=1).encode())
             if log is not None:
                 log.message(self._summary_line(self.history[-1] if self.history else {}, val))
@@ -445,8 +557,18 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ messages
     def _banner(self, resumed: bool) -> str:
-        return banner(self.banner, self.cfg, self.env, self.step, self.total_steps, resumed, self.datasets,
-                      self.sampler.global_shares(), self.head_groups, self._warnings)
+        return banner(
+            self.banner,
+            self.cfg,
+            self.env,
+            self.step,
+            self.total_steps,
+            resumed,
+            self.datasets,
+            self.sampler.global_shares(),
+            self.head_groups,
+            self._warnings,
+        )
 
     def _summary_line(self, row: dict, rows: list[dict]) -> str:
         return summary_line(self.step, self.total_steps, row, rows)

@@ -6,6 +6,7 @@ sizes); the heads keep the trained model's reference energies, scale and shift, 
 meaningful with the constants they were trained under. Elements a head newly covers get the fitted reference
 energies of this run's data. Every mismatch is an error naming the option, raised before any training step.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,16 +38,21 @@ def load_init_model(cfg) -> GFMModel:
         raise WarmStartError(f"model.init_from {src!r}: {exc}") from None
     mine = trunk_options(cfg.model.trunk.name, cfg.model.trunk.options).model_dump(mode="json")
     if model.config.trunk.name != cfg.model.trunk.name or model.config.trunk.options != mine:
-        diff = sorted(k for k in set(mine) | set(model.config.trunk.options)
-                      if mine.get(k) != model.config.trunk.options.get(k))
-        raise WarmStartError(f"model.init_from {src!r}: its trunk differs from model.trunk "
-                             f"({model.config.trunk.name} vs {cfg.model.trunk.name}; options {diff})")
+        diff = sorted(
+            k for k in set(mine) | set(model.config.trunk.options) if mine.get(k) != model.config.trunk.options.get(k)
+        )
+        raise WarmStartError(
+            f"model.init_from {src!r}: its trunk differs from model.trunk "
+            f"({model.config.trunk.name} vs {cfg.model.trunk.name}; options {diff})"
+        )
     for h in cfg.heads:
         if h.name not in model.heads:
             raise WarmStartError(f"model.init_from {src!r} has no head {h.name!r} (heads: {model.head_names})")
         if list(model.head_config(h.name).hidden) != list(h.hidden):
-            raise WarmStartError(f"model.init_from {src!r}: head {h.name!r} has hidden "
-                                 f"{model.head_config(h.name).hidden}, the config says {h.hidden}")
+            raise WarmStartError(
+                f"model.init_from {src!r}: head {h.name!r} has hidden "
+                f"{model.head_config(h.name).hidden}, the config says {h.hidden}"
+            )
     extra = sorted(set(model.head_names) - {h.name for h in cfg.heads})
     if extra:
         raise WarmStartError(f"model.init_from {src!r} has heads {extra} that the config does not train")
@@ -59,6 +65,14 @@ def warm_start_heads(init: GFMModel, heads: list[HeadConfig]) -> list[HeadConfig
     for h in heads:
         old = init.head_config(h.name)
         refs = {**h.reference_energies, **old.reference_energies}
-        out.append(h.model_copy(update={"reference_energies": refs, "scale": old.scale, "shift": old.shift,
-                                        "metrics": {**h.metrics, "warm_start": {"from": init.config.name}}}))
+        out.append(
+            h.model_copy(
+                update={
+                    "reference_energies": refs,
+                    "scale": old.scale,
+                    "shift": old.shift,
+                    "metrics": {**h.metrics, "warm_start": {"from": init.config.name}},
+                }
+            )
+        )
     return out
