@@ -22,13 +22,19 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
 
+if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
 
-def robust_offsets(A: np.ndarray, b: np.ndarray, n_atoms: np.ndarray, rounds: int = 5, k: float = 3.0):
+
+def robust_offsets(
+    A: np.ndarray, b: np.ndarray, n_atoms: np.ndarray, rounds: int = 5, k: float = 3.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Least squares of ``b ~ A @ delta`` that ignores structures where the teacher fails (the per-atom residual
     further than ``k`` robust standard deviations, 1.4826 x the median absolute deviation, from the median):
     surrogates are wrong far from equilibrium (compressed cells, liquids), and such structures must not move the
@@ -47,7 +53,7 @@ def robust_offsets(A: np.ndarray, b: np.ndarray, n_atoms: np.ndarray, rounds: in
     return coef, keep
 
 
-def align(store_path: Path, calc, max_structures: int, seed: int = 0) -> dict:
+def align(store_path: Path, calc: Calculator, max_structures: int, seed: int = 0) -> dict[str, Any]:
     from ase import Atoms
     from ase.data import chemical_symbols
 
@@ -68,7 +74,7 @@ def align(store_path: Path, calc, max_structures: int, seed: int = 0) -> dict:
             warnings.simplefilter("ignore")
             e = float(atoms.get_potential_energy())
             f = atoms.get_forces()
-            s = atoms.get_stress() if all(d.pbc) else None
+            s = atoms.get_stress() if all(atoms.pbc) else None
         counts = np.array([np.sum(d.numbers == z) for z in zs_all], dtype=float)
         rows.append(counts)
         d_e.append(d.energy - e)
@@ -92,7 +98,7 @@ def align(store_path: Path, calc, max_structures: int, seed: int = 0) -> dict:
     }
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stores", nargs="+", type=Path)
     ap.add_argument("--teacher", required=True, choices=sorted(TEACHERS))
@@ -105,7 +111,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     t = get_teacher(args.teacher)
     calc = t.factory()
-    out = {"teacher": t.surrogate, "level_of_theory": t.level_of_theory, "datasets": {}}
+    out: dict[str, Any] = {"teacher": t.surrogate, "level_of_theory": t.level_of_theory, "datasets": {}}
     for p in args.stores:
         r = align(p, calc, args.max_structures, args.seed)
         out["datasets"][p.stem] = r

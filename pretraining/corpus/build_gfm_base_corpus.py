@@ -25,6 +25,7 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "work_data"
@@ -54,12 +55,13 @@ CONVERT = [  # (generated folder, store name, level of theory, surrogate)
 ]
 
 
-def run(cmd: list[str]) -> None:
+def run(cmd: Sequence[object]) -> None:
+    """Run ``cmd`` (paths and numbers are passed as their ``str``) from the repository root; fail on error."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
     subprocess.run([str(c) for c in cmd], check=True, cwd=REPO)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-generate", action="store_true", help="only convert what work_data/generated holds")
     ap.add_argument(

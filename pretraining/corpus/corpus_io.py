@@ -30,9 +30,13 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / "work_data" / "generated"
@@ -83,7 +87,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def write_frames(path: Path, frames: list) -> None:
+def write_frames(path: Path, frames: list[Atoms]) -> None:
     """Write labelled Atoms (SinglePointCalculator attached) to ``path`` as extended XYZ, atomically."""
     import io
 
@@ -95,14 +99,14 @@ def write_frames(path: Path, frames: list) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def attach_labels(atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None = None):
+def attach_labels(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None = None) -> Atoms:
     """Return a copy of ``atoms`` carrying the labels in a SinglePointCalculator (stress only if 3D-periodic)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     out = atoms.copy()
     out.info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float, bool, np.integer, np.floating))}
     out.set_constraint()
-    kw = dict(energy=float(energy), forces=np.asarray(forces, dtype=float).copy())
+    kw: dict[str, Any] = dict(energy=float(energy), forces=np.asarray(forces, dtype=float).copy())
     if stress is not None and bool(np.all(out.pbc)):
         s = np.asarray(stress, dtype=float).reshape(-1)
         if s.shape != (6,):
@@ -112,7 +116,7 @@ def attach_labels(atoms, energy: float, forces: np.ndarray, stress: np.ndarray |
     return out
 
 
-def label_with(atoms, calc, stress: bool = True):
+def label_with(atoms: Atoms, calc: Calculator, stress: bool = True) -> Atoms:
     """Evaluate ``calc`` on ``atoms``; return a labelled copy, or raise the calculator's exception."""
     work = atoms.copy()
     work.calc = calc
@@ -124,7 +128,7 @@ def label_with(atoms, calc, stress: bool = True):
     return attach_labels(atoms, e, f, s)
 
 
-def _jsonable(x):
+def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -138,7 +142,7 @@ def _jsonable(x):
     return x
 
 
-def settings_hash(settings: Mapping) -> str:
+def settings_hash(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(_jsonable(settings), sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -164,14 +168,14 @@ def run_shards(
     out: Path,
     seed: int,
     shards: Iterable[int],
-    subsets: Mapping[str, Mapping],
-    settings: Mapping,
-    make_shard: Callable[[int, np.random.Generator], tuple[dict, dict]],
+    subsets: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, Any],
+    make_shard: Callable[[int, np.random.Generator], tuple[Mapping[str, list[Atoms]], Mapping[str, int]]],
     packages: Iterable[str] = ("ase", "numpy"),
     description: str = "",
     max_minutes: float | None = None,
     log: Callable[[str], None] = print,
-) -> dict:
+) -> dict[str, Any]:
     """Generate (or resume) the shards of one data set and keep ``manifest.json`` current.
 
     ``make_shard(shard, rng) -> ({subset: [labelled Atoms]}, stats)``; ``stats`` is a dict of counters (e.g.
@@ -208,7 +212,7 @@ def run_shards(
     manifest["packages"] = package_versions(packages)
     manifest["planned_shards"] = shards
 
-    def save(complete: bool):
+    def save(complete: bool) -> None:
         done = manifest["shards"]
         totals = {s: sum(v["counts"].get(s, 0) for v in done.values()) for s in subsets}
         stats: dict[str, int] = {}

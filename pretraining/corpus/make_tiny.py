@@ -23,8 +23,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "work_data" / "tiny"
 
@@ -37,7 +42,7 @@ DATASETS = {  # name: (count, level of theory, code)
 LATTICE = {"Cu": 3.61, "Au": 4.08}
 
 
-def _bulk_cell(rng, symbols: list[str], a: float):
+def _bulk_cell(rng: np.random.Generator, symbols: list[str], a: float) -> Atoms:
     from ase.build import bulk
 
     atoms = bulk("Cu", "fcc", a=a, cubic=True)  # 4 atoms
@@ -51,7 +56,7 @@ def _bulk_cell(rng, symbols: list[str], a: float):
     return atoms
 
 
-def _cluster(rng):
+def _cluster(rng: np.random.Generator) -> Atoms:
     from ase.cluster import Icosahedron
 
     atoms = Icosahedron("Cu", noshells=2, latticeconstant=LATTICE["Cu"] * rng.uniform(0.97, 1.03))
@@ -62,7 +67,7 @@ def _cluster(rng):
     return atoms
 
 
-def _structures(name: str, n: int, rng):
+def _structures(name: str, n: int, rng: np.random.Generator) -> list[Atoms]:
     if name == "cu_bulk":
         out = [_bulk_cell(rng, ["Cu"], LATTICE["Cu"] * rng.uniform(0.97, 1.04)) for _ in range(n - 20)]
         return out + [_cluster(rng) for _ in range(20)]
@@ -79,7 +84,7 @@ def _structures(name: str, n: int, rng):
     raise KeyError(name)
 
 
-def _calculator(name: str):
+def _calculator(name: str) -> Calculator:
     if name == "cu_lj":
         from ase.calculators.lj import LennardJones
 
@@ -114,7 +119,7 @@ def make_tiny(out: str | Path = DEFAULT_OUT, seed: int = 0, scale: float = 1.0) 
         ) as w:
             for i, atoms in enumerate(_structures(name, n, rng)):
                 atoms.calc = calc
-                results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+                results: dict[str, Any] = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
                 if atoms.pbc.all():
                     results["stress"] = atoms.get_stress(voigt=True)
                 atoms.calc = SinglePointCalculator(atoms, **results)

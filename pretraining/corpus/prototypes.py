@@ -13,6 +13,7 @@ random alloys) take metals only.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Sequence, TypeVar
 
 import numpy as np
 from ase import Atoms
@@ -186,11 +187,14 @@ def spinel(a: str, b: str, x: str, d_bx: float) -> Atoms:
 
 
 # ----------------------------------------------------------------------------------------------- compositions
-def _pick(rng, items):
+_T = TypeVar("_T")
+
+
+def _pick(rng: np.random.Generator, items: Sequence[_T]) -> _T:
     return items[int(rng.integers(len(items)))]
 
 
-def ionic_pair(rng, focus: str, q_cation: int, q_anion: int) -> tuple[str, str] | None:
+def ionic_pair(rng: np.random.Generator, focus: str, q_cation: int, q_anion: int) -> tuple[str, str] | None:
     """(cation, anion) with the given charges, one of them ``focus``; None if ``focus`` fits neither role."""
     anions = ANIONS.get(-q_anion, [])
     if focus in anions:

@@ -13,7 +13,10 @@ absorb most of the difference, but the two are different label sets and are kept
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Teacher:
     level_of_theory: str
     surrogate: str
     code: str
-    factory: Callable[[], object]
+    factory: Callable[[], Calculator]
     head_hint: str
 
 

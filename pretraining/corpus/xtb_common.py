@@ -3,19 +3,25 @@ Langevin snapshots.  All quantities in ASE units (eV, A, fs via ase.units)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-XTB_SETTINGS = dict(method="GFN2-xTB", accuracy=1.0, electronic_temperature=300.0, max_iterations=250)
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
+
+XTB_SETTINGS: dict[str, Any] = dict(method="GFN2-xTB", accuracy=1.0, electronic_temperature=300.0, max_iterations=250)
 XTB_LEVEL = "GFN2-xTB (tblite; Fermi smearing 300 K; neutral singlet molecules)"
 
 
-def xtb_calc():
+def xtb_calc() -> Calculator:
     from tblite.ase import TBLite
 
     return TBLite(verbosity=0, **XTB_SETTINGS)
 
 
-def covalent_clash(atoms, factor: float = 0.55) -> bool:
+def covalent_clash(atoms: Atoms, factor: float = 0.55) -> bool:
     """True if two atoms (no pbc) are closer than ``factor`` x the sum of their covalent radii."""
     from ase.data import covalent_radii
 
@@ -28,7 +34,7 @@ def covalent_clash(atoms, factor: float = 0.55) -> bool:
     return bool(np.any(d[iu] < lim[iu]))
 
 
-def relax(atoms, calc, fmax: float = 0.03, steps: int = 200):
+def relax(atoms: Atoms, calc: Calculator, fmax: float = 0.03, steps: int = 200) -> tuple[Atoms, bool]:
     """BFGS relaxation (positions only) with ``calc``; returns (relaxed copy, converged)."""
     from ase.optimize import BFGS
 
@@ -39,7 +45,7 @@ def relax(atoms, calc, fmax: float = 0.03, steps: int = 200):
     return work, converged
 
 
-def hessian(atoms, calc, delta: float = 0.005) -> np.ndarray:
+def hessian(atoms: Atoms, calc: Calculator, delta: float = 0.005) -> np.ndarray:
     """Cartesian Hessian (eV/A^2, [3N, 3N]) by central differences of the forces, symmetrised."""
     work = atoms.copy()
     work.calc = calc
@@ -59,14 +65,16 @@ def hessian(atoms, calc, delta: float = 0.005) -> np.ndarray:
     return 0.5 * (h + h.T)
 
 
-def n_rigid_modes(atoms) -> int:
+def n_rigid_modes(atoms: Atoms) -> int:
     if len(atoms) == 1:
         return 3
     inertia = np.sort(atoms.get_moments_of_inertia())
     return 5 if inertia[0] < 1e-3 * max(inertia[-1], 1e-12) else 6
 
 
-def normal_mode_sample(atoms, hess: np.ndarray, temperature_K: float, rng, k_min: float = 1.0):
+def normal_mode_sample(
+    atoms: Atoms, hess: np.ndarray, temperature_K: float, rng: np.random.Generator, k_min: float = 1.0
+) -> Atoms:
     """Classical thermal sample of the harmonic model: x = x0 + sum_i sqrt(kT / max(k_i, k_min)) z_i v_i over the
     vibrational eigenvectors v_i of the Cartesian Hessian (rigid translations/rotations excluded); z_i ~ N(0, 1)."""
     from ase.units import kB
@@ -82,7 +90,15 @@ def normal_mode_sample(atoms, hess: np.ndarray, temperature_K: float, rng, k_min
     return out
 
 
-def md_snapshots(atoms, calc, temperature_K: float, rng, n_snap: int, every: int, timestep_fs: float = 0.5):
+def md_snapshots(
+    atoms: Atoms,
+    calc: Calculator,
+    temperature_K: float,
+    rng: np.random.Generator,
+    n_snap: int,
+    every: int,
+    timestep_fs: float = 0.5,
+) -> list[Atoms]:
     """Langevin MD (friction 0.01/fs) from ``atoms``; returns ``n_snap`` snapshots taken every ``every`` steps."""
     from ase import units
     from ase.md.langevin import Langevin
