@@ -21,6 +21,7 @@ Run with no arguments: ``python pretraining/corpus/generate_pyscf.py`` writes ``
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from gfm_ase.pretraining.corpus.xtb_common import (
     relax,
     xtb_calc,
 )
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 NAME = "pyscf_pbe"
 MOLECULES = {"water": "H2O", "methanol": "CH3OH", "ethanol": "CH3CH2OH"}
@@ -56,10 +60,10 @@ SCHEDULE = [
     "methanol",
     "ethanol",
 ]
-DFT = dict(
+DFT: dict[str, Any] = dict(
     xc="PBE", basis="def2-SVP", grids_level=3, conv_tol=1e-10, max_cycle=100, density_fit=False, charge=0, spin=0
 )
-SETTINGS = dict(
+SETTINGS: dict[str, Any] = dict(
     dft=DFT,
     xtb=XTB_SETTINGS,
     structures_per_shard=8,
@@ -95,7 +99,7 @@ class SCFNotConverged(RuntimeError):
     pass
 
 
-def pbe_label(atoms, settings=DFT):
+def pbe_label(atoms: Atoms, settings: Mapping[str, Any] = DFT) -> tuple[float, np.ndarray]:
     """PBE/def2-SVP energy (eV) and forces (eV/A) of a closed-shell neutral molecule with PySCF."""
     from ase.units import Bohr, Hartree
     from pyscf import dft, gto
@@ -122,10 +126,10 @@ def pbe_label(atoms, settings=DFT):
     return float(e) * Hartree, -np.asarray(grad) * Hartree / Bohr
 
 
-_BASE_CACHE: dict = {}
+_BASE_CACHE: dict[str, tuple[Atoms, np.ndarray]] = {}
 
 
-def base_geometry(name: str):
+def base_geometry(name: str) -> tuple[Atoms, np.ndarray]:
     """GFN2-relaxed geometry and Hessian of a schedule molecule (deterministic; cached per process)."""
     if name not in _BASE_CACHE:
         from ase import Atoms
@@ -141,11 +145,11 @@ def base_geometry(name: str):
     return eq.copy(), h
 
 
-def sample_geometries(name: str, rng, n: int):
+def sample_geometries(name: str, rng: np.random.Generator, n: int) -> list[Atoms]:
     eq, hess = base_geometry(name)
     s = SETTINGS
     n_nm = int(round(s["normal_mode_fraction"] * n))
-    out = []
+    out: list[Atoms] = []
     lo, hi = s["nms_temperature_K"]
     while len(out) < n_nm:
         t = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -160,14 +164,16 @@ def sample_geometries(name: str, rng, n: int):
     return out
 
 
-def make_shard(shard: int, rng, n: int | None = None):
+def make_shard(
+    shard: int, rng: np.random.Generator, n: int | None = None
+) -> tuple[dict[str, list[Atoms]], dict[str, int]]:
     from pyscf import lib
 
     lib.num_threads(1)
     name = SCHEDULE[shard % len(SCHEDULE)]
     n = n or SETTINGS["structures_per_shard"]
     xtb = xtb_calc()
-    frames = {"gfn2": [], "pbe": []}
+    frames: dict[str, list[Atoms]] = {"gfn2": [], "pbe": []}
     stats = {"pbe_failed": 0, "gfn2_failed": 0}
     for i, atoms in enumerate(sample_geometries(name, rng, n)):
         atoms.info.update(group=name, pair_id=f"{shard}:{i}", charge=0, multiplicity=1)
@@ -187,7 +193,7 @@ def make_shard(shard: int, rng, n: int | None = None):
     return frames, stats
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[1], NAME, DEFAULT_SHARDS)
     args = p.parse_args(argv)
     m = run_shards(

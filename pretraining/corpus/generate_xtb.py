@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -56,7 +57,10 @@ from gfm_ase.pretraining.corpus.xtb_common import (
     xtb_calc,
 )
 
-MOL_SETTINGS = dict(
+if TYPE_CHECKING:
+    from ase import Atoms
+
+MOL_SETTINGS: dict[str, Any] = dict(
     xtb=XTB_SETTINGS,
     molecules_per_shard=5,
     relax_fmax=0.03,
@@ -74,7 +78,7 @@ MOL_SETTINGS = dict(
     clash_factor=0.55,
     pool="g2 closed-shell + halogenated g2 (seeded) + Cl->Br g2 + s22 dimers",
 )
-CRYSTAL_SETTINGS = dict(
+CRYSTAL_SETTINGS: dict[str, Any] = dict(
     xtb=XTB_SETTINGS,
     kpoints="gamma",
     eos_scales=[0.96, 0.98, 1.0, 1.02, 1.04],
@@ -92,17 +96,17 @@ HALOGEN_BOND = {"F": 1.35, "Cl": 1.77, "Br": 1.94}
 
 
 # ----------------------------------------------------------------------------------------------- molecules
-def _closed_shell(atoms) -> bool:
+def _closed_shell(atoms: Atoms) -> bool:
     return len(atoms) > 1 and not np.any(atoms.get_initial_magnetic_moments()) and int(atoms.numbers.sum()) % 2 == 0
 
 
-def _clean(atoms):
+def _clean(atoms: Atoms) -> Atoms:
     from ase import Atoms
 
     return Atoms(atoms.get_chemical_symbols(), positions=atoms.positions.copy())
 
 
-def _halogenate(atoms, rng):
+def _halogenate(atoms: Atoms, rng: np.random.Generator) -> tuple[Atoms, str] | tuple[None, None]:
     """Replace one H bonded to C by F, Cl or Br at a typical C-X bond length; None if no C-H bond."""
     sym = atoms.get_chemical_symbols()
     d = np.linalg.norm(atoms.positions[:, None] - atoms.positions[None], axis=-1)
@@ -121,7 +125,7 @@ def _halogenate(atoms, rng):
     return out, x
 
 
-def _cl_to_br(atoms):
+def _cl_to_br(atoms: Atoms) -> Atoms | None:
     sym = atoms.get_chemical_symbols()
     if "Cl" not in sym:
         return None
@@ -138,12 +142,12 @@ def _cl_to_br(atoms):
     return out
 
 
-def molecule_pool(seed: int) -> list[tuple[str, object]]:
+def molecule_pool(seed: int) -> list[tuple[str, Atoms]]:
     """Deterministic list of (name, Atoms) parent molecules; halogenation sites are drawn from ``seed``."""
     from ase.collections import g2, s22
 
     rng = np.random.default_rng([int(seed), 987654321])
-    pool = []
+    pool: list[tuple[str, Atoms]] = []
     closed = [n for n in g2.names if _closed_shell(g2[n])]
     for n in closed:
         pool.append((f"g2:{n}", _clean(g2[n])))
@@ -160,19 +164,25 @@ def molecule_pool(seed: int) -> list[tuple[str, object]]:
     return pool
 
 
-def _tag(atoms, name, config_type, **extra):
+def _tag(atoms: Atoms, name: str, config_type: str, **extra: Any) -> Atoms:
     atoms.info.update(config_type=config_type, group=name, charge=0, multiplicity=1, **extra)
     return atoms
 
 
-def molecule_frames(name, atoms, rng, settings=MOL_SETTINGS, stats=None):
+def molecule_frames(
+    name: str,
+    atoms: Atoms,
+    rng: np.random.Generator,
+    settings: Mapping[str, Any] = MOL_SETTINGS,
+    stats: dict[str, int] | None = None,
+) -> list[Atoms]:
     """All labelled frames for one parent molecule (raises on SCF failure of the parent itself)."""
     s = settings
     stats = stats if stats is not None else {}
     calc = xtb_calc()
-    frames = []
+    frames: list[Atoms] = []
 
-    def add(a, config_type, **extra):
+    def add(a: Atoms, config_type: str, **extra: Any) -> None:
         if covalent_clash(a, s["clash_factor"]):
             stats["rejected_clash"] = stats.get("rejected_clash", 0) + 1
             return
@@ -201,6 +211,7 @@ def molecule_frames(name, atoms, rng, settings=MOL_SETTINGS, stats=None):
         add(a, "rattle", rattle_A=round(sigma, 4))
     lo, hi = s["md_temperature_K"]
     t = float(rng.uniform(lo, hi))
+    snaps: list[Atoms]
     try:
         snaps = md_snapshots(eq, calc, t, rng, s["md_snapshots"], s["md_every_steps"], s["md_timestep_fs"])
     except Exception:  # noqa: BLE001
@@ -211,9 +222,15 @@ def molecule_frames(name, atoms, rng, settings=MOL_SETTINGS, stats=None):
     return frames
 
 
-def make_molecule_shard(shard, rng, pool, settings=MOL_SETTINGS):
+def make_molecule_shard(
+    shard: int,
+    rng: np.random.Generator,
+    pool: Sequence[tuple[str, Atoms]],
+    settings: Mapping[str, Any] = MOL_SETTINGS,
+) -> tuple[dict[str, list[Atoms]], dict[str, int]]:
     m = settings["molecules_per_shard"]
-    frames, stats = [], {"parents": 0, "parents_failed": 0, "scf_failed": 0}
+    frames: list[Atoms] = []
+    stats = {"parents": 0, "parents_failed": 0, "scf_failed": 0}
     for name, atoms in pool[shard * m : (shard + 1) * m]:
         try:
             frames += molecule_frames(name, atoms, rng, settings, stats)
@@ -224,13 +241,13 @@ def make_molecule_shard(shard, rng, pool, settings=MOL_SETTINGS):
 
 
 # ----------------------------------------------------------------------------------------------- crystals
-def crystal_prototypes() -> list[tuple[str, object]]:
+def crystal_prototypes() -> list[tuple[str, Atoms]]:
     """(name, Atoms) fixed cells of 4-12 atoms at experimental lattice parameters (A), families interleaved."""
     from ase import Atoms
     from ase.build import bulk
     from ase.spacegroup import crystal
 
-    protos = []
+    protos: list[tuple[str, Atoms]] = []
     for f, a in [
         ("LiF", 4.03),
         ("LiCl", 5.13),
@@ -308,9 +325,9 @@ def crystal_prototypes() -> list[tuple[str, object]]:
         for n, a in protos
     ]
     # round-robin over structure families, so a run stopped by its time budget still covers every family
-    families: dict[str, list] = {}
-    for n, a in protos:
-        families.setdefault(n.split(":")[0], []).append((n, a))
+    families: dict[str, list[tuple[str, Atoms]]] = {}
+    for n, atoms in protos:
+        families.setdefault(n.split(":")[0], []).append((n, atoms))
     order = []
     while any(families.values()):
         for fam in list(families):
@@ -319,13 +336,19 @@ def crystal_prototypes() -> list[tuple[str, object]]:
     return order
 
 
-def make_crystal_shard(shard, rng, protos, settings=CRYSTAL_SETTINGS):
+def make_crystal_shard(
+    shard: int,
+    rng: np.random.Generator,
+    protos: Sequence[tuple[str, Atoms]],
+    settings: Mapping[str, Any] = CRYSTAL_SETTINGS,
+) -> tuple[dict[str, list[Atoms]], dict[str, int]]:
     name, base = protos[shard]
     s = settings
-    frames, stats = [], {"scf_failed": 0, "rejected_unphysical": 0}
-    ref = []  # E/atom of the E(V) scan: a sanity reference for the distorted cells
+    frames: list[Atoms] = []
+    stats = {"scf_failed": 0, "rejected_unphysical": 0}
+    ref: list[float] = []  # E/atom of the E(V) scan: a sanity reference for the distorted cells
 
-    def add(a, config_type, **extra):
+    def add(a: Atoms, config_type: str, **extra: Any) -> Atoms | None:
         a.info.update(config_type=config_type, group=name, kpoints="gamma", **extra)
         try:
             # a fresh calculator per cell: tblite restarts the SCF from the previous result, and after a failed
@@ -341,7 +364,7 @@ def make_crystal_shard(shard, rng, protos, settings=CRYSTAL_SETTINGS):
         frames.append(fr)
         return fr
 
-    energies = []
+    energies: list[tuple[float, float]] = []
     for sc in s["eos_scales"]:
         a = base.copy()
         a.set_cell(base.cell.array * sc, scale_atoms=True)
@@ -395,7 +418,7 @@ CRYSTAL_SUBSETS = {
 }
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[1], "xtb_molecules", 0)
     p.add_argument("--set", choices=["molecules", "crystals", "all"], default="all")
     p.add_argument("--crystal-out", type=Path, default=DEFAULT_ROOT / "xtb_crystals")
