@@ -23,10 +23,14 @@ Run with no arguments: ``python pretraining/corpus/generate_emt.py`` writes ``wo
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 NAME = "emt"
 METALS = ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]
@@ -42,7 +46,7 @@ KIND_WEIGHTS = {
     "interstitial": 0.03,
     "adsorbate": 0.03,
 }
-SETTINGS = dict(
+SETTINGS: dict[str, Any] = dict(
     structures_per_shard=200,
     min_atoms=2,
     max_atoms=64,
@@ -58,13 +62,13 @@ SETTINGS = dict(
 DEFAULT_SHARDS = 100  # 100 x 200 = 20 000 structures
 
 
-def mean_fcc_a(symbols) -> float:
+def mean_fcc_a(symbols: Iterable[str]) -> float:
     """Vegard's-law fcc lattice constant of a metal composition (light elements ignored)."""
     a = [A_FCC[s] for s in symbols if s in A_FCC]
     return float(np.mean(a))
 
 
-def lattice_cell(lattice: str, a_fcc: float, rng):
+def lattice_cell(lattice: str, a_fcc: float, rng: np.random.Generator) -> Atoms:
     """A small periodic cell of one metal lattice with the atomic volume of fcc(a_fcc); returns Atoms (Cu labels)."""
     from ase.build import bulk
 
@@ -82,11 +86,11 @@ def lattice_cell(lattice: str, a_fcc: float, rng):
     raise ValueError(lattice)
 
 
-def supercell(cell_atoms, rng, min_atoms=2, max_atoms=64):
+def supercell(cell_atoms: Atoms, rng: np.random.Generator, min_atoms: int = 2, max_atoms: int = 64) -> Atoms:
     """Repeat a cell (n1, n2, n3) with a size drawn log-uniformly in [min_atoms, max_atoms]."""
     n0 = len(cell_atoms)
     target = np.exp(rng.uniform(np.log(min_atoms), np.log(max_atoms)))
-    best = None
+    best: tuple[int, np.ndarray] | None = None
     for _ in range(50):
         reps = rng.integers(1, 5, size=3)
         n = n0 * int(np.prod(reps))
@@ -101,7 +105,7 @@ def supercell(cell_atoms, rng, min_atoms=2, max_atoms=64):
     return cell_atoms.repeat(tuple(int(r) for r in best[1]))
 
 
-def strain(atoms, rng, max_strain):
+def strain(atoms: Atoms, rng: np.random.Generator, max_strain: float) -> Atoms:
     """Random symmetric strain (diagonal and shear components up to max_strain) plus scaled positions."""
     s = float(rng.uniform(0.0, max_strain))
     eps = rng.uniform(-s, s, size=(3, 3))
@@ -110,13 +114,13 @@ def strain(atoms, rng, max_strain):
     return atoms
 
 
-def rattle(atoms, rng, lo, hi):
+def rattle(atoms: Atoms, rng: np.random.Generator, lo: float, hi: float) -> float:
     sigma = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     atoms.positions += rng.normal(0.0, sigma, size=atoms.positions.shape)
     return sigma
 
 
-def decorate(atoms, elements, rng):
+def decorate(atoms: Atoms, elements: Sequence[str], rng: np.random.Generator) -> Atoms:
     """Random substitutional decoration with a random composition over ``elements`` (each present)."""
     n = len(atoms)
     k = min(len(elements), n)
@@ -133,18 +137,18 @@ def decorate(atoms, elements, rng):
     return atoms
 
 
-def min_distance_ok(atoms, dmin):
+def min_distance_ok(atoms: Atoms, dmin: float) -> bool:
     """True when no two atoms (periodic images included) are closer than dmin (A)."""
     from ase.neighborlist import neighbor_list
 
     return len(neighbor_list("d", atoms, dmin)) == 0
 
 
-def pick_metals(rng, k):
+def pick_metals(rng: np.random.Generator, k: int) -> list[str]:
     return [str(x) for x in rng.choice(METALS, size=k, replace=False)]
 
 
-def make_bulk(rng, alloy: bool):
+def make_bulk(rng: np.random.Generator, alloy: bool) -> Atoms:
     lattice = str(rng.choice(["fcc", "fcc", "bcc", "hcp", "sc"], p=[0.3, 0.2, 0.22, 0.22, 0.06]))
     k = 1
     if alloy:
@@ -164,8 +168,8 @@ def make_bulk(rng, alloy: bool):
     return atoms
 
 
-def make_vacancy(rng):
-    atoms = None
+def make_vacancy(rng: np.random.Generator) -> Atoms:
+    atoms: Atoms | None = None
     while atoms is None or len(atoms) < 8:
         atoms = make_bulk(rng, alloy=bool(rng.random() < 0.5))
     kind = atoms.info["config_type"]
@@ -176,10 +180,10 @@ def make_vacancy(rng):
     return atoms
 
 
-def make_surface(rng, adsorbate: bool = False):
+def make_surface(rng: np.random.Generator, adsorbate: bool = False) -> Atoms:
     from ase.build import bcc100, bcc110, fcc100, fcc110, fcc111, hcp0001
 
-    builders = {
+    builders: dict[str, Callable[..., Atoms]] = {
         "fcc111": fcc111,
         "fcc100": fcc100,
         "fcc110": fcc110,
@@ -227,7 +231,7 @@ def make_surface(rng, adsorbate: bool = False):
     return slab
 
 
-def make_cluster(rng):
+def make_cluster(rng: np.random.Generator) -> Atoms:
     from ase import Atoms
     from ase.cluster import Decahedron, Icosahedron, Octahedron
 
@@ -271,7 +275,7 @@ def make_cluster(rng):
     return atoms
 
 
-def make_interstitial(rng):
+def make_interstitial(rng: np.random.Generator) -> Atoms:
     """1-2 light atoms (H C N O) at octahedral sites of an fcc metal supercell (8-32 metal atoms)."""
     from ase.build import bulk
 
@@ -289,7 +293,7 @@ def make_interstitial(rng):
     return atoms
 
 
-def make_structure(kind: str, rng):
+def make_structure(kind: str, rng: np.random.Generator) -> Atoms:
     if kind in ("bulk", "alloy"):
         return make_bulk(rng, alloy=(kind == "alloy"))
     if kind == "vacancy":
@@ -305,14 +309,17 @@ def make_structure(kind: str, rng):
     raise ValueError(kind)
 
 
-def make_shard(shard: int, rng, n_structures: int | None = None):
+def make_shard(
+    shard: int, rng: np.random.Generator, n_structures: int | None = None
+) -> tuple[dict[str, list[Atoms]], dict[str, int]]:
     from ase.calculators.emt import EMT
 
     n_structures = n_structures or SETTINGS["structures_per_shard"]
     kinds = list(KIND_WEIGHTS)
     p = np.array([KIND_WEIGHTS[k] for k in kinds])
     calc = EMT()
-    frames, stats = [], {"rejected_geometry": 0, "failed": 0}
+    frames: list[Atoms] = []
+    stats = {"rejected_geometry": 0, "failed": 0}
     i = 0
     while len(frames) < n_structures:
         kind = str(rng.choice(kinds, p=p / p.sum()))
@@ -345,7 +352,7 @@ SUBSETS = {
 }
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[1], NAME, DEFAULT_SHARDS)
     p.add_argument("--per-shard", type=int, default=SETTINGS["structures_per_shard"])
     args = p.parse_args(argv)
