@@ -4,10 +4,17 @@
 >>> Trainer(load_config("pretraining/configs/example-tiny.yaml"), "runs/tiny").fit()
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from gfm_ase.pretraining.config import ConfigError, PretrainConfig, load_config
 
+if TYPE_CHECKING:
+    from gfm_ase.pretraining.trainer import Trainer
 
-def __getattr__(name):  # the trainer pulls in torch; keep `import pretraining` light
+
+def __getattr__(name: str) -> Any:  # the trainer pulls in torch; keep `import pretraining` light
     if name == "Trainer":
         from gfm_ase.pretraining.trainer import Trainer
 

@@ -26,15 +26,15 @@ class ConfigError(ValueError):
 class SplitSpec(StrictModel):
     """How a dataset is split into train/val/test (gfm_ase.data.splits.split_indices)."""
 
-    fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, val, test fractions")
-    seed: int = Field(0, description="seed of the split (independent of the training seed)")
+    fractions: tuple[float, float, float] = Field(default=(0.8, 0.1, 0.1), description="train, val, test fractions")
+    seed: int = Field(default=0, description="seed of the split (independent of the training seed)")
     by: Literal["structure", "group"] = Field(
-        "structure", description="'group' keeps all structures of one group (trajectory, material) in one split"
+        default="structure", description="'group' keeps all structures of one group (trajectory, material) in one split"
     )
 
     @field_validator("fractions")
     @classmethod
-    def _fractions(cls, v):
+    def _fractions(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
         if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
             raise ValueError(f"fractions must be >= 0, sum to 1 and have a non-zero train part, got {v}")
         return v
@@ -47,10 +47,12 @@ class LabelFilterSpec(StrictModel):
     generated cells). Real DFT is better kept whole."""
 
     max_abs_stress: float | None = Field(
-        None, gt=0.0, description="drop structures with a stress component beyond this, eV/A^3 (1 eV/A^3 = 160 GPa)"
+        default=None,
+        gt=0.0,
+        description="drop structures with a stress component beyond this, eV/A^3 (1 eV/A^3 = 160 GPa)",
     )
     max_abs_force: float | None = Field(
-        None, gt=0.0, description="drop structures with an atom whose force norm exceeds this, eV/A"
+        default=None, gt=0.0, description="drop structures with an atom whose force norm exceeds this, eV/A"
     )
 
 
@@ -60,11 +62,11 @@ class DatasetSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$", description="dataset name used in logs and metadata")
     path: str = Field(description="store path; relative paths are relative to the config file")
     head: str = Field(description="name of the head (see `heads`) this dataset trains")
-    loss_weight: float = Field(1.0, ge=0.0, description="multiplies this dataset's loss terms")
-    sampling_weight: float = Field(1.0, gt=0.0, description="multiplies n_i^alpha in the sampling probability")
+    loss_weight: float = Field(default=1.0, ge=0.0, description="multiplies this dataset's loss terms")
+    sampling_weight: float = Field(default=1.0, gt=0.0, description="multiplies n_i^alpha in the sampling probability")
     split: SplitSpec = Field(default_factory=SplitSpec, description="train/val/test split")
     max_structures: int | None = Field(
-        None, ge=1, description="use at most this many structures (a seeded random subset; None: all)"
+        default=None, ge=1, description="use at most this many structures (a seeded random subset; None: all)"
     )
     exclude_covered_by: list[str] = Field(
         default_factory=list,
@@ -74,10 +76,10 @@ class DatasetSpec(StrictModel):
         "the head",
     )
     label_filter: LabelFilterSpec | None = Field(
-        None, description="leave out structures with absurd labels (counted in the provenance); None: keep all"
+        default=None, description="leave out structures with absurd labels (counted in the provenance); None: keep all"
     )
     energy_offsets: dict[str, float] | None = Field(
-        None,
+        default=None,
         description="eV per atom of each element subtracted from this dataset's energies before training and "
         "evaluation: aligns a dataset computed with other settings (another DFT code, PAW set or "
         "correction scheme) to the energy scale of the head's other datasets. Measured, not "
@@ -87,7 +89,7 @@ class DatasetSpec(StrictModel):
 
     @field_validator("energy_offsets")
     @classmethod
-    def _offsets(cls, v):
+    def _offsets(cls, v: dict[str, float] | None) -> dict[str, float] | None:
         if v is None:
             return v
         from ase.data import atomic_numbers
@@ -102,11 +104,11 @@ class SamplingSpec(StrictModel):
     """The weighted multi-dataset sampler: p_i ∝ sampling_weight_i * n_i^alpha over the training splits."""
 
     alpha: float = Field(
-        0.5, ge=0.0, le=1.0, description="0: uniform over datasets, 1: proportional to size, between: tempered"
+        default=0.5, ge=0.0, le=1.0, description="0: uniform over datasets, 1: proportional to size, between: tempered"
     )
-    batch_size: int = Field(16, ge=1, description="GLOBAL structures per optimizer step (split over ranks)")
-    steps_per_epoch: int = Field(100, ge=1, description="an epoch is this many optimizer steps")
-    epochs: int = Field(10, ge=1, description="number of epochs (total steps = epochs * steps_per_epoch)")
+    batch_size: int = Field(default=16, ge=1, description="GLOBAL structures per optimizer step (split over ranks)")
+    steps_per_epoch: int = Field(default=100, ge=1, description="an epoch is this many optimizer steps")
+    epochs: int = Field(default=10, ge=1, description="number of epochs (total steps = epochs * steps_per_epoch)")
 
 
 class LossStage(StrictModel):
@@ -117,21 +119,27 @@ class LossStage(StrictModel):
     recovers them at a small cost in forces."""
 
     start: float = Field(gt=0.0, lt=1.0, description="fraction of the total steps at which this stage begins")
-    energy_weight: float | None = Field(None, ge=0.0, description="energy weight from here on (None: unchanged)")
-    forces_weight: float | None = Field(None, ge=0.0, description="force weight from here on (None: unchanged)")
-    stress_weight: float | None = Field(None, ge=0.0, description="stress weight from here on (None: unchanged)")
+    energy_weight: float | None = Field(
+        default=None, ge=0.0, description="energy weight from here on (None: unchanged)"
+    )
+    forces_weight: float | None = Field(default=None, ge=0.0, description="force weight from here on (None: unchanged)")
+    stress_weight: float | None = Field(
+        default=None, ge=0.0, description="stress weight from here on (None: unchanged)"
+    )
 
 
 class LossSpec(StrictModel):
     """Per-atom energy, force and stress loss terms."""
 
-    kind: Literal["mse", "mae", "huber"] = Field("huber", description="element-wise loss function")
-    huber_delta: float = Field(0.01, gt=0.0, description="Huber transition point, in normalised units")
-    energy_weight: float = Field(1.0, ge=0.0, description="weight of the per-atom energy term")
-    forces_weight: float = Field(10.0, ge=0.0, description="weight of the force term (mean over components)")
-    stress_weight: float = Field(0.0, ge=0.0, description="weight of the stress term (mean over Voigt components)")
+    kind: Literal["mse", "mae", "huber"] = Field(default="huber", description="element-wise loss function")
+    huber_delta: float = Field(default=0.01, gt=0.0, description="Huber transition point, in normalised units")
+    energy_weight: float = Field(default=1.0, ge=0.0, description="weight of the per-atom energy term")
+    forces_weight: float = Field(default=10.0, ge=0.0, description="weight of the force term (mean over components)")
+    stress_weight: float = Field(
+        default=0.0, ge=0.0, description="weight of the stress term (mean over Voigt components)"
+    )
     normalize_by_head: bool = Field(
-        True,
+        default=True,
         description="divide energy-per-atom and force errors by the head's scale, so heads of different "
         "magnitude contribute comparably (stress errors are divided by scale / 10 A^3)",
     )
@@ -142,7 +150,7 @@ class LossSpec(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _stages_ordered(self):
+    def _stages_ordered(self) -> LossSpec:
         starts = [st.start for st in self.stages]
         if any(b <= a for a, b in zip(starts, starts[1:])):
             raise ValueError(f"loss.stages must have strictly increasing starts, got {starts}")
@@ -172,99 +180,101 @@ class AdamWSpec(StrictModel):
     fine-tuning share (the end of the cosine decay is stated differently: ``OptimSpec.min_lr``, fine-tuning's
     ``min_lr_factor``)."""
 
-    lr: float = Field(1e-3, gt=0.0, description="peak learning rate")
-    warmup_steps: int = Field(100, ge=0, description="linear warmup from 0 to lr over this many steps")
-    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay (matrices only)")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
-    eps: float = Field(1e-8, gt=0.0, description="Adam epsilon")
-    grad_clip: float | None = Field(10.0, gt=0.0, description="clip the global gradient norm (None: off)")
+    lr: float = Field(default=1e-3, gt=0.0, description="peak learning rate")
+    warmup_steps: int = Field(default=100, ge=0, description="linear warmup from 0 to lr over this many steps")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW decoupled weight decay (matrices only)")
+    betas: tuple[float, float] = Field(default=(0.9, 0.999), description="Adam betas")
+    eps: float = Field(default=1e-8, gt=0.0, description="Adam epsilon")
+    grad_clip: float | None = Field(default=10.0, gt=0.0, description="clip the global gradient norm (None: off)")
 
 
 class OptimSpec(AdamWSpec):
     """AdamW with linear warmup and cosine decay, gradient-norm clipping."""
 
-    min_lr: float = Field(1e-5, ge=0.0, description="learning rate at the end of the cosine decay")
+    min_lr: float = Field(default=1e-5, ge=0.0, description="learning rate at the end of the cosine decay")
 
 
 class EMASpec(StrictModel):
     """Exponential moving average of the weights, used for validation and the final model."""
 
-    enabled: bool = Field(True, description="keep an EMA of the weights")
-    decay: float = Field(0.999, ge=0.0, lt=1.0, description="EMA decay per optimizer step")
-    warmup: bool = Field(True, description="use min(decay, (1+t)/(10+t)) so early averages are not stale")
+    enabled: bool = Field(default=True, description="keep an EMA of the weights")
+    decay: float = Field(default=0.999, ge=0.0, lt=1.0, description="EMA decay per optimizer step")
+    warmup: bool = Field(default=True, description="use min(decay, (1+t)/(10+t)) so early averages are not stale")
 
 
 class HeadInitSpec(StrictModel):
     """How each head's constants are fitted on its training split before training."""
 
     scale: Literal["force_rms", "energy_std", "none"] = Field(
-        "force_rms", description="scale = RMS of force components (falls back to energy_std without forces)"
+        default="force_rms", description="scale = RMS of force components (falls back to energy_std without forces)"
     )
     shift: Literal["mean", "none"] = Field(
-        "mean", description="shift = mean per-atom energy after subtracting the reference energies"
+        default="mean", description="shift = mean per-atom energy after subtracting the reference energies"
     )
-    max_structures: int = Field(20000, ge=1, description="structures per dataset used for the statistics")
+    max_structures: int = Field(default=20000, ge=1, description="structures per dataset used for the statistics")
 
 
 class ParallelSpec(StrictModel):
     """Distributed set-up (torch.distributed)."""
 
     launcher: Literal["auto", "torchrun", "mpi", "none"] = Field(
-        "auto",
+        default="auto",
         description="auto: torchrun environment if present, else MPI if launched by mpiexec/srun, else one process",
     )
-    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: nccl on GPU, gloo on CPU")
+    backend: Literal["auto", "gloo", "nccl"] = Field(default="auto", description="auto: nccl on GPU, gloo on CPU")
     mode: Literal["data", "multitask"] = Field(
-        "data",
+        default="data",
         description="data: every rank holds every head; multitask: ranks are split into head groups, each "
         "rank holds only its group's heads and samples only their datasets",
     )
     head_groups: list[list[str]] | None = Field(
-        None, description="multitask: heads of each group (None: one group per head)"
+        default=None, description="multitask: heads of each group (None: one group per head)"
     )
     group_sizes: list[int] | None = Field(
-        None, description="multitask: ranks per group (None: proportional to the groups' sampling shares)"
+        default=None, description="multitask: ranks per group (None: proportional to the groups' sampling shares)"
     )
-    timeout_s: float = Field(1800.0, gt=0, description="collective-operation timeout")
+    timeout_s: float = Field(default=1800.0, gt=0, description="collective-operation timeout")
 
 
 class CheckpointSpec(StrictModel):
     """Resumable training checkpoints (OUTDIR/checkpoints/step_N, written atomically)."""
 
-    every_steps: int = Field(500, ge=1, description="write a resumable training checkpoint every N steps")
-    keep: int = Field(3, ge=1, description="keep the last N checkpoints")
+    every_steps: int = Field(default=500, ge=1, description="write a resumable training checkpoint every N steps")
+    keep: int = Field(default=3, ge=1, description="keep the last N checkpoints")
 
 
 class ValidationSpec(StrictModel):
     """Per-dataset and per-head metrics on the validation splits (EMA weights when enabled)."""
 
-    every_steps: int | None = Field(None, ge=1, description="validate every N steps (None: at the end of epochs)")
-    batch_size: int = Field(32, ge=1, description="structures per evaluation batch")
-    max_structures: int | None = Field(None, ge=1, description="cap on validation structures per dataset")
+    every_steps: int | None = Field(
+        default=None, ge=1, description="validate every N steps (None: at the end of epochs)"
+    )
+    batch_size: int = Field(default=32, ge=1, description="structures per evaluation batch")
+    max_structures: int | None = Field(default=None, ge=1, description="cap on validation structures per dataset")
 
 
 class LoggingSpec(StrictModel):
     """OUTDIR/logs/train.csv and val.csv (always), TensorBoard (optional), progress bar."""
 
-    every_steps: int = Field(10, ge=1, description="write a train.csv row every N steps")
+    every_steps: int = Field(default=10, ge=1, description="write a train.csv row every N steps")
     tensorboard: Literal["auto", "on", "off"] = Field(
-        "auto", description="auto: write TensorBoard events when the tensorboard package is installed"
+        default="auto", description="auto: write TensorBoard events when the tensorboard package is installed"
     )
-    progress: bool = Field(True, description="show a progress bar (rank 0, when stderr is a terminal)")
+    progress: bool = Field(default=True, description="show a progress bar (rank 0, when stderr is a terminal)")
 
 
 class DataLoadingSpec(StrictModel):
     """How graphs are built from the stores."""
 
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes building graphs per rank")
-    cache_graphs: bool = Field(True, description="keep built graphs in memory (small datasets)")
+    num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes building graphs per rank")
+    cache_graphs: bool = Field(default=True, description="keep built graphs in memory (small datasets)")
 
 
 class ModelSpec(ModelArchitecture):
     """The model's architecture without heads (gfm_ase.config.ModelArchitecture) and where its weights start."""
 
     init_from: str | None = Field(
-        None,
+        default=None,
         description="start from this trained model (built-in name, directory or URL) instead of random "
         "weights: same trunk and heads; its heads' reference energies, scale and shift are kept "
         "(a warm-started continuation, e.g. adding the pair term or more data); a relative directory "
@@ -275,12 +285,12 @@ class ModelSpec(ModelArchitecture):
 class PretrainConfig(StrictModel):
     """A complete pretraining run."""
 
-    seed: int = Field(0, description="seed of weight initialisation and sampling")
+    seed: int = Field(default=0, description="seed of weight initialisation and sampling")
     precision: Literal["float32", "bfloat16", "float64"] = Field(
-        "float32", description="bfloat16 = autocast with float32 master weights"
+        default="float32", description="bfloat16 = autocast with float32 master weights"
     )
-    device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    device: str = Field(default="auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec.model_validate({}))
     heads: list[HeadSpec] = Field(description="output heads (levels of theory)")
     datasets: list[DatasetSpec] = Field(description="training datasets, each mapped to one head")
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
@@ -294,13 +304,13 @@ class PretrainConfig(StrictModel):
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     data: DataLoadingSpec = Field(default_factory=DataLoadingSpec)
     base_dir: str | None = Field(
-        None,
+        default=None,
         description="directory relative dataset paths are resolved against "
         "(set from the YAML file's location when loaded)",
     )
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _consistent(self) -> PretrainConfig:
         heads = [h.name for h in self.heads]
         if not heads:
             raise ValueError("at least one head is needed")
@@ -389,9 +399,9 @@ def config_from_dict(doc: dict, source: str = "<dict>") -> PretrainConfig:
         raise ConfigError(f"invalid pretraining config {source}:\n" + "\n".join(lines)) from None
 
 
-def _set_dotted(doc: dict, key: str, value) -> None:
+def _set_dotted(doc: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
-    cur = doc
+    cur: Any = doc  # a mapping or a list, as the YAML nests them
     for p in parts[:-1]:
         if isinstance(cur, list):
             cur = cur[int(p)]
@@ -425,10 +435,11 @@ def describe_options(model: type[StrictModel] = PretrainConfig, prefix: str = ""
             lines += describe_options(ann.__args__[0], key + "[].")
             continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        ann_name = getattr(ann, "__name__", None)
         tname = (
             str(ann).replace("typing.", "")
-            if getattr(ann, "__origin__", None) is not None or not hasattr(ann, "__name__")
-            else ann.__name__
+            if getattr(ann, "__origin__", None) is not None or ann_name is None
+            else ann_name
         )
         lines.append(f"{key} ({tname}, default {default}): {field.description or ''}".rstrip())
     return lines

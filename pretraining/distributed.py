@@ -18,10 +18,15 @@ import datetime as _dt
 import json
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 MPI_ENV = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
 
@@ -54,7 +59,7 @@ class DistEnv:
             else:
                 dist.barrier()
 
-    def all_reduce_sum(self, t: torch.Tensor, group=None) -> torch.Tensor:
+    def all_reduce_sum(self, t: torch.Tensor, group: dist.ProcessGroup | None = None) -> torch.Tensor:
         """In-place SUM over the world (or ``group``); a no-op in one process."""
         if self.active:
             dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
@@ -67,7 +72,7 @@ class DistEnv:
         dist.all_gather(out, t)
         return out
 
-    def broadcast_json(self, obj, src: int = 0):
+    def broadcast_json(self, obj: Any, src: int = 0) -> Any:
         """Broadcast a JSON-able object from ``src`` (no pickle)."""
         if not self.active:
             return obj
@@ -104,7 +109,7 @@ def _rank_device(device: str, local_rank: int) -> torch.device:
     return dev
 
 
-def detect_launcher(env=os.environ) -> str:
+def detect_launcher(env: Mapping[str, str] = os.environ) -> str:
     if "RANK" in env and "WORLD_SIZE" in env and "MASTER_ADDR" in env:
         return "torchrun"
     if any(k in env for k in MPI_ENV):
@@ -140,7 +145,7 @@ def setup_distributed(
     if launcher == "torchrun":
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        init_method = "env://"
+        init_method: str | None = "env://"
     elif launcher == "mpi":
         try:
             from mpi4py import MPI
@@ -151,7 +156,7 @@ def setup_distributed(
         comm = MPI.COMM_WORLD
         rank, world = comm.Get_rank(), comm.Get_size()
         local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
-        address = None
+        address: tuple[str, int] | None = None
         if world > 1:
             if rank == 0:
                 address = (
@@ -178,10 +183,14 @@ def setup_distributed(
         launcher=launcher,
     )
     if world > 1 and not dist.is_initialized():
-        kw = dict(backend=backend, timeout=timeout, rank=rank, world_size=world, init_method=init_method)
-        if backend == "nccl":
-            kw["device_id"] = dev
-        dist.init_process_group(**kw)
+        dist.init_process_group(
+            backend=backend,
+            timeout=timeout,
+            rank=rank,
+            world_size=world,
+            init_method=init_method,
+            device_id=dev if backend == "nccl" else None,  # None: the default
+        )
     return env
 
 
@@ -193,7 +202,7 @@ class HeadGroups:
     single-rank group or in a single process).
     """
 
-    def __init__(self, env: DistEnv, groups: list[list[str]], sizes: list[int]):
+    def __init__(self, env: DistEnv, groups: list[list[str]], sizes: list[int]) -> None:
         if sum(sizes) != env.world_size:
             raise DistributedError(f"head-group sizes {sizes} do not add up to the {env.world_size} ranks")
         self.groups = [list(g) for g in groups]
@@ -202,7 +211,7 @@ class HeadGroups:
         for s in sizes:
             self.ranks.append(list(range(start, start + s)))
             start += s
-        self.process_groups = []
+        self.process_groups: list[dist.ProcessGroup | None] = []
         for rs in self.ranks:
             pg = dist.new_group(rs) if env.active else None  # every rank must call new_group for every group
             self.process_groups.append(pg if len(rs) > 1 else None)
@@ -220,19 +229,23 @@ class HeadGroups:
 
 
 # --- gradients ----------------------------------------------------------------------------------------------------
-def _flat_sum(params: list[torch.Tensor], env: DistEnv, group) -> None:
+def _flat_sum(params: list[torch.Tensor], env: DistEnv, group: dist.ProcessGroup | None) -> None:
     if not params:
         return
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    grads: list[torch.Tensor] = []
+    for p in params:
+        assert p.grad is not None  # sync_gradients zero-fills missing gradients first
+        grads.append(p.grad)
+    flat = torch.cat([g.reshape(-1) for g in grads])
     env.all_reduce_sum(flat, group=group)
     off = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[off : off + n].view_as(p.grad))
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[off : off + n].view_as(g))
         off += n
 
 
-def sync_gradients(model, env: DistEnv, head_groups: HeadGroups | None = None) -> None:
+def sync_gradients(model: GFMModel, env: DistEnv, head_groups: HeadGroups | None = None) -> None:
     """Zero-fill missing gradients, then SUM them: the trunk over all ranks, a head over the ranks that hold it.
 
     Every parameter ends up with a gradient (zeros for a head absent from the batch), so the optimizer treats
@@ -261,7 +274,7 @@ def gather_to_rank0(
     if not env.active:
         return dict(local)
     owners = sorted({r for r in owner.values() if r != 0})
-    out = {n: t for n, t in local.items() if owner.get(n) == 0} if env.rank == 0 else None
+    out = {n: t for n, t in local.items() if owner.get(n) == 0} if env.rank == 0 else {}  # filled on rank 0 only
     dev = env.device if env.backend == "nccl" else torch.device("cpu")
     for r in owners:
         names = sorted(n for n, o in owner.items() if o == r)
@@ -280,4 +293,4 @@ def gather_to_rank0(
                 for n, k in zip(ns, sizes):
                     out[n] = flat[off : off + k].view(template[n][0]).cpu().clone()
                     off += k
-    return out
+    return out if env.rank == 0 else None

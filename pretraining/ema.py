@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 
@@ -16,13 +18,19 @@ class EMA:
     the average of a partly frozen parameter to the entries where the mask is 1; the others stay exact copies.
     """
 
-    def __init__(self, named_params, decay: float, warmup: bool = True, masks: dict | None = None):
+    def __init__(
+        self,
+        named_params: Iterable[tuple[str, torch.Tensor]],
+        decay: float,
+        warmup: bool = True,
+        masks: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         self.decay = float(decay)
         self.warmup = bool(warmup)
         self.num_updates = 0
-        named_params = list(named_params)
-        self.shadow: dict[str, torch.Tensor] = {n: p.detach().clone() for n, p in named_params}
-        self.tracked = {n for n, p in named_params if p.requires_grad}
+        params = list(named_params)
+        self.shadow: dict[str, torch.Tensor] = {n: p.detach().clone() for n, p in params}
+        self.tracked = {n for n, p in params if p.requires_grad}
         self.masks = {n: m.to(dtype=torch.bool) for n, m in (masks or {}).items()}
 
     def current_decay(self) -> float:
@@ -31,7 +39,7 @@ class EMA:
         return self.decay
 
     @torch.no_grad()
-    def update(self, named_params) -> None:
+    def update(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> None:
         d = self.current_decay()
         for n, p in named_params:
             if n not in self.tracked:
@@ -45,7 +53,7 @@ class EMA:
         self.num_updates += 1
 
     @torch.no_grad()
-    def swap(self, named_params) -> None:
+    def swap(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Exchange the live weights and the averages (call twice to undo)."""
         for n, p in named_params:
             tmp = p.detach().clone()

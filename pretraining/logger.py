@@ -14,8 +14,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gfm_ase.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
 
 TRAIN_COLUMNS = [
     "step",
@@ -49,7 +54,7 @@ VAL_COLUMNS = [
 HEARTBEAT_S = 20.0  # without a progress bar, a console line at least this often (no 60 s silences)
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
@@ -58,7 +63,7 @@ def _fmt(v) -> str:
 
 
 class CSVLog:
-    def __init__(self, path: Path, columns: list[str], resume_step: int | None):
+    def __init__(self, path: Path, columns: list[str], resume_step: int | None) -> None:
         self.path = path
         self.columns = columns
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +91,7 @@ class CSVLog:
         self._f.close()
 
 
-def read_csv(path) -> list[dict]:
+def read_csv(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
@@ -94,16 +99,19 @@ def read_csv(path) -> list[dict]:
 class RunLogger:
     def __init__(
         self,
-        outdir,
+        outdir: str | Path,
         enabled: bool,
         tensorboard: str = "auto",
         progress: bool = True,
         total_steps: int = 0,
         start_step: int = 0,
         resume: bool = False,
-    ):
+    ) -> None:
         self.enabled = enabled
-        self.train = self.val = self.tb = self.bar = None
+        self.train: CSVLog | None = None
+        self.val: CSVLog | None = None
+        self.tb: SummaryWriter | None = None
+        self.bar: tqdm | None = None
         self.total_steps, self.step = int(total_steps), int(start_step)
         self._beat = {"t": time.perf_counter(), "step": int(start_step)}
         if not enabled:
@@ -134,7 +142,7 @@ class RunLogger:
             print(text, flush=True)
 
     def log_train(self, row: dict) -> None:
-        if not self.enabled:
+        if not self.enabled or self.train is None:  # the CSV logs exist exactly when enabled
             return
         self.train.write(row)
         if self.tb is not None:
@@ -143,7 +151,7 @@ class RunLogger:
                     self.tb.add_scalar(f"train/{k}", v, row["step"])
 
     def log_val(self, rows: list[dict]) -> None:
-        if not self.enabled:
+        if not self.enabled or self.val is None:
             return
         for row in rows:
             self.val.write(row)
@@ -152,7 +160,7 @@ class RunLogger:
                     if isinstance(v, float) and k not in ("step", "epoch"):
                         self.tb.add_scalar(f"{row['split']}/{row['kind']}/{row['name']}/{k}", v, row["step"])
 
-    def progress(self, n: int = 1, **postfix) -> None:
+    def progress(self, n: int = 1, **postfix: object) -> None:
         self.step += n
         if self.bar is not None:
             self.bar.update(n)
@@ -172,7 +180,8 @@ class RunLogger:
         if not self.enabled:
             return
         for x in (self.train, self.val):
-            x.close()
+            if x is not None:
+                x.close()
         if self.tb is not None:
             self.tb.close()
         if self.bar is not None:

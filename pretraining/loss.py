@@ -9,8 +9,14 @@ head's scale when ``normalize_by_head`` is set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+from gfm_ase.graph.batch import GraphBatch
+
+if TYPE_CHECKING:
+    from gfm_ase.pretraining.config import LossSpec
 
 TERMS = ("energy", "forces", "stress")
 STRESS_VOLUME = 10.0  # A^3: stress errors are normalised as (scale / STRESS_VOLUME) eV/A^3
@@ -43,7 +49,7 @@ class LossCounts:
         return LossCounts(v[0], v[1], v[2])
 
 
-def label_counts(batch, use_stress: bool) -> LossCounts:
+def label_counts(batch: GraphBatch, use_stress: bool) -> LossCounts:
     c = LossCounts()
     if batch.energy is not None:
         c.energy = float(torch.isfinite(batch.energy).sum())
@@ -54,7 +60,9 @@ def label_counts(batch, use_stress: bool) -> LossCounts:
     return c
 
 
-def compute_loss(pred: dict, batch, head_scale: torch.Tensor, counts: LossCounts, spec) -> tuple[torch.Tensor, dict]:
+def compute_loss(
+    pred: dict[str, torch.Tensor], batch: GraphBatch, head_scale: torch.Tensor, counts: LossCounts, spec: LossSpec
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted total loss (a 0-d tensor with graph) and the unweighted terms (floats, for logging).
 
     head_scale: [B] normalisation of each structure's head (ones when not normalising).
@@ -64,7 +72,7 @@ def compute_loss(pred: dict, batch, head_scale: torch.Tensor, counts: LossCounts
     device = pred["energy"].device
     w = batch.weight.to(dtype)
     total = torch.zeros((), dtype=dtype, device=device)
-    terms = {}
+    terms: dict[str, torch.Tensor] = {}
     scale = head_scale.to(dtype) if spec.normalize_by_head else torch.ones_like(head_scale, dtype=dtype)
     if spec.energy_weight > 0 and batch.energy is not None and counts.energy > 0:
         n = batch.n_atoms.to(dtype)

@@ -3,6 +3,8 @@ summary after a validation."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from gfm_ase.pretraining.config import PretrainConfig
 from gfm_ase.pretraining.data import DatasetSplits
 from gfm_ase.pretraining.distributed import DistEnv, HeadGroups
@@ -16,7 +18,7 @@ def banner(
     total_steps: int,
     resumed: bool,
     datasets: list[DatasetSplits],
-    shares,
+    shares: np.ndarray,
     head_groups: HeadGroups | None,
     warnings: list[str],
 ) -> str:

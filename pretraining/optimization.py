@@ -15,7 +15,8 @@ from gfm_ase.pretraining.schedule import learning_rate
 def default_param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups of the trainable parameters: weight decay on matrices (embeddings excepted), none on the rest;
     a group's ``lr_scale`` multiplies the scheduled LR."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for n, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 and "embedding" not in n else no_decay).append(p)
@@ -26,7 +27,7 @@ def default_param_groups(model: torch.nn.Module, weight_decay: float) -> list[di
 
 
 def make_optimizer(groups: list[dict], spec: OptimSpec) -> torch.optim.AdamW:
-    return torch.optim.AdamW(groups, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps)
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
 
 
 def make_ema(model: torch.nn.Module, spec: EMASpec, masks: dict[str, torch.Tensor]) -> EMA | None:

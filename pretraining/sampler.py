@@ -22,15 +22,17 @@ A rank may receive no structure in a step (tiny batches or tiny group shares); i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 _SALT_ALLOC = 0x5A17
 _SALT_PERM = 0x9E12
 
 
-def sampling_probabilities(sizes, alpha: float, weights=None) -> np.ndarray:
+def sampling_probabilities(sizes: npt.ArrayLike, alpha: float, weights: npt.ArrayLike | None = None) -> np.ndarray:
     """p_i ∝ w_i * n_i**alpha (empty datasets get 0)."""
     sizes = np.asarray(sizes, dtype=np.float64)
     w = np.ones_like(sizes) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -55,7 +57,7 @@ def systematic_counts(probs: np.ndarray, total: int, rng: np.random.Generator) -
     return base
 
 
-def allocate_group_sizes(shares, world_size: int) -> list[int]:
+def allocate_group_sizes(shares: npt.ArrayLike, world_size: int) -> list[int]:
     """Ranks per group proportional to ``shares`` (largest remainder), at least one each."""
     shares = np.asarray(shares, dtype=np.float64)
     k = len(shares)
@@ -113,7 +115,15 @@ class Layout:
 class MultiDatasetSampler:
     """Plans the global batch of each step; ``next_step()`` returns, per rank, a list of (dataset, index)."""
 
-    def __init__(self, sizes, alpha: float, batch_size: int, layout: Layout, seed: int = 0, weights=None):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        alpha: float,
+        batch_size: int,
+        layout: Layout,
+        seed: int = 0,
+        weights: Sequence[float] | None = None,
+    ) -> None:
         self.sizes = [int(n) for n in sizes]
         if any(n <= 0 for n in self.sizes):
             raise ValueError(f"every dataset needs at least one training structure, sizes {self.sizes}")
@@ -165,6 +175,7 @@ class MultiDatasetSampler:
         if lay.dataset_group is None:
             plan = [slots[r :: lay.world_size] for r in range(lay.world_size)]
         else:
+            assert lay.group_ranks is not None  # set together with dataset_group (Layout.multitask)
             plan = [[] for _ in range(lay.world_size)]
             for g, ranks in enumerate(lay.group_ranks):
                 mine = [s for s in slots if lay.dataset_group[s[0]] == g]
