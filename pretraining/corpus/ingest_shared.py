@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any, Iterable
 
 from gfm_ase.data import Store, StoreWriter
 from gfm_ase.data.converters import SkipReport, iter_records
@@ -33,7 +34,7 @@ def _int(text: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------ expected counts (parsed)
-def expect_mlearn(prov: str) -> dict:
+def expect_mlearn(prov: str) -> dict[str, tuple[int, int]]:
     """{"Mo/training.json": (structures, atoms), ...} from the PROVENANCE table."""
     rows = re.findall(r"^\|\s*(\w+/\w+\.json)\s*\|\s*([\d,]+)\s*\|\s*([\d,]+)\s*\|", prov, flags=re.M)
     return {f: (_int(n), _int(a)) for f, n, a in rows}
@@ -41,6 +42,8 @@ def expect_mlearn(prov: str) -> dict:
 
 def expect_configs(prov: str) -> tuple[int, int]:
     m = re.search(r"([\d,]+) configurations, ([\d,]+) atoms", prov)
+    if m is None:
+        raise ValueError("PROVENANCE.md has no '<N> configurations, <M> atoms' line")
     return _int(m.group(1)), _int(m.group(2))
 
 
@@ -49,7 +52,7 @@ def expect_groups(prov: str) -> dict[str, int]:
     m = re.search(r"Groups:\s*(.+?)\.(?:\s|$)", prov, flags=re.S) or re.search(r"\d+ groups \(([^)]*)\)", prov)
     if not m:
         return {}
-    out = {}
+    out: dict[str, int] = {}
     for part in m.group(1).replace("\n", " ").split(","):
         mm = re.match(r"\s*(.+?)\s+(\d+)\s*$", part)
         if mm:
@@ -57,18 +60,18 @@ def expect_groups(prov: str) -> dict[str, int]:
     return out
 
 
-def match_group(name: str, found) -> str | None:
+def match_group(name: str, found: Iterable[str]) -> str | None:
     """The folder a PROVENANCE group name refers to: exact, else unique prefix, else the unique folder containing
     all its alphanumeric tokens (PROVENANCE abbreviates: 'EOS_001' = EOS_001_Jun2020, 'MD-bcc 300 K' =
     MD-bcc_Te300K)."""
-    found = list(found)
-    if name in found:
+    candidates = list(found)
+    if name in candidates:
         return name
-    pre = [k for k in found if k.startswith(name)]
+    pre = [k for k in candidates if k.startswith(name)]
     if len(pre) == 1:
         return pre[0]
     tokens = [t.lower() for t in re.findall(r"[A-Za-z]+|\d+", name)]
-    hits = [k for k in found if all(t in k.lower() for t in tokens)]
+    hits = [k for k in candidates if all(t in k.lower() for t in tokens)]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -84,7 +87,7 @@ def expect_deepmd(prov: str) -> dict[str, tuple[int, int]]:
 
 def expect_phonopy(prov: str) -> dict[str, str]:
     """example -> the 'supercell atoms x displacements' cell (or the 'DFT data present' cell when that is '-')."""
-    out = {}
+    out: dict[str, str] = {}
     for line in prov.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 5 and cells[0] and not cells[0].startswith(("example", "---")):
@@ -97,8 +100,29 @@ def parse_n_by_m(text: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def expect_phonopy_counts(example: str, text: str) -> tuple[int | None, int | None]:
+    """(structures, atoms) that one phonopy example should give, from its PROVENANCE cell (``expect_phonopy``);
+    None where the cell states no count. The QHA examples must state theirs: ValueError if the text does not."""
+    nm = parse_n_by_m(text)
+    if example == "NaCl-gruneisen" and nm:
+        return 3 * nm[1], 3 * nm[0] * nm[1]
+    if example == "Si-QHA":
+        m = re.search(r"(\d+) volumes × (\d+) disp \((\d+) atoms\)", text)
+        if m is None:
+            raise ValueError(f"phonopy PROVENANCE.md, Si-QHA: no '<V> volumes × <D> disp (<N> atoms)' in {text!r}")
+        return int(m.group(1)) * int(m.group(2)), int(m.group(1)) * int(m.group(2)) * int(m.group(3))
+    if example == "Cu-QHA":
+        m = re.search(r"(\d+) unit-cell", text)
+        if m is None:
+            raise ValueError(f"phonopy PROVENANCE.md, Cu-QHA: no '<N> unit-cell' in {text!r}")
+        return int(m.group(1)), None
+    if nm:
+        return nm[1], nm[0] * nm[1]
+    return None, None
+
+
 # ------------------------------------------------------------------------------------------------------- writing
-def write_store(out: Path, parts: list[dict], meta: dict) -> tuple[int, SkipReport]:
+def write_store(out: Path, parts: list[dict[str, Any]], meta: dict[str, Any]) -> tuple[int, SkipReport]:
     """parts: [{"sources": [...], "format": ..., "options": {...}}] -> one store (atomic)."""
     report = SkipReport()
     n = 0
@@ -122,11 +146,20 @@ def extract(archive: Path, into: Path) -> Path:
 
 
 class Table:
-    def __init__(self):
-        self.rows = []
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
         self.ok = True
 
-    def add(self, dataset, store, n, atoms, exp_n, exp_atoms, note=""):
+    def add(
+        self,
+        dataset: str,
+        store: str,
+        n: int,
+        atoms: int,
+        exp_n: int | None,
+        exp_atoms: int | None,
+        note: str = "",
+    ) -> None:
         good = (exp_n is None or n == exp_n) and (exp_atoms is None or atoms == exp_atoms)
         self.ok &= good
         self.rows.append(
@@ -142,7 +175,7 @@ class Table:
             )
         )
 
-    def print(self):
+    def print(self) -> None:
         head = f"{'dataset':34s} {'store':22s} {'structs':>8s} {'atoms':>8s} {'expected':>17s}  ok   note"
         print(head)
         print("-" * len(head))
@@ -254,14 +287,14 @@ def ingest_deepmd(shared: Path, out: Path, table: Table) -> None:
     store = Store(out / "deepmd_water.h5")
     for k in range(4):
         sel = store.groups == f"data_{k}"
-        e_n, e_a = exp.get(f"se_e2_a_data/data_{k}", (None, None))
+        row = exp.get(f"se_e2_a_data/data_{k}")  # (frames, atoms per frame)
         table.add(
             f"deepmd_water data_{k}",
             "deepmd_water",
             int(sel.sum()),
             int(store.n_atoms[sel].sum()),
-            e_n,
-            None if e_n is None else e_n * e_a,
+            None if row is None else row[0],
+            None if row is None else row[0] * row[1],
         )
     write_store(
         out / "deepmd_water_dplr.h5",
@@ -274,14 +307,14 @@ def ingest_deepmd(shared: Path, out: Path, table: Table) -> None:
         ),
     )
     store = Store(out / "deepmd_water_dplr.h5")
-    e_n, e_a = exp.get("dplr/data", (None, None))
+    row = exp.get("dplr/data")
     table.add(
         "deepmd_water dplr (caveat energies)",
         "deepmd_water_dplr",
         len(store),
         int(store.n_atoms.sum()),
-        e_n,
-        None if e_n is None else e_n * e_a,
+        None if row is None else row[0],
+        None if row is None else row[0] * row[1],
     )
 
 
@@ -310,7 +343,8 @@ def ingest_phonopy(shared: Path, out: Path, tmp: Path, table: Table) -> None:
     d = shared / "phonopy_examples"
     exp = expect_phonopy((d / "PROVENANCE.md").read_text())
     for store_name, (lot, code, examples) in PHONOPY_STORES.items():
-        parts, expected = [], {}
+        parts: list[dict[str, Any]] = []
+        expected: dict[str, str] = {}
         for ex, how in examples:
             e = d / ex
             if not e.is_dir():
@@ -368,17 +402,7 @@ def ingest_phonopy(shared: Path, out: Path, tmp: Path, table: Table) -> None:
         groups = store.groups
         for ex, text in expected.items():
             sel = np.array([g == ex or g.startswith(ex + "/") for g in groups])
-            nm = parse_n_by_m(text)
-            e_n = e_a = None
-            if ex == "NaCl-gruneisen" and nm:
-                e_n, e_a = 3 * nm[1], 3 * nm[0] * nm[1]
-            elif ex == "Si-QHA":
-                m = re.search(r"(\d+) volumes × (\d+) disp \((\d+) atoms\)", text)
-                e_n, e_a = int(m.group(1)) * int(m.group(2)), int(m.group(1)) * int(m.group(2)) * int(m.group(3))
-            elif ex == "Cu-QHA":
-                e_n = int(re.search(r"(\d+) unit-cell", text).group(1))
-            elif nm:
-                e_n, e_a = nm[1], nm[0] * nm[1]
+            e_n, e_a = expect_phonopy_counts(ex, text)
             table.add(
                 f"phonopy {ex}",
                 store_name,
@@ -436,7 +460,7 @@ def ingest_qm9(shared: Path, out: Path, table: Table) -> None:
 import numpy as np  # noqa: E402
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--shared",
@@ -453,8 +477,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table = Table()
     t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="gfm-ingest-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="gfm-ingest-") as tmp_name:
+        tmp = Path(tmp_name)
         ingest_mlearn(args.shared, args.out, table)
         ingest_fitsnap(args.shared, args.out, tmp, table)
         ingest_deepmd(args.shared, args.out, table)
