@@ -16,6 +16,7 @@ Each suite is a function taking an ASE calculator (or a zero-argument factory re
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 _API = {
     "run_errors": "gfm_ase.validation.errors",
@@ -31,7 +32,7 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name):  # lazy: importing `validation` must not pull in phonopy, pymatgen or matplotlib
+def __getattr__(name: str) -> Any:  # lazy: importing `validation` must not pull in phonopy, pymatgen or matplotlib
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'gfm_ase.validation' has no attribute {name!r}")

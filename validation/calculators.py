@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, Callable
 
 from ase.calculators.calculator import BaseCalculator
@@ -20,7 +21,7 @@ def make_calculator(
     allow_unknown_elements: bool = False,
     dispersion: str | None = None,
     uncertainty: bool = False,
-):
+) -> BaseCalculator:
     """Build a calculator from CLI-style arguments.
 
     spec: ``"emt"`` (ASE's EMT), ``"module:factory"`` (``factory()`` must return an ASE calculator; a
@@ -71,7 +72,7 @@ def make_calculator(
     )
 
 
-def as_calculator(calc_or_factory: CalculatorLike | Callable[[], Any], what: str | None = None):
+def as_calculator(calc_or_factory: CalculatorLike | Callable[[], Any], what: str | None = None) -> BaseCalculator:
     """An ASE calculator from a calculator or a zero-argument factory."""
     if isinstance(calc_or_factory, BaseCalculator):
         return calc_or_factory
@@ -83,7 +84,7 @@ def as_calculator(calc_or_factory: CalculatorLike | Callable[[], Any], what: str
     raise TypeError(f"expected an ASE calculator or a factory returning one, got {type(calc_or_factory).__name__}")
 
 
-def describe(calc) -> str:
+def describe(calc: BaseCalculator) -> str:
     """A one-line description for reports: class name plus model/head where known. A gfm-ase model is named by
     its built-in name or directory name and its weights' sha256 (12 hex digits), never by a machine path."""
     name = type(calc).__name__
@@ -93,7 +94,7 @@ def describe(calc) -> str:
     return f"{name}(model={model_label(getattr(calc, 'model_path', None))}, head={head})"
 
 
-def model_label(path) -> str:
+def model_label(path: str | os.PathLike | None) -> str:
     """``gfm-base (sha256 0123456789ab)`` for a model directory; ``in-memory`` without one."""
     if path is None:
         return "in-memory"
@@ -109,7 +110,7 @@ def model_label(path) -> str:
     return f"{label} (sha256 {sha[:12]})" if sha else label
 
 
-def covered_elements(calc) -> list[str] | None:
+def covered_elements(calc: BaseCalculator) -> list[str] | None:
     """Elements a calculator is meant for, where it says so; None when unknown (try everything).
 
     gfm-ase heads list their training elements (an empty list means any); EMT knows its parameter table; any

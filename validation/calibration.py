@@ -14,7 +14,9 @@ For each quantity (energy per atom: |E_pred - E_ref| / n against energy_std / n;
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +67,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
-def collect(rows) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def collect(rows: Iterable[dict[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(|error|, sigma) per quantity from the errors suite's rows (those whose prediction carries a spread)."""
     e_err, e_sig, f_err, f_sig = [], [], [], []
     for r in rows:
@@ -84,7 +86,7 @@ def collect(rows) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def calibration_report(rows) -> dict[str, dict]:
+def calibration_report(rows: Iterable[dict[str, Any]]) -> dict[str, dict]:
     """quantity -> :func:`spread_calibration` (energies per atom, forces per atom), for rows with a spread."""
     return {q: spread_calibration(err, sig, QUANTITIES[q][1]) for q, (err, sig) in collect(rows).items()}
 
@@ -132,7 +134,7 @@ TABLE_HEADER = [
 ]
 
 
-def plot_calibration(rows, report: dict[str, dict], path: Path) -> str:
+def plot_calibration(rows: Iterable[dict[str, Any]], report: dict[str, dict], path: Path) -> str:
     """Error against predicted spread: points (|error|, sigma) and the binned RMSE against RMS sigma."""
     from gfm_ase.validation.output import pyplot, save_figure
 

@@ -10,6 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ase.calculators.calculator import BaseCalculator
+
+    from gfm_ase.validation.output import SuiteResult
+    from gfm_ase.validation.suites.registry import Suite
+
+Command = Callable[[argparse.Namespace], int]
 
 
 def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
@@ -51,7 +61,7 @@ def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
     p.add_argument("-o", "--outdir", required=outdir_required, help="output directory")
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     from gfm_ase.validation.suites import SUITES
 
     p = sub.add_parser(
@@ -76,7 +86,7 @@ def register(sub) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-def _calculator(args):
+def _calculator(args: argparse.Namespace) -> BaseCalculator:
     from gfm_ase.hub import default_model
     from gfm_ase.validation.calculators import make_calculator
 
@@ -95,7 +105,7 @@ def _calculator(args):
     )
 
 
-def _finish(result, args) -> int:
+def _finish(result: SuiteResult, args: argparse.Namespace) -> int:
     print(f"{result.suite}: {args.outdir}/summary.json, {args.outdir}/report.md")
     for k, v in result.summary.items():
         if not isinstance(v, (dict, list)):
@@ -103,8 +113,8 @@ def _finish(result, args) -> int:
     return 0
 
 
-def _guard(fn):
-    def run(args) -> int:
+def _guard(fn: Command) -> Command:
+    def run(args: argparse.Namespace) -> int:
         from gfm_ase.checkpoint import CheckpointError
         from gfm_ase.cli.errors import report
 
@@ -116,15 +126,15 @@ def _guard(fn):
     return run
 
 
-def _runner(suite):
-    def run(args) -> int:
+def _runner(suite: Suite) -> Command:
+    def run(args: argparse.Namespace) -> int:
         return _finish(suite.run_args(args, lambda: _calculator(args)), args)
 
     return run
 
 
 @_guard
-def _run_report(args) -> int:
+def _run_report(args: argparse.Namespace) -> int:
     from gfm_ase.validation.report import load_config, run_report
 
     if args.calculator or args.model:

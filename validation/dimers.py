@@ -17,13 +17,15 @@ distances in A.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
-from gfm_ase.validation.calculators import as_calculator, covered_elements, describe
+from gfm_ase.validation.calculators import CalculatorLike, as_calculator, covered_elements, describe
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 BOX = 16.0  # A: larger than twice any cutoff of the models compared here, so a dimer sees no image
@@ -41,9 +43,10 @@ def default_pairs(elements: list[str], partners: tuple[str, ...] = ("O",)) -> li
     pairs: list[tuple[str, str]] = []
     for el in elements:
         for other in (el, *partners):
-            key = tuple(sorted((el, other), key=lambda e: atomic_numbers[e]))
+            first, second = sorted((el, other), key=lambda e: atomic_numbers[e])
+            key = (first, second)
             if key not in pairs:
-                pairs.append(key)  # type: ignore[arg-type]
+                pairs.append(key)
     return pairs
 
 
@@ -52,7 +55,7 @@ def dimer(a: str, b: str, r: float) -> Atoms:
     return Atoms([a, b], positions=[[c - r / 2, c, c], [c + r / 2, c, c]], cell=[BOX] * 3, pbc=True)
 
 
-def dimer_curve(calc, a: str, b: str, factors: np.ndarray) -> dict:
+def dimer_curve(calc: CalculatorLike, a: str, b: str, factors: np.ndarray) -> dict[str, Any]:
     """Energies at each factor; a point the calculator refuses as a geometry (e.g. gfm-ase's sanity check, which
     refuses atoms closer than 0.4 x the covalent sum by default, and any closer than 0.3 A) is NaN and counted; an
     element it refuses raises."""
@@ -72,7 +75,7 @@ def dimer_curve(calc, a: str, b: str, factors: np.ndarray) -> dict:
     return {"r_cov_sum": r_cov, "factors": [float(f) for f in factors], "energies": energies}
 
 
-def curve_metrics(factors: np.ndarray, energies: np.ndarray, f_wall: float) -> dict:
+def curve_metrics(factors: np.ndarray, energies: np.ndarray, f_wall: float) -> dict[str, Any]:
     """wall / hole / rise of one curve (see the module docstring)."""
     factors = np.asarray(factors, dtype=float)
     energies = np.asarray(energies, dtype=float)
@@ -94,10 +97,10 @@ def curve_metrics(factors: np.ndarray, energies: np.ndarray, f_wall: float) -> d
 
 
 def run_dimers(
-    calc,
-    elements=None,
+    calc: CalculatorLike,
+    elements: Sequence[str] | None = None,
     *,
-    pairs=None,
+    pairs: Iterable[Sequence[str]] | None = None,
     f_min: float = 0.2,
     f_max: float = 1.3,
     step: float = 0.05,
@@ -125,7 +128,8 @@ def run_dimers(
     if not pairs:
         raise ValueError("no pair to test")
     factors = np.round(np.arange(f_min, f_max + step / 2, step), 6)
-    rows, failed = {}, {}
+    rows: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     for a, b in pairs:
         key = f"{a}-{b}"
         try:
@@ -189,7 +193,7 @@ def run_dimers(
     return result
 
 
-def plot_curves(rows: dict, keys: list[str], path: Path) -> str:
+def plot_curves(rows: dict[str, dict[str, Any]], keys: list[str], path: Path) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for k in keys:

@@ -8,11 +8,14 @@ calculator, fit a 3rd-order Birch-Murnaghan EOS, and compare V0, B0, B' and the 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from ase import Atoms
 
-from gfm_ase.validation.calculators import as_calculator, covered_elements, describe
+from gfm_ase.validation.calculators import CalculatorLike, as_calculator, covered_elements, describe
 from gfm_ase.validation.delta import WINDOW, delta_mev
 from gfm_ase.validation.eos_fit import EOSFit, EOSParams, fit_birch_murnaghan
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
@@ -41,7 +44,7 @@ def reference_params(element: str, reference: str = "wien2k") -> EOSParams:
     return EOSParams(v0=float(d[keys[0]]), b0=float(d[keys[1]]), b1=float(d[keys[2]]))
 
 
-def reference_structure(element: str, volume_per_atom: float | None = None):
+def reference_structure(element: str, volume_per_atom: float | None = None) -> Atoms:
     """The dcdft crystal of ``element`` scaled (shape fixed) to ``volume_per_atom`` (default: WIEN2k V0)."""
     from ase.collections import dcdft
 
@@ -52,7 +55,7 @@ def reference_structure(element: str, volume_per_atom: float | None = None):
     return atoms
 
 
-def energy_volume(calc, atoms, volume_factors) -> tuple[np.ndarray, np.ndarray]:
+def energy_volume(calc: CalculatorLike, atoms: Atoms, volume_factors: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
     """E(V) per cell for uniform scalings of ``atoms`` (volume factors relative to its current volume)."""
     v0 = atoms.get_volume()
     vols, energies = [], []
@@ -66,8 +69,12 @@ def energy_volume(calc, atoms, volume_factors) -> tuple[np.ndarray, np.ndarray]:
 
 
 def eos_for_element(
-    calc, element: str, reference: str = "wien2k", n_points: int = 7, window: tuple[float, float] = WINDOW
-) -> dict:
+    calc: CalculatorLike,
+    element: str,
+    reference: str = "wien2k",
+    n_points: int = 7,
+    window: tuple[float, float] = WINDOW,
+) -> dict[str, Any]:
     """E(V), fit and errors for one element (per-atom quantities)."""
     ref = reference_params(element, reference)
     atoms = reference_structure(element, ref.v0)
@@ -97,8 +104,8 @@ def eos_for_element(
 
 
 def run_eos(
-    calc,
-    elements=None,
+    calc: CalculatorLike,
+    elements: Sequence[str] | None = None,
     *,
     reference: str = "wien2k",
     n_points: int = 7,
@@ -127,7 +134,8 @@ def run_eos(
     if n_points < 5:
         raise ValueError("n_points must be at least 5 for a Birch-Murnaghan fit")
 
-    rows, failed = {}, {}
+    rows: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     for el in elements:
         try:
             rows[el] = eos_for_element(calc, el, reference, n_points, window)
@@ -200,12 +208,12 @@ def run_eos(
     return result
 
 
-def _mean_abs(rows, key):
+def _mean_abs(rows: dict[str, dict[str, Any]], key: str) -> float | None:
     vals = [abs(r[key]) for r in rows.values()]
     return float(np.mean(vals)) if vals else None
 
 
-def plot_eos(rows: dict, path: Path) -> str:
+def plot_eos(rows: dict[str, dict[str, Any]], path: Path) -> str:
     plt = pyplot()
     n = len(rows)
     ncol = min(6, n)
@@ -230,7 +238,7 @@ def plot_eos(rows: dict, path: Path) -> str:
     return save_figure(fig, path)
 
 
-def plot_delta(rows: dict, path: Path) -> str:
+def plot_delta(rows: dict[str, dict[str, Any]], path: Path) -> str:
     plt = pyplot()
     els = list(rows)
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(els) + 1), 3))

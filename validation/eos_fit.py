@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from ase.units import GPa
 
 GPA = GPa  # eV/A^3 per GPa (1 GPa = 0.0062415 eV/A^3)
@@ -26,10 +27,10 @@ class EOSParams:
     b1: float
     e0: float = 0.0
 
-    def energy(self, v):
+    def energy(self, v: npt.ArrayLike) -> np.ndarray:
         return birch_murnaghan(v, self.e0, self.v0, self.b0 * GPA, self.b1)
 
-    def pressure_gpa(self, v):
+    def pressure_gpa(self, v: npt.ArrayLike) -> np.ndarray:
         """P = -dE/dV in GPa."""
         eta = (self.v0 / np.asarray(v, dtype=float)) ** (2.0 / 3.0)
         p = 1.5 * self.b0 * (eta**3.5 - eta**2.5) * (1 + 0.75 * (self.b1 - 4) * (eta - 1))
@@ -39,7 +40,7 @@ class EOSParams:
         return EOSParams(self.v0 / n_atoms, self.b0, self.b1, self.e0 / n_atoms)
 
 
-def birch_murnaghan(v, e0, v0, b0, b1):
+def birch_murnaghan(v: npt.ArrayLike, e0: float, v0: float, b0: float, b1: float) -> np.ndarray:
     """Energy (eV) at volume v for BM parameters with b0 in eV/A^3."""
     eta = (v0 / np.asarray(v, dtype=float)) ** (2.0 / 3.0)
     return e0 + 9.0 * v0 * b0 / 16.0 * ((eta - 1) ** 3 * b1 + (eta - 1) ** 2 * (6 - 4 * eta))
@@ -58,7 +59,7 @@ class EOSFit:
         return not (self.vmin <= self.params.v0 <= self.vmax)
 
 
-def _derivative_coefficients(p: np.ndarray, order: int):
+def _derivative_coefficients(p: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     """Coefficients c_k and powers a_k with d^n/dV^n sum_k p_k V^(-2k/3) = sum_k c_k V^(a_k)."""
     powers = -2.0 * np.arange(len(p)) / 3.0
     coef = p.astype(float).copy()
@@ -68,12 +69,12 @@ def _derivative_coefficients(p: np.ndarray, order: int):
     return coef, powers
 
 
-def _deriv(p, v, order):
+def _deriv(p: np.ndarray, v: float, order: int) -> float:
     c, a = _derivative_coefficients(p, order)
     return float(np.sum(c * v**a))
 
 
-def fit_birch_murnaghan(volumes, energies) -> EOSFit:
+def fit_birch_murnaghan(volumes: npt.ArrayLike, energies: npt.ArrayLike) -> EOSFit:
     """Fit E(V) (at least 5 points, volumes and energies of the same cell) with a 3rd-order Birch-Murnaghan EOS."""
     v = np.asarray(volumes, dtype=float)
     e = np.asarray(energies, dtype=float)

@@ -10,13 +10,17 @@ and per group (a record's group, ``atoms.info["group"]``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
+from ase import Atoms
 
 from gfm_ase.data import Store, StructureRecord, split_indices
 from gfm_ase.units import to_voigt
-from gfm_ase.validation.calculators import as_calculator, describe
+from gfm_ase.validation.calculators import CalculatorLike, as_calculator, describe
 from gfm_ase.validation.calibration import (
     TABLE_HEADER,
     calibration_report,
@@ -28,7 +32,9 @@ from gfm_ase.validation.eos_fit import GPA
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 
-def load_structures(path: str | os.PathLike, split: str | None = None, split_seed: int = 0):
+def load_structures(
+    path: str | os.PathLike, split: str | None = None, split_seed: int = 0
+) -> tuple[list[StructureRecord] | list[Atoms], str]:
     """(labelled structures, dataset name): the records of a gfm-ase store (.h5 or shard folder), or the Atoms of
     an ASE-readable file (labels in their calculators)."""
     path = Path(path)
@@ -46,13 +52,13 @@ def load_structures(path: str | os.PathLike, split: str | None = None, split_see
     from ase.io import read
 
     try:
-        frames = read(path, index=":")
+        frames = cast("list[Atoms]", read(path, index=":"))
     except Exception as exc:
         raise ValueError(f"cannot read {path} with ASE: {type(exc).__name__}: {exc}") from exc
     return list(frames), path.name
 
 
-def _reference(structure) -> tuple:
+def _reference(structure: StructureRecord | Atoms) -> tuple[Atoms, dict[str, Any]]:
     """(Atoms to evaluate, reference labels) of a store record (labels read from the record) or of an Atoms (labels
     from its calculator's results; the Atoms is copied, without the calculator)."""
     if isinstance(structure, StructureRecord):
@@ -60,9 +66,9 @@ def _reference(structure) -> tuple:
     return structure.copy(), _labels(dict(getattr(structure.calc, "results", {}) or {}))
 
 
-def _labels(res: dict) -> dict:
+def _labels(res: dict[str, Any]) -> dict[str, Any]:
     """Energy, forces and stress (Voigt-6) of ASE-named results."""
-    out = {}
+    out: dict[str, Any] = {}
     if res.get("energy") is not None:
         out["energy"] = float(res["energy"])
     if res.get("forces") is not None:
@@ -73,7 +79,7 @@ def _labels(res: dict) -> dict:
     return out
 
 
-def _metrics(err: np.ndarray) -> dict:
+def _metrics(err: npt.ArrayLike) -> dict[str, Any]:
     err = np.asarray(err, dtype=float).ravel()
     if err.size == 0:
         return {"mae": None, "rmse": None, "n": 0}
@@ -87,8 +93,8 @@ def fit_element_offsets(compositions: np.ndarray, delta_e: np.ndarray) -> np.nda
 
 
 def run_errors(
-    calc,
-    structures,
+    calc: CalculatorLike,
+    structures: Store | Iterable[StructureRecord | Atoms],
     *,
     name: str | None = None,
     align: str = "none",
@@ -106,27 +112,29 @@ def run_errors(
     if align not in ("none", "per-element"):
         raise ValueError(f"align must be 'none' or 'per-element', got {align!r}")
     calc = as_calculator(calc)
-    store = structures if isinstance(structures, Store) else None
-    if store is not None:
-        name = name or str(store.attrs.get("name", "store"))
+    items: Store | list[StructureRecord | Atoms]
+    if isinstance(structures, Store):
+        items = structures
+        name = name or str(structures.attrs.get("name", "store"))
     else:
-        structures = list(structures)
-    if not len(structures):
+        items = list(structures)
+    if not len(items):
         raise ValueError("no structures to evaluate")
-    pick = np.arange(len(structures))
-    if max_structures is not None and len(structures) > max_structures:
-        pick = np.sort(np.random.default_rng(seed).choice(len(structures), max_structures, replace=False))
-    structures = [structures[int(i)] for i in pick]  # a store reads only the structures picked
+    pick = np.arange(len(items))
+    if max_structures is not None and len(items) > max_structures:
+        pick = np.sort(np.random.default_rng(seed).choice(len(items), max_structures, replace=False))
+    picked = [items[int(i)] for i in pick]  # a store reads only the structures picked
 
-    rows, failed = [], []
-    for k, structure in enumerate(structures):
+    rows: list[dict[str, Any]] = []
+    failed: list[tuple[int, str]] = []
+    for k, structure in enumerate(picked):
         a, lab = _reference(structure)
         if not lab:
             failed.append((k, "no labels (energy/forces/stress) on this structure"))
             continue
         a.calc = calc
         try:
-            pred = {"energy": float(a.get_potential_energy())}
+            pred: dict[str, Any] = {"energy": float(a.get_potential_energy())}
             if "forces" in lab:
                 pred["forces"] = np.asarray(a.get_forces(), dtype=float)
             if "stress" in lab and a.pbc.all():
@@ -149,7 +157,7 @@ def run_errors(
             }
         )
     if not rows:
-        raise ValueError(f"the calculator evaluated none of the {len(structures)} structures: {failed[:3]}")
+        raise ValueError(f"the calculator evaluated none of the {len(picked)} structures: {failed[:3]}")
 
     elements = sorted({s for r in rows for s in r["symbols"]})
     with_e = [r for r in rows if "energy" in r["ref"]]
@@ -169,7 +177,7 @@ def run_errors(
     for r, err in zip(with_e, e_err):
         r["e_err"] = float(err)
 
-    def force_err(rs, element=None):
+    def force_err(rs: list[dict[str, Any]], element: str | None = None) -> np.ndarray:
         out = []
         for r in rs:
             if "forces" in r["ref"]:
@@ -179,11 +187,11 @@ def run_errors(
                 out.append(d.ravel())
         return np.concatenate(out) if out else np.array([])
 
-    def stress_err(rs):
+    def stress_err(rs: list[dict[str, Any]]) -> np.ndarray:
         out = [(r["pred"]["stress"] - r["ref"]["stress"]) / GPA for r in rs if "stress" in r["pred"]]
         return np.concatenate(out) if out else np.array([])
 
-    def block(rs):
+    def block(rs: list[dict[str, Any]]) -> dict[str, Any]:
         e = np.array([r["e_err"] for r in rs if "e_err" in r])
         return {
             "energy_meV_atom": _scaled(_metrics(e), 1000),
@@ -193,7 +201,7 @@ def run_errors(
         }
 
     overall = block(rows)
-    per_element = {}
+    per_element: dict[str, dict[str, Any]] = {}
     for el in elements:
         rs = [r for r in rows if el in r["symbols"]]
         per_element[el] = {
@@ -291,13 +299,15 @@ def run_errors(
     return result
 
 
-def _scaled(m: dict, factor: float) -> dict:
+def _scaled(m: dict[str, Any], factor: float) -> dict[str, Any]:
     return {k: (v * factor if (v is not None and k != "n") else v) for k, v in m.items()}
 
 
-def plot_parity(rows, e_ref, e_pred, path: Path) -> str:
+def plot_parity(rows: list[dict[str, Any]], e_ref: np.ndarray | None, e_pred: np.ndarray | None, path: Path) -> str:
     plt = pyplot()
-    panels = [("energy (eV/atom)", e_ref, e_pred)]
+    panels: list[tuple[str, np.ndarray, np.ndarray]] = []
+    if e_ref is not None and e_pred is not None:  # None without energy labels
+        panels.append(("energy (eV/atom)", e_ref, e_pred))
     f = [(r["ref"]["forces"].ravel(), r["pred"]["forces"].ravel()) for r in rows if "forces" in r["ref"]]
     if f:
         panels.append(("force component (eV/Å)", np.concatenate([a for a, _ in f]), np.concatenate([b for _, b in f])))
@@ -306,7 +316,7 @@ def plot_parity(rows, e_ref, e_pred, path: Path) -> str:
         panels.append(
             ("stress component (GPa)", np.concatenate([a for a, _ in s]) / GPA, np.concatenate([b for _, b in s]) / GPA)
         )
-    panels = [p for p in panels if p[1] is not None and len(p[1])]
+    panels = [p for p in panels if len(p[1])]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
     for ax, (label, ref, pred) in zip(axes[0], panels):
         ax.scatter(ref, pred, s=4, alpha=0.5)

@@ -12,17 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from ase import units
+from ase import Atoms, units
 
 from gfm_ase.fileio import atomic_write_bytes
-from gfm_ase.validation.calculators import as_calculator, describe
+from gfm_ase.validation.calculators import CalculatorLike, as_calculator, describe
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure
 
+if TYPE_CHECKING:
+    from ase.md.md import MolecularDynamics
 
-def starting_structure(structure: str | None = None, bulk: str | None = None, repeat=None):
+
+def starting_structure(
+    structure: str | None = None, bulk: str | None = None, repeat: list[int] | tuple[int, ...] | None = None
+) -> Atoms:
     """First frame of a file, or ``ase.build.bulk`` from 'Cu' / 'Si:diamond:5.43'; optionally repeated."""
     if (structure is None) == (bulk is None):
         raise ValueError("give exactly one of structure (a file) or bulk (an element, e.g. 'Cu')")
@@ -31,12 +38,13 @@ def starting_structure(structure: str | None = None, bulk: str | None = None, re
 
         if not Path(structure).exists():
             raise FileNotFoundError(f"{structure} does not exist")
-        atoms = read(structure, index=0)
+        atoms = cast(Atoms, read(structure, index=0))
     else:
         from ase.build import bulk as build_bulk
 
+        assert bulk is not None  # exactly one of structure and bulk (checked above)
         parts = bulk.split(":")
-        kw = {}
+        kw: dict[str, Any] = {}
         if len(parts) > 1 and parts[1]:
             kw["crystalstructure"] = parts[1]
         if len(parts) > 2 and parts[2]:
@@ -50,7 +58,7 @@ def starting_structure(structure: str | None = None, bulk: str | None = None, re
     return atoms
 
 
-def min_distance(atoms, cutoff: float) -> float:
+def min_distance(atoms: Atoms, cutoff: float) -> float:
     """Shortest interatomic distance (A), or ``cutoff`` when no pair is closer than that."""
     from ase.neighborlist import neighbor_list
 
@@ -71,10 +79,10 @@ class MDCheckpoint:
     resume; none is counted twice.
     """
 
-    def __init__(self, path: Path | None, fingerprint: dict):
+    def __init__(self, path: Path | None, fingerprint: dict[str, Any]) -> None:
         self.path = path
         self.fingerprint = fingerprint
-        self.state: dict | None = None
+        self.state: dict[str, Any] | None = None
         if path is not None and path.is_file():
             state = json.loads(path.read_text())
             old = state.get("fingerprint", {})
@@ -87,7 +95,7 @@ class MDCheckpoint:
             state["resumes"] = int(state.get("resumes", 0)) + 1
             self.state = state
 
-    def save(self, **state) -> None:
+    def save(self, **state: Any) -> None:
         if self.path is None:
             return
         resumes = self.state.get("resumes", 0) if self.state else 0
@@ -95,7 +103,7 @@ class MDCheckpoint:
         atomic_write_bytes(self.path, json.dumps(self.state).encode())
 
 
-def _fingerprint(atoms, calc, settings: dict) -> dict:
+def _fingerprint(atoms: Atoms, calc: CalculatorLike, settings: dict[str, Any]) -> dict[str, Any]:
     h = hashlib.sha256()
     for arr in (
         atoms.numbers.astype(np.int64),
@@ -107,37 +115,38 @@ def _fingerprint(atoms, calc, settings: dict) -> dict:
     return {**settings, "structure_sha256": h.hexdigest(), "calculator": describe(calc)}
 
 
-def _set_dynamics_state(atoms, dyn, phase_state: dict) -> None:
+def _set_dynamics_state(atoms: Atoms, dyn: MolecularDynamics, phase_state: dict[str, Any]) -> None:
     atoms.set_positions(np.asarray(phase_state["positions"], dtype=np.float64), apply_constraint=False)
     atoms.set_momenta(np.asarray(phase_state["momenta"], dtype=np.float64), apply_constraint=False)
     dyn.nsteps = int(phase_state["done"])
-    if phase_state.get("rng") is not None:
-        dyn.rng.bit_generator.state = phase_state["rng"]
+    if phase_state.get("rng") is not None:  # a Langevin run: its generator (VelocityVerlet has none)
+        rng: np.random.Generator = getattr(dyn, "rng")
+        rng.bit_generator.state = phase_state["rng"]
 
 
 def _run(
-    dyn,
-    atoms,
+    dyn: MolecularDynamics,
+    atoms: Atoms,
     n_steps: int,
     every: int,
     min_dist: float,
     t_max: float,
     *,
-    resume: dict | None = None,
-    checkpoint=None,
+    resume: dict[str, Any] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
     checkpoint_every: int = 100,
-):
+) -> tuple[dict[str, np.ndarray], int, str | None]:
     """Run ``n_steps`` and sample every ``every``; stop early on a collapse or an explosion.
 
     ``resume`` (a phase state from :class:`MDCheckpoint`) continues a run; ``checkpoint(phase_state)`` is called
     at the first sample point of every ``checkpoint_every`` steps and at the end."""
     n = len(atoms)
     keys = ("time_ps", "epot", "ekin", "temperature", "min_distance")
-    samples = {k: list(resume["samples"][k]) for k in keys} if resume else {k: [] for k in keys}
-    problem = resume.get("problem") if resume else None
+    samples: dict[str, list[float]] = {k: list(resume["samples"][k]) for k in keys} if resume else {k: [] for k in keys}
+    problem: str | None = resume.get("problem") if resume else None
     done = int(resume["done"]) if resume else 0
 
-    def sample():
+    def sample() -> None:
         epot = atoms.get_potential_energy() / n
         ekin = atoms.get_kinetic_energy() / n
         samples["time_ps"].append(dyn.get_time() / (1000 * units.fs))
@@ -146,7 +155,7 @@ def _run(
         samples["temperature"].append(atoms.get_temperature())
         samples["min_distance"].append(min_distance(atoms, max(2 * min_dist, 3.0)))
 
-    def save(finished: bool):
+    def save(finished: bool) -> None:
         if checkpoint is not None:
             rng = getattr(dyn, "rng", None)
             checkpoint(
@@ -187,8 +196,8 @@ def _run(
 
 
 def run_md(
-    calc,
-    atoms,
+    calc: CalculatorLike,
+    atoms: Atoms,
     *,
     temperature: float = 300.0,
     timestep_fs: float = 1.0,
@@ -262,7 +271,7 @@ def run_md(
             checkpoint=lambda st: ckpt.save(nve=st),
             checkpoint_every=checkpoint_every,
         )
-        nve_state = ckpt.state["nve"] if ckpt.path is not None else None
+        nve_state = ckpt.state["nve"] if ckpt.path is not None and ckpt.state is not None else None
     etot = nve["epot"] + nve["ekin"]
     t = nve["time_ps"]
     drift = float(np.polyfit(t, etot, 1)[0] * 1000) if len(t) > 2 else None
@@ -365,7 +374,13 @@ def run_md(
     return result
 
 
-def plot_md(nve, etot, nvt, temperature, path: Path) -> str:
+def plot_md(
+    nve: dict[str, np.ndarray],
+    etot: np.ndarray,
+    nvt: dict[str, np.ndarray] | None,
+    temperature: float,
+    path: Path,
+) -> str:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3 if nvt is not None else 2, figsize=(11 if nvt is not None else 7.5, 3.2))
     t = nve["time_ps"]

@@ -15,15 +15,21 @@ a structure with exactly the same set of elements, so "none of the data contains
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 SEED = 11
 
 
-def _decorate(atoms, sites, species, rng):
+def _decorate(atoms: Atoms, sites: str, species: list[str], rng: np.random.Generator) -> Atoms:
     sym = atoms.get_chemical_symbols()
     idx = [i for i, s in enumerate(sym) if s == sites]
     choice = rng.permutation(np.resize(species, len(idx)))
@@ -33,7 +39,7 @@ def _decorate(atoms, sites, species, rng):
     return atoms
 
 
-def build_all(seed: int = SEED) -> dict:
+def build_all(seed: int = SEED) -> dict[str, Atoms]:
     from ase import Atoms
     from ase.build import bulk
 
@@ -66,7 +72,7 @@ def build_all(seed: int = SEED) -> dict:
     return out
 
 
-def element_sets(store_path) -> set:
+def element_sets(store_path: str | os.PathLike) -> set[frozenset[int]]:
     from gfm_ase.data import Store
 
     st = Store(store_path)
@@ -74,7 +80,7 @@ def element_sets(store_path) -> set:
     return {frozenset(int(z) for z in zs[row > 0]) for row in counts}
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     import ase.io
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

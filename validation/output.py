@@ -7,11 +7,15 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gfm_ase.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -31,7 +35,7 @@ class SuiteResult:
     notes: list[str] = field(default_factory=list)
     title: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return jsonable(
             {
                 "suite": self.suite,
@@ -79,7 +83,7 @@ def shift_headers(markdown: str, by: int = 1) -> str:
     return "\n".join(("#" * by + line) if line.startswith("#") else line for line in markdown.splitlines())
 
 
-def jsonable(obj):
+def jsonable(obj: Any) -> Any:
     """Plain-JSON copy: numpy scalars/arrays to Python, NaN/inf to None, Paths to str."""
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
@@ -103,7 +107,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode())
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> str:
     """Save a matplotlib figure as PNG atomically and close it; returns the file name."""
     import io
 
@@ -116,7 +120,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
     return Path(path).name
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """matplotlib.pyplot on the non-interactive Agg backend (safe on headless machines)."""
     import matplotlib
 
@@ -126,7 +130,7 @@ def pyplot():
     return plt
 
 
-def fmt(v, digits: int = 4) -> str:
+def fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return "–"
     if isinstance(v, (bool, np.bool_)):

@@ -21,9 +21,13 @@ import importlib
 import importlib.metadata
 import io
 import sys
+import types
 import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
@@ -79,7 +83,7 @@ class PeerUnavailableError(ImportError, ValueError):
     """A peer's package is not importable in this interpreter (a ValueError too, so the CLI prints one line)."""
 
 
-def _import(module: str, package: str):
+def _import(module: str, package: str) -> types.ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -96,7 +100,7 @@ def _patch_ase_for_chgnet() -> None:
     if not hasattr(ase.constraints, "ExpCellFilter"):
         import ase.filters
 
-        ase.constraints.ExpCellFilter = ase.filters.ExpCellFilter
+        setattr(ase.constraints, "ExpCellFilter", ase.filters.ExpCellFilter)
 
 
 class PeerCalculator(Calculator):
@@ -104,7 +108,7 @@ class PeerCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, inner: Calculator, metadata: dict, **kwargs):
+    def __init__(self, inner: Calculator, metadata: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.inner = inner
         self.metadata = metadata
@@ -113,8 +117,14 @@ class PeerCalculator(Calculator):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.metadata['model']})"
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
+        assert self.atoms is not None  # Calculator.calculate stored a copy of the atoms
         unknown = sorted(set(self.atoms.get_chemical_symbols()) - set(self.elements))
         if unknown:
             raise ValueError(f"{self.metadata['name']} has no parameters for {unknown}")
@@ -136,6 +146,9 @@ class PeerCalculator(Calculator):
         }
 
 
+_Peer = TypeVar("_Peer", bound=PeerCalculator)
+
+
 class CHGNet030(PeerCalculator):
     """CHGNet 0.3.0 (see :func:`chgnet`)."""
 
@@ -152,7 +165,7 @@ class SevenNetMF0R2SCAN(PeerCalculator):
     """SevenNet-MF-0, r2SCAN modal (see :func:`sevennet_mf0_r2scan`)."""
 
 
-def _metadata(key: str, elements: list[str], **extra) -> dict:
+def _metadata(key: str, elements: list[str], **extra: Any) -> dict[str, Any]:
     info = dict(PEERS[key])
     info["version"] = importlib.metadata.version(info["package"])
     info["elements"] = elements
@@ -160,7 +173,7 @@ def _metadata(key: str, elements: list[str], **extra) -> dict:
     return info
 
 
-def _by_z(numbers) -> list[str]:
+def _by_z(numbers: Iterable[int]) -> list[str]:
     return [chemical_symbols[int(z)] for z in sorted(numbers)]
 
 
@@ -186,7 +199,7 @@ def chgnet(device: str = "cpu") -> CHGNet030:
     return CHGNet030(inner, meta)
 
 
-def _sevennet(key: str, cls, name: str, modal: str | None, device: str):
+def _sevennet(key: str, cls: type[_Peer], name: str, modal: str | None, device: str) -> _Peer:
     calc_mod = _import("sevenn.calculator", "sevenn")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no tensor-product accelerator" on CPU
@@ -226,7 +239,7 @@ FACTORIES = {
 }
 
 
-def metadata(name: str) -> dict:
+def metadata(name: str) -> dict[str, Any]:
     """The full metadata dict of a peer (builds the model once to read its elements)."""
     if name not in FACTORIES:
         raise KeyError(f"unknown peer {name!r}: one of {sorted(FACTORIES)}")

@@ -10,29 +10,32 @@ it, plus the maximum distance in A), volume error, and the energy per atom where
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
+from ase import Atoms
 
-from gfm_ase.validation.calculators import as_calculator, describe
+from gfm_ase.validation.calculators import CalculatorLike, as_calculator, describe
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 OPTIMIZERS = ("FIRE", "BFGS")
 
 
-def read_structures(paths) -> list:
+def read_structures(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Atoms]:
     """All frames of every file (ASE-readable); each gets ``info['name']`` (file[:frame]) unless it has one."""
     from ase.io import read
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out = []
-    for p in paths:
-        p = Path(p)
+    for path in paths:
+        p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"{p} does not exist")
         try:
-            frames = read(p, index=":")
+            frames = cast("list[Atoms]", read(p, index=":"))
         except Exception as exc:
             raise ValueError(f"cannot read {p} with ASE: {type(exc).__name__}: {exc}") from exc
         for i, a in enumerate(frames):
@@ -41,7 +44,7 @@ def read_structures(paths) -> list:
     return out
 
 
-def perturb(atoms, rattle: float, strain: float, rng: np.random.Generator):
+def perturb(atoms: Atoms, rattle: float, strain: float, rng: np.random.Generator) -> Atoms:
     """A copy with a random symmetric strain (|e_ij| <= strain, periodic only) and Gaussian displacements."""
     a = atoms.copy()
     a.calc = None
@@ -54,10 +57,17 @@ def perturb(atoms, rattle: float, strain: float, rng: np.random.Generator):
     return a
 
 
-def relax(atoms, calc, *, optimizer: str = "FIRE", fmax: float = 0.01, steps: int = 500, relax_cell: bool = True):
+def relax(
+    atoms: Atoms,
+    calc: CalculatorLike,
+    *,
+    optimizer: str = "FIRE",
+    fmax: float = 0.01,
+    steps: int = 500,
+    relax_cell: bool = True,
+) -> tuple[bool, int, float]:
     """Relax ``atoms`` (ase.Atoms) in place; returns (converged, steps taken, final max force in eV/A). For a
     pymatgen Structure or Molecule use :func:`gfm_ase.relax`, which returns the same type."""
-    from ase import Atoms
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS, FIRE
 
@@ -77,9 +87,9 @@ def relax(atoms, calc, *, optimizer: str = "FIRE", fmax: float = 0.01, steps: in
     return converged, int(opt.nsteps), fmax_final
 
 
-def compare_structures(relaxed, reference) -> dict:
+def compare_structures(relaxed: Atoms, reference: Atoms) -> dict[str, Any]:
     """StructureMatcher match / RMSD for periodic structures, Kabsch RMSD for molecules; volume error."""
-    out = {}
+    out: dict[str, Any] = {}
     if reference.pbc.all():
         from pymatgen.analysis.structure_matcher import StructureMatcher
         from pymatgen.io.ase import AseAtomsAdaptor
@@ -103,17 +113,17 @@ def compare_structures(relaxed, reference) -> dict:
     return out
 
 
-def _reference_energy(atoms) -> float | None:
+def _reference_energy(atoms: Atoms) -> float | None:
     res = getattr(atoms.calc, "results", None) or {}
     e = res.get("energy")
     return None if e is None else float(e)
 
 
 def run_relax(
-    calc,
-    references,
+    calc: CalculatorLike,
+    references: Iterable[Atoms],
     *,
-    initial=None,
+    initial: Sequence[Atoms] | None = None,
     rattle: float = 0.03,
     strain: float = 0.02,
     seed: int = 0,
@@ -131,7 +141,8 @@ def run_relax(
     if initial is not None and len(initial) != len(references):
         raise ValueError(f"{len(initial)} initial structures for {len(references)} references")
     rng = np.random.default_rng(seed)
-    rows, failed = {}, {}
+    rows: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     for i, ref in enumerate(references):
         name = str(ref.info.get("name", i))
         if name in rows or name in failed:
@@ -231,20 +242,20 @@ def run_relax(
     return result
 
 
-def _energy(calc, atoms) -> float:
+def _energy(calc: CalculatorLike, atoms: Atoms) -> float:
     a = atoms.copy()
     a.calc = calc
     return float(a.get_potential_energy())
 
 
-def _mean(rows, key, absolute=True):
+def _mean(rows: dict[str, dict[str, Any]], key: str, absolute: bool = True) -> float | None:
     vals = [r[key] for r in rows.values() if r.get(key) is not None]
     if not vals:
         return None
     return float(np.mean(np.abs(vals) if absolute else vals))
 
 
-def plot_relax(rows: dict, path: Path) -> str:
+def plot_relax(rows: dict[str, dict[str, Any]], path: Path) -> str:
     plt = pyplot()
     names = list(rows)
     fig, axes = plt.subplots(1, 2, figsize=(max(6, 0.5 * len(names) + 3), 3.2))

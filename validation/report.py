@@ -26,20 +26,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from gfm_ase.validation.calculators import describe, make_calculator
+from ase.calculators.calculator import BaseCalculator
+
+from gfm_ase.validation.calculators import CalculatorLike, describe, make_calculator
 from gfm_ase.validation.output import SuiteResult, jsonable, shift_headers
 from gfm_ase.validation.suites import SUITES as SUITE_REGISTRY
 
 
-def run_suite(suite: str, calc, options: dict, base: Path, outdir: Path) -> SuiteResult:
+def run_suite(suite: str, calc: CalculatorLike, options: dict[str, Any], base: Path, outdir: Path) -> SuiteResult:
     """One suite from a YAML entry (``options`` without the ``suite``/``name`` keys)."""
     if suite not in SUITE_REGISTRY:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITE_REGISTRY)}")
     return SUITE_REGISTRY[suite].run_yaml(calc, dict(options), base, outdir)
 
 
-def _calculator_from_config(spec):
+def _calculator_from_config(spec: str | dict[str, Any] | None) -> BaseCalculator:
     if spec is None:
         raise ValueError("no calculator: give one in the YAML ('calculator:') or on the command line")
     if isinstance(spec, str):
@@ -53,7 +56,7 @@ def _calculator_from_config(spec):
     raise ValueError(f"calculator must be a name ('emt', 'module:factory') or {{model: ..., head: ...}}, got {spec!r}")
 
 
-def load_config(path: str | os.PathLike) -> dict:
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
@@ -81,8 +84,8 @@ def load_config(path: str | os.PathLike) -> dict:
 
 
 def run_report(
-    config: str | os.PathLike | dict,
-    calc=None,
+    config: str | os.PathLike | dict[str, Any],
+    calc: CalculatorLike | None = None,
     outdir: str | os.PathLike = "validation_report",
     base: str | os.PathLike | None = None,
 ) -> SuiteResult:

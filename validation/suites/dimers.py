@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from pathlib import Path
 
-def add_arguments(s) -> None:
+    from ase.calculators.calculator import BaseCalculator
+
+    from gfm_ase.calculator import GFMCalculator
+    from gfm_ase.validation.calculators import CalculatorLike
+    from gfm_ase.validation.output import SuiteResult
+
+
+def add_arguments(s: argparse.ArgumentParser) -> None:
     from gfm_ase.cli.options import positive
 
     s.add_argument(
@@ -31,7 +44,7 @@ def add_arguments(s) -> None:
     )
 
 
-def run_args(args, calculator):
+def run_args(args: argparse.Namespace, calculator: Callable[[], BaseCalculator]) -> SuiteResult:
     from gfm_ase.validation.dimers import run_dimers
 
     calc = calculator()
@@ -40,13 +53,14 @@ def run_args(args, calculator):
             raise ValueError("--min-distance-factor only applies to a gfm-ase --model")
         from gfm_ase.graph.sanity import SanityCheck
 
-        calc.sanity = SanityCheck(args.min_distance_factor, cutoff=calc.model.cutoff)
+        gfm = cast("GFMCalculator", calc)  # a calculator with a geometry check is a gfm-ase one
+        gfm.sanity = SanityCheck(args.min_distance_factor, cutoff=gfm.model.cutoff)
     return run_dimers(
         calc, args.elements, f_min=args.f_min, f_max=args.f_max, step=args.step, f_wall=args.f_wall, outdir=args.outdir
     )
 
 
-def run_yaml(calc, opts, base, outdir):
+def run_yaml(calc: CalculatorLike, opts: dict[str, Any], base: Path, outdir: Path) -> SuiteResult:
     from gfm_ase.validation.dimers import run_dimers
 
     elements = opts.pop("elements", None)

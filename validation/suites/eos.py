@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from pathlib import Path
 
-def add_arguments(s) -> None:
+    from ase.calculators.calculator import BaseCalculator
+
+    from gfm_ase.validation.calculators import CalculatorLike
+    from gfm_ase.validation.output import SuiteResult
+
+
+def add_arguments(s: argparse.ArgumentParser) -> None:
     from gfm_ase.cli.options import positive
 
     s.add_argument(
@@ -18,13 +30,13 @@ def add_arguments(s) -> None:
     s.add_argument("--points", type=positive(int), default=7, help="volumes per element over 0.94-1.06 V0")
 
 
-def run_args(args, calculator):
+def run_args(args: argparse.Namespace, calculator: Callable[[], BaseCalculator]) -> SuiteResult:
     from gfm_ase.validation.eos import run_eos
 
     return run_eos(calculator(), args.elements, reference=args.reference, n_points=args.points, outdir=args.outdir)
 
 
-def run_yaml(calc, opts, base, outdir):
+def run_yaml(calc: CalculatorLike, opts: dict[str, Any], base: Path, outdir: Path) -> SuiteResult:
     from gfm_ase.validation.eos import run_eos
 
     elements = opts.pop("elements", None)

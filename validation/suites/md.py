@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from pathlib import Path
 
-def add_arguments(s) -> None:
+    from ase.calculators.calculator import BaseCalculator
+
+    from gfm_ase.validation.calculators import CalculatorLike
+    from gfm_ase.validation.output import SuiteResult
+
+
+def add_arguments(s: argparse.ArgumentParser) -> None:
     from gfm_ase.cli.options import positive
 
     src = s.add_mutually_exclusive_group(required=True)
@@ -30,7 +42,7 @@ def add_arguments(s) -> None:
     )
 
 
-def run_args(args, calculator):
+def run_args(args: argparse.Namespace, calculator: Callable[[], BaseCalculator]) -> SuiteResult:
     from gfm_ase.validation.md import run_md, starting_structure
 
     atoms = starting_structure(structure=args.structure, bulk=args.bulk, repeat=args.repeat)
@@ -48,7 +60,7 @@ def run_args(args, calculator):
     )
 
 
-def run_yaml(calc, opts, base, outdir):
+def run_yaml(calc: CalculatorLike, opts: dict[str, Any], base: Path, outdir: Path) -> SuiteResult:
     from gfm_ase.validation.md import run_md, starting_structure
 
     structure = opts.pop("structure", None)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
 
-def add_arguments(s) -> None:
+    from ase.calculators.calculator import BaseCalculator
+
+    from gfm_ase.validation.calculators import CalculatorLike
+    from gfm_ase.validation.output import SuiteResult
+
+
+def add_arguments(s: argparse.ArgumentParser) -> None:
     from gfm_ase.cli.options import positive
 
     s.add_argument(
@@ -44,7 +56,7 @@ def add_arguments(s) -> None:
     s.add_argument("--fmax", type=positive(float), default=1e-3, help="relax-first force threshold (eV/A)")
 
 
-def _mesh(values):
+def _mesh(values: Sequence[float]) -> float | list[int]:
     if len(values) == 1:
         return float(values[0])
     if len(values) == 3 and all(float(v).is_integer() for v in values):
@@ -52,7 +64,7 @@ def _mesh(values):
     raise ValueError("--mesh takes three integers or one length")
 
 
-def run_args(args, calculator):
+def run_args(args: argparse.Namespace, calculator: Callable[[], BaseCalculator]) -> SuiteResult:
     from gfm_ase.validation.phonons import load_references, run_phonons
 
     if args.supercell is not None and len(args.supercell) not in (3, 9):
@@ -77,7 +89,7 @@ def run_args(args, calculator):
     )
 
 
-def run_yaml(calc, opts, base, outdir):
+def run_yaml(calc: CalculatorLike, opts: dict[str, Any], base: Path, outdir: Path) -> SuiteResult:
     from gfm_ase.validation.phonons import load_references, run_phonons
 
     if "reference" not in opts:
@@ -108,7 +120,7 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
         vals = {n: per[n].get(s, {}).get("band_mae_THz") for n in names}
         ok = {n: v for n, v in vals.items() if v is not None}
         if len(ok) == len(names):
-            wins[min(ok, key=ok.get)] += 1
+            wins[min(ok, key=lambda n: ok[n])] += 1
         lines.append(
             f"| {s} | "
             + " | ".join(

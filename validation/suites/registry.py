@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from gfm_ase.validation.output import SuiteResult
 
@@ -75,7 +75,15 @@ def register_suite(suite: Suite) -> Suite:
     return suite
 
 
-def resolve_path(base: Path, value):
+@overload
+def resolve_path(base: Path, value: list[Any] | tuple[Any, ...]) -> list[str]: ...
+
+
+@overload
+def resolve_path(base: Path, value: str | os.PathLike) -> str: ...
+
+
+def resolve_path(base: Path, value: str | os.PathLike | list[Any] | tuple[Any, ...]) -> str | list[str]:
     """A path (or list of paths) of a YAML entry: ``~`` expanded, relative ones taken from ``base``."""
     if isinstance(value, (list, tuple)):
         return [resolve_path(base, v) for v in value]

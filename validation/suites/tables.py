@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def fmt(x, nd=1) -> str:
+def fmt(x: float | None, nd: int = 1) -> str:
     """A number with ``nd`` decimals; ``-`` for a missing or non-finite one."""
     return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{nd}f}"
 
