@@ -8,10 +8,14 @@
 strategies, the output layout, how held-out data is found, and the zoo's results.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from gfm_ase.finetune_zoo.config import STRATEGIES, FinetuneConfig
 
 
-def __getattr__(name):  # keep `import finetune_zoo` light (no torch until needed)
+def __getattr__(name: str) -> Any:  # keep `import finetune_zoo` light (no torch until needed)
     if name in ("finetune", "FinetuneError"):
         import importlib
 

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from gfm_ase.config import StrictModel
-from gfm_ase.pretraining.config import AdamWSpec, EMASpec, HeadSpec, LossSpec, OptimSpec
+from gfm_ase.config import HeadSpec, StrictModel
+from gfm_ase.pretraining.config import AdamWSpec, EMASpec, LossSpec, OptimSpec
 
 STRATEGIES = ("frozen", "full", "continue", "replay")
 
@@ -32,13 +32,15 @@ class FinetuneHeadSpec(HeadSpec):
     and ``hidden`` apply to a new head; an existing head (continue, replay) keeps its own. ``head: NAME`` is short for
     ``head: {name: NAME}``."""
 
-    hidden: list[int] | None = Field(
+    # widens HeadSpec's list[int] by None (a new head sized as the model's first head): finetuning._target_head
+    # resolves None before a head is built, and no code reads this spec's hidden as a HeadSpec's
+    hidden: list[int] | None = Field(  # type: ignore[assignment]  # None is allowed here, not in HeadSpec
         None, description="hidden sizes of a new head's MLP (None: as the model's first head)"
     )
 
     @field_validator("hidden")
     @classmethod
-    def _hidden(cls, v):
+    def _hidden(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and (not v or min(v) < 1):
             raise ValueError(f"hidden must be a non-empty list of positive sizes, got {v}")
         return v

@@ -11,12 +11,24 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 from ase.data import chemical_symbols
 
 from gfm_ase.pretraining.data import CachedGraphs, DatasetSplits
+
+if TYPE_CHECKING:
+    from gfm_ase.data import Store
+    from gfm_ase.graph import AtomicGraph
+
+
+class Graphs(Protocol):
+    """A map-style collection of graphs: a GraphDataset, CachedGraphs, a :func:`capped` subset, a list."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, k: int) -> AtomicGraph: ...
 
 
 @dataclass
@@ -24,9 +36,9 @@ class Selection:
     """A store (file or shard folder) and the indices to use (None: all)."""
 
     path: str | Path
-    indices: Sequence[int] | None = None
+    indices: Sequence[int] | np.ndarray | None = None
 
-    def resolved(self, store) -> np.ndarray:
+    def resolved(self, store: Store) -> np.ndarray:
         if self.indices is None:
             return np.arange(len(store), dtype=np.int64)
         idx = np.asarray(self.indices, dtype=np.int64).reshape(-1)
@@ -38,18 +50,18 @@ class Selection:
 class _Subset:
     """A fixed subset of a map-style dataset."""
 
-    def __init__(self, base, positions: np.ndarray):
+    def __init__(self, base: Graphs, positions: np.ndarray) -> None:
         self.base = base
         self.positions = np.asarray(positions, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.positions)
 
-    def __getitem__(self, k: int):
+    def __getitem__(self, k: int) -> AtomicGraph:
         return self.base[int(self.positions[k])]
 
 
-def capped(graphs, cap: int | None, seed: int):
+def capped(graphs: Graphs, cap: int | None, seed: int) -> Graphs:
     """At most ``cap`` graphs of ``graphs`` (a seeded subset, in index order); all when cap is None."""
     n = len(graphs)
     if cap is None or n <= cap:
@@ -76,10 +88,10 @@ def _sha(idx: np.ndarray) -> str:
 class StoreCache:
     """Opens each store once."""
 
-    def __init__(self):
-        self._stores: dict[str, object] = {}
+    def __init__(self) -> None:
+        self._stores: dict[str, Store] = {}
 
-    def get(self, path):
+    def get(self, path: str | Path) -> Store:
         from gfm_ase.data import Store
 
         key = str(Path(path).resolve())
@@ -90,7 +102,16 @@ class StoreCache:
         return self._stores[key]
 
 
-def elements_of(store, indices) -> list[str]:
+def cached_graphs(store: Store, cutoff: float, indices: np.ndarray, max_neighbors: int | None) -> Graphs:
+    """The radius graphs of the structures ``indices`` of ``store``, each built once."""
+    from gfm_ase.data import GraphDataset
+
+    # GraphDataset takes any integer array (np.asarray inside) but annotates indices as Sequence[int]
+    gd = GraphDataset(store, cutoff, indices=indices, max_neighbors=max_neighbors)  # type: ignore[arg-type]
+    return CachedGraphs(gd)
+
+
+def elements_of(store: Store, indices: Sequence[int] | np.ndarray) -> list[str]:
     if len(indices) == 0:
         return []
     zs, counts = store.composition(np.asarray(indices, dtype=np.int64))
@@ -114,8 +135,6 @@ def task_datasets(
     stores: StoreCache | None = None,
 ) -> DatasetSplits:
     """The task as one :class:`DatasetSplits` for head ``head``; its ``provenance`` goes into the head metadata."""
-    from gfm_ase.data import GraphDataset
-
     stores = stores or StoreCache()
     tr_store = stores.get(train.path)
     tr_idx = train.resolved(tr_store)
@@ -135,16 +154,16 @@ def task_datasets(
         raise ValueError(f"task {name!r}: the training selection is empty")
     va_store = stores.get(val.path)
     va_idx = val.resolved(va_store)
-    graphs = {"train": CachedGraphs(GraphDataset(tr_store, cutoff, indices=tr_idx, max_neighbors=max_neighbors))}
-    va = CachedGraphs(GraphDataset(va_store, cutoff, indices=va_idx, max_neighbors=max_neighbors))
+    graphs: dict[str, Graphs] = {"train": cached_graphs(tr_store, cutoff, tr_idx, max_neighbors)}
+    va = cached_graphs(va_store, cutoff, va_idx, max_neighbors)
     graphs["val"] = capped(va, eval_max_structures, split_seed)
     if test is not None:
         te_store = stores.get(test.path)
         te_idx = test.resolved(te_store)
-        te = CachedGraphs(GraphDataset(te_store, cutoff, indices=te_idx, max_neighbors=max_neighbors))
+        te = cached_graphs(te_store, cutoff, te_idx, max_neighbors)
         graphs["test"] = capped(te, eval_max_structures, split_seed + 1)
     else:
-        te_store, te_idx = None, np.zeros(0, dtype=np.int64)
+        te_idx = np.zeros(0, dtype=np.int64)
         graphs["test"] = []
     attrs = {k: v for k, v in tr_store.attrs.items() if isinstance(v, (str, int, float, bool))}
     prov = {
@@ -160,7 +179,7 @@ def task_datasets(
         "train_indices_sha256": _sha(tr_idx),
         "val": {"path": str(Path(val.path).resolve()), "indices": va_idx.tolist() if len(va_idx) <= 5000 else None},
         "test": None
-        if te_store is None
+        if test is None
         else {"path": str(Path(test.path).resolve()), "indices": te_idx.tolist() if len(te_idx) <= 5000 else None},
         "label_counts": tr_store.label_counts(),
     }

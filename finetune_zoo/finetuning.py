@@ -16,6 +16,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any, Callable, Sequence, overload
 
 import numpy as np
 import torch
@@ -24,11 +25,12 @@ from ase.data import atomic_numbers, chemical_symbols
 from gfm_ase.finetune_zoo.config import FinetuneConfig
 from gfm_ase.finetune_zoo.data import Selection, StoreCache, capped, task_datasets
 from gfm_ase.finetune_zoo.forgetting import ForgettingReport
-from gfm_ase.finetune_zoo.heldout import find_head_data
+from gfm_ase.finetune_zoo.heldout import HeadData, find_head_data
 from gfm_ase.finetune_zoo.strategies import FinetuneTrainer, make_plan
 from gfm_ase.checkpoint import load_model, read_model_json
 from gfm_ase.fileio import atomic_write_bytes
-from gfm_ase.config import HeadConfig, ModelConfig
+from gfm_ase.config import HeadConfig, ModelConfig, TrunkConfig
+from gfm_ase.model.gfm import GFMModel
 from gfm_ase.model.precision import parameter_dtype
 from gfm_ase.pretraining.config import (
     CheckpointSpec,
@@ -51,8 +53,8 @@ class FinetuneError(ValueError):
     """A fine-tuning request that cannot run as asked (message says why and what to do)."""
 
 
-def machine_info() -> dict:
-    info = {
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -73,7 +75,15 @@ def machine_info() -> dict:
     return info
 
 
-def _as_selection(x) -> Selection | None:
+@overload
+def _as_selection(x: None) -> None: ...
+
+
+@overload
+def _as_selection(x: str | os.PathLike[str] | Selection) -> Selection: ...
+
+
+def _as_selection(x: str | os.PathLike[str] | Selection | None) -> Selection | None:
     if x is None or isinstance(x, Selection):
         return x
     return Selection(x)
@@ -101,7 +111,9 @@ def _fit_new_references(ds: DatasetSplits, known: dict[str, float], new: list[st
     return {e: float(c) for e, c in zip(new, coef)}, ""
 
 
-def _target_head(cfg: FinetuneConfig, base, ds: DatasetSplits, fresh: bool) -> tuple[HeadConfig, list[str], str]:
+def _target_head(
+    cfg: FinetuneConfig, base: GFMModel, ds: DatasetSplits, fresh: bool
+) -> tuple[HeadConfig, list[str], str]:
     """The config of the head that trains: a new head with constants fitted on the task's training split
     (``fresh``), or the existing head with references added for the elements it has not seen.
     Returns (config, elements new to the head, note)."""
@@ -139,13 +151,13 @@ def _target_head(cfg: FinetuneConfig, base, ds: DatasetSplits, fresh: bool) -> t
 def _run_config(
     cfg: FinetuneConfig,
     model_name: str,
-    trunk,
+    trunk: TrunkConfig,
     datasets: list[DatasetSplits],
     weights: list[float],
     hidden: list[int],
     lr: float,
 ) -> PretrainConfig:
-    heads = []
+    heads: list[HeadSpec] = []
     for d in datasets:
         if d.head not in [h.name for h in heads]:
             heads.append(HeadSpec(name=d.head, hidden=hidden))
@@ -176,7 +188,7 @@ def _run_config(
     )
 
 
-def _rows(summary: dict, split: str, dataset: str) -> dict:
+def _rows(summary: dict[str, Any], split: str, dataset: str) -> dict[str, Any]:
     for r in summary.get(split, []):
         if r["kind"] == "dataset" and r["name"] == dataset:
             return {k: v for k, v in r.items() if k not in STRIP}
@@ -184,20 +196,20 @@ def _rows(summary: dict, split: str, dataset: str) -> dict:
 
 
 def finetune(
-    model,
-    train,
+    model: str | os.PathLike[str],
+    train: str | os.PathLike[str] | Selection,
     *,
-    outdir,
+    outdir: str | os.PathLike[str],
     config: FinetuneConfig,
-    val=None,
-    test=None,
+    val: str | os.PathLike[str] | Selection | None = None,
+    test: str | os.PathLike[str] | Selection | None = None,
     task_name: str | None = None,
     n_train: int | None = None,
-    replay_config=None,
-    data_dirs=(),
+    replay_config: str | Path | None = None,
+    data_dirs: Sequence[str | Path] = (),
     command: str | None = None,
-    log=print,
-) -> dict:
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Fine-tune ``model`` (name, directory or URL) on ``train`` (a store path or :class:`Selection`); see the
     module documentation for what OUTDIR receives. Returns the metrics dict written to OUTDIR/metrics.json."""
     from gfm_ase.runtime import resolve_device
@@ -252,7 +264,7 @@ def finetune(
         notes.append(f"elements {unseen} were never seen by the pretrained trunk (no head was trained on them)")
 
     # the other heads' pretraining data: replay and the forgetting report
-    head_data = {}
+    head_data: dict[str, HeadData] = {}
     if cfg.forgetting_report or strategy == "replay":
         head_data = find_head_data(
             doc,
@@ -290,7 +302,7 @@ def finetune(
     t_forget_before = time.perf_counter() - t0
 
     datasets, weights = [ds], [1.0]
-    replay_heads = []
+    replay_heads: list[str] = []
     if strategy == "replay":
         replay = [(h, d) for h, hd in head_data.items() if hd.ok for d in hd.datasets if len(d.train)]
         if not replay:
@@ -477,17 +489,17 @@ def finetune(
     return metrics
 
 
-def _fmt(v, nd=1) -> str:
+def _fmt(v: float | None, nd: int = 1) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
-def headline_split(m: dict) -> str:
+def headline_split(m: dict[str, Any]) -> str:
     """'test' when the task has test data, else 'val'."""
     t = m["finetuned"]["test"] or {}
     return "test" if any(t.get(k) is not None for k in ("energy_mae_meV_atom", "forces_mae_meV_A")) else "val"
 
 
-def summary_line(m: dict) -> str:
+def summary_line(m: dict[str, Any]) -> str:
     which = headline_split(m)
     ft = m["finetuned"][which]
     s = (

@@ -8,12 +8,17 @@ effect of fine-tuning alone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 
 from gfm_ase.finetune_zoo.data import capped
 from gfm_ase.finetune_zoo.heldout import HeadData
 from gfm_ase.pretraining import metrics as M
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
 
 KEYS = ("energy_mae_meV_atom", "forces_mae_meV_A", "stress_mae_meV_A3")
 
@@ -28,14 +33,14 @@ class ForgettingReport:
         seed: int = 0,
         batch_size: int = 16,
         precision: str = "float32",
-    ):
+    ) -> None:
         self.head_data = head_data
         self.max_structures = max_structures
         self.seed = seed
         self.batch_size = batch_size
         self.precision = precision
-        self.before: dict[str, dict] = {}
-        self.after: dict[str, dict] = {}
+        self.before: dict[str, dict[str, Any]] = {}
+        self.after: dict[str, dict[str, Any]] = {}
         # the test split; a dataset pretrained without one (e.g. a 0.9/0.1/0 split) is evaluated on its validation
         # split, which was not trained on either (the report says which split was used)
         self.splits = {
@@ -48,7 +53,7 @@ class ForgettingReport:
         }
 
     @torch.no_grad()
-    def evaluate(self, model, device=None) -> dict[str, dict]:
+    def evaluate(self, model: GFMModel, device: torch.device | str | None = None) -> dict[str, dict[str, Any]]:
         """{head: {"head": metrics, "datasets": {name: metrics}}} for every available head."""
         p = next(model.parameters())
         device = device or p.device
@@ -58,12 +63,12 @@ class ForgettingReport:
             q.requires_grad_(False)
         was_training = model.training
         model.eval()
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         try:
             for h, graphs in self._graphs.items():
                 local = model.head_index(h)
                 total = torch.zeros(M.WIDTH, dtype=torch.float64)
-                per = {}
+                per: dict[str, dict[str, Any]] = {}
                 for ds, g in zip(self.head_data[h].datasets, graphs):
                     with torch.enable_grad():  # forces and stress are gradients
                         acc = M.evaluate_graphs(
@@ -86,21 +91,21 @@ class ForgettingReport:
             model.train(was_training)
         return out
 
-    def evaluate_before(self, model, device=None) -> None:
+    def evaluate_before(self, model: GFMModel, device: torch.device | str | None = None) -> None:
         self.before = self.evaluate(model, device)
 
-    def evaluate_after(self, model, device=None) -> None:
+    def evaluate_after(self, model: GFMModel, device: torch.device | str | None = None) -> None:
         self.after = self.evaluate(model, device)
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, dict[str, Any]]:
         """JSON-able report: per head status, source, before/after/delta (meV units) per head and dataset."""
-        rep = {}
+        rep: dict[str, dict[str, Any]] = {}
         for h, hd in self.head_data.items():
             if not hd.ok:
                 rep[h] = {"status": "unavailable", "reason": hd.reason or "no data", "source": hd.source}
                 continue
             b, a = self.before.get(h), self.after.get(h)
-            entry = {
+            entry: dict[str, Any] = {
                 "status": "ok",
                 "source": hd.source,
                 "datasets": [d.name for d in hd.datasets],

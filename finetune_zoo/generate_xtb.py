@@ -28,8 +28,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 METHODS = ("GFN1-xTB", "GFN2-xTB")
 MAX_FORCE = 50.0  # eV/A: the distortions here (<= 4 % strain, <= 0.08 A rattles) give < 15 eV/A in sane labels
@@ -46,7 +50,7 @@ def closed_shell_g2() -> list[str]:
     ]
 
 
-def _clash(atoms, factor: float = 0.6) -> bool:
+def _clash(atoms: Atoms, factor: float = 0.6) -> bool:
     from ase.data import covalent_radii
 
     if len(atoms) < 2:
@@ -58,8 +62,13 @@ def _clash(atoms, factor: float = 0.6) -> bool:
 
 
 def generate(
-    out, method: str = "GFN1-xTB", seed: int = 0, per_molecule: int = 3, max_molecules: int | None = None, log=print
-) -> dict:
+    out: str | Path,
+    method: str = "GFN1-xTB",
+    seed: int = 0,
+    per_molecule: int = 3,
+    max_molecules: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, int]:
     """Write the store ``out`` (atomic); returns counts."""
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -114,7 +123,7 @@ def generate(
     return {"structures": n_ok, "molecules": len(names), "failed": n_fail}
 
 
-CRYSTALS = {  # name: (ase.build.bulk arguments, repeat)
+CRYSTALS: dict[str, tuple[dict[str, Any], tuple[int, int, int]]] = {  # name: (ase.build.bulk arguments, repeat)
     "NaCl-rocksalt": (dict(name="NaCl", crystalstructure="rocksalt", a=5.64, cubic=True), (1, 1, 1)),
     "MgO-rocksalt": (dict(name="MgO", crystalstructure="rocksalt", a=4.21, cubic=True), (1, 1, 1)),
     "LiF-rocksalt": (dict(name="LiF", crystalstructure="rocksalt", a=4.03, cubic=True), (1, 1, 1)),
@@ -130,7 +139,13 @@ CRYSTALS = {  # name: (ase.build.bulk arguments, repeat)
 }
 
 
-def generate_crystals(out, method: str = "GFN2-xTB", seed: int = 0, per_prototype: int = 10, log=print) -> dict:
+def generate_crystals(
+    out: str | Path,
+    method: str = "GFN2-xTB",
+    seed: int = 0,
+    per_prototype: int = 10,
+    log: Callable[[str], None] = print,
+) -> dict[str, int]:
     """Write the crystal store ``out`` (atomic); returns counts."""
     from ase.build import bulk
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -188,14 +203,14 @@ def generate_crystals(out, method: str = "GFN2-xTB", seed: int = 0, per_prototyp
     return {"structures": n_ok, "prototypes": len(CRYSTALS), "failed": n_fail, "unphysical": n_bad}
 
 
-def sane_labels(e_atom: float, forces, seen: list[float]) -> bool:
+def sane_labels(e_atom: float, forces: np.ndarray, seen: list[float]) -> bool:
     """False for labels no small distortion of a crystal can give (a collapsed SCF state)."""
     if not np.isfinite(e_atom) or not np.isfinite(forces).all() or np.abs(forces).max() > MAX_FORCE:
         return False
     return not seen or abs(e_atom - float(np.median(seen))) <= MAX_DEV
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--out", required=True)
     p.add_argument(

@@ -22,11 +22,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
+from gfm_ase.config import HeadConfig
+from gfm_ase.finetune_zoo.data import cached_graphs
 from gfm_ase.pretraining.config import ConfigError, DatasetSpec, PretrainConfig, config_from_dict, load_config
-from gfm_ase.pretraining.data import CachedGraphs, DatasetSplits, open_datasets
+from gfm_ase.pretraining.data import DatasetSplits, open_datasets
+
+DataDirs = Sequence[str | Path]  # folders searched for a store by its file name
 
 
 @dataclass
@@ -43,7 +48,7 @@ class HeadData:
         return bool(self.datasets) and not self.reason
 
 
-def _locate(path: Path, data_dirs) -> Path | None:
+def _locate(path: Path, data_dirs: DataDirs) -> Path | None:
     if path.exists():
         return path
     for d in data_dirs:
@@ -53,19 +58,26 @@ def _locate(path: Path, data_dirs) -> Path | None:
     return None
 
 
-def _where(data_dirs) -> str:
+def _where(data_dirs: DataDirs) -> str:
     """The data folders as searched (absolute), for messages."""
     return ", ".join(str(Path(d).resolve()) for d in data_dirs)
 
 
-def _recorded(head_cfg, name: str) -> dict | None:
+def _recorded(head_cfg: HeadConfig, name: str) -> dict[str, Any] | None:
     for d in head_cfg.datasets:
         if d.get("name") == name:
             return d
     return None
 
 
-def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors, source) -> HeadData | None:
+def _from_config(
+    cfg: PretrainConfig,
+    head_cfg: HeadConfig,
+    data_dirs: DataDirs,
+    cutoff: float,
+    max_neighbors: int | None,
+    source: str,
+) -> HeadData | None:
     specs = [d for d in cfg.datasets if d.head == head_cfg.name]
     if not specs:
         return None
@@ -87,7 +99,7 @@ def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors
         for name in spec.exclude_covered_by:
             cov = by_name.get(name)
             cov_path = None if cov is None else _locate(cfg.dataset_path(cov), data_dirs)
-            if cov_path is None:
+            if cov is None or cov_path is None:
                 out.reason = (
                     f"dataset {spec.name!r} excludes structures covered by dataset {name!r}, whose store "
                     f"is not found" + (f" in {_where(data_dirs)}" if data_dirs else "")
@@ -131,9 +143,9 @@ def _from_config(cfg: PretrainConfig, head_cfg, data_dirs, cutoff, max_neighbors
     return out
 
 
-def _from_metadata(head_cfg, data_dirs, cutoff, max_neighbors) -> HeadData:
+def _from_metadata(head_cfg: HeadConfig, data_dirs: DataDirs, cutoff: float, max_neighbors: int | None) -> HeadData:
     """Source 3: the head's metadata."""
-    from gfm_ase.data import GraphDataset, Store
+    from gfm_ase.data import Store
 
     out = HeadData(head_cfg.name, source="head metadata")
     if not head_cfg.datasets:
@@ -159,11 +171,7 @@ def _from_metadata(head_cfg, data_dirs, cutoff, max_neighbors) -> HeadData:
             if len(tr_store) != rec.get("n_structures", len(tr_store)):
                 out.reason = f"dataset {name!r}: {train_found} is not the store the head was trained on"
                 return out
-            test = CachedGraphs(
-                GraphDataset(
-                    store, cutoff, indices=np.asarray(held["indices"], dtype=np.int64), max_neighbors=max_neighbors
-                )
-            )
+            test = cached_graphs(store, cutoff, np.asarray(held["indices"], dtype=np.int64), max_neighbors)
             out.datasets.append(
                 DatasetSplits(name=name, head=head_cfg.name, train=[], val=[], test=test, provenance=rec, store=store)
             )
@@ -189,16 +197,16 @@ def _from_metadata(head_cfg, data_dirs, cutoff, max_neighbors) -> HeadData:
 
 
 def find_head_data(
-    model_doc: dict,
-    heads: list,
+    model_doc: dict[str, Any],
+    heads: list[HeadConfig],
     *,
     replay_config: str | Path | None = None,
-    data_dirs=(),
+    data_dirs: DataDirs = (),
     cutoff: float,
     max_neighbors: int | None = None,
 ) -> dict[str, HeadData]:
     """{head: HeadData} for the given head configs of a model whose model.json is ``model_doc``."""
-    configs = []
+    configs: list[tuple[PretrainConfig, str]] = []
     if replay_config is not None:
         try:
             configs.append((load_config(replay_config), f"--replay-config {replay_config}"))
@@ -215,9 +223,9 @@ def find_head_data(
             )
         except ConfigError:
             pass  # an unreadable recorded config: fall back to the head metadata
-    out = {}
+    out: dict[str, HeadData] = {}
     for h in heads:
-        got = None
+        got: HeadData | None = None
         for cfg, source in configs:
             got = _from_config(cfg, h, data_dirs, cutoff, max_neighbors, source)
             if got is not None:

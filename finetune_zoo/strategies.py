@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 import torch
+from torch import nn
 
 from gfm_ase.config import ModelConfig
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.pretraining.trainer import Trainer
+
+if TYPE_CHECKING:
+    from gfm_ase.finetune_zoo.forgetting import ForgettingReport
+    from gfm_ase.model.heads import EnergyHead
+    from gfm_ase.pretraining.config import PretrainConfig
+    from gfm_ase.pretraining.data import DatasetSplits
+
+EMBEDDING = "trunk.embedding.weight"  # the trunk's element embedding table [Z, F]
 
 
 @dataclass
@@ -37,7 +48,7 @@ class Plan:
             return name.split(".")[1] in self.train_heads
         if self.train_trunk:
             return True
-        return bool(self.embedding_rows) and name == "trunk.embedding.weight"
+        return bool(self.embedding_rows) and name == EMBEDDING
 
 
 def make_plan(
@@ -48,7 +59,7 @@ def make_plan(
     trunk_lr_factor: float,
     unseen_numbers: list[int],
     train_new_element_embeddings: bool,
-    pretrained_heads: list[str] = (),
+    pretrained_heads: Sequence[str] = (),
 ) -> Plan:
     plan = _make_plan(
         strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers, train_new_element_embeddings
@@ -58,7 +69,13 @@ def make_plan(
 
 
 def _make_plan(
-    strategy, target, new_head, replay_heads, trunk_lr_factor, unseen_numbers, train_new_element_embeddings
+    strategy: str,
+    target: str,
+    new_head: bool,
+    replay_heads: list[str],
+    trunk_lr_factor: float,
+    unseen_numbers: list[int],
+    train_new_element_embeddings: bool,
 ) -> Plan:
     if strategy == "frozen":
         rows = sorted(unseen_numbers) if train_new_element_embeddings else []
@@ -77,9 +94,9 @@ def _make_plan(
 
 
 @torch.no_grad()
-def _zero_last_layer(head) -> None:
+def _zero_last_layer(head: EnergyHead) -> None:
     """A new head starts at its fitted baseline (reference energies + shift): output layer weights and bias 0."""
-    last = head.mlp[-1]
+    last = cast(nn.Linear, head.mlp[-1])  # EnergyHead's MLP ends in its output Linear
     last.weight.zero_()
     last.bias.zero_()
 
@@ -96,19 +113,19 @@ class FinetuneTrainer(Trainer):
 
     def __init__(
         self,
-        cfg,
-        outdir,
+        cfg: PretrainConfig,
+        outdir: str | Path,
         *,
         base_model: GFMModel | None,
         model_config: ModelConfig,
         plan: Plan,
-        datasets,
-        forgetting=None,
-        extra: dict | None = None,
-        target_metrics: dict | None = None,
+        datasets: list[DatasetSplits],
+        forgetting: ForgettingReport | None = None,
+        extra: dict[str, Any] | None = None,
+        target_metrics: dict[str, Any] | None = None,
         zero_init_head: bool = False,
         resume: bool = False,
-    ):
+    ) -> None:
         self.zero_init_head = zero_init_head
         self._base_model = base_model
         self._model_config = model_config
@@ -136,14 +153,14 @@ class FinetuneTrainer(Trainer):
         if self._base_model is None:
             model = GFMModel(self._model_config)
             if self.zero_init_head:
-                _zero_last_layer(model.heads[self.plan.target])
+                _zero_last_layer(model.head_module(self.plan.target))
             return model
         model = copy.deepcopy(self._base_model)  # the trainer moves it to the training device and dtype
         target = self._model_config.head(self.plan.target)
         if self.plan.new_head:
             model.add_head(target)  # random MLP from the seeded torch RNG
             if self.zero_init_head:
-                _zero_last_layer(model.heads[self.plan.target])
+                _zero_last_layer(model.head_module(self.plan.target))
         else:
             model.update_head_config(target)  # continued head: references for new elements
         if model.config != self._model_config:
@@ -154,17 +171,17 @@ class FinetuneTrainer(Trainer):
         for n, p in model.named_parameters():
             p.requires_grad_(self.plan.trainable(n))
         if not self.plan.train_trunk and self.plan.embedding_rows:
-            emb = model.trunk.embedding.weight
+            emb = model.get_parameter(EMBEDDING)
             mask = torch.zeros(emb.shape[0], 1, dtype=emb.dtype)
             mask[self.plan.embedding_rows] = 1.0
-            self.gradient_masks["trunk.embedding.weight"] = mask
+            self.gradient_masks[EMBEDDING] = mask
 
     def _mixed_embedding(self) -> bool:
         """Trunk at a reduced LR with new elements: the embedding trains at the head LR, its old rows rescaled."""
         return self.plan.train_trunk and bool(self.plan.new_rows) and self.plan.trunk_lr_scale != 1.0
 
     def param_groups(self) -> list[dict]:
-        groups: dict[tuple, list] = {}
+        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
         wd = self.cfg.optim.weight_decay
         for n, p in self.model.named_parameters():
             if not p.requires_grad:
@@ -173,7 +190,7 @@ class FinetuneTrainer(Trainer):
                 n.startswith("heads.") and n.split(".")[1] in self.plan.pretrained_heads
             )
             scale = self.plan.trunk_lr_scale if (pretrained and self.plan.train_trunk) else 1.0
-            if n == "trunk.embedding.weight" and self._mixed_embedding():
+            if n == EMBEDDING and self._mixed_embedding():
                 scale = 1.0  # see after_update: rows of known elements get trunk_lr_scale
             decay = wd if (p.ndim >= 2 and "embedding" not in n) else 0.0
             groups.setdefault((scale, decay), []).append(p)
@@ -181,21 +198,25 @@ class FinetuneTrainer(Trainer):
 
     def before_update(self) -> None:
         if self._mixed_embedding():
-            self._emb_before = self.model.trunk.embedding.weight.detach().clone()
+            self._emb_before = self.model.get_parameter(EMBEDDING).detach().clone()
 
     @torch.no_grad()
     def after_update(self) -> None:
         """Adam's update is proportional to the LR, so scaling the update of the known elements' rows by
         ``trunk_lr_scale`` is training them at the trunk's LR while the new elements' rows use the head's."""
         if self._mixed_embedding():
-            w = self.model.trunk.embedding.weight
+            w = self.model.get_parameter(EMBEDDING)
             old = self._emb_before
             keep = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
             keep[self.plan.new_rows] = False
             w[keep] = old[keep] + self.plan.trunk_lr_scale * (w[keep] - old[keep])
 
-    def annotate_final_model(self, model: GFMModel, val: list[dict], test: list[dict]) -> None:
-        super().annotate_final_model(model, val, test, heads=[self.plan.target])
+    def annotate_final_model(
+        self, model: GFMModel, val: list[dict], test: list[dict], heads: list[str] | None = None
+    ) -> None:
+        """The trainer's val/test metrics go to the target head only (unless ``heads`` says otherwise); the other
+        heads get the forgetting report's note."""
+        super().annotate_final_model(model, val, test, heads=[self.plan.target] if heads is None else heads)
         self._retire_stale_committees(model)
         h = model.head_config(self.plan.target)
         model.update_head_config(h.model_copy(update={"metrics": {**h.metrics, **self._target_metrics}}))
@@ -254,7 +275,7 @@ class FinetuneTrainer(Trainer):
             }
             model.update_head_config(old.model_copy(update={"metrics": metrics}))
 
-    def final_model_extra(self) -> dict:
+    def final_model_extra(self) -> dict[str, Any]:
         extra = dict(self._extra)
         extra["finetune_training"] = super().final_model_extra()["training"]
         return extra

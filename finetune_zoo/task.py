@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
@@ -18,6 +18,9 @@ from pydantic import Field, ValidationError, field_validator
 
 from gfm_ase.config import StrictModel
 from gfm_ase.pretraining.config import SplitSpec
+
+if TYPE_CHECKING:
+    from gfm_ase.data import Store
 
 
 class PrepareSpec(StrictModel):
@@ -69,13 +72,13 @@ class TaskSpec(StrictModel):
 
     @field_validator("learning_curve")
     @classmethod
-    def _sizes(cls, v):
+    def _sizes(cls, v: list[int]) -> list[int]:
         if any(n < 1 for n in v):
             raise ValueError(f"learning-curve sizes must be >= 1, got {v}")
         return sorted(set(v))
 
 
-def load_task(path) -> TaskSpec:
+def load_task(path: str | Path) -> TaskSpec:
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
@@ -101,21 +104,23 @@ def resolve_store(spec: str, stores: Path, work: Path) -> Path:
     return stores / p
 
 
-def selection_splits(store, data: DataSpec) -> dict[str, np.ndarray]:
+def selection_splits(store: Store, data: DataSpec) -> dict[str, np.ndarray]:
     """Store indices of train/val/test for the task (groups filter first, then the split)."""
     from gfm_ase.data.splits import split_groups, split_indices
 
     idx = np.arange(len(store), dtype=np.int64)
-    groups = None
+    groups: np.ndarray | None = None
     if data.groups is not None or data.split.by == "group":
         groups = np.asarray(store.groups, dtype=object)
     if data.groups is not None:
-        keep = np.array([any(str(g).startswith(p) for p in data.groups) for g in groups], dtype=bool)
+        assert groups is not None  # read above
+        keep = np.array([any(str(g).startswith(p) for p in data.groups) for g in groups], dtype=np.bool_)
         idx = idx[keep]
         if len(idx) == 0:
             raise ValueError(f"no structure of {data.store} is in the groups {data.groups}")
     fr = data.split.fractions
     if data.split.by == "group":
+        assert groups is not None  # read above
         parts = split_groups(groups[idx], fr, data.split.seed)
     else:
         parts = split_indices(len(idx), fr, data.split.seed, by="structure")
