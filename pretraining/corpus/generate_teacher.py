@@ -38,12 +38,22 @@ from __future__ import annotations
 
 import sys
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from gfm_ase.pretraining.corpus import prototypes as P
 from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
 from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
+
+# a parent structure and its config_type; None where the focus element cannot take that kind
+Parent = tuple["Atoms", str]
+Builder = Callable[[np.random.Generator, str], Parent | None]
+ShardFn = Callable[[int, np.random.Generator], tuple[dict[str, list["Atoms"]], dict[str, int]]]
 
 KIND_WEIGHTS = {
     "elemental": 0.16,
@@ -54,7 +64,7 @@ KIND_WEIGHTS = {
     "alloy": 0.15,
     "surface": 0.12,
 }
-SETTINGS = dict(
+SETTINGS: dict[str, Any] = dict(
     kind_weights=KIND_WEIGHTS,
     eos_scales=[0.92, 0.96, 1.0, 1.04, 1.08],
     eos_extend=0.08,
@@ -89,11 +99,11 @@ class Rejected(Exception):
 
 
 # ------------------------------------------------------------------------------------------------ parents
-def _d(rng, a, b):
+def _d(rng: np.random.Generator, a: str, b: str) -> float:
     return P.bond(a, b, float(rng.uniform(*SETTINGS["bond_factor"])))
 
 
-def make_elemental(rng, focus):
+def make_elemental(rng: np.random.Generator, focus: str) -> Parent:
     f = float(rng.uniform(*SETTINGS["bond_factor"]))
     if focus in P.MOLECULAR:
         return P.molecular(focus, P.van_der_waals_spacing(focus) * f), "elemental_molecular"
@@ -109,7 +119,7 @@ def make_elemental(rng, focus):
     return P.elemental(focus, lattice, _d(rng, focus, focus)), f"elemental_{lattice}"
 
 
-def make_ionic(rng, focus):
+def make_ionic(rng: np.random.Generator, focus: str) -> Parent | None:
     options = [(proto, rule) for proto, rules in P.IONIC_BINARY.items() for rule in rules]
     for k in rng.permutation(len(options)):
         proto, (qa, qb) = options[int(k)]
@@ -120,7 +130,7 @@ def make_ionic(rng, focus):
     return None
 
 
-def make_perovskite(rng, focus, spinel=False):
+def make_perovskite(rng: np.random.Generator, focus: str, spinel: bool = False) -> Parent | None:
     rules = P.SPINEL if spinel else P.PEROVSKITE
     for k in rng.permutation(len(rules)):
         qa, qb, qx = rules[int(k)]
@@ -142,7 +152,7 @@ def make_perovskite(rng, focus, spinel=False):
     return None
 
 
-def make_intermetallic(rng, focus):
+def make_intermetallic(rng: np.random.Generator, focus: str) -> Parent | None:
     ms = P.metals()
     if focus not in ms:
         return None
@@ -158,7 +168,7 @@ def make_intermetallic(rng, focus):
     return P.heusler(a, b, c, _d(rng, a, b)), "intermetallic_heusler"
 
 
-def make_alloy(rng, focus):
+def make_alloy(rng: np.random.Generator, focus: str) -> Parent | None:
     ms = P.metals()
     if focus not in ms:
         return None
@@ -175,7 +185,7 @@ def make_alloy(rng, focus):
     return atoms, f"alloy_{lattice}"
 
 
-BUILDERS = {
+BUILDERS: dict[str, Builder] = {
     "elemental": make_elemental,
     "ionic": make_ionic,
     "perovskite": make_perovskite,
@@ -185,7 +195,7 @@ BUILDERS = {
 }
 
 
-def make_parent(rng, focus):
+def make_parent(rng: np.random.Generator, focus: str) -> tuple[Atoms, str, str]:
     """(Atoms, config_type, kind) of a parent containing ``focus``; falls back to an elemental cell."""
     kinds = list(KIND_WEIGHTS)
     w = np.array([KIND_WEIGHTS[k] for k in kinds])
@@ -205,7 +215,7 @@ def make_parent(rng, focus):
 
 
 # ------------------------------------------------------------------------------------------------ geometry
-def clash(atoms, factor):
+def clash(atoms: Atoms, factor: float) -> bool:
     """True if two atoms (periodic images included) are closer than ``factor`` x the sum of covalent radii, or
     the structure is absurdly dense (more than ``max_neighbors_5A`` neighbours within 5 A per atom on average:
     the teachers' graphs then exhaust memory)."""
@@ -220,13 +230,13 @@ def clash(atoms, factor):
     return bool(np.any(d < factor * (r[i] + r[j]))) if len(d) else False
 
 
-def scaled(atoms, s):
+def scaled(atoms: Atoms, s: float) -> Atoms:
     out = atoms.copy()
     out.set_cell(atoms.cell * s, scale_atoms=True)
     return out
 
 
-def supercell(atoms, rng):
+def supercell(atoms: Atoms, rng: np.random.Generator) -> Atoms:
     lo, hi = SETTINGS["supercell_atoms"]
     reps = np.ones(3, dtype=int)
     lengths = atoms.cell.lengths()
@@ -238,13 +248,13 @@ def supercell(atoms, rng):
     return atoms.repeat(tuple(int(x) for x in reps))
 
 
-def rattle(atoms, rng, sigma):
+def rattle(atoms: Atoms, rng: np.random.Generator, sigma: float) -> Atoms:
     out = atoms.copy()
     out.positions += rng.normal(0.0, sigma, size=out.positions.shape)
     return out
 
 
-def strain(atoms, rng, eps_max):
+def strain(atoms: Atoms, rng: np.random.Generator, eps_max: float) -> Atoms:
     e = rng.uniform(-eps_max, eps_max, size=(3, 3))
     e = 0.5 * (e + e.T)
     out = atoms.copy()
@@ -252,7 +262,7 @@ def strain(atoms, rng, eps_max):
     return out
 
 
-def slab(atoms, rng):
+def slab(atoms: Atoms, rng: np.random.Generator) -> Atoms | None:
     from ase.build import surface
 
     idx = P._pick(rng, [(0, 0, 1), (1, 1, 0), (1, 1, 1), (1, 0, 0)])
@@ -267,15 +277,15 @@ class Labeller:
     """Labels a geometry with the teacher, or rejects it (counted in ``stats``). ``calc`` replaces the teacher's
     own calculator (tests use a cheap pair potential)."""
 
-    def __init__(self, teacher_name: str, calc=None):
+    def __init__(self, teacher_name: str, calc: Calculator | None = None) -> None:
         self.teacher = get_teacher(teacher_name)
         self.calc = calc if calc is not None else self.teacher.factory()
         self.stats: dict[str, int] = {}
 
-    def count(self, key):
+    def count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
 
-    def __call__(self, atoms, config_type, group):
+    def __call__(self, atoms: Atoms, config_type: str, group: str) -> Atoms:
         if clash(atoms, SETTINGS["clash_factor"]):
             self.count("rejected_clash")
             raise Rejected("clash")
@@ -301,11 +311,11 @@ class Labeller:
         return attach_labels(atoms, e, f, s)
 
 
-def family(lab: Labeller, parent, ct, group, rng, kind):
+def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Generator, kind: str) -> list[Atoms]:
     """All labelled frames of one parent (see the module docstring)."""
-    out = []
+    out: list[Atoms] = []
 
-    def add(atoms, tag):
+    def add(atoms: Atoms, tag: str) -> Atoms | None:
         try:
             fr = lab(atoms, f"{tag}_{ct}", group)
         except Rejected:
@@ -314,7 +324,7 @@ def family(lab: Labeller, parent, ct, group, rng, kind):
         return fr
 
     scales = list(SETTINGS["eos_scales"])
-    eos = []
+    eos: list[tuple[float, float]] = []
     for s in scales:
         fr = add(scaled(parent, s), "eos")
         if fr is not None:
@@ -371,7 +381,7 @@ def family(lab: Labeller, parent, ct, group, rng, kind):
     return keep
 
 
-def _relax_path(lab, start, ct, group, out):
+def _relax_path(lab: Labeller, start: Atoms, ct: str, group: str, out: list[Atoms]) -> None:
     from ase.optimize import FIRE
 
     if clash(start, SETTINGS["clash_factor"]):
@@ -397,7 +407,7 @@ def _relax_path(lab, start, ct, group, out):
             pass
 
 
-def _md(lab, start, ct, group, rng, out):
+def _md(lab: Labeller, start: Atoms, ct: str, group: str, rng: np.random.Generator, out: list[Atoms]) -> None:
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
@@ -426,14 +436,14 @@ def _md(lab, start, ct, group, rng, out):
             pass
 
 
-def make_shard_fn(teacher: str, elements=None, calc=None):
+def make_shard_fn(teacher: str, elements: Iterable[str] | None = None, calc: Calculator | None = None) -> ShardFn:
     """``make_shard(shard, rng)`` for corpus_io.run_shards: one pass over ``elements`` (default: all 89)."""
     lab = Labeller(teacher, calc)
     els = list(elements or P.ELEMENTS)
 
-    def make_shard(shard, rng):
+    def make_shard(shard: int, rng: np.random.Generator) -> tuple[dict[str, list[Atoms]], dict[str, int]]:
         lab.stats = {}
-        frames = []
+        frames: list[Atoms] = []
         kinds: dict[str, int] = {}
         for i, k in enumerate(rng.permutation(len(els))):
             focus = els[int(k)]
@@ -452,7 +462,7 @@ def make_shard_fn(teacher: str, elements=None, calc=None):
     return make_shard
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[1], "teacher", DEFAULT_SHARDS)
     p.add_argument("--teacher", required=True, choices=sorted(TEACHERS))
     p.add_argument("--first-shard", type=int, default=0, help="first shard index (default: %(default)s)")
