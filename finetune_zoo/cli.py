@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gfm_ase.finetune_zoo.config import FinetuneConfig
 
 DEFAULT_DATA_DIR = "work_data/stores"  # where --data-dir looks when none is given (the corpus scripts' --out)
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     from gfm_ase.cli.errors import expect
     from gfm_ase.hub import default_model_help
 
@@ -94,7 +99,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_finetune)
 
 
-def register_zoo(sub) -> None:
+def register_zoo(sub: argparse._SubParsersAction) -> None:
     z = sub.add_parser(
         "finetune-zoo",
         help="run the fine-tuning zoo (tasks in finetune_zoo/tasks) and write its results table",
@@ -123,14 +128,14 @@ FLAG_OPTIONS = {
 }
 
 
-def build_config(args):
+def build_config(args: argparse.Namespace) -> FinetuneConfig:
     """FinetuneConfig from --config YAML, then flags, then --set overrides."""
     import yaml
 
     from gfm_ase.finetune_zoo.config import FinetuneConfig
     from gfm_ase.pretraining.config import _set_dotted
 
-    doc = {}
+    doc: dict[str, Any] = {}
     if args.config:
         with open(args.config) as f:
             doc = yaml.safe_load(f) or {}
@@ -150,7 +155,7 @@ def build_config(args):
     return FinetuneConfig(**doc)
 
 
-def command_line(args) -> str:
+def command_line(args: argparse.Namespace) -> str:
     """The ``gfm finetune`` command equivalent to the parsed ``args`` (recorded in metrics.json)."""
     flags = {
         "model": "--from",
@@ -185,7 +190,7 @@ def command_line(args) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def run_finetune(args) -> int:
+def run_finetune(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from gfm_ase.finetune_zoo.config import describe_options
@@ -227,7 +232,7 @@ def run_finetune(args) -> int:
     return 0
 
 
-def run_zoo(args) -> int:
+def run_zoo(args: argparse.Namespace) -> int:
     from gfm_ase.finetune_zoo.run import main_from_args
 
     return main_from_args(args)

@@ -35,7 +35,7 @@ class FinetuneHeadSpec(HeadSpec):
     # widens HeadSpec's list[int] by None (a new head sized as the model's first head): finetuning._target_head
     # resolves None before a head is built, and no code reads this spec's hidden as a HeadSpec's
     hidden: list[int] | None = Field(  # type: ignore[assignment]  # None is allowed here, not in HeadSpec
-        None, description="hidden sizes of a new head's MLP (None: as the model's first head)"
+        default=None, description="hidden sizes of a new head's MLP (None: as the model's first head)"
     )
 
     @field_validator("hidden")
@@ -50,15 +50,17 @@ class FinetuneOptimSpec(AdamWSpec):
     """Pretraining's AdamW settings with fine-tuning's defaults, the end of the cosine decay relative to the peak
     LR, and the learning rates of pretrained weights and of the from-scratch baseline."""
 
-    lr: float = Field(2e-3, gt=0, description="peak LR of new weights (and of every parameter of the scratch model)")
-    warmup_steps: int = Field(10, ge=0, description="linear warmup steps (at most steps - 1)")
-    min_lr_factor: float = Field(0.05, ge=0, le=1, description="cosine decay ends at lr * this")
+    lr: float = Field(
+        default=2e-3, gt=0, description="peak LR of new weights (and of every parameter of the scratch model)"
+    )
+    warmup_steps: int = Field(default=10, ge=0, description="linear warmup steps (at most steps - 1)")
+    min_lr_factor: float = Field(default=0.05, ge=0, le=1, description="cosine decay ends at lr * this")
     trunk_lr_factor: float = Field(
-        0.1,
+        default=0.1,
         ge=0,
         description="full/continue/replay: LR of pretrained weights (trunk, continued or replayed heads) = lr * this",
     )
-    scratch_lr: float | None = Field(None, gt=0, description="peak LR of the from-scratch baseline (None: lr)")
+    scratch_lr: float | None = Field(default=None, gt=0, description="peak LR of the from-scratch baseline (None: lr)")
 
     def schedule(self, lr: float, steps: int) -> OptimSpec:
         """The pretraining trainer's optimizer settings for a run of ``steps`` steps at peak LR ``lr``."""
@@ -71,7 +73,7 @@ class FinetuneOptimSpec(AdamWSpec):
 class FinetuneEMASpec(EMASpec):
     """Pretraining's EMA of the weights with fine-tuning's default decay (runs are short)."""
 
-    decay: float = Field(0.99, ge=0.0, lt=1.0, description="EMA decay per optimizer step")
+    decay: float = Field(default=0.99, ge=0.0, lt=1.0, description="EMA decay per optimizer step")
 
 
 class FinetuneConfig(StrictModel):
@@ -80,55 +82,61 @@ class FinetuneConfig(StrictModel):
     (gfm_ase.finetune_zoo.finetuning builds its PretrainConfig from them)."""
 
     strategy: Literal["frozen", "full", "continue", "replay"] = Field(
-        "full", description="frozen | full | continue | replay (see the module documentation)"
+        default="full", description="frozen | full | continue | replay (see the module documentation)"
     )
     head: FinetuneHeadSpec = Field(
         description="head to train: a new name (frozen/full/replay) or an existing head (continue; replay continues "
         "it when it exists), with a new head's metadata"
     )
-    steps: int = Field(300, ge=1, description="optimizer steps (the budget; the scratch baseline gets the same)")
-    batch_size: int = Field(8, ge=1, description="structures per step")
+    steps: int = Field(
+        default=300, ge=1, description="optimizer steps (the budget; the scratch baseline gets the same)"
+    )
+    batch_size: int = Field(default=8, ge=1, description="structures per step")
     optim: FinetuneOptimSpec = Field(default_factory=FinetuneOptimSpec, description="AdamW and its schedule")
     ema: FinetuneEMASpec = Field(
         default_factory=FinetuneEMASpec, description="EMA of the weights for evaluation and the final model"
     )
     loss: LossSpec = Field(default_factory=LossSpec, description="loss terms (as in pretraining)")
     zero_init_head: bool = Field(
-        False,
+        default=False,
         description="start a new head (and the scratch model's head) with a zero output layer, i.e. at its "
         "fitted reference energies + shift, instead of random energies on the pretrained features",
     )
     train_new_element_embeddings: bool = Field(
-        True, description="frozen: train the trunk's embedding rows of elements no head of the model has seen"
+        default=True, description="frozen: train the trunk's embedding rows of elements no head of the model has seen"
     )
     replay_fraction: float = Field(
-        0.25, gt=0, lt=1, description="replay: share of each batch drawn from the pretraining data of the other heads"
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="replay: share of each batch drawn from the pretraining data of the other heads",
     )
     replay_max_structures: int | None = Field(
-        None, ge=1, description="replay: use at most this many training structures per pretraining dataset"
+        default=None, ge=1, description="replay: use at most this many training structures per pretraining dataset"
     )
     val_fraction: float = Field(
-        0.1, gt=0, lt=1, description="share of TRAIN split off for validation when no validation data is given"
+        default=0.1, gt=0, lt=1, description="share of TRAIN split off for validation when no validation data is given"
     )
-    split_seed: int = Field(0, description="seed of that split and of training-subset draws")
+    split_seed: int = Field(default=0, description="seed of that split and of training-subset draws")
     eval_max_structures: int | None = Field(
-        None, ge=1, description="evaluate the task's val/test on at most this many structures (seeded subset)"
+        default=None, ge=1, description="evaluate the task's val/test on at most this many structures (seeded subset)"
     )
     forgetting_report: bool = Field(
-        True, description="evaluate every other head on its held-out data before and after (the forgetting report)"
+        default=True,
+        description="evaluate every other head on its held-out data before and after (the forgetting report)",
     )
     forgetting_max_structures: int | None = Field(
-        200,
+        default=200,
         ge=1,
         description="forgetting report: held-out structures per pretraining dataset (seeded subset; "
         "None: the whole held-out split)",
     )
-    eval_batch_size: int = Field(16, ge=1, description="structures per evaluation batch")
-    seed: int = Field(0, description="seed of the new head's initialisation and of batch sampling")
-    precision: Literal["float32", "float64", "bfloat16"] = Field("float32", description="training precision")
-    device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
+    eval_batch_size: int = Field(default=16, ge=1, description="structures per evaluation batch")
+    seed: int = Field(default=0, description="seed of the new head's initialisation and of batch sampling")
+    precision: Literal["float32", "float64", "bfloat16"] = Field(default="float32", description="training precision")
+    device: str = Field(default="auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
     baseline: Literal["none", "scratch"] = Field(
-        "none", description="scratch: also train the same architecture from random weights with the same budget"
+        default="none", description="scratch: also train the same architecture from random weights with the same budget"
     )
 
     @field_validator("head", mode="before")

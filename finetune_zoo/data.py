@@ -9,6 +9,7 @@ permutation of the training selection, so the subsets of a learning curve are ne
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
@@ -35,7 +36,7 @@ class Graphs(Protocol):
 class Selection:
     """A store (file or shard folder) and the indices to use (None: all)."""
 
-    path: str | Path
+    path: str | os.PathLike[str]
     indices: Sequence[int] | np.ndarray | None = None
 
     def resolved(self, store: Store) -> np.ndarray:
@@ -91,7 +92,7 @@ class StoreCache:
     def __init__(self) -> None:
         self._stores: dict[str, Store] = {}
 
-    def get(self, path: str | Path) -> Store:
+    def get(self, path: str | os.PathLike[str]) -> Store:
         from gfm_ase.data import Store
 
         key = str(Path(path).resolve())

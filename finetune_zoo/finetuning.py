@@ -92,7 +92,9 @@ def _as_selection(x: str | os.PathLike[str] | Selection | None) -> Selection | N
 def _fit_new_references(ds: DatasetSplits, known: dict[str, float], new: list[str]) -> tuple[dict[str, float], str]:
     """Least-squares references of the elements ``new`` from the energies left after subtracting the known
     references, on the training split only (continuing a head on data with elements it has not seen)."""
-    store, idx = ds.store, ds.split_indices["train"]
+    store, splits = ds.store, ds.split_indices
+    assert store is not None and splits is not None  # task_datasets sets both
+    idx = splits["train"]
     energies = np.asarray(store.energies, dtype=np.float64)[idx]
     has = np.isfinite(energies)
     if not new:
@@ -160,12 +162,13 @@ def _run_config(
     heads: list[HeadSpec] = []
     for d in datasets:
         if d.head not in [h.name for h in heads]:
-            heads.append(HeadSpec(name=d.head, hidden=hidden))
+            # model_validate: mypy does not see the positional Field defaults of gfm_ase.config's head fields
+            heads.append(HeadSpec.model_validate({"name": d.head, "hidden": hidden}))
     return PretrainConfig(
         seed=cfg.seed,
         precision=cfg.precision,
         device=cfg.device,
-        model=ModelSpec(name=model_name, trunk=trunk),
+        model=ModelSpec.model_validate({"name": model_name, "trunk": trunk}),
         heads=heads,
         datasets=[
             DatasetSpec(

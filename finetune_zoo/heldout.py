@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gfm_ase.config import HeadConfig
+from gfm_ase.config import HeadConfig, HeadSpec
 from gfm_ase.finetune_zoo.data import cached_graphs
 from gfm_ase.pretraining.config import ConfigError, DatasetSpec, PretrainConfig, config_from_dict, load_config
 from gfm_ase.pretraining.data import DatasetSplits, open_datasets
@@ -188,7 +188,7 @@ def _from_metadata(head_cfg: HeadConfig, data_dirs: DataDirs, cutoff: float, max
             split=rec["split"],
             max_structures=total if (n_all and 0 < total < n_all) else None,
         )
-        cfg = PretrainConfig(heads=[{"name": head_cfg.name}], datasets=[spec])
+        cfg = PretrainConfig(heads=[HeadSpec.model_validate({"name": head_cfg.name})], datasets=[spec])
         got = _from_config(cfg, head_cfg, data_dirs, cutoff, max_neighbors, "head metadata")
         if got is None or not got.ok:
             return got or out

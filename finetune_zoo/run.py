@@ -20,6 +20,10 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    from gfm_ase.finetune_zoo.task import TaskSpec
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_DIR = Path(__file__).resolve().parent / "tasks"
@@ -72,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def task_files(names: list[str]) -> list[Path]:
     if not names:
         return sorted(TASK_DIR.glob("*.yaml"))
-    out = []
+    out: list[Path] = []
     for n in names:
         p = Path(n)
         if p.suffix in (".yaml", ".yml") and p.is_file():
@@ -84,7 +88,9 @@ def task_files(names: list[str]) -> list[Path]:
     return out
 
 
-def prepare_store(task, stores: Path, work: Path, log=print, generated: Path | None = None) -> Path:
+def prepare_store(
+    task: TaskSpec, stores: Path, work: Path, log: Callable[[str], None] = print, generated: Path | None = None
+) -> Path:
     """The task's store, built first when missing and the task says how."""
     from gfm_ase.finetune_zoo.task import resolve_store
 
@@ -135,13 +141,13 @@ def prepare_store(task, stores: Path, work: Path, log=print, generated: Path | N
     return path
 
 
-def _fingerprint(doc) -> str:
+def _fingerprint(doc: Any) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_task(task, args, log=print) -> dict:
+def run_task(task: TaskSpec, args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
     """All runs of one task; returns its results entry."""
-    from gfm_ase.finetune_zoo.config import FinetuneConfig
+    from gfm_ase.finetune_zoo.config import FinetuneConfig, FinetuneHeadSpec
     from gfm_ase.finetune_zoo.data import Selection, nested_subset
     from gfm_ase.finetune_zoo.finetuning import finetune
     from gfm_ase.finetune_zoo.task import resolve_store, selection_splits
@@ -166,16 +172,18 @@ def run_task(task, args, log=print) -> dict:
     steps = max(1, int(round(task.steps * args.budget_scale)))
     # a finished run is reused only for the same weights (a retrained model under the same name is not the same)
     model_id = read_model_json(resolve_model(args.model))["weights_sha256"]
-    runs = []
+    runs: list[dict[str, Any]] = []
     for n in sizes:
         full = n == n_all
         opts = dict(task.options)
-        head = {
-            "name": task.head,
-            "level_of_theory": task.level_of_theory,
-            "code": task.code,
-            "description": task.title,
-        }
+        head = FinetuneHeadSpec.model_validate(
+            {
+                "name": task.head,
+                "level_of_theory": task.level_of_theory,
+                "code": task.code,
+                "description": task.title,
+            }
+        )
         cfg = FinetuneConfig(
             head=head,
             strategy=task.strategy,
@@ -239,28 +247,28 @@ def run_task(task, args, log=print) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------ output
-def _get(m: dict, which: str, split: str, key: str):
+def _get(m: dict[str, Any], which: str, split: str, key: str) -> Any:
     block = m.get(which) or {}
     return (block.get(split) or {}).get(key)
 
 
-def _split(m: dict) -> str:
+def _split(m: dict[str, Any]) -> str:
     from gfm_ase.finetune_zoo.finetuning import headline_split
 
     return headline_split(m)
 
 
-def _f(v, nd: int = 1) -> str:
+def _f(v: float | None, nd: int = 1) -> str:
     if v is None:
         return "–"
     return f"{v:.{nd}f}" if abs(v) < 1000 else f"{v:.0f}"
 
 
-def beats(entry: dict) -> tuple[int, int, bool | None]:
+def beats(entry: dict[str, Any]) -> tuple[int, int, bool | None]:
     """(sizes where fine-tuning beats scratch on the task metric, sizes compared, beats at the largest size)."""
     metric = entry["task"]["metric"]
     wins = total = 0
-    last = None
+    last: bool | None = None
     for m in entry["runs"]:
         s = _split(m)
         a, b = _get(m, "finetuned", s, metric), _get(m, "scratch", s, metric)
@@ -272,9 +280,9 @@ def beats(entry: dict) -> tuple[int, int, bool | None]:
     return wins, total, last
 
 
-def forgetting_cell(m: dict) -> str:
+def forgetting_cell(m: dict[str, Any]) -> str:
     rep = m.get("forgetting") or {}
-    parts = []
+    parts: list[str] = []
     for h, r in rep.items():
         if r["status"] != "ok":
             parts.append(f"{h}: n/a")
@@ -286,13 +294,13 @@ def forgetting_cell(m: dict) -> str:
     return "<br>".join(parts) if parts else "–"
 
 
-def table(results: list[dict], plot_prefix: str) -> str:
+def table(results: list[dict[str, Any]], plot_prefix: str) -> str:
     head = (
         "| task | data, level of theory | strategy | steps × batch | n_train | fine-tuned E / F | scratch E / F | "
         "FT better (sizes) | forgetting: other heads, F meV/Å and E meV/atom before→after | wall s | curve |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    rows = []
+    rows: list[str] = []
     for e in results:
         t = e["task"]
         if e.get("error"):
@@ -317,7 +325,7 @@ def table(results: list[dict], plot_prefix: str) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def plot(entry: dict, path: Path) -> None:
+def plot(entry: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,7 +342,8 @@ def plot(entry: dict, path: Path) -> None:
             ("finetuned", "o-", f"fine-tuned ({t['strategy']})"),
             ("scratch", "s--", "from scratch"),
         ):
-            xs, ys = [], []
+            xs: list[int] = []
+            ys: list[float] = []
             for m in entry["runs"]:
                 v = _get(m, which, _split(m), key)
                 if v is not None:
@@ -363,7 +372,7 @@ def plot(entry: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(results: list[dict], args, command: str, total_s: float) -> str:
+def write_outputs(results: list[dict[str, Any]], args: argparse.Namespace, command: str, total_s: float) -> str:
     from gfm_ase.finetune_zoo.finetuning import machine_info
     from gfm_ase.fileio import atomic_write_bytes
 
@@ -409,7 +418,7 @@ def write_outputs(results: list[dict], args, command: str, total_s: float) -> st
     return md
 
 
-def main_from_args(args) -> int:
+def main_from_args(args: argparse.Namespace) -> int:
     from gfm_ase.finetune_zoo.task import load_task
     from gfm_ase.hub import default_model
 
@@ -430,7 +439,7 @@ def main_from_args(args) -> int:
         shlex.quote(a) for a in sys.argv[2 if "finetune-zoo" in sys.argv[1:2] else 1 :]
     )
     t0 = time.perf_counter()
-    results = []
+    results: list[dict[str, Any]] = []
     for t in tasks:
         try:
             results.append(run_task(t, args))
@@ -442,7 +451,7 @@ def main_from_args(args) -> int:
     return 0 if all(not e.get("error") for e in results) else 1
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(p)
     return main_from_args(p.parse_args(argv))

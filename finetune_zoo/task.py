@@ -33,7 +33,7 @@ class PrepareSpec(StrictModel):
         default_factory=dict, description="generator options (method, seed, per_molecule / per_prototype)"
     )
     sources: list[str] = Field(default_factory=list, description="convert: files/globs (env vars expanded)")
-    format: str = Field("auto", description="convert: converter format")
+    format: str = Field(default="auto", description="convert: converter format")
     level_of_theory: str = ""
     code: str = ""
     source: str = ""
@@ -42,9 +42,11 @@ class PrepareSpec(StrictModel):
 
 class DataSpec(StrictModel):
     store: str = Field(description="store file (or shard folder), relative to --stores or --work")
-    groups: list[str] | None = Field(None, description="use only structures whose group starts with one of these")
+    groups: list[str] | None = Field(
+        default=None, description="use only structures whose group starts with one of these"
+    )
     split: SplitSpec = Field(default_factory=SplitSpec, description="train/val/test split of the selection")
-    test_store: str | None = Field(None, description="a separate test store (then the split's test share is 0)")
+    test_store: str | None = Field(default=None, description="a separate test store (then the split's test share is 0)")
     prepare: PrepareSpec | None = None
 
 
@@ -59,15 +61,17 @@ class TaskSpec(StrictModel):
     code: str = "unknown"
     strategy: Literal["frozen", "full", "continue", "replay"]
     metric: Literal["energy_mae_meV_atom", "forces_mae_meV_A"] = Field(
-        "forces_mae_meV_A", description="the headline metric (both are always reported)"
+        default="forces_mae_meV_A", description="the headline metric (both are always reported)"
     )
     steps: int = Field(ge=1, description="optimizer steps per run (fine-tuned and from-scratch alike)")
-    batch_size: int = Field(4, ge=1)
+    batch_size: int = Field(default=4, ge=1)
     learning_curve: list[int] = Field(
         default_factory=lambda: [10, 30, 100], description="training-set sizes besides 'all' (sizes >= all are dropped)"
     )
-    max_train: int | None = Field(None, ge=1, description="cap of 'all' (a seeded subset), for the CPU budget")
-    eval_max_structures: int | None = Field(100, ge=1, description="val/test structures evaluated (seeded subset)")
+    max_train: int | None = Field(default=None, ge=1, description="cap of 'all' (a seeded subset), for the CPU budget")
+    eval_max_structures: int | None = Field(
+        default=100, ge=1, description="val/test structures evaluated (seeded subset)"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="further FinetuneConfig options")
 
     @field_validator("learning_curve")
