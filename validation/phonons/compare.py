@@ -8,9 +8,16 @@ phonopy's negative frequencies.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from phonopy import Phonopy
+    from phonopy.phonon.mesh import Mesh
 
 GREEK = {"G": "Γ"}
 
@@ -37,48 +44,56 @@ def band_path(primitive_cell: np.ndarray, npoints: int = 51) -> BandPath:
     return BandPath(qpoints, connections, labels, bp.path)
 
 
-def band_frequencies(ph, path: BandPath) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def band_frequencies(ph: Phonopy, path: BandPath) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(distances, frequencies) per segment."""
     ph.run_band_structure(path.qpoints, path_connections=path.connections)
     bs = ph.band_structure
+    assert bs is not None  # set by run_band_structure
     return [np.asarray(d) for d in bs.distances], [np.asarray(f) for f in bs.frequencies]
 
 
-def mesh_frequencies(ph, mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mesh_frequencies(ph: Phonopy, mesh: float | Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(irreducible q-points, weights, frequencies [nq, nbands]) on a Gamma-centred mesh."""
     ph.run_mesh(mesh, is_gamma_center=True)
-    m = ph.mesh
+    m = cast("Mesh", ph.mesh)  # set by run_mesh (a Mesh: no use_iter_mesh)
     return np.asarray(m.qpoints), np.asarray(m.weights), np.asarray(m.frequencies)
 
 
-def qpoint_frequencies(ph, qpoints) -> np.ndarray:
+def qpoint_frequencies(ph: Phonopy, qpoints: npt.ArrayLike) -> np.ndarray:
     ph.run_qpoints(np.asarray(qpoints))
-    return np.asarray(ph.qpoints.frequencies)
+    q = ph.qpoints
+    assert q is not None  # set by run_qpoints
+    return np.asarray(q.frequencies)
 
 
-def total_dos(ph, fmin: float, fmax: float, pitch: float) -> tuple[np.ndarray, np.ndarray]:
+def total_dos(ph: Phonopy, fmin: float, fmax: float, pitch: float) -> tuple[np.ndarray, np.ndarray]:
     ph.run_total_dos(freq_min=fmin, freq_max=fmax, freq_pitch=pitch)
     d = ph.total_dos
+    assert d is not None  # set by run_total_dos
     return np.asarray(d.frequency_points), np.asarray(d.dos)
 
 
-def thermal(ph, temperatures) -> dict:
+def thermal(ph: Phonopy, temperatures: Sequence[float] | np.ndarray) -> dict[str, np.ndarray]:
     """Free energy (kJ/mol), entropy and heat capacity (J/K/mol) per unit cell of the mesh just run.
 
     The three Gamma acoustic modes are included (phonopy's long-standing default, as in reference outputs).
     """
+    category: type[Warning]
     try:
-        from phonopy.phonon.thermal_properties import GammaAcousticWarning as category
+        from phonopy.phonon.thermal_properties import GammaAcousticWarning
+
+        category = GammaAcousticWarning
     except ImportError:  # older phonopy: no such warning
         category = UserWarning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category)
         ph.run_thermal_properties(temperatures=temperatures)
     t = ph.thermal_properties
+    assert t is not None  # set by run_thermal_properties
     return {k: np.asarray(getattr(t, k), dtype=float) for k in ("free_energy", "entropy", "heat_capacity")}
 
 
-def frequency_errors(ref: np.ndarray, calc: np.ndarray, weights: np.ndarray | None = None) -> dict:
+def frequency_errors(ref: np.ndarray, calc: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
     """MAE / RMSE / max |error| (THz) over all modes, bands sorted at each q-point, q weighted."""
     ref = np.sort(np.asarray(ref), axis=-1)
     calc = np.sort(np.asarray(calc), axis=-1)
@@ -93,17 +108,17 @@ def frequency_errors(ref: np.ndarray, calc: np.ndarray, weights: np.ndarray | No
 
 
 def compare_phonons(
-    ph_ref,
-    ph_calc,
+    ph_ref: Phonopy,
+    ph_calc: Phonopy,
     *,
-    fc_ref=None,
-    fc_calc=None,
-    mesh=50.0,
+    fc_ref: np.ndarray | None = None,
+    fc_calc: np.ndarray | None = None,
+    mesh: float | Sequence[int] = 50.0,
     band_points: int = 51,
     imag_tol: float = 0.1,
-    temperatures=(300.0,),
+    temperatures: npt.ArrayLike = (300.0,),
     dos_pitch: float = 0.05,
-) -> tuple[dict, dict]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics, curves): numbers for the summary and arrays for the plots.
 
     ``ph_ref`` and ``ph_calc`` may be one Phonopy object when ``fc_ref`` / ``fc_calc`` are given: each side's force
@@ -113,12 +128,12 @@ def compare_phonons(
     fc_calc = np.array(ph_calc.force_constants if fc_calc is None else fc_calc)
     sides = {"ref": (ph_ref, fc_ref), "calc": (ph_calc, fc_calc)}
 
-    def use(side):
+    def use(side: str) -> Phonopy:
         ph, fc = sides[side]
         ph.force_constants = fc
         return ph
 
-    metrics: dict = {}
+    metrics: dict[str, Any] = {}
     if fc_ref.shape == fc_calc.shape:
         d = fc_calc - fc_ref
         metrics["fc_mae_eV_A2"] = float(np.abs(d).mean())
@@ -133,6 +148,7 @@ def compare_phonons(
 
     ph = use("ref")
     q, w, f_mesh_ref = mesh_frequencies(ph, mesh)
+    assert ph.mesh is not None  # set by mesh_frequencies
     mesh_numbers = [int(x) for x in ph.mesh.mesh_numbers]
     q_calc, w_calc, f_mesh_calc = mesh_frequencies(use("calc"), mesh)
     same_q = q_calc.shape == q.shape and np.allclose(q_calc, q)
@@ -184,7 +200,7 @@ def compare_phonons(
     return metrics, curves
 
 
-def _n_imaginary(freqs: np.ndarray, weights, tol: float) -> int:
+def _n_imaginary(freqs: np.ndarray, weights: np.ndarray, tol: float) -> int:
     """Number of modes below -tol on the full mesh (irreducible q-points counted with their weights)."""
     w = np.asarray(weights)
     return int(np.sum((np.asarray(freqs) < -tol).sum(axis=1) * w))

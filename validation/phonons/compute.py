@@ -3,44 +3,54 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import BaseCalculator
 
 from gfm_ase.validation.phonons import phonopy_io as pio
 from gfm_ase.validation.phonons.reference import PhononReference
 
+if TYPE_CHECKING:
+    from phonopy import Phonopy
+    from phonopy.harmonic.displacement import DisplacementDataset
+    from phonopy.structure.atoms import PhonopyAtoms
+
 
 @dataclass
 class CalculatorPhonons:
-    phonopy: object
+    phonopy: Phonopy
     relaxed: bool
     residual_force_max: float  # max |F| (eV/A) on the undisplaced supercell
     n_force_calls: int
     seconds: float
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def produce_force_constants(ph, dataset: dict) -> None:
+def produce_force_constants(ph: Phonopy, dataset: Mapping[str, Any]) -> None:
     """Set ``dataset`` (with forces) on ``ph`` and compute full force constants (symfc for type-2 data)."""
-    ph.dataset = dataset
+    ph.dataset = cast("DisplacementDataset", dataset)
     if pio.dataset_type(dataset) == 1:
         ph.produce_force_constants()
     else:
         ph.produce_force_constants(fc_calculator="symfc")
 
 
-def reference_phonopy(ref: PhononReference, nac: bool = True):
+def reference_phonopy(ref: PhononReference, nac: bool = True) -> Phonopy:
     """Phonopy with the reference's own force constants."""
     ph = ref.phonopy(nac=nac)
     if ref.force_constants is not None:
         ph.force_constants = ref.force_constants
     else:
+        assert ref.dataset is not None  # a reference holds forces or force constants (reference.py)
         produce_force_constants(ph, ref.dataset)
     return ph
 
 
-def supercell_forces(calc, cells) -> list[np.ndarray]:
+def supercell_forces(calc: BaseCalculator, cells: Iterable[PhonopyAtoms]) -> list[np.ndarray]:
     out = []
     for c in cells:
         atoms = pio.to_ase_atoms(c)
@@ -49,7 +59,9 @@ def supercell_forces(calc, cells) -> list[np.ndarray]:
     return out
 
 
-def relax_unitcell(ref: PhononReference, calc, fmax: float = 1e-3, steps: int = 1000, optimizer: str = "BFGS"):
+def relax_unitcell(
+    ref: PhononReference, calc: BaseCalculator, fmax: float = 1e-3, steps: int = 1000, optimizer: str = "BFGS"
+) -> tuple[Atoms, dict[str, Any]]:
     """The reference unit cell relaxed by ``calc`` (positions and cell, space group kept)."""
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
@@ -72,7 +84,7 @@ def relax_unitcell(ref: PhononReference, calc, fmax: float = 1e-3, steps: int = 
 
 def calculator_phonopy(
     ref: PhononReference,
-    calc,
+    calc: BaseCalculator,
     *,
     relax: bool = False,
     subtract_residual: bool = True,
@@ -80,7 +92,7 @@ def calculator_phonopy(
     fmax: float = 1e-3,
     optimizer: str = "BFGS",
     distance: float | None = None,
-    phonopy=None,
+    phonopy: Phonopy | None = None,
 ) -> CalculatorPhonons:
     """Force constants of ``calc`` for the reference's supercell and displacements.
 
@@ -92,7 +104,8 @@ def calculator_phonopy(
       geometry is not a minimum of the calculator) from every displaced supercell, as ``phonopy --fz`` does.
     """
     t0 = time.perf_counter()
-    info = {}
+    info: dict[str, Any] = {}
+    dataset: Mapping[str, Any] | None
     amplitude = distance or (pio.displacement_distance(ref.dataset) if ref.dataset else 0.01)
     if relax:
         unitcell, info = relax_unitcell(ref, calc, fmax=fmax, optimizer=optimizer)
@@ -103,11 +116,12 @@ def calculator_phonopy(
         ph = phonopy if phonopy is not None else ref.phonopy(nac=nac)
         if ref.dataset is not None:
             dataset = pio.without_forces(ref.dataset)
-            ph.dataset = dataset
+            ph.dataset = cast("DisplacementDataset", dataset)
         else:  # reference gave force constants only
             ph.generate_displacements(distance=amplitude)
             dataset = ph.dataset
     cells = ph.supercells_with_displacements
+    assert dataset is not None and cells is not None  # the displacements just set or generated
     forces = supercell_forces(calc, cells)
     residual = supercell_forces(calc, [ph.supercell])[0]
     if subtract_residual:

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-COMPRESSED = {".xz": lzma.open, ".lzma": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+COMPRESSED: dict[str, Callable[..., io.BufferedIOBase]] = {
+    ".xz": lzma.open,
+    ".lzma": lzma.open,
+    ".gz": gzip.open,
+    ".bz2": bz2.open,
+}
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.lzma", ".tar.bz2", ".txz")
 
 
@@ -76,12 +81,16 @@ def iter_archive(path: Path, prefix: str = "") -> Iterator[FileEntry]:
             raw = data
             if inner != member:  # a compressed file inside an archive
                 raw = COMPRESSED[member[len(inner) :]](io.BytesIO(data)).read()
-            yield FileEntry(f"{prefix}{path.name}:{m.name}", inner, (lambda d=raw: d))
+            yield FileEntry(f"{prefix}{path.name}:{m.name}", inner, _constant(raw))
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
 
 
 def list_files(folder: Path, archives: bool = True) -> list[FileEntry]:
     """Every regular file directly in ``folder`` (not subfolders), archives expanded when ``archives``."""
-    out = []
+    out: list[FileEntry] = []
     for p in sorted(folder.iterdir()):
         if not p.is_file():
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from ase import Atoms
@@ -49,7 +50,7 @@ def read_force_calculation(entry: FileEntry) -> ForceCalculation | None:
 
     text = data.decode("utf-8", errors="replace")
     try:
-        atoms = read(io.StringIO(text), format=fmt, index=-1)
+        atoms = cast(Atoms, read(io.StringIO(text), format=fmt, index=-1))
         forces = atoms.get_forces()
     except Exception as exc:
         raise ValueError(f"{entry.name}: looks like {fmt} but cannot be read: {type(exc).__name__}: {exc}") from exc

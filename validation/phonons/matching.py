@@ -8,8 +8,12 @@ then compare the remaining per-atom displacement pattern with every expected dis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 
 @dataclass
@@ -31,7 +35,7 @@ def map_atoms(
     other_numbers: np.ndarray,
     other_positions: np.ndarray,
     tol: float = 0.3,
-):
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Permutation p with other[p[i]] ~ self[i] (up to one global translation) or None when they differ.
 
     Returns (p, displacements) where displacements[i] is the Cartesian minimum-image offset of other[p[i]] from
@@ -67,7 +71,7 @@ def map_atoms(
     return None
 
 
-def identify(perfect, patterns: list[np.ndarray], other, tol: float = 0.3) -> Match | None:
+def identify(perfect: Atoms, patterns: list[np.ndarray], other: Atoms, tol: float = 0.3) -> Match | None:
     """Match ``other`` (ase.Atoms) to one of the displacement ``patterns`` ([n,3] arrays, A) of ``perfect``.
 
     Returns None when the atoms do not map onto the perfect supercell or when no pattern fits within a quarter of

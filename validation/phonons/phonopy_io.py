@@ -4,12 +4,20 @@ supercell, ``first_atoms``; type 2: all atoms, ``displacements``/``forces`` arra
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from ase import Atoms
 
+if TYPE_CHECKING:
+    from phonopy.structure.atoms import PhonopyAtoms
 
-def to_phonopy_atoms(atoms: Atoms):
+# a phonopy displacement dataset as a plain dict (phonopy's own TypedDicts, DisplacementDataset, are read as Mappings)
+Dataset = dict[str, Any]
+
+
+def to_phonopy_atoms(atoms: Atoms) -> PhonopyAtoms:
     from phonopy.structure.atoms import PhonopyAtoms
 
     magmoms = atoms.get_initial_magnetic_moments() if atoms.has("initial_magmoms") else None
@@ -22,7 +30,7 @@ def to_phonopy_atoms(atoms: Atoms):
     )
 
 
-def to_ase_atoms(cell, scale_length: float = 1.0) -> Atoms:
+def to_ase_atoms(cell: PhonopyAtoms, scale_length: float = 1.0) -> Atoms:
     """ase.Atoms from a PhonopyAtoms, lengths multiplied by ``scale_length`` (e.g. Bohr -> A)."""
     atoms = Atoms(
         symbols=cell.symbols,
@@ -37,7 +45,7 @@ def to_ase_atoms(cell, scale_length: float = 1.0) -> Atoms:
     return atoms
 
 
-def dataset_type(dataset: dict) -> int:
+def dataset_type(dataset: Mapping[str, Any]) -> int:
     if "first_atoms" in dataset:
         return 1
     if "displacements" in dataset:
@@ -45,11 +53,11 @@ def dataset_type(dataset: dict) -> int:
     raise ValueError("not a phonopy displacement dataset (needs 'first_atoms' or 'displacements')")
 
 
-def n_displacements(dataset: dict) -> int:
+def n_displacements(dataset: Mapping[str, Any]) -> int:
     return len(dataset["first_atoms"]) if dataset_type(dataset) == 1 else len(dataset["displacements"])
 
 
-def has_forces(dataset: dict | None) -> bool:
+def has_forces(dataset: Mapping[str, Any] | None) -> bool:
     if not dataset:
         return False
     if dataset_type(dataset) == 1:
@@ -57,7 +65,7 @@ def has_forces(dataset: dict | None) -> bool:
     return "forces" in dataset
 
 
-def displacement_patterns(dataset: dict, natom: int) -> list[np.ndarray]:
+def displacement_patterns(dataset: Mapping[str, Any], natom: int) -> list[np.ndarray]:
     """Per displaced supercell, the [natom, 3] displacement of every atom (A)."""
     if dataset_type(dataset) == 2:
         return [np.asarray(u, dtype=float) for u in dataset["displacements"]]
@@ -69,9 +77,9 @@ def displacement_patterns(dataset: dict, natom: int) -> list[np.ndarray]:
     return out
 
 
-def scaled_dataset(dataset: dict, length: float = 1.0, force: float = 1.0) -> dict:
+def scaled_dataset(dataset: Mapping[str, Any], length: float = 1.0, force: float = 1.0) -> Dataset:
     """A copy with displacements x ``length`` and forces x ``force`` (unit conversion to A and eV/A)."""
-    ds = copy.deepcopy(dataset)
+    ds = cast(Dataset, copy.deepcopy(dataset))
     if dataset_type(ds) == 1:
         for d in ds["first_atoms"]:
             d["displacement"] = np.asarray(d["displacement"], dtype=float) * length
@@ -84,11 +92,11 @@ def scaled_dataset(dataset: dict, length: float = 1.0, force: float = 1.0) -> di
     return ds
 
 
-def with_forces(dataset: dict, forces: list[np.ndarray]) -> dict:
+def with_forces(dataset: Mapping[str, Any], forces: list[np.ndarray]) -> Dataset:
     """A copy of ``dataset`` holding ``forces`` (one [natom, 3] array per displaced supercell)."""
     if len(forces) != n_displacements(dataset):
         raise ValueError(f"{len(forces)} force sets for {n_displacements(dataset)} displacements")
-    ds = copy.deepcopy(dataset)
+    ds = cast(Dataset, copy.deepcopy(dataset))
     if dataset_type(ds) == 1:
         for d, f in zip(ds["first_atoms"], forces):
             d["forces"] = np.asarray(f, dtype=float)
@@ -97,8 +105,8 @@ def with_forces(dataset: dict, forces: list[np.ndarray]) -> dict:
     return ds
 
 
-def without_forces(dataset: dict) -> dict:
-    ds = copy.deepcopy(dataset)
+def without_forces(dataset: Mapping[str, Any]) -> Dataset:
+    ds = cast(Dataset, copy.deepcopy(dataset))
     if dataset_type(ds) == 1:
         for d in ds["first_atoms"]:
             d.pop("forces", None)
@@ -107,7 +115,7 @@ def without_forces(dataset: dict) -> dict:
     return ds
 
 
-def displacement_distance(dataset: dict) -> float:
+def displacement_distance(dataset: Mapping[str, Any]) -> float:
     """The largest single-atom displacement length (A) in the dataset."""
     pats = dataset["first_atoms"] if dataset_type(dataset) == 1 else None
     if pats is not None:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gfm_ase.validation.output import pyplot, save_figure
 
+if TYPE_CHECKING:
+    from gfm_ase.validation.eos_fit import EOSParams
 
-def _ticks(distances, labels, connections):
-    pos, names = [], []
+
+def _ticks(
+    distances: Sequence[np.ndarray], labels: Sequence[tuple[str, str]], connections: Sequence[bool]
+) -> tuple[list[float], list[str]]:
+    pos: list[float] = []
+    names: list[str] = []
     for i, (d, (a, b)) in enumerate(zip(distances, labels)):
         if i == 0:
             pos.append(d[0])
@@ -23,7 +31,7 @@ def _ticks(distances, labels, connections):
 
 
 def plot_band_dos(
-    curves: dict, title: str, path: Path, ref_label: str = "reference", calc_label: str = "calculator"
+    curves: dict[str, Any], title: str, path: Path, ref_label: str = "reference", calc_label: str = "calculator"
 ) -> str:
     plt = pyplot()
     fig, (ax, axd) = plt.subplots(1, 2, figsize=(8, 4), sharey=True, gridspec_kw={"width_ratios": [3, 1]})
@@ -32,7 +40,7 @@ def plot_band_dos(
         ax.plot(d, fc, color="tab:red", lw=1.0, ls="--", label=calc_label if i == 0 else None)
     # one legend entry per curve kind
     handles, labels = ax.get_legend_handles_labels()
-    seen = {}
+    seen: dict[str, Any] = {}  # label -> legend handle
     for h, lab in zip(handles, labels):
         seen.setdefault(lab, h)
     ax.legend(seen.values(), seen.keys(), fontsize=8, loc="lower right", framealpha=0.9)
@@ -53,7 +61,7 @@ def plot_band_dos(
     return save_figure(fig, path)
 
 
-def plot_thermal(series: list[dict], title: str, path: Path) -> str:
+def plot_thermal(series: list[dict[str, Any]], title: str, path: Path) -> str:
     """Free energy and heat capacity per atom vs T for each volume: reference solid, calculator dashed."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
@@ -73,7 +81,9 @@ def plot_thermal(series: list[dict], title: str, path: Path) -> str:
     return save_figure(fig, path)
 
 
-def plot_ev(v, e_ref, e_calc, fits: dict, title: str, path: Path) -> str:
+def plot_ev(
+    v: np.ndarray, e_ref: np.ndarray, e_calc: np.ndarray, fits: dict[str, EOSParams], title: str, path: Path
+) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.4))
     vv = np.linspace(min(v) * 0.99, max(v) * 1.01, 100)

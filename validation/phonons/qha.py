@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -64,12 +65,12 @@ _ROW = re.compile(
 )
 
 
-def _header(text: str, key: str):
+def _header(text: str, key: str) -> float | None:
     m = re.search(rf"^{key}:\s*{_NUM}\s*$", text, re.M)
     return None if m is None else float(m.group(1))
 
 
-def read_thermal_yaml(e: FileEntry) -> dict:
+def read_thermal_yaml(e: FileEntry) -> dict[str, Any]:
     """phonopy's thermal_properties.yaml (free energy kJ/mol, entropy and heat capacity J/K/mol, per cell).
 
     Parsed with regular expressions for speed (these files are long); a file that does not fit the layout is
@@ -123,12 +124,12 @@ def qha_references(
     name: str,
     entries: list[FileEntry],
     cells: list[tuple[str, Atoms]],
-    supercell_matrix=None,
+    supercell_matrix: np.ndarray | None = None,
     with_thermal: bool = True,
-) -> list:
+) -> list[ThermalReference | EVReference]:
     """ThermalReference per ``POSCAR-<tag>`` with a ``thermal_properties.yaml-<tag>``, and an EVReference when
     ``e-v.dat`` volumes match the cells."""
-    refs: list = []
+    refs: list[ThermalReference | EVReference] = []
     by_stem = {e.stem: e for e in entries}
     if with_thermal:
         for cell_name, atoms in cells:

@@ -24,20 +24,30 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
+import numpy.typing as npt
 from ase import Atoms
 
 from gfm_ase.validation.phonons import phonopy_io as pio
 from gfm_ase.validation.phonons.files import FileEntry, list_files
 from gfm_ase.validation.phonons.forcefiles import read_force_calculations
 from gfm_ase.validation.phonons.matching import identify
-from gfm_ase.validation.phonons.qha import qha_references
+from gfm_ase.validation.phonons.qha import EVReference, ThermalReference, qha_references
+
+if TYPE_CHECKING:
+    from phonopy import Phonopy
+    from phonopy.structure.cells import Primitive
 
 PHONOPY_YAMLS = ("phonopy_params.yaml", "phonopy.yaml", "phonopy_disp.yaml")
 NOT_STRUCTURE_YAMLS = ("thermal_properties", "band", "mesh", "total_dos", "qpoints", "irreps", "gruneisen")
 UNITCELL_NAMES = ("POSCAR-unitcell", "UPOSCAR", "POSCAR", "CONTCAR", "unitcell.in", "POSCAR.vasp")
 DISPLACED_SUPERCELL = re.compile(r"^(POSCAR|supercell)-\d{3,}(\.in)?$|^SPOSCAR$|^supercell(\.in)?$")
+
+
+# phonopy's primitive-matrix keywords: 'auto' (its symmetry search) or a centring letter
+PrimitiveLetter: TypeAlias = Literal["auto", "P", "F", "I", "A", "C", "R"]
 
 
 class ReferenceError(ValueError):
@@ -52,10 +62,10 @@ class PhononReference:
     folder: Path
     unitcell: Atoms
     supercell_matrix: np.ndarray
-    primitive_matrix: np.ndarray | str
-    dataset: dict | None = None  # with forces (eV/A)
+    primitive_matrix: np.ndarray | PrimitiveLetter
+    dataset: dict[str, Any] | None = None  # with forces (eV/A)
     force_constants: np.ndarray | None = None  # full [N, N, 3, 3] eV/A^2 when given instead of forces
-    nac: dict | None = None  # {"born": [n_prim, 3, 3], "dielectric": [3, 3]}
+    nac: dict[str, np.ndarray] | None = None  # {"born": [n_prim, 3, 3], "dielectric": [3, 3]}
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     born_file: FileEntry | None = None  # BORN, parsed on first use (it needs the primitive cell's symmetry)
@@ -64,7 +74,7 @@ class PhononReference:
     def has_nac(self) -> bool:
         return self.nac is not None or self.born_file is not None
 
-    def phonopy(self, unitcell: Atoms | None = None, nac: bool = True):
+    def phonopy(self, unitcell: Atoms | None = None, nac: bool = True) -> Phonopy:
         """A fresh phonopy.Phonopy (eV/A units) for this reference's (or the given) unit cell, without forces."""
         from phonopy import Phonopy
 
@@ -77,6 +87,7 @@ class PhononReference:
             )
         if nac and self.has_nac:
             if self.nac is None:
+                assert self.born_file is not None  # has_nac without nac: the BORN file is there
                 self.nac = _read_born(self.born_file, ph.primitive)
             ph.nac_params = {"born": self.nac["born"], "dielectric": self.nac["dielectric"], "factor": nac_factor()}
         return ph
@@ -92,6 +103,10 @@ class PhononReference:
         return int(round(len(self.unitcell) * abs(np.linalg.det(self.supercell_matrix))))
 
 
+# what load_references returns: displacement references and the quasi-harmonic ones (qha.py)
+AnyReference: TypeAlias = PhononReference | ThermalReference | EVReference
+
+
 def nac_factor() -> float:
     """phonopy's NAC unit factor for eV and A (e^2/(4 pi eps0) in eV A, ~14.40)."""
     from phonopy.interface.calculator import get_calculator_physical_units
@@ -100,7 +115,11 @@ def nac_factor() -> float:
 
 
 # --------------------------------------------------------------------------------------------------------------
-def load_references(path: str | os.PathLike, supercell_matrix=None, primitive_matrix=None) -> list:
+def load_references(
+    path: str | os.PathLike,
+    supercell_matrix: npt.ArrayLike | None = None,
+    primitive_matrix: str | npt.ArrayLike | None = None,
+) -> list[AnyReference]:
     """Every reference in ``path`` (a folder, or a phonopy yaml file inside one): PhononReference objects, plus
     ThermalReference / EVReference (gfm_ase.validation.phonons.qha) for quasi-harmonic folders.
 
@@ -117,7 +136,8 @@ def load_references(path: str | os.PathLike, supercell_matrix=None, primitive_ma
     refs = _load_folder(path, path.name, smat, pmat)
     if refs is not None:
         return refs
-    refs, problems = [], []
+    refs = []
+    problems: list[str] = []
     for sub in sorted(p for p in path.iterdir() if p.is_dir()):
         try:
             found = _load_folder(sub, f"{path.name}/{sub.name}", smat, pmat)
@@ -141,7 +161,7 @@ def load_references(path: str | os.PathLike, supercell_matrix=None, primitive_ma
     return refs
 
 
-def _as_supercell_matrix(m) -> np.ndarray:
+def _as_supercell_matrix(m: npt.ArrayLike) -> np.ndarray:
     a = np.array(m, dtype=float)
     if a.shape == (3,):
         a = np.diag(a)
@@ -150,10 +170,10 @@ def _as_supercell_matrix(m) -> np.ndarray:
     return np.round(a).astype(int)
 
 
-def _as_primitive_matrix(m):
+def _as_primitive_matrix(m: str | npt.ArrayLike) -> np.ndarray | PrimitiveLetter:
     if isinstance(m, str):
         if m in ("auto", "P", "F", "I", "A", "C", "R"):
-            return m
+            return cast(PrimitiveLetter, m)
         m = [float(eval_fraction(x)) for x in m.replace(",", " ").split()]
     a = np.array(m, dtype=float)
     if a.shape == (9,):
@@ -175,11 +195,11 @@ def eval_fraction(s: str) -> float:
 class _Parsed:
     unitcells: list[tuple[str, Atoms]] = field(default_factory=list)
     supercell_matrix: np.ndarray | None = None
-    primitive_matrix: np.ndarray | str | None = None
-    dataset: dict | None = None
+    primitive_matrix: np.ndarray | PrimitiveLetter | None = None
+    dataset: dict[str, Any] | None = None
     natom: int | None = None
     fc_entry: FileEntry | None = None
-    nac: dict | None = None
+    nac: dict[str, np.ndarray] | None = None
     length: float = 1.0  # file length unit -> A
     force: float = 1.0  # file force unit -> eV/A
     sources: list[str] = field(default_factory=list)
@@ -263,14 +283,15 @@ def _read_force_sets(e: FileEntry, parsed: _Parsed) -> None:
     from phonopy.file_IO import parse_FORCE_SETS_from_strings
 
     try:
-        ds = parse_FORCE_SETS_from_strings(e.text(), natom=parsed.natom)
+        raw = parse_FORCE_SETS_from_strings(e.text(), natom=parsed.natom)
     except Exception as exc:
         raise ReferenceError(f"{e.name}: not a readable FORCE_SETS ({type(exc).__name__}: {exc})") from exc
-    if not ds or not pio.has_forces(ds):
+    if not raw or not pio.has_forces(raw):
         raise ReferenceError(f"{e.name}: FORCE_SETS without forces")
-    ds = pio.scaled_dataset(ds, parsed.length, parsed.force)
+    ds = pio.scaled_dataset(raw, parsed.length, parsed.force)
     natom = ds.get("natom") or (len(ds["forces"][0]) if "forces" in ds else None)
     if parsed.dataset is not None:  # check it agrees with the displacements we already have
+        assert natom is not None  # FORCE_SETS with forces: type 1 states natom, type 2 has the force arrays
         old = pio.displacement_patterns(parsed.dataset, natom)
         new = pio.displacement_patterns(ds, natom)
         if len(old) != len(new) or any(np.abs(a - b).max() > 1e-5 for a, b in zip(old, new)):
@@ -283,7 +304,7 @@ def _read_force_sets(e: FileEntry, parsed: _Parsed) -> None:
     parsed.sources.append(e.name)
 
 
-def _read_born(e: FileEntry, primitive) -> dict:
+def _read_born(e: FileEntry, primitive: Primitive) -> dict[str, np.ndarray]:
     from phonopy.file_IO import parse_BORN_from_strings
 
     try:
@@ -300,7 +321,7 @@ def _unitcell_files(entries: list[FileEntry]) -> list[tuple[str, Atoms]]:
 
     def load(e: FileEntry, fmt: str) -> Atoms:
         try:
-            return read(io.StringIO(e.text()), format=fmt)
+            return cast(Atoms, read(io.StringIO(e.text()), format=fmt))
         except Exception as exc:
             raise ReferenceError(f"{e.name}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
 
@@ -322,7 +343,7 @@ def _unitcell_files(entries: list[FileEntry]) -> list[tuple[str, Atoms]]:
     return [(e.name, load(e, "espresso-in")) for e in pw_inputs]
 
 
-def _tag_key(stem: str):
+def _tag_key(stem: str) -> tuple[int, float, str]:
     tag = stem.split("-", 1)[1]
     try:
         return (0, float(tag), tag)
@@ -343,7 +364,13 @@ def _infer_supercell(natom_super: int | None, natom_unit: int, where: str) -> np
     return np.diag([k, k, k])
 
 
-def _load_folder(folder: Path, name: str, smat, pmat, yaml_name: str | None = None) -> list[PhononReference] | None:
+def _load_folder(
+    folder: Path,
+    name: str,
+    smat: np.ndarray | None,
+    pmat: np.ndarray | PrimitiveLetter | None,
+    yaml_name: str | None = None,
+) -> list[AnyReference] | None:
     entries = list_files(folder, archives=False)
     parsed = _Parsed()
     y = _phonopy_yaml(entries, yaml_name)
@@ -383,7 +410,7 @@ def _load_folder(folder: Path, name: str, smat, pmat, yaml_name: str | None = No
     if parsed.primitive_matrix is None:
         parsed.primitive_matrix = "auto"
 
-    refs = []
+    refs: list[PhononReference] = []
     for cell_name, unitcell in parsed.unitcells:
         ref_name = name if len(parsed.unitcells) == 1 else f"{name}/{cell_name}"
         sources = parsed.sources + ([cell_name] if cell_name not in parsed.sources else [])
@@ -417,10 +444,10 @@ def _load_folder(folder: Path, name: str, smat, pmat, yaml_name: str | None = No
         for r in refs:
             r.born_file = born
             r.sources.append(born.name)
-    return refs + qha_references(folder, name, entries, parsed.unitcells, with_thermal=False)
+    return [*refs, *qha_references(folder, name, entries, parsed.unitcells, with_thermal=False)]
 
 
-def _qha_only(folder: Path, name: str, entries: list[FileEntry], smat) -> list | None:
+def _qha_only(folder: Path, name: str, entries: list[FileEntry], smat: np.ndarray | None) -> list[AnyReference] | None:
     """Thermal-properties / E(V) references of a quasi-harmonic folder without forces, or None."""
     stems = [e.stem for e in entries]
     if not any(s.startswith("thermal_properties.yaml-") or s == "e-v.dat" for s in stems):
@@ -435,7 +462,7 @@ def _qha_only(folder: Path, name: str, entries: list[FileEntry], smat) -> list |
             f"{folder}: thermal_properties.yaml-<tag> / e-v.dat found but no matching POSCAR-<tag> "
             "unit cells (e-v.dat needs at least 5 cells whose volumes it lists)"
         )
-    return refs
+    return list(refs)
 
 
 def _read_force_constants(e: FileEntry, ref: PhononReference, length: float, force: float) -> np.ndarray:
@@ -448,8 +475,8 @@ def _read_force_constants(e: FileEntry, ref: PhononReference, length: float, for
         p = Path(tmp) / f"fc{suffix}"
         p.write_bytes(e.read_bytes())
         try:
-            if suffix:
-                fc = read_force_constants_hdf5(p, p2s_map=ph.primitive.p2s_map)
+            if suffix:  # without return_physical_unit: the array alone
+                fc = cast(np.ndarray, read_force_constants_hdf5(p, p2s_map=ph.primitive.p2s_map))
             else:
                 fc = parse_FORCE_CONSTANTS(p, p2s_map=ph.primitive.p2s_map)
         except Exception as exc:
@@ -478,7 +505,7 @@ def _attach_forces_from_calculations(folder: Path, refs: list[PhononReference], 
         perfect = r.supercell()
         patterns = pio.displacement_patterns(parsed.dataset, len(perfect))
         forces: list[np.ndarray | None] = [None] * len(patterns)
-        used = []
+        used: list[tuple[int, str]] = []
         for c in calcs:
             m = identify(perfect, patterns, c.atoms)
             if m is None:
@@ -505,10 +532,11 @@ def _attach_forces_from_calculations(folder: Path, refs: list[PhononReference], 
             r.notes.append(f"no force file for displacement(s) {missing}; skipped")
             continue
         # like `phonopy -f`: remove each supercell's drift (net force), which breaks translational invariance
-        drift = max(float(np.linalg.norm(f.mean(axis=0))) for f in forces)
-        forces = [f - f.mean(axis=0) for f in forces]
+        found = [f for f in forces if f is not None]  # all of them (none is missing)
+        drift = max(float(np.linalg.norm(f.mean(axis=0))) for f in found)
+        centred = [f - f.mean(axis=0) for f in found]
         r.notes.append(f"forces read from {len(used)} calculation(s); max drift {drift:.2e} eV/A subtracted")
-        r.dataset = pio.with_forces(parsed.dataset, forces)
+        r.dataset = pio.with_forces(parsed.dataset, centred)
         r.sources.extend(name for _, name in sorted(used))
         complete.append(r)
     if not complete:

@@ -11,11 +11,16 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
+from ase import Atoms
+from ase.calculators.calculator import BaseCalculator
 
-from gfm_ase.validation.calculators import as_calculator, covered_elements, describe
+from gfm_ase.validation.calculators import CalculatorLike, as_calculator, covered_elements, describe
 from gfm_ase.validation.delta import delta_mev
 from gfm_ase.validation.eos_fit import fit_birch_murnaghan
 from gfm_ase.validation.output import SuiteResult, table
@@ -25,32 +30,40 @@ from gfm_ase.validation.phonons.plots import plot_band_dos, plot_ev, plot_therma
 from gfm_ase.validation.phonons.qha import EVReference, ThermalReference
 from gfm_ase.validation.phonons.reference import PhononReference, load_references
 
+if TYPE_CHECKING:
+    from phonopy.phonon.mesh import Mesh
+
+    from gfm_ase.validation.eos_fit import EOSParams
+    from gfm_ase.validation.phonons.reference import AnyReference
+
+Rows = dict[str, dict[str, Any]]  # reference name -> its numbers
+
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__"))
 
 
-def _uncovered(atoms_list, covered) -> list[str]:
+def _uncovered(atoms_list: Iterable[Atoms], covered: Iterable[str] | None) -> list[str]:
     if covered is None:
         return []
     return sorted({s for a in atoms_list for s in a.get_chemical_symbols()} - set(covered))
 
 
 def run_phonons(
-    calc,
-    reference,
+    calc: CalculatorLike,
+    reference: str | os.PathLike | AnyReference | list[AnyReference] | tuple[AnyReference, ...],
     *,
     relax: bool = False,
-    supercell=None,
-    primitive=None,
-    mesh=50.0,
+    supercell: npt.ArrayLike | None = None,
+    primitive: str | npt.ArrayLike | None = None,
+    mesh: float | Sequence[int] = 50.0,
     band_points: int = 51,
     nac: bool = True,
     subtract_residual: bool = True,
     imag_tol: float = 0.1,
     fmax: float = 1e-3,
     optimizer: str = "BFGS",
-    temperatures=(300.0,),
+    temperatures: Sequence[float] = (300.0,),
     outdir: str | os.PathLike | None = None,
 ) -> SuiteResult:
     """Compare ``calc`` with the phonon reference(s) in ``reference`` (a folder, or loaded references).
@@ -76,9 +89,17 @@ def run_phonons(
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
     covered = covered_elements(calc)
-    phonon_rows, thermal_rows, ev_rows, skipped, failed, plots, notes = {}, {}, {}, {}, {}, [], []
-    thermal_curves: dict[str, list] = {}
-    opts = dict(relax=relax, subtract_residual=subtract_residual, nac=nac, fmax=fmax, optimizer=optimizer)
+    phonon_rows: Rows = {}
+    thermal_rows: Rows = {}
+    ev_rows: Rows = {}
+    skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    plots: list[str] = []
+    notes: list[str] = []
+    thermal_curves: dict[str, list[dict[str, Any]]] = {}
+    opts: dict[str, Any] = dict(
+        relax=relax, subtract_residual=subtract_residual, nac=nac, fmax=fmax, optimizer=optimizer
+    )
     for ref in refs:
         atoms_list = [c for _, c in ref.cells] if isinstance(ref, EVReference) else [ref.unitcell]
         missing = _uncovered(atoms_list, covered)
@@ -118,8 +139,8 @@ def run_phonons(
         except Exception as exc:  # one reference must not end the suite; the report lists it
             failed[ref.name] = f"{type(exc).__name__}: {exc}"
     if outdir is not None:
-        for group, curves in thermal_curves.items():
-            plots.append(plot_thermal(curves, group, outdir / f"thermal_{_slug(group)}.png"))
+        for group, group_curves in thermal_curves.items():
+            plots.append(plot_thermal(group_curves, group, outdir / f"thermal_{_slug(group)}.png"))
     notes.extend(_grouped_notes(refs))
     summary = _summary(refs, phonon_rows, thermal_rows, ev_rows, skipped, failed, relax)
     sections = _sections(phonon_rows, thermal_rows, ev_rows, skipped, failed)
@@ -141,7 +162,7 @@ def run_phonons(
     return result
 
 
-def _grouped_notes(refs) -> list[str]:
+def _grouped_notes(refs: Iterable[AnyReference]) -> list[str]:
     """Reference notes, each text once with the references it applies to."""
     by_text: dict[str, list[str]] = {}
     for ref in refs:
@@ -152,7 +173,15 @@ def _grouped_notes(refs) -> list[str]:
     ]
 
 
-def _phonon_reference(ref, calc, mesh, band_points, imag_tol, temperatures, opts):
+def _phonon_reference(
+    ref: PhononReference,
+    calc: BaseCalculator,
+    mesh: float | Sequence[int],
+    band_points: int,
+    imag_tol: float,
+    temperatures: Sequence[float],
+    opts: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
     ph_ref = reference_phonopy(ref, nac=opts["nac"])
     fc_ref = np.array(ph_ref.force_constants)
     # without relaxation the calculator uses the same cell: reuse the Phonopy object (its set-up is the slow part)
@@ -182,14 +211,21 @@ def _phonon_reference(ref, calc, mesh, band_points, imag_tol, temperatures, opts
     return row, curves
 
 
-def _thermal_reference(ref: ThermalReference, calc, mesh, imag_tol, opts):
+def _thermal_reference(
+    ref: ThermalReference,
+    calc: BaseCalculator,
+    mesh: float | Sequence[int],
+    imag_tol: float,
+    opts: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Phonons of ``calc`` for the reference cell (own displacements) and thermodynamics per atom vs T."""
     t0 = time.perf_counter()
     pref = PhononReference(ref.name, ref.folder, ref.unitcell, ref.supercell_matrix, "auto")
     cp = calculator_phonopy(pref, calc, **opts)
     ph = cp.phonopy
     ph.run_mesh(mesh, is_gamma_center=True)
-    fmin = float(np.asarray(ph.mesh.frequencies).min())
+    ph_mesh = cast("Mesh", ph.mesh)  # set by run_mesh (a Mesh: no use_iter_mesh)
+    fmin = float(np.asarray(ph_mesh.frequencies).min())
     tc = thermal(ph, ref.temperatures)
     n_calc = len(ph.primitive)
     per_atom_ref = {"F": ref.free_energy / ref.natom, "S": ref.entropy / ref.natom, "Cv": ref.heat_capacity / ref.natom}
@@ -198,7 +234,7 @@ def _thermal_reference(ref: ThermalReference, calc, mesh, imag_tol, opts):
         "formula": ref.unitcell.get_chemical_formula(),
         "volume_per_atom": ref.unitcell.get_volume() / len(ref.unitcell),
         "supercell": np.diag(ref.supercell_matrix).tolist(),
-        "mesh": [int(x) for x in ph.mesh.mesh_numbers],
+        "mesh": [int(x) for x in ph_mesh.mesh_numbers],
         "min_freq_calc_THz": fmin,
         "imaginary_calc": fmin < -imag_tol,
         "residual_force_max_eV_A": cp.residual_force_max,
@@ -223,18 +259,18 @@ def _thermal_reference(ref: ThermalReference, calc, mesh, imag_tol, opts):
     return row, curve
 
 
-def _ev_reference(ref: EVReference, calc):
+def _ev_reference(ref: EVReference, calc: BaseCalculator) -> tuple[dict[str, Any], dict[str, EOSParams]]:
     n = np.array([len(a) for _, a in ref.cells])
     if len(set(n.tolist())) != 1:
         raise ValueError("e-v.dat cells must all have the same number of atoms")
-    e_calc = []
-    for _, a in ref.cells:
-        a = a.copy()
+    e_cells = []
+    for _, cell in ref.cells:
+        a = cell.copy()
         a.calc = calc
-        e_calc.append(a.get_potential_energy())
+        e_cells.append(a.get_potential_energy())
     v = ref.volumes / n
     e_ref = ref.energies / n
-    e_calc = np.array(e_calc) / n
+    e_calc = np.array(e_cells) / n
     fit_ref, fit_calc = fit_birch_murnaghan(v, e_ref), fit_birch_murnaghan(v, e_calc)
     pr, pc = fit_ref.params, fit_calc.params
     row = {
@@ -256,13 +292,21 @@ def _ev_reference(ref: EVReference, calc):
     return row, {"ref": pr, "calc": pc}
 
 
-def _mean(rows, key, absolute=True):
+def _mean(rows: Rows, key: str, absolute: bool = True) -> float | None:
     vals = [abs(r[key]) if absolute else r[key] for r in rows.values() if r.get(key) is not None]
     return float(np.mean(vals)) if vals else None
 
 
-def _summary(refs, ph, th, ev, skipped, failed, relax):
-    s = {
+def _summary(
+    refs: Sequence[AnyReference],
+    ph: Rows,
+    th: Rows,
+    ev: Rows,
+    skipped: dict[str, str],
+    failed: dict[str, str],
+    relax: bool,
+) -> dict[str, Any]:
+    s: dict[str, Any] = {
         "mode": "relax-first" if relax else "reference geometry",
         "n_references": len(refs),
         "n_compared": len(ph) + len(th) + len(ev),
@@ -300,8 +344,8 @@ def _summary(refs, ph, th, ev, skipped, failed, relax):
     return s
 
 
-def _sections(ph, th, ev, skipped, failed):
-    out = []
+def _sections(ph: Rows, th: Rows, ev: Rows, skipped: dict[str, str], failed: dict[str, str]) -> list[str]:
+    out: list[str] = []
     if ph:
         out += [
             "## Phonons (displacement references)",
