@@ -27,19 +27,25 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
+    from gfm_ase.pretraining.config import PretrainConfig
 
 HEAD = "omat"
 
 
-def _fitsnap_rows(model, cfg, head: str) -> dict:
+def _fitsnap_rows(model: GFMModel, cfg: PretrainConfig, head: str) -> dict[str, dict[str, Any]]:
     from gfm_ase.pretraining.data import open_datasets
     from gfm_ase.pretraining.evaluate import evaluate_graphs
 
     covered = set(model.head_config(head).elements)
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for d in open_datasets(cfg, model.cutoff, model.max_neighbors):
         if not d.name.startswith("fitsnap"):
             continue
@@ -52,7 +58,7 @@ def _fitsnap_rows(model, cfg, head: str) -> dict:
     return out
 
 
-def _mlearn_rows(model, store_path: Path, head: str) -> dict:
+def _mlearn_rows(model: GFMModel, store_path: Path, head: str) -> dict[str, dict[str, Any]]:
     from gfm_ase import GFMCalculator
     from gfm_ase.data import Store
     from gfm_ase.units import GPA
@@ -62,7 +68,7 @@ def _mlearn_rows(model, store_path: Path, head: str) -> dict:
     groups = np.asarray(store.groups, dtype=str)
     calc = GFMCalculator(model=model, head=head)
     covered = set(model.head_config(head).elements)
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for el in sorted({g.split("/")[0] for g in groups}):
         idx = np.flatnonzero(np.char.startswith(groups, el + "/"))
         if el not in covered:
@@ -118,7 +124,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="a config whose datasets define the FitSNAP test splits")
     ap.add_argument("--mlearn-test", required=True, type=Path)
@@ -143,7 +149,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     cfg = load_config(args.config)
-    report = {"config": str(args.config), "head": args.head, "models": {}}
+    report: dict[str, Any] = {"config": str(args.config), "head": args.head, "models": {}}
     for item in args.model:
         label, sep, where = item.partition("=")
         where, _, head = where.partition("@")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import Any
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     from gfm_ase.cli.errors import expect
 
     # the pretraining errors whose message is the whole story (also raised by `gfm committee`/`pretrain-router`)
@@ -34,7 +36,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import yaml
 
     from gfm_ase.cli.errors import report
@@ -46,7 +48,7 @@ def run(args) -> int:
     if not args.config or not args.outdir:
         print("gfm pretrain: error: CONFIG and -o OUTDIR are required", file=sys.stderr)
         return 2
-    overrides = {}
+    overrides: dict[str, Any] = {}  # YAML values
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:

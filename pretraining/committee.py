@@ -30,13 +30,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from gfm_ase.runtime.uncertainty import COMMITTEE_KEY, MEMBER_KEY, Spread, calibration_factor
+
+if TYPE_CHECKING:
+    from gfm_ase.graph.batch import AtomicGraph
+    from gfm_ase.model.gfm import GFMModel
+    from gfm_ase.pretraining.config import PretrainConfig
+    from gfm_ase.pretraining.data import DatasetSplits, Graphs
 
 
 class CommitteeError(ValueError):
@@ -44,7 +51,9 @@ class CommitteeError(ValueError):
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
-def head_datasets(cfg, head: str, cutoff: float, max_neighbors: int | None, model_heads: dict) -> list:
+def head_datasets(
+    cfg: PretrainConfig, head: str, cutoff: float, max_neighbors: int | None, model_heads: dict[str, dict[str, Any]]
+) -> list[DatasetSplits]:
     """The datasets of ``head`` in the training config, opened with the trainer's own splits and energy offsets;
     their names and training-split sizes must match what the model records (else the config is not the model's)."""
     from gfm_ase.pretraining.data import open_datasets
@@ -72,27 +81,41 @@ def _subset(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, limit, replace=False))
 
 
+def last_layer(model: GFMModel, head: str) -> torch.nn.Linear:
+    """The last Linear layer of ``head``'s MLP (gfm_ase.model.heads.EnergyHead)."""
+    from gfm_ase.model.heads import EnergyHead
+
+    energy_head = model.heads[head]
+    assert isinstance(energy_head, EnergyHead)
+    last = energy_head.mlp[-1]
+    assert isinstance(last, torch.nn.Linear)
+    return last
+
+
 # --- features --------------------------------------------------------------------------------------------------------
 class LastLayerInputs:
     """Per structure: ``Phi`` (sum over atoms of the head's hidden activations), ``n`` atoms, the head's energy and
     the label, from one forward pass (the inputs of the head's last Linear layer are captured by a hook)."""
 
-    def __init__(self, model, head: str, batch_atoms: int = 2048):
+    def __init__(self, model: GFMModel, head: str, batch_atoms: int = 2048) -> None:
         self.model = model
         self.head = head
         self.batch_atoms = batch_atoms
 
-    def __call__(self, graphs, log=None) -> dict[str, np.ndarray]:
+    def __call__(self, graphs: Graphs, log: Callable[[str], object] | None = None) -> dict[str, np.ndarray]:
         from gfm_ase.graph.batch import collate
         from gfm_ase.model.outputs import predict
 
         captured: list[torch.Tensor] = []
-        last = self.model.heads[self.head].mlp[-1]
+        last = last_layer(self.model, self.head)
         hook = last.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach()))
         dtype = next(self.model.parameters()).dtype
-        phi, n, e_head, e_label = [], [], [], []
+        phi: list[np.ndarray] = []
+        n: list[np.ndarray] = []
+        e_head: list[np.ndarray] = []
+        e_label: list[np.ndarray] = []
         try:
-            chunk: list = []
+            chunk: list[AtomicGraph] = []
             atoms = 0
             total = len(graphs)
             t0 = time.perf_counter()
@@ -131,7 +154,7 @@ class LastLayerInputs:
 
 
 # --- fit -------------------------------------------------------------------------------------------------------------
-def design(data: dict, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def design(data: dict[str, np.ndarray], scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-atom design matrix [B, H + 1] (Phi / n, 1) and target (E_label - E_head) / (scale n)."""
     x = np.concatenate([data["phi"] / data["n"][:, None], np.ones((len(data["n"]), 1))], axis=1)
     y = (data["e_label"] - data["e_head"]) / (scale * data["n"])
@@ -154,7 +177,7 @@ def fit_members(x: np.ndarray, y: np.ndarray, members: int, ridge: float, seed: 
     return d - d.mean(axis=0, keepdims=True)
 
 
-def member_energy_offsets(data: dict, deltas: np.ndarray, scale: float) -> np.ndarray:
+def member_energy_offsets(data: dict[str, np.ndarray], deltas: np.ndarray, scale: float) -> np.ndarray:
     """E_k - E_head [B, K] (eV) of the members, from the linear last layer."""
     x = np.concatenate([data["phi"], data["n"][:, None]], axis=1)
     return scale * x @ deltas.T
@@ -169,7 +192,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 # --- model -----------------------------------------------------------------------------------------------------------
-def add_members(model, head: str, deltas: np.ndarray, names: list[str]) -> None:
+def add_members(model: GFMModel, head: str, deltas: np.ndarray, names: list[str]) -> None:
     """Add the members as heads: copies of ``head`` with last layer (w + dw_k, b + db_k)."""
     cfg = model.head_config(head)
     for k, name in enumerate(names):
@@ -186,7 +209,7 @@ def add_members(model, head: str, deltas: np.ndarray, names: list[str]) -> None:
         )
         model.add_head(member_cfg)
         model.heads[name].load_state_dict(model.heads[head].state_dict())
-        last = model.heads[name].mlp[-1]
+        last = last_layer(model, name)
         with torch.no_grad():
             d = torch.as_tensor(deltas[k], dtype=last.weight.dtype)
             last.weight.add_(d[:-1].reshape(last.weight.shape))
@@ -210,7 +233,7 @@ def copy_companions(src: Path, out: Path) -> list[str]:
 
 def build_committee(
     model_ref: str | Path,
-    config,
+    config: str | Path | PretrainConfig,
     head: str,
     out: str | Path,
     *,
@@ -220,8 +243,8 @@ def build_committee(
     max_structures: int | None = None,
     calibration_structures: int = 200,
     force_calibration_structures: int = 50,
-    log=print,
-) -> dict:
+    log: Callable[[str], object] = print,
+) -> dict[str, Any]:
     """Fit a last-layer committee for ``head`` of ``model_ref`` and write the augmented model to ``out``.
 
     config: the pretraining YAML (path) the model was trained with, or its loaded ``PretrainConfig``."""
@@ -252,7 +275,7 @@ def build_committee(
     rng = np.random.default_rng(seed)
 
     class Joined:  # the training (or validation) splits of the head's datasets, subsampled, as one sequence
-        def __init__(self, split: str, limit: int | None):
+        def __init__(self, split: str, limit: int | None) -> None:
             self.parts = [(d.split(split), i) for d in datasets for i in [np.arange(len(d.split(split)))]]
             total = sum(len(i) for _, i in self.parts)
             pick = _subset(total, limit, rng)
@@ -262,7 +285,7 @@ def build_committee(
         def __len__(self) -> int:
             return len(self.items)
 
-        def __getitem__(self, k: int):
+        def __getitem__(self, k: int) -> AtomicGraph:
             part, i = self.items[k]
             return part[i]
 
@@ -291,7 +314,8 @@ def build_committee(
     energy_scale = calibration_factor(err_e, sigma_e, 1)
     add_members(model, head, deltas, names)
     raw = Spread(model, [head, *names], "committee")
-    f_err, f_sigma = [], []
+    f_err: list[np.ndarray] = []
+    f_sigma: list[np.ndarray] = []
     vgraphs = [val[k] for k in range(len(val)) if val[k].forces is not None][:force_calibration_structures]
     dtype = next(model.parameters()).dtype
     for g in vgraphs:
@@ -391,7 +415,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="new model directory (must not exist or be empty)")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.ridge <= 0:
         raise CommitteeError(f"--ridge must be > 0, got {args.ridge}")
     build_committee(
@@ -409,7 +433,7 @@ def run(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "committee",
         help="add a cheap last-layer committee (uncertainty) to a head of a model",

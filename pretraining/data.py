@@ -6,15 +6,28 @@ come from stores (``open_datasets``) or from anything else that yields graphs (t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from gfm_ase.config import HeadConfig
 from gfm_ase.graph.batch import AtomicGraph
 
+if TYPE_CHECKING:
+    from gfm_ase.data import Store
+    from gfm_ase.pretraining.config import LabelFilterSpec, PretrainConfig
+
 SPLITS = ("train", "val", "test")
+
+
+class Graphs(Protocol):
+    """A map-style collection of graphs: a list, a GraphDataset, :class:`CachedGraphs`, :class:`OffsetEnergies`."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, k: int, /) -> AtomicGraph: ...
 
 
 @dataclass
@@ -23,24 +36,24 @@ class DatasetSplits:
 
     name: str
     head: str
-    train: Sequence[AtomicGraph]
-    val: Sequence[AtomicGraph]
-    test: Sequence[AtomicGraph]
+    train: Graphs
+    val: Graphs
+    test: Graphs
     loss_weight: float = 1.0
     elements: list[str] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
-    store: object | None = None  # the gfm_ase.data.Store, when read from one
+    store: Store | None = None  # when read from one
     split_indices: dict[str, np.ndarray] | None = None  # store indices of each split
     energy_offsets: dict[str, float] | None = None  # eV/atom per element subtracted from the stored energies
 
-    def split(self, name: str) -> Sequence[AtomicGraph]:
+    def split(self, name: str) -> Graphs:
         return getattr(self, name)
 
 
 class CachedGraphs:
     """Memoising wrapper of a map-style dataset (graphs are built once per process)."""
 
-    def __init__(self, base):
+    def __init__(self, base: Graphs) -> None:
         self.base = base
         self._cache: dict[int, AtomicGraph] = {}
 
@@ -57,7 +70,7 @@ class CachedGraphs:
 class OffsetEnergies:
     """Map-style dataset whose graphs' energies have ``sum_i offsets[Z_i]`` subtracted (DatasetSpec.energy_offsets)."""
 
-    def __init__(self, base, offsets: dict[str, float]):
+    def __init__(self, base: Graphs, offsets: dict[str, float]) -> None:
         from ase.data import atomic_numbers
 
         self.base = base
@@ -68,7 +81,7 @@ class OffsetEnergies:
     def __len__(self) -> int:
         return len(self.base)
 
-    def shift(self, numbers) -> float:
+    def shift(self, numbers: np.ndarray) -> float:
         vals = self._table[np.asarray(numbers, dtype=np.int64)]
         if np.isnan(vals).any():
             from ase.data import chemical_symbols
@@ -86,11 +99,11 @@ class OffsetEnergies:
         return replace(g, energy=g.energy - self.shift(g.numbers))
 
 
-def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[DatasetSplits]:
+def open_datasets(cfg: PretrainConfig, cutoff: float, max_neighbors: int | None = None) -> list[DatasetSplits]:
     """Open every configured store, apply ``max_structures`` and the split, and wrap the splits as graphs."""
     from gfm_ase.data import GraphDataset, Store, split_indices
 
-    out = []
+    out: list[DatasetSplits] = []
     covered_sets = _covered_element_sets(cfg)
     for ds in cfg.datasets:
         path = cfg.dataset_path(ds)
@@ -129,9 +142,15 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
             missing = sorted(set(store.elements) - set(offsets))
             if missing:
                 raise ValueError(f"dataset {ds.name!r}: energy_offsets lacks elements {missing} of {path.name}")
-        graphs = {}
+        graphs: dict[str, Graphs] = {}
         for k, idx in splits.items():
-            gd = GraphDataset(store, cutoff, indices=idx, head=0, max_neighbors=max_neighbors)
+            gd: Graphs = GraphDataset(
+                store,
+                cutoff,
+                indices=idx,  # type: ignore[arg-type]  # any int array works (np.asarray); annotated Sequence[int]
+                head=0,
+                max_neighbors=max_neighbors,
+            )
             if offsets is not None:
                 gd = OffsetEnergies(gd, offsets)
             graphs[k] = CachedGraphs(gd) if cfg.data.cache_graphs else gd
@@ -149,7 +168,7 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
         }
         if ds.exclude_covered_by:
             prov["excluded_covered_by"] = {"datasets": list(ds.exclude_covered_by), "n_structures": int(n_excluded)}
-        if n_filtered is not None:
+        if ds.label_filter is not None and n_filtered is not None:  # set together
             prov["label_filter"] = {**ds.label_filter.model_dump(mode="json"), "n_structures_beyond": n_filtered}
         if offsets is not None:
             prov["energy_offsets_eV_per_atom"] = {k: float(v) for k, v in sorted(offsets.items())}
@@ -171,9 +190,9 @@ def open_datasets(cfg, cutoff: float, max_neighbors: int | None = None) -> list[
     return out
 
 
-def label_outliers(store, spec) -> dict[str, np.ndarray]:
+def label_outliers(store: Store, spec: LabelFilterSpec) -> dict[str, np.ndarray]:
     """Boolean masks [S] of the structures beyond each bound of a ``LabelFilterSpec`` (missing labels pass)."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     if spec.max_abs_stress is not None:
         with np.errstate(invalid="ignore"):
             out["max_abs_stress"] = np.nan_to_num(np.abs(store.stresses), nan=0.0).max(axis=1) > spec.max_abs_stress
@@ -186,18 +205,18 @@ def label_outliers(store, spec) -> dict[str, np.ndarray]:
     return out
 
 
-def _element_sets(store) -> list[frozenset]:
+def _element_sets(store: Store) -> list[frozenset[int]]:
     """The set of atomic numbers of every structure of ``store``."""
     zs, counts = store.composition()
     return [frozenset(int(z) for z in zs[row > 0]) for row in counts]
 
 
-def _covered_element_sets(cfg) -> dict[str, set]:
+def _covered_element_sets(cfg: PretrainConfig) -> dict[str, set[frozenset[int]]]:
     """{dataset name: element sets of its structures} for every dataset some other dataset excludes by."""
     from gfm_ase.data import Store
 
     names = {x for ds in cfg.datasets for x in ds.exclude_covered_by}
-    out = {}
+    out: dict[str, set[frozenset[int]]] = {}
     for ds in cfg.datasets:
         if ds.name in names:
             path = cfg.dataset_path(ds)
@@ -212,7 +231,11 @@ class _JointStoreView:
     """The part of the Store interface ``fit_reference_energies`` uses, over several (store, indices) pairs, so that
     a head shared by several datasets gets one joint least-squares fit."""
 
-    def __init__(self, parts, offsets=None):
+    def __init__(
+        self,
+        parts: Sequence[tuple[Store | _GraphStoreView, np.ndarray]],
+        offsets: Sequence[dict[str, float] | None] | None = None,
+    ) -> None:
         self.parts = [(s, np.asarray(i, dtype=np.int64)) for s, i in parts]
         self.offsets = list(offsets) if offsets is not None else [None] * len(self.parts)
         self._zs = np.unique(np.concatenate([s.composition(i)[0] for s, i in self.parts]))
@@ -232,14 +255,16 @@ class _JointStoreView:
             out.append(e)
         return np.concatenate(out)
 
-    def composition(self, indices=None, elements=None):
+    def composition(
+        self, indices: Sequence[int] | np.ndarray | None = None, elements: Sequence[int] | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         counts = np.concatenate([s.composition(i, elements=self._zs)[1] for s, i in self.parts])
         if indices is not None:
             counts = counts[np.asarray(indices, dtype=np.int64)]
         return self._zs, counts
 
 
-def _symbol(z) -> str:
+def _symbol(z: int | np.integer) -> str:
     from ase.data import chemical_symbols
 
     return chemical_symbols[int(z)]
@@ -248,7 +273,7 @@ def _symbol(z) -> str:
 class _GraphStoreView:
     """Store-like view of in-memory graphs (energies and compositions) for datasets not read from a store."""
 
-    def __init__(self, graphs: Sequence[AtomicGraph]):
+    def __init__(self, graphs: Graphs) -> None:
         self.graphs = graphs
 
     def __len__(self) -> int:
@@ -256,9 +281,12 @@ class _GraphStoreView:
 
     @property
     def energies(self) -> np.ndarray:
-        return np.array([np.nan if g.energy is None else g.energy for g in self.graphs], dtype=np.float64)
+        energies = (self.graphs[k].energy for k in range(len(self.graphs)))
+        return np.array([np.nan if e is None else e for e in energies], dtype=np.float64)
 
-    def composition(self, indices=None, elements=None):
+    def composition(
+        self, indices: Sequence[int] | np.ndarray | None = None, elements: Sequence[int] | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         idx = range(len(self.graphs)) if indices is None else indices
         nums = [np.asarray(self.graphs[int(k)].numbers) for k in idx]
         zs = np.unique(np.concatenate(nums)) if elements is None else np.asarray(elements, dtype=np.int64)
@@ -278,7 +306,7 @@ def fit_head_constants(
     shift_mode: str = "mean",
     max_structures: int = 20000,
     seed: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """Reference energies (joint least squares on the training splits of the head's datasets), shift (mean
     per-atom residual energy) and scale (RMS of the force components, or the std of the per-atom residual energy
     when there are no forces); fitted on training data only."""
@@ -287,9 +315,11 @@ def fit_head_constants(
     from gfm_ase.data import fit_reference_energies
 
     mine = [d for d in datasets if d.head == head]
-    parts, offsets = [], []
+    parts: list[tuple[Store | _GraphStoreView, np.ndarray]] = []
+    offsets: list[dict[str, float] | None] = []
     for d in mine:
         if d.store is not None:
+            assert d.split_indices is not None  # open_datasets sets both
             parts.append((d.store, d.split_indices["train"]))
             offsets.append(d.energy_offsets)
         else:  # in-memory graphs already carry shifted energies
@@ -301,7 +331,9 @@ def fit_head_constants(
     refs: dict[str, float] = {}
     residual_pa = np.zeros(0)
     if has_e.any():
-        refs, residuals = fit_reference_energies(joint, None, return_residuals=True)
+        fitted = fit_reference_energies(joint, None, return_residuals=True)
+        assert isinstance(fitted, tuple)  # return_residuals: (references, residuals)
+        refs, residuals = fitted
         zs, counts = joint.composition()
         n_atoms = counts.sum(axis=1)[has_e]
         residual_pa = residuals / n_atoms
@@ -313,6 +345,7 @@ def fit_head_constants(
         take = np.sort(rng.permutation(n)[:max_structures]) if n > max_structures else np.arange(n)
         for k in take:
             if d.store is not None:  # labels only: no neighbour list, no graph cache
+                assert d.split_indices is not None
                 f = d.store.labels_and_structure(int(d.split_indices["train"][int(k)])).forces
             else:
                 f = d.train[int(k)].forces
@@ -359,7 +392,9 @@ def fit_head_constants(
     }
 
 
-def head_configs(cfg, datasets: list[DatasetSplits], constants: dict[str, dict], probs: dict[str, float]):
+def head_configs(
+    cfg: PretrainConfig, datasets: list[DatasetSplits], constants: dict[str, dict], probs: dict[str, float]
+) -> list[HeadConfig]:
     """HeadConfigs with fitted constants and provenance of their datasets."""
     out = []
     for h in cfg.heads:

@@ -15,13 +15,19 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from gfm_ase.checkpoint import load_model
 from gfm_ase.hub import resolve_model
+
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
+    from gfm_ase.pretraining.data import Graphs
 
 # Zuo et al. 2020 test-set energy MAE (meV/atom) as listed in ../shared/README.md
 PUBLISHED_ENERGY_MAE = {
@@ -32,7 +38,7 @@ UNITS = {"energy": "meV_atom", "forces": "meV_A", "stress": "meV_A3"}
 PUBLISHED_FORCE_NOTE = "GAP/MTP force MAE: about 10-20 meV/A for Ni/Cu/Li and 50-90 meV/A for Mo/Si/Ge"
 
 
-def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
+def evaluate_graphs(model: GFMModel, graphs: Graphs, head: str, batch_size: int = 16) -> dict[str, Any]:
     """Errors of ``model``'s ``head`` on a sequence of labelled AtomicGraphs: the trainer's own metrics
     (:mod:`gfm_ase.pretraining.metrics`), so these numbers are computed exactly as the logged val/test metrics."""
     from gfm_ase.pretraining import metrics
@@ -50,14 +56,19 @@ def evaluate_graphs(model, graphs, head: str, batch_size: int = 16) -> dict:
         precision=precision,
         stress=True,
     )
-    res = metrics.summarize(acc)
+    res: dict[str, Any] = metrics.summarize(acc)
     res["n_structures"] = len(graphs)
     return res
 
 
 def mlearn_per_element(
-    model, store_path: Path, head: str, cutoff: float, max_neighbors=None, offsets: dict[str, float] | None = None
-) -> dict:
+    model: GFMModel,
+    store_path: Path,
+    head: str,
+    cutoff: float,
+    max_neighbors: int | None = None,
+    offsets: dict[str, float] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Errors per element of the mlearn test sets. ``offsets`` (eV/atom per element, a dataset's
     ``energy_offsets``) are subtracted from the DFT energies first, i.e. the labels are put on the energy scale the
     model was trained to (the same shift the trainer applied to that dataset's training split)."""
@@ -67,12 +78,17 @@ def mlearn_per_element(
     store = Store(store_path)
     covered = set(model.head_config(head).elements)
     groups = np.asarray(store.groups, dtype=str)
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for el in sorted({g.split("/")[0] for g in groups}):
         if el not in covered:
             continue
         idx = np.flatnonzero(np.char.startswith(groups, el + "/"))
-        graphs = GraphDataset(store, cutoff, indices=idx, max_neighbors=max_neighbors)
+        graphs: Graphs = GraphDataset(
+            store,
+            cutoff,
+            indices=idx,  # type: ignore[arg-type]  # any int array works (np.asarray); annotated Sequence[int]
+            max_neighbors=max_neighbors,
+        )
         if offsets is not None:
             if el not in offsets:
                 continue
@@ -83,7 +99,7 @@ def mlearn_per_element(
     return out
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     who = report.get("model_name") or "model"
     lines = [
         "| dataset | head | test structures | energy MAE (meV/atom) | energy RMSE | force MAE (meV/A) | "
@@ -91,7 +107,7 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
 
-    def f(r, k, m):
+    def f(r: dict[str, Any], k: str, m: str) -> str:
         v = r.get(f"{k}_{m}_{UNITS[k]}")
         return "-" if v is None else f"{v:.1f}"
 
@@ -126,7 +142,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", help="the pretraining YAML the model was trained with")
     ap.add_argument("model", help="model directory, training OUTDIR or built-in name")
@@ -165,7 +181,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"error: --mlearn-offsets-from: dataset {spec.name!r} has no energy_offsets")
         offsets = dict(spec.energy_offsets)
     where = args.model if "/" not in args.model else Path(args.model).name  # no machine paths in reports
-    report = {
+    report: dict[str, Any] = {
         "model": where,
         "model_name": model.config.name,
         "config": str(args.config),

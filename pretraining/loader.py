@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Iterator
 
 import torch
 
-from gfm_ase.graph.batch import collate
+from gfm_ase.graph.batch import AtomicGraph, GraphBatch, collate
 from gfm_ase.pretraining.data import DatasetSplits
 from gfm_ase.pretraining.sampler import MultiDatasetSampler
 
@@ -15,24 +16,24 @@ from gfm_ase.pretraining.sampler import MultiDatasetSampler
 class StepData(torch.utils.data.Dataset):
     """(dataset, index) -> graph with the dataset's local head index and loss weight."""
 
-    def __init__(self, datasets: list[DatasetSplits], local_head: list[int]):
+    def __init__(self, datasets: list[DatasetSplits], local_head: list[int]) -> None:
         self.datasets = datasets
         self.local_head = local_head
 
-    def __len__(self):
+    def __len__(self) -> int:
         return sum(len(d.train) for d in self.datasets)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: tuple[int, int]) -> AtomicGraph:
         d, i = key
         g = self.datasets[d].train[i]
         return dataclasses.replace(g, head=self.local_head[d], weight=g.weight * self.datasets[d].loss_weight)
 
 
 class Collate:
-    def __init__(self, dtype):
+    def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
 
-    def __call__(self, graphs):
+    def __call__(self, graphs: list[AtomicGraph]) -> GraphBatch | None:
         return collate(graphs, dtype=self.dtype) if graphs else None  # a rank may get no structure in a step
 
 
@@ -40,13 +41,13 @@ class PlanSampler:
     """batch_sampler for the DataLoader: the rank's part of each step's plan; records the sampler state after each
     step so that the state saved with a checkpoint is that of the consumed (not prefetched) steps."""
 
-    def __init__(self, sampler: MultiDatasetSampler, rank: int, n_steps: int, states: collections.deque):
+    def __init__(self, sampler: MultiDatasetSampler, rank: int, n_steps: int, states: collections.deque) -> None:
         self.sampler, self.rank, self.n_steps, self.states = sampler, rank, n_steps, states
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.n_steps
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for _ in range(self.n_steps):
             plan = self.sampler.next_step()
             self.states.append(self.sampler.state_dict())

@@ -4,18 +4,24 @@ components (meV/A) and stress components (meV/A^3), summed over ranks before the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
-from gfm_ase.graph.batch import collate
+from gfm_ase.graph.batch import GraphBatch, collate
 from gfm_ase.model.outputs import predict
+
+if TYPE_CHECKING:
+    from gfm_ase.pretraining.data import Graphs
 
 # accumulator layout per dataset
 N_E, AE_E, SE_E, N_F, AE_F, SE_F, N_S, AE_S, SE_S = range(9)
 WIDTH = 9
 
 
-def accumulate(pred: dict, batch, acc: torch.Tensor) -> None:
+def accumulate(pred: dict[str, torch.Tensor], batch: GraphBatch, acc: torch.Tensor) -> None:
     """Add a batch's error sums (eV units) into ``acc`` [9] (float64)."""
     if batch.energy is not None:
         m = torch.isfinite(batch.energy)
@@ -40,11 +46,11 @@ def accumulate(pred: dict, batch, acc: torch.Tensor) -> None:
             acc[SE_S] += (err * err).sum()
 
 
-def summarize(acc) -> dict:
+def summarize(acc: torch.Tensor | Sequence[float]) -> dict[str, float | None]:
     """meV-unit metrics from one accumulator row (None where there were no labels)."""
     a = [float(x) for x in acc]
 
-    def pair(n, ae, se):
+    def pair(n: int, ae: int, se: int) -> tuple[float | None, float | None]:
         if a[n] <= 0:
             return None, None
         return 1000.0 * a[ae] / a[n], 1000.0 * math.sqrt(a[se] / a[n])
@@ -64,7 +70,16 @@ def summarize(acc) -> dict:
 
 
 def evaluate_graphs(
-    model, graphs, indices, head_local: int, *, batch_size: int, dtype, device, precision: str, stress: bool
+    model: torch.nn.Module,
+    graphs: Graphs,
+    indices: Sequence[int] | np.ndarray,
+    head_local: int,
+    *,
+    batch_size: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    precision: str,
+    stress: bool,
 ) -> torch.Tensor:
     """Error sums [9] of ``graphs[indices]`` evaluated with the (local) head index ``head_local``."""
     acc = torch.zeros(WIDTH, dtype=torch.float64)

@@ -22,7 +22,9 @@ import argparse
 import datetime as _dt
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,16 +45,21 @@ from gfm_ase.runtime.router import (
     json_checksum,
 )
 
+if TYPE_CHECKING:
+    from gfm_ase.graph.batch import AtomicGraph
+    from gfm_ase.pretraining.config import PretrainConfig
+    from gfm_ase.pretraining.data import DatasetSplits, Graphs
+
 DEFAULT_FEATURES = ("composition", "periodic")  # size and density: no measurable gain (docs/router.md)
 HELD_OUT = ("val", "test")
 
 
 # ------------------------------------------------------------------------------------------------------- data
-def dataset_arrays(d, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dataset_arrays(d: DatasetSplits, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(element counts [n, MAX_Z], pbc [n, 3], cell [n, 3, 3]) of one split of a :class:`DatasetSplits`."""
-    idx = np.asarray(d.split_indices[split], dtype=np.int64)
-    if d.store is None:
-        graphs = d.split(split)
+    if d.store is None:  # in-memory graphs (no split indices)
+        split_graphs = d.split(split)
+        graphs = [split_graphs[k] for k in range(len(split_graphs))]
         counts = np.zeros((len(graphs), MAX_Z), dtype=np.int64)
         for r, g in enumerate(graphs):
             counts[r] = np.bincount(np.asarray(g.numbers), minlength=MAX_Z)[:MAX_Z]
@@ -61,11 +68,15 @@ def dataset_arrays(d, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.array([np.asarray(g.pbc, bool) for g in graphs]).reshape(-1, 3),
             np.array([np.asarray(g.cell, float) for g in graphs]).reshape(-1, 3, 3),
         )
+    assert d.split_indices is not None  # open_datasets sets them with the store
+    idx = np.asarray(d.split_indices[split], dtype=np.int64)
     _, counts = d.store.composition(idx, elements=np.arange(MAX_Z))
     return counts, np.asarray(d.store.pbcs, bool)[idx].reshape(-1, 3), np.asarray(d.store.cells)[idx].reshape(-1, 3, 3)
 
 
-def open_splits(config, overrides: dict | None = None):
+def open_splits(
+    config: str | Path | PretrainConfig, overrides: dict[str, Any] | None = None
+) -> tuple[PretrainConfig, list[DatasetSplits]]:
     """The config (a path or a loaded :class:`~gfm_ase.pretraining.config.PretrainConfig`) and its datasets."""
     from gfm_ase.pretraining.config import load_config
     from gfm_ase.pretraining.data import open_datasets
@@ -80,7 +91,7 @@ def fit_classifier(
     y: np.ndarray,
     n_classes: int,
     *,
-    hidden=(),
+    hidden: Sequence[int] = (),
     activation: str = "tanh",
     weight_decay: float = 1e-4,
     steps: int = 300,
@@ -101,7 +112,7 @@ def fit_classifier(
     act = {"tanh": torch.tanh, "relu": torch.relu}[activation]
     params = [p for lay in layers for p in lay.parameters()]
 
-    def forward(h):
+    def forward(h: torch.Tensor) -> torch.Tensor:
         for i, lay in enumerate(layers):
             h = lay(h)
             if i < len(layers) - 1:
@@ -110,7 +121,7 @@ def fit_classifier(
 
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, history_size=20, line_search_fn="strong_wolfe")
 
-    def closure():
+    def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = (torch.nn.functional.cross_entropy(forward(xt), yt, reduction="none") * w).sum()
         loss = loss + weight_decay * sum((lay.weight**2).sum() for lay in layers)
@@ -118,7 +129,7 @@ def fit_classifier(
         return loss
 
     opt.step(closure)
-    out = {"mean": mean, "std": std}
+    out: dict[str, np.ndarray] = {"mean": mean, "std": std}
     for i, lay in enumerate(layers):
         out[f"layers.{i}.weight"] = lay.weight.detach().numpy().copy()
         out[f"layers.{i}.bias"] = lay.bias.detach().numpy().copy()
@@ -130,7 +141,7 @@ def merge_groups(confusion: np.ndarray, heads: list[str], order: list[str], thre
     ``threshold``, merged transitively; each group and the list of groups follow ``order``."""
     parent = list(range(len(heads)))
 
-    def find(i):
+    def find(i: int) -> int:
         while parent[i] != i:
             i = parent[i]
         return i
@@ -156,19 +167,19 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------------ training
 def train_router(
-    config_path,
+    config_path: str | Path | PretrainConfig,
     model_dir: str | Path,
     *,
-    features=DEFAULT_FEATURES,
-    hidden=(),
+    features: Sequence[str] = DEFAULT_FEATURES,
+    hidden: Sequence[int] = (),
     activation: str = "tanh",
     weight_decay: float = 1e-4,
     merge_threshold: float = 0.5,
     prefer: list[str] | None = None,
     errors: int = 0,
-    overrides: dict | None = None,
-    log=print,
-) -> dict:
+    overrides: dict[str, Any] | None = None,
+    log: Callable[[str], object] = print,
+) -> dict[str, Any]:
     """Fit, evaluate and write the router of ``model_dir``; returns the written ``router.json`` document.
 
     ``config_path``: the pretraining config the model was trained with, a path or a loaded ``PretrainConfig`` (the
@@ -199,8 +210,11 @@ def train_router(
         raise RouterError(f"--prefer names head(s) {unknown} the router does not know; heads: {heads}")
     cls = {h: k for k, h in enumerate(heads)}
 
-    def stack(split):
-        xs, ys, names, nums = [], [], [], []
+    def stack(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        names: list[str] = []
+        nums: list[np.ndarray] = []
         for d in datasets:
             counts, pbc, cell = dataset_arrays(d, split)
             if not len(counts):
@@ -214,7 +228,7 @@ def train_router(
     x, y, _, _ = stack("train")
     log(f"router: {len(y)} training structures, {x.shape[1]} descriptors, heads {heads}")
     tensors = fit_classifier(x, y, len(heads), hidden=tuple(hidden), activation=activation, weight_decay=weight_decay)
-    doc = {
+    doc: dict[str, Any] = {
         "format": ROUTER_FORMAT,
         "format_version": ROUTER_FORMAT_VERSION,
         "heads": heads,
@@ -230,7 +244,7 @@ def train_router(
     doc["groups"] = groups
     router = _router_for(model_doc, doc, tensors)
 
-    metrics = {"train_confusion": _named(train_conf, heads), "held_out": {}}
+    metrics: dict[str, Any] = {"train_confusion": _named(train_conf, heads), "held_out": {}}
     hx, hy, hnames, hcounts = _held_out(stack)
     if len(hy):
         metrics["held_out"] = evaluate_routing(router, hx, hy, hnames, hcounts, heads)
@@ -265,7 +279,9 @@ def train_router(
     return doc
 
 
-def _held_out(stack):
+def _held_out(
+    stack: Callable[[str], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, ...]:
     parts = []
     for split in HELD_OUT:
         try:
@@ -288,13 +304,15 @@ def _named(conf: np.ndarray, heads: list[str]) -> dict:
     return {h: {g: int(conf[i, j]) for j, g in enumerate(heads) if conf[i, j]} for i, h in enumerate(heads)}
 
 
-def evaluate_routing(router: HeadRouter, x, y, names, counts, heads: list[str]) -> dict:
+def evaluate_routing(
+    router: HeadRouter, x: np.ndarray, y: np.ndarray, names: np.ndarray, counts: np.ndarray, heads: list[str]
+) -> dict[str, Any]:
     """Per dataset: accuracy of the full decision rule (the dataset's own head chosen), group accuracy (a head of
     its group chosen), the classifier's plain argmax accuracy, and where its structures were routed."""
     p = router.probabilities(x)
     group_of = {h: tuple(g) for g in router.groups for h in g}
     chosen = [router.decide(p[k], set(np.flatnonzero(counts[k]).tolist())).head for k in range(len(y))]
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(names.tolist()):
         sel = np.flatnonzero(names == name)
         head = heads[int(y[sel[0]])]
@@ -319,8 +337,15 @@ def evaluate_routing(router: HeadRouter, x, y, names, counts, heads: list[str]) 
 
 # -------------------------------------------------------------------------------------------- errors of auto
 def auto_errors(
-    model_dir: Path, model_doc: dict, router: HeadRouter, datasets, n_per_dataset: int, *, seed: int = 0, log=print
-) -> dict:
+    model_dir: Path,
+    model_doc: dict,
+    router: HeadRouter,
+    datasets: list[DatasetSplits],
+    n_per_dataset: int,
+    *,
+    seed: int = 0,
+    log: Callable[[str], object] = print,
+) -> dict[str, Any]:
     """Energy (meV/atom) and force (meV/A) MAE of the routed head and of the dataset's own head on a seeded sample
     of each dataset's held-out structures (labels as the trainer saw them)."""
     from dataclasses import replace
@@ -332,17 +357,26 @@ def auto_errors(
     model = load_model(model_dir, dtype=torch.float64)
     model.inference_mode_()
     rng = np.random.default_rng([seed, 23])
-    out = {"model_weights_sha256": model_doc["weights_sha256"], "n_per_dataset": n_per_dataset, "datasets": {}}
+    out: dict[str, Any] = {
+        "model_weights_sha256": model_doc["weights_sha256"],
+        "n_per_dataset": n_per_dataset,
+        "datasets": {},
+    }
     for d in datasets:
         graphs = [g for s in HELD_OUT for g in _sample(d.split(s), n_per_dataset, rng)][:n_per_dataset]
         graphs = [g for g in graphs if g.energy is not None][:n_per_dataset]
         if not graphs:
             continue
-        acc = {"auto": [0.0, 0, 0.0, 0], "own": [0.0, 0, 0.0, 0]}
+        acc: dict[str, list[float]] = {"auto": [0.0, 0, 0.0, 0], "own": [0.0, 0, 0.0, 0]}  # E sum, n, F sum, n
         n_other = 0
         for g in graphs:
             own = d.head
-            auto = router.route(np.asarray(g.numbers), np.asarray(g.pbc, bool), np.asarray(g.cell, float)).head
+            assert g.energy is not None  # graphs without an energy were left out above
+            auto = router.route(
+                np.asarray(g.numbers),  # type: ignore[arg-type]  # any int array works; annotated Sequence[int]
+                np.asarray(g.pbc, bool),
+                np.asarray(g.cell, float),
+            ).head
             n_other += auto != own
             picks = {"own": own, "auto": auto}
             batch = collate([replace(g, head=model.head_index(picks[k])) for k in ("own", "auto")], dtype=torch.float64)
@@ -356,10 +390,10 @@ def auto_errors(
                     ok = np.isfinite(np.asarray(g.forces))
                     acc[k][2] += float(np.abs(f - np.asarray(g.forces))[ok].sum())
                     acc[k][3] += int(ok.sum())
-        row = {"head": d.head, "n": len(graphs), "n_routed_elsewhere": int(n_other)}
-        for k, (e, ne, f, nf) in acc.items():
+        row: dict[str, Any] = {"head": d.head, "n": len(graphs), "n_routed_elsewhere": int(n_other)}
+        for k, (e, ne, fs, nf) in acc.items():
             row[f"{k}_energy_mae_meV_atom"] = 1000 * e / ne
-            row[f"{k}_forces_mae_meV_A"] = 1000 * f / nf if nf else None
+            row[f"{k}_forces_mae_meV_A"] = 1000 * fs / nf if nf else None
         out["datasets"][d.name] = row
         log(
             f"  {d.name:20s} n={row['n']:3d} routed elsewhere {n_other:3d}  E MAE own/auto "
@@ -369,11 +403,11 @@ def auto_errors(
     return out
 
 
-def _fmt(v) -> str:
+def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def _sample(graphs, n: int, rng) -> list:
+def _sample(graphs: Graphs, n: int, rng: np.random.Generator) -> list[AtomicGraph]:
     idx = np.sort(rng.permutation(len(graphs))[:n]) if len(graphs) > n else np.arange(len(graphs))
     return [graphs[int(k)] for k in idx]
 
@@ -482,7 +516,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", metavar="FILE", help="also write the measured tables as Markdown to FILE")
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain-router",
         help="train the head router of head='auto' and write it next to a model",
@@ -493,7 +527,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from gfm_ase.checkpoint import CheckpointError
     from gfm_ase.cli.errors import report
     from gfm_ase.data import StoreError

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -29,12 +30,15 @@ from safetensors.torch import load_file, save_file
 from gfm_ase.checkpoint import CheckpointError, read_model_json, save_model, sha256_file
 from gfm_ase.fileio import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from gfm_ase.model.gfm import GFMModel
+
 STATE_FORMAT = "gfm-ase-train-state"
 STATE_VERSION = 1
 LATEST = "latest"
 
 
-def checkpoint_root(outdir) -> Path:
+def checkpoint_root(outdir: str | os.PathLike) -> Path:
     return Path(outdir) / "checkpoints"
 
 
@@ -42,7 +46,9 @@ def _step_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
-def write_checkpoint(outdir, step: int, model, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 3) -> Path:
+def write_checkpoint(
+    outdir: str | os.PathLike, step: int, model: GFMModel, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 3
+) -> Path:
     """Write a complete checkpoint for ``step`` and point ``latest`` at it; prune to the last ``keep``."""
     root = checkpoint_root(outdir)
     root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +106,7 @@ def _prune(root: Path, keep: int) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def latest_checkpoint(outdir) -> Path | None:
+def latest_checkpoint(outdir: str | os.PathLike) -> Path | None:
     root = checkpoint_root(outdir)
     f = root / LATEST
     if not f.is_file():
@@ -112,7 +118,9 @@ def latest_checkpoint(outdir) -> Path | None:
     return path
 
 
-def read_checkpoint(path):
+def read_checkpoint(
+    path: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
     """(model weights, training tensors, meta) of a checkpoint directory, with every checksum verified.
 
     The weights are read as stored (tensors only, no model is built), so a float64 run resumes bit-exactly."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ import yaml
 from gfm_ase.checkpoint import read_model_json, save_model
 from gfm_ase.config import ModelConfig
 from gfm_ase.fileio import atomic_write_bytes
+from gfm_ase.graph.batch import GraphBatch
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.model.outputs import predict
 from gfm_ase.model.precision import parameter_dtype
@@ -36,7 +38,7 @@ from gfm_ase.model.registry import trunk_options
 from gfm_ase.pretraining import checkpointing as ckpt
 from gfm_ase.pretraining import metrics as M
 from gfm_ase.pretraining import optimization as opt
-from gfm_ase.pretraining.config import PretrainConfig
+from gfm_ase.pretraining.config import LossSpec, PretrainConfig
 from gfm_ase.pretraining.data import DatasetSplits, open_datasets
 from gfm_ase.pretraining.distributed import DistEnv, setup_distributed, sync_gradients
 from gfm_ase.pretraining.errors import TrainingError
@@ -58,16 +60,17 @@ class Trainer:
     """``Trainer(cfg, outdir).fit()``. ``datasets`` may be given directly (lists of graphs) instead of stores."""
 
     banner = "gfm pretrain"  # what the start line calls this run (fine-tuning names its own)
+    _init_model: GFMModel | None  # model.init_from, loaded on demand by init_model()
 
     def __init__(
         self,
         cfg: PretrainConfig,
-        outdir,
+        outdir: str | os.PathLike,
         *,
         resume: bool = False,
         datasets: list[DatasetSplits] | None = None,
         env: DistEnv | None = None,
-    ):
+    ) -> None:
         self.cfg = cfg
         self.outdir = Path(outdir)
         ckpt_path = checkpoint_to_resume(self.outdir, resume)  # before any process group exists
@@ -79,7 +82,10 @@ class Trainer:
 
         # data and sampling probabilities
         opts = trunk_options(cfg.model.trunk.name, cfg.model.trunk.options)
-        self.datasets = datasets if datasets is not None else open_datasets(cfg, opts.cutoff, opts.max_neighbors)
+        # every trunk's options have cutoff and max_neighbors (as GFMModel.cutoff/max_neighbors assume)
+        cutoff: float = getattr(opts, "cutoff")
+        max_neighbors: int | None = getattr(opts, "max_neighbors")
+        self.datasets = datasets if datasets is not None else open_datasets(cfg, cutoff, max_neighbors)
         check_datasets(self.datasets, cfg)
         self.head_names = [h.name for h in cfg.heads]
         sizes = [len(d.train) for d in self.datasets]
@@ -141,9 +147,10 @@ class Trainer:
 
     def init_model(self) -> GFMModel:
         """The trained model ``model.init_from`` names (loaded once, verified like any model)."""
-        if getattr(self, "_init_model", None) is None:
-            self._init_model = load_init_model(self.cfg)
-        return self._init_model
+        model: GFMModel | None = getattr(self, "_init_model", None)
+        if model is None:
+            model = self._init_model = load_init_model(self.cfg)
+        return model
 
     def build_model(self) -> GFMModel:
         """The initial model for ``self.full_config`` (called after seeding torch with ``cfg.seed``): random
@@ -229,6 +236,7 @@ class Trainer:
         rng = ckpt.rng_tensors(self.env, self.device)
         path = None
         if self.env.is_main:
+            assert state is not None  # gathered on rank 0
             tensors = {k: v for k, v in state.items() if not k.startswith("model.")}
             tensors.update(rng)
             meta = {
@@ -271,7 +279,7 @@ class Trainer:
     def _lr(self, step: int) -> float:
         return opt.scheduled_lr(self.cfg.optim, step, self.total_steps)
 
-    def _loader(self, n_steps: int, states: collections.deque):
+    def _loader(self, n_steps: int, states: collections.deque) -> torch.utils.data.DataLoader:
         return step_loader(
             self.datasets,
             self.dataset_local_head,
@@ -284,11 +292,13 @@ class Trainer:
             self.cfg.data.num_workers,
         )
 
-    def loss_spec(self):
+    def loss_spec(self) -> LossSpec:
         """The loss weights of the current step (``loss.stages`` switch them at fractions of the run)."""
         return self.cfg.loss.at(self.step, self.total_steps)
 
-    def compute_gradients(self, batch, counts: LossCounts, spec) -> tuple[torch.Tensor, dict]:
+    def compute_gradients(
+        self, batch: GraphBatch, counts: LossCounts, spec: LossSpec
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward + backward of this rank's share of a step with the step's loss ``spec`` (gradients accumulate
         into ``.grad``)."""
         batch = batch.to(self.device, self.dtype)
@@ -320,7 +330,7 @@ class Trainer:
         heads = opt.grad_sq_norm(self.model.heads.parameters()) if self.env.rank == leader else 0.0
         return opt.grad_sq_norm(self.model.trunk.parameters()), heads
 
-    def backward_step(self, batch) -> dict:
+    def backward_step(self, batch: GraphBatch | None) -> dict:
         """Forward/backward of this rank's share ``batch`` of a step and the gradient synchronisation; returns the
         global loss terms, label counts and gradient norm (identical on all ranks)."""
         spec = self.loss_spec()
@@ -382,7 +392,7 @@ class Trainer:
         self.step += 1
         return {**row, "lr": lr}
 
-    def train_step(self, batch) -> dict:
+    def train_step(self, batch: GraphBatch | None) -> dict:
         """One optimizer step on this rank's share ``batch`` of the global batch."""
         return self.optimizer_step(self.backward_step(batch))
 
@@ -535,6 +545,7 @@ class Trainer:
         state = self._gather_state()
         summary = None
         if self.env.is_main:
+            assert state is not None  # gathered on rank 0
             model = self.full_model(state, use_ema=True)
             self.annotate_final_model(model, val, test)
             save_model(model, self.outdir / "final", extra=self.final_model_extra())

@@ -11,27 +11,33 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gfm_ase.config import HeadConfig
 from gfm_ase.model.gfm import GFMModel
 from gfm_ase.model.registry import trunk_options
+
+if TYPE_CHECKING:
+    from gfm_ase.pretraining.config import PretrainConfig
 
 
 class WarmStartError(ValueError):
     """``model.init_from`` names a model that cannot start this run."""
 
 
-def load_init_model(cfg) -> GFMModel:
+def load_init_model(cfg: PretrainConfig) -> GFMModel:
     """Load ``cfg.model.init_from`` (built-in name, directory, or URL; a relative directory that exists next to
     the config file is taken from there, like dataset paths; sha-verified) and check it fits ``cfg``."""
     from gfm_ase.checkpoint import load_model
     from gfm_ase.hub import resolve_model
 
     src = cfg.model.init_from
+    assert src is not None  # called only when model.init_from is set
     path = Path(os.path.expanduser(os.path.expandvars(src)))
-    local = "://" not in src and not path.is_absolute() and cfg.base_dir is not None
-    if local and (Path(cfg.base_dir) / path).exists():  # a run directory next to the config, like dataset paths
-        src = str((Path(cfg.base_dir) / path).resolve())
+    base = cfg.base_dir
+    local = "://" not in src and not path.is_absolute() and base is not None
+    if local and base is not None and (Path(base) / path).exists():  # a run directory next to the config
+        src = str((Path(base) / path).resolve())
     try:
         model = load_model(resolve_model(src))
     except Exception as exc:  # hub and checkpoint errors carry their own one-line message

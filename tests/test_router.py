@@ -291,3 +291,24 @@ def test_auto_where_one_head_per_run_is_needed_is_refused(routed):
     with pytest.raises(ValueError, match="does not combine with"):
         GFMCalculator(model, head="auto", device="cpu", uncertainty=True)
     Screener(model, "cryst", device="cpu")  # a fixed head still screens
+
+
+def test_dataset_arrays_of_in_memory_graphs():
+    """A DatasetSplits of in-memory graphs (no store, no split indices) gives its element counts, pbc and cells
+    (it used to index the missing split indices first and fail with a TypeError)."""
+    from ase.build import bulk, molecule
+
+    from gfm_ase.elements import MAX_Z
+    from gfm_ase.graph.batch import graph_from_atoms
+    from gfm_ase.pretraining.data import DatasetSplits
+    from gfm_ase.pretraining.router import dataset_arrays
+
+    water, si = molecule("H2O"), bulk("Si", "diamond", a=5.43)
+    graphs = [graph_from_atoms(a, 3.0) for a in (water, si)]
+    d = DatasetSplits(name="mem", head="h", train=graphs, val=[], test=[])
+    counts, pbc, cell = dataset_arrays(d, "train")
+    assert counts.shape == (2, MAX_Z) and counts[0, 1] == 2 and counts[0, 8] == 1 and counts[1, 14] == 2
+    assert pbc.tolist() == [[False] * 3, [True] * 3]
+    assert np.allclose(cell[1], si.cell[:]) and cell.shape == (2, 3, 3)
+    empty = dataset_arrays(d, "val")
+    assert empty[0].shape == (0, MAX_Z) and empty[1].shape == (0, 3) and empty[2].shape == (0, 3, 3)
