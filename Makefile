@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: venv teachers test test-slow test-all test-gpu gpu-wheels demo clean lint
+.PHONY: venv teachers test test-slow test-all test-gpu gpu-wheels demo clean lint typecheck
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,13 +47,21 @@ $(TSTAMP): $(STAMP)
 
 teachers: $(TSTAMP)
 
-# ruff (pycodestyle + pyflakes rules on the whole tree), the formatter on the formatted paths, mypy on the files
-# listed in pyproject.toml [tool.mypy]; the linters come with the venv's test extra (pinned there)
-RUFF_FORMATTED ?= gfm_ase
+# ruff (pycodestyle + pyflakes rules on the whole tree), the formatter and mypy on the whole installed package:
+# gfm_ase/ and the folders installed under it (pretraining/, finetune_zoo/, validation/). mypy runs on a tree of
+# symbolic links in the installed layout (build/typecheck, made by gfm_ase._source_checkout.link_tree) so that it
+# sees gfm_ase.pretraining.X under its real name (type checkers do not run the editable install's import hook).
+# The linters come with the venv's test extra (pinned there).
+RUFF_FORMATTED ?= gfm_ase pretraining finetune_zoo validation
+TYPECHECK_TREE ?= build/typecheck
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check $(RUFF_FORMATTED)
-	$(PY) -m mypy
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP)
+	$(PY) -c "from gfm_ase._source_checkout import link_tree; link_tree('$(TYPECHECK_TREE)')"
+	cd $(TYPECHECK_TREE) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml -p gfm_ase
 
 test: $(STAMP) $(TSTAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile

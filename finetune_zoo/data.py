@@ -12,24 +12,16 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from ase.data import chemical_symbols
 
-from gfm_ase.pretraining.data import CachedGraphs, DatasetSplits
+from gfm_ase.pretraining.data import CachedGraphs, DatasetSplits, Graphs
 
 if TYPE_CHECKING:
     from gfm_ase.data import Store
     from gfm_ase.graph import AtomicGraph
-
-
-class Graphs(Protocol):
-    """A map-style collection of graphs: a GraphDataset, CachedGraphs, a :func:`capped` subset, a list."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, k: int) -> AtomicGraph: ...
 
 
 @dataclass
@@ -108,7 +100,7 @@ def cached_graphs(store: Store, cutoff: float, indices: np.ndarray, max_neighbor
     from gfm_ase.data import GraphDataset
 
     # GraphDataset takes any integer array (np.asarray inside) but annotates indices as Sequence[int]
-    gd = GraphDataset(store, cutoff, indices=indices, max_neighbors=max_neighbors)  # type: ignore[arg-type]
+    gd = GraphDataset(store, cutoff, indices=indices, max_neighbors=max_neighbors)
     return CachedGraphs(gd)
 
 

@@ -66,3 +66,21 @@ def install() -> None:
     """Append one :class:`CheckoutFinder` to ``sys.meta_path`` (idempotent; last, so installed packages win)."""
     if not any(isinstance(f, CheckoutFinder) for f in sys.meta_path):
         sys.meta_path.append(CheckoutFinder())
+
+
+def link_tree(dest: str | Path) -> Path:
+    """Build ``dest/gfm_ase``: the installed layout of this checkout as symbolic links (the entries of ``gfm_ase/``
+    plus each mapped folder under its installed name). Type checkers do not run import hooks, so ``make lint`` runs
+    mypy there to check the whole installed package under its real module names. Returns ``dest``."""
+    dest = Path(dest)
+    tree = dest / "gfm_ase"
+    if tree.exists() or tree.is_symlink():
+        for entry in tree.iterdir():
+            entry.unlink()
+    tree.mkdir(parents=True, exist_ok=True)
+    for entry in sorted((ROOT / "gfm_ase").iterdir()):
+        if entry.name != "__pycache__":
+            (tree / entry.name).symlink_to(entry)
+    for name, folder in package_dir().items():
+        (tree / name.split(".", 1)[1]).symlink_to(folder, target_is_directory=True)
+    return dest

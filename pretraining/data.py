@@ -23,7 +23,8 @@ SPLITS = ("train", "val", "test")
 
 
 class Graphs(Protocol):
-    """A map-style collection of graphs: a list, a GraphDataset, :class:`CachedGraphs`, :class:`OffsetEnergies`."""
+    """A map-style collection of graphs: a list, a GraphDataset, :class:`CachedGraphs`, :class:`OffsetEnergies`, a
+    fine-tuning subset."""
 
     def __len__(self) -> int: ...
 
@@ -147,7 +148,7 @@ def open_datasets(cfg: PretrainConfig, cutoff: float, max_neighbors: int | None 
             gd: Graphs = GraphDataset(
                 store,
                 cutoff,
-                indices=idx,  # type: ignore[arg-type]  # any int array works (np.asarray); annotated Sequence[int]
+                indices=idx,
                 head=0,
                 max_neighbors=max_neighbors,
             )

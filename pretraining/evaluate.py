@@ -86,7 +86,7 @@ def mlearn_per_element(
         graphs: Graphs = GraphDataset(
             store,
             cutoff,
-            indices=idx,  # type: ignore[arg-type]  # any int array works (np.asarray); annotated Sequence[int]
+            indices=idx,
             max_neighbors=max_neighbors,
         )
         if offsets is not None:

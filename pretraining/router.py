@@ -373,7 +373,7 @@ def auto_errors(
             own = d.head
             assert g.energy is not None  # graphs without an energy were left out above
             auto = router.route(
-                np.asarray(g.numbers),  # type: ignore[arg-type]  # any int array works; annotated Sequence[int]
+                np.asarray(g.numbers),
                 np.asarray(g.pbc, bool),
                 np.asarray(g.cell, float),
             ).head

@@ -133,3 +133,19 @@ def test_a_checkout_that_was_never_installed_imports_the_mapped_packages(tmp_pat
     assert res.stdout.split("\n")[:4] == [str(REPO / "validation" / "md.py"),
                                           str(REPO / "pretraining" / "corpus" / "__init__.py"),
                                           str(REPO / "finetune_zoo" / "__init__.py"), "[] None"]
+
+
+def test_the_typecheck_link_tree_has_the_installed_layout(tmp_path):
+    """`make typecheck` runs mypy on this tree: every entry of gfm_ase/ and each mapped folder under its installed
+    name; rebuilding it replaces the links (a removed module leaves none behind)."""
+    from gfm_ase._source_checkout import link_tree
+
+    tree = link_tree(tmp_path) / "gfm_ase"
+    for name, folder in MAPPED.items():
+        assert (tree / name.split(".")[1]).resolve() == REPO / folder
+    assert (tree / "runtime").resolve() == REPO / "gfm_ase" / "runtime"
+    assert {p.name for p in tree.iterdir()} == ({p.name for p in (REPO / "gfm_ase").iterdir()} - {"__pycache__"}
+                                               | {n.split(".")[1] for n in MAPPED})
+    (tree / "stale.py").symlink_to(REPO / "gfm_ase" / "units.py")
+    link_tree(tmp_path)
+    assert not (tree / "stale.py").exists()

@@ -24,7 +24,7 @@ class GraphDataset(Dataset):
         self,
         store_or_path: Store | str | Path,
         cutoff: float,
-        indices: Sequence[int] | None = None,
+        indices: Sequence[int] | np.ndarray | None = None,
         head: int = 0,
         max_neighbors: int | None = None,
         *,

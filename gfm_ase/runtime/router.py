@@ -95,7 +95,7 @@ def feature_matrix(names: Sequence[str], counts: np.ndarray, pbc: np.ndarray, ce
     return np.concatenate([FEATURES[n][0](counts, pbc, cell) for n in check_features(names)], axis=1)
 
 
-def counts_of(numbers: Sequence[int]) -> np.ndarray:
+def counts_of(numbers: Sequence[int] | np.ndarray) -> np.ndarray:
     """Element counts [1, MAX_Z] of one structure's atomic numbers."""
     z = np.asarray(numbers, dtype=np.int64)
     if z.size and (z.min() < 1 or z.max() >= MAX_Z):
@@ -238,7 +238,7 @@ class HeadRouter:
         assert best is not None
         return RouteDecision(best, prob, best in covering)
 
-    def route(self, numbers: Sequence[int], pbc: Any, cell: Any) -> RouteDecision:
+    def route(self, numbers: Sequence[int] | np.ndarray, pbc: Any, cell: Any) -> RouteDecision:
         counts = counts_of(numbers)
         x = feature_matrix(self.features, counts, np.asarray(pbc, bool)[None], np.asarray(cell, float)[None])
         return self.decide(self.probabilities(x)[0], {int(z) for z in numbers})
