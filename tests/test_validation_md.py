@@ -116,3 +116,21 @@ def test_a_finished_md_run_is_not_run_again_and_other_settings_are_refused(tmp_p
         run_md(EMT(), atoms, temperature=500.0, timestep_fs=2.0, nve_ps=0.04, nvt_ps=0.08, outdir=tmp_path)
     with pytest.raises(ValueError, match=r"differs in: structure_sha256"):
         run_md(EMT(), atoms.repeat((1, 1, 2)), timestep_fs=2.0, nve_ps=0.04, nvt_ps=0.04, outdir=tmp_path)
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(tmp_path, capsys):
+    import os
+
+    from gfm_ase.cli import main
+    from gfm_ase.fileio import LockedError, exclusive_lock
+
+    atoms = starting_structure(bulk="Cu", repeat=(2, 2, 2))
+    with exclusive_lock(tmp_path / "md.lock", "MD run"):  # what a running `gfm validate md -o tmp_path` holds
+        with pytest.raises(LockedError, match=rf"in use by another MD run \(pid {os.getpid()}"):
+            run_md(EMT(), atoms, timestep_fs=2.0, nve_ps=0.02, nvt_ps=0, outdir=tmp_path)
+        assert not (tmp_path / "md_state.json").exists()  # refused before anything was run or written
+        rc = main(["validate", "md", "--calculator", "emt", "--bulk", "Cu", "--repeat", "2", "2", "2",
+                   "--nve-ps", "0.02", "--nvt-ps", "0", "-o", str(tmp_path)])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and "in use by another MD run" in err
+    assert run_md(EMT(), atoms, timestep_fs=2.0, nve_ps=0.02, nvt_ps=0, outdir=tmp_path).summary["stable"]

@@ -13,13 +13,14 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from ase import Atoms, units
 
-from gfm_ase.fileio import atomic_write_bytes
+from gfm_ase.fileio import atomic_write_bytes, exclusive_lock
 from gfm_ase.validation.calculators import CalculatorLike, as_calculator, describe
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure
 
@@ -67,6 +68,7 @@ def min_distance(atoms: Atoms, cutoff: float) -> float:
 
 
 STATE_FILE = "md_state.json"
+LOCK_FILE = "md.lock"
 
 
 class MDCheckpoint:
@@ -238,140 +240,146 @@ def run_md(
         "sample_every": sample_every,
         "seed": seed,
     }
-    ckpt = MDCheckpoint(Path(outdir) / STATE_FILE if outdir is not None else None, _fingerprint(atoms, calc, settings))
-    saved = ckpt.state or {}
-    rng = np.random.default_rng(seed)
-    a = atoms.copy()
-    a.calc = calc
-    if not saved:
-        # Maxwell-Boltzmann momenta (ASE >= 3.29 names it thermalize_momenta)
-        getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(a, temperature_K=temperature, rng=rng)
-        vd.Stationary(a)
-        if not a.pbc.any():
-            vd.ZeroRotation(a)
-    dt = timestep_fs * units.fs
-    t_max = explode_factor * max(temperature, 1.0)
-    n_nve = max(1, int(round(nve_ps * 1000 / timestep_fs)))
-    nve_state = saved.get("nve")
-    nve_dyn = VelocityVerlet(a, timestep=dt)
-    if nve_state is not None and not nve_state["finished"]:
-        _set_dynamics_state(a, nve_dyn, nve_state)
-    if nve_state is not None and nve_state["finished"]:
-        nve = {k: np.asarray(v) for k, v in nve_state["samples"].items()}
-        done, problem = int(nve_state["done"]), nve_state["problem"]
-    else:
-        nve, done, problem = _run(
-            nve_dyn,
-            a,
-            n_nve,
-            sample_every,
-            min_distance,
-            t_max,
-            resume=nve_state,
-            checkpoint=lambda st: ckpt.save(nve=st),
-            checkpoint_every=checkpoint_every,
+    lock: AbstractContextManager[None] = (
+        exclusive_lock(Path(outdir) / LOCK_FILE, "MD run") if outdir is not None else nullcontext()
+    )
+    with lock:  # one run per folder: a second one would redo the same steps
+        ckpt = MDCheckpoint(
+            Path(outdir) / STATE_FILE if outdir is not None else None, _fingerprint(atoms, calc, settings)
         )
-        nve_state = ckpt.state["nve"] if ckpt.path is not None and ckpt.state is not None else None
-    etot = nve["epot"] + nve["ekin"]
-    t = nve["time_ps"]
-    drift = float(np.polyfit(t, etot, 1)[0] * 1000) if len(t) > 2 else None
-    summary = {
-        "n_atoms": len(a),
-        "temperature_K": temperature,
-        "timestep_fs": timestep_fs,
-        "nve_ps": float(done * timestep_fs / 1000),
-        "nve_stable": problem is None,
-        "nve_drift_meV_atom_ps": drift,
-        "nve_max_excursion_meV_atom": float(np.abs(etot - etot[0]).max() * 1000),
-        "nve_std_meV_atom": float(etot.std() * 1000),
-        "nve_mean_temperature_K": float(nve["temperature"].mean()),
-        "min_distance_A": float(nve["min_distance"].min()),
-    }
-    notes = [f"stability: no pair closer than {min_distance} A, finite energies, T < {t_max:.0f} K"]
-    if problem:
-        notes.append(f"NVE: {problem}")
-    nvt = None
-    if nvt_ps > 0 and problem is None:
-        n_nvt = max(2, int(round(nvt_ps * 1000 / timestep_fs)))
-        from ase.constraints import FixCom
-
-        nvt_state = saved.get("nvt")
-        if nvt_state is None and nve_state is not None:  # NVT starts where NVE ended (also after a resume)
+        saved = ckpt.state or {}
+        rng = np.random.default_rng(seed)
+        a = atoms.copy()
+        a.calc = calc
+        if not saved:
+            # Maxwell-Boltzmann momenta (ASE >= 3.29 names it thermalize_momenta)
+            getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(a, temperature_K=temperature, rng=rng)
+            vd.Stationary(a)
+            if not a.pbc.any():
+                vd.ZeroRotation(a)
+        dt = timestep_fs * units.fs
+        t_max = explode_factor * max(temperature, 1.0)
+        n_nve = max(1, int(round(nve_ps * 1000 / timestep_fs)))
+        nve_state = saved.get("nve")
+        nve_dyn = VelocityVerlet(a, timestep=dt)
+        if nve_state is not None and not nve_state["finished"]:
             _set_dynamics_state(a, nve_dyn, nve_state)
-        a.set_constraint(FixCom())
-        dyn = Langevin(
-            a,
-            timestep=dt,
-            temperature_K=temperature,
-            friction=friction_per_fs / units.fs,
-            fixcm=False,
-            rng=np.random.default_rng(seed + 1),
-        )
-        if nvt_state is not None:
-            _set_dynamics_state(a, dyn, nvt_state)
-        if nvt_state is not None and nvt_state["finished"]:
-            nvt = {k: np.asarray(v) for k, v in nvt_state["samples"].items()}
-            done_nvt, problem_nvt = int(nvt_state["done"]), nvt_state["problem"]
+        if nve_state is not None and nve_state["finished"]:
+            nve = {k: np.asarray(v) for k, v in nve_state["samples"].items()}
+            done, problem = int(nve_state["done"]), nve_state["problem"]
         else:
-            nvt, done_nvt, problem_nvt = _run(
-                dyn,
+            nve, done, problem = _run(
+                nve_dyn,
                 a,
-                n_nvt,
+                n_nve,
                 sample_every,
                 min_distance,
                 t_max,
-                resume=nvt_state,
-                checkpoint=lambda st: ckpt.save(nve=nve_state, nvt=st),
+                resume=nve_state,
+                checkpoint=lambda st: ckpt.save(nve=st),
                 checkpoint_every=checkpoint_every,
             )
-        half = nvt["temperature"][len(nvt["temperature"]) // 2 :]
-        t_mean = float(half.mean())
-        n_dof = 3 * len(a) - 3  # centre of mass fixed
-        summary.update(
-            {
-                "nvt_ps": float(done_nvt * timestep_fs / 1000),
-                "nvt_stable": problem_nvt is None,
-                "nvt_mean_temperature_K": t_mean,
-                "nvt_temperature_err_pct": 100 * (t_mean / temperature - 1),
-                "nvt_temperature_ok": problem_nvt is None and abs(t_mean / temperature - 1) <= t_tolerance,
-                "nvt_expected_std_K": float(temperature * np.sqrt(2.0 / n_dof)),
-            }
-        )
-        notes.append(
-            f"NVT: Langevin, friction {friction_per_fs}/fs; mean T over the second half must be within "
-            f"{100 * t_tolerance:.0f}% of the target (instantaneous T fluctuates by ~T sqrt(2/N_dof))"
-        )
-        if problem_nvt:
-            notes.append(f"NVT: {problem_nvt}")
-        if nvt_ps * 1000 < 5.0 / friction_per_fs:
-            notes.append(
-                f"NVT run ({nvt_ps} ps) is shorter than 5 thermostat times (5/friction = "
-                f"{5.0 / friction_per_fs / 1000:.2g} ps): the temperature may not have equilibrated"
+            nve_state = ckpt.state["nve"] if ckpt.path is not None and ckpt.state is not None else None
+        etot = nve["epot"] + nve["ekin"]
+        t = nve["time_ps"]
+        drift = float(np.polyfit(t, etot, 1)[0] * 1000) if len(t) > 2 else None
+        summary = {
+            "n_atoms": len(a),
+            "temperature_K": temperature,
+            "timestep_fs": timestep_fs,
+            "nve_ps": float(done * timestep_fs / 1000),
+            "nve_stable": problem is None,
+            "nve_drift_meV_atom_ps": drift,
+            "nve_max_excursion_meV_atom": float(np.abs(etot - etot[0]).max() * 1000),
+            "nve_std_meV_atom": float(etot.std() * 1000),
+            "nve_mean_temperature_K": float(nve["temperature"].mean()),
+            "min_distance_A": float(nve["min_distance"].min()),
+        }
+        notes = [f"stability: no pair closer than {min_distance} A, finite energies, T < {t_max:.0f} K"]
+        if problem:
+            notes.append(f"NVE: {problem}")
+        nvt = None
+        if nvt_ps > 0 and problem is None:
+            n_nvt = max(2, int(round(nvt_ps * 1000 / timestep_fs)))
+            from ase.constraints import FixCom
+
+            nvt_state = saved.get("nvt")
+            if nvt_state is None and nve_state is not None:  # NVT starts where NVE ended (also after a resume)
+                _set_dynamics_state(a, nve_dyn, nve_state)
+            a.set_constraint(FixCom())
+            dyn = Langevin(
+                a,
+                timestep=dt,
+                temperature_K=temperature,
+                friction=friction_per_fs / units.fs,
+                fixcm=False,
+                rng=np.random.default_rng(seed + 1),
             )
-    summary["stable"] = bool(summary["nve_stable"] and summary.get("nvt_stable", True))
-    if ckpt.state and ckpt.state.get("resumes"):
-        notes.append(f"resumed {ckpt.state['resumes']} time(s) from {STATE_FILE}")
-    details = {
-        "nve": {k: v.tolist() for k, v in nve.items()} | {"etot": etot.tolist()},
-        "nvt": {k: v.tolist() for k, v in nvt.items()} if nvt is not None else None,
-    }
-    result = SuiteResult(
-        "md",
-        describe(calc),
-        summary,
-        details,
-        notes=notes,
-        sections=[
-            f"Structure: {a.get_chemical_formula()} ({len(a)} atoms), {'periodic' if a.pbc.any() else 'molecule'}",
-            "",
-        ],
-    )
-    if outdir is not None:
-        outdir = Path(outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
-        result.plots.append(plot_md(nve, etot, nvt, temperature, outdir / "md.png"))
-        result.write(outdir)
-    return result
+            if nvt_state is not None:
+                _set_dynamics_state(a, dyn, nvt_state)
+            if nvt_state is not None and nvt_state["finished"]:
+                nvt = {k: np.asarray(v) for k, v in nvt_state["samples"].items()}
+                done_nvt, problem_nvt = int(nvt_state["done"]), nvt_state["problem"]
+            else:
+                nvt, done_nvt, problem_nvt = _run(
+                    dyn,
+                    a,
+                    n_nvt,
+                    sample_every,
+                    min_distance,
+                    t_max,
+                    resume=nvt_state,
+                    checkpoint=lambda st: ckpt.save(nve=nve_state, nvt=st),
+                    checkpoint_every=checkpoint_every,
+                )
+            half = nvt["temperature"][len(nvt["temperature"]) // 2 :]
+            t_mean = float(half.mean())
+            n_dof = 3 * len(a) - 3  # centre of mass fixed
+            summary.update(
+                {
+                    "nvt_ps": float(done_nvt * timestep_fs / 1000),
+                    "nvt_stable": problem_nvt is None,
+                    "nvt_mean_temperature_K": t_mean,
+                    "nvt_temperature_err_pct": 100 * (t_mean / temperature - 1),
+                    "nvt_temperature_ok": problem_nvt is None and abs(t_mean / temperature - 1) <= t_tolerance,
+                    "nvt_expected_std_K": float(temperature * np.sqrt(2.0 / n_dof)),
+                }
+            )
+            notes.append(
+                f"NVT: Langevin, friction {friction_per_fs}/fs; mean T over the second half must be within "
+                f"{100 * t_tolerance:.0f}% of the target (instantaneous T fluctuates by ~T sqrt(2/N_dof))"
+            )
+            if problem_nvt:
+                notes.append(f"NVT: {problem_nvt}")
+            if nvt_ps * 1000 < 5.0 / friction_per_fs:
+                notes.append(
+                    f"NVT run ({nvt_ps} ps) is shorter than 5 thermostat times (5/friction = "
+                    f"{5.0 / friction_per_fs / 1000:.2g} ps): the temperature may not have equilibrated"
+                )
+        summary["stable"] = bool(summary["nve_stable"] and summary.get("nvt_stable", True))
+        if ckpt.state and ckpt.state.get("resumes"):
+            notes.append(f"resumed {ckpt.state['resumes']} time(s) from {STATE_FILE}")
+        details = {
+            "nve": {k: v.tolist() for k, v in nve.items()} | {"etot": etot.tolist()},
+            "nvt": {k: v.tolist() for k, v in nvt.items()} if nvt is not None else None,
+        }
+        result = SuiteResult(
+            "md",
+            describe(calc),
+            summary,
+            details,
+            notes=notes,
+            sections=[
+                f"Structure: {a.get_chemical_formula()} ({len(a)} atoms), {'periodic' if a.pbc.any() else 'molecule'}",
+                "",
+            ],
+        )
+        if outdir is not None:
+            outdir = Path(outdir)
+            outdir.mkdir(parents=True, exist_ok=True)
+            result.plots.append(plot_md(nve, etot, nvt, temperature, outdir / "md.png"))
+            result.write(outdir)
+        return result
 
 
 def plot_md(
