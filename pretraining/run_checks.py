@@ -4,12 +4,18 @@ config, and a resumed run's config against its checkpoint's."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from gfm_ase.fileio import LockedError, exclusive_lock
 from gfm_ase.pretraining.config import RESUMABLE_CHANGES, PretrainConfig
 from gfm_ase.pretraining.data import DatasetSplits
+from gfm_ase.pretraining.distributed import DistEnv
 from gfm_ase.pretraining.errors import TrainingError
 from gfm_ase.pretraining.state import latest_checkpoint
+
+LOCK_FILE = "train.lock"
 
 
 def checkpoint_to_resume(outdir: Path, resume: bool) -> Path | None:
@@ -25,6 +31,26 @@ def checkpoint_to_resume(outdir: Path, resume: bool) -> Path | None:
             "choose another output directory (nothing was overwritten)"
         )
     return None
+
+
+@contextmanager
+def exclusive_run(env: DistEnv, outdir: Path) -> Iterator[None]:
+    """One training run per output directory: rank 0 holds ``OUTDIR/train.lock`` while the run trains, and every
+    rank learns whether it got it. A second launch on the same directory (a new run or ``--resume`` while the
+    first still trains) is refused on every rank with one :class:`TrainingError` line naming the holder's pid,
+    instead of training and checkpointing the same steps twice. The lock dies with the process (kill -9
+    included), so a resume after a crash is not blocked."""
+    with ExitStack() as stack:
+        refused = None
+        if env.is_main:
+            try:
+                stack.enter_context(exclusive_lock(outdir / LOCK_FILE, "training run"))
+            except LockedError as exc:
+                refused = str(exc)
+        refused = env.broadcast_json(refused)
+        if refused:
+            raise TrainingError(refused)
+        yield
 
 
 def check_datasets(datasets: list[DatasetSplits], cfg: PretrainConfig) -> None:

@@ -48,7 +48,12 @@ from gfm_ase.pretraining.logger import RunLogger
 from gfm_ase.pretraining.loss import LossCounts, compute_loss, label_counts
 from gfm_ase.pretraining.messages import banner, summary_line
 from gfm_ase.pretraining.model_setup import fitted_model_config, head_scales, install_gradient_masks, restrict_heads
-from gfm_ase.pretraining.run_checks import check_datasets, check_resume_config, checkpoint_to_resume
+from gfm_ase.pretraining.run_checks import (
+    check_datasets,
+    check_resume_config,
+    checkpoint_to_resume,
+    exclusive_run,
+)
 from gfm_ase.pretraining.sampler import MultiDatasetSampler, sampling_probabilities
 from gfm_ase.pretraining.state import read_checkpoint, write_checkpoint
 from gfm_ase.pretraining.warm_start import load_init_model
@@ -406,9 +411,14 @@ class Trainer:
         return d.cpu()
 
     def fit(self) -> dict:
-        """Train to the configured number of steps, validating and checkpointing; write OUTDIR/final."""
-        cfg = self.cfg
+        """Train to the configured number of steps, validating and checkpointing; write OUTDIR/final. The run
+        holds OUTDIR's lock meanwhile (:func:`~gfm_ase.pretraining.run_checks.exclusive_run`)."""
         self.outdir.mkdir(parents=True, exist_ok=True)
+        with exclusive_run(self.env, self.outdir):
+            return self._train()
+
+    def _train(self) -> dict:
+        cfg = self.cfg
         resumed = self.step > 0
         if self.env.is_main and not resumed:
             atomic_write_bytes(

@@ -109,3 +109,26 @@ def test_checkpoint_is_pickle_free_complete_and_verified(data_dir, tmp_path):
     (ck / "train_state.json").write_text(json.dumps({**doc, "step": 6}))
     with pytest.raises((TrainingError, CheckpointError)):
         Trainer(cfg2, tmp_path, resume=True)
+
+
+def test_a_second_launch_on_a_training_folder_is_refused_while_the_first_trains(data_dir, tmp_path, capsys):
+    """One run per output directory: while a run holds OUTDIR/train.lock (as a training process does in fit()),
+    another launch on the same folder trains and writes nothing and reports one line naming the holder."""
+    import os
+
+    from gfm_ase.cli import main
+    from gfm_ase.fileio import exclusive_lock
+    from gfm_ase.pretraining.errors import TrainingError
+    from gfm_ase.pretraining.trainer import Trainer
+
+    out = tmp_path / "run"
+    short = dict(sampling__steps_per_epoch=4, sampling__epochs=1, checkpoint__every_steps=2)
+    with exclusive_lock(out / "train.lock", "training run"):
+        with pytest.raises(TrainingError, match=rf"in use by another training run \(pid {os.getpid()}"):
+            Trainer(tiny_config(data_dir, **short), out).fit()
+        rc = main(["pretrain", str(EXAMPLE), "-o", str(out), *set_args(overrides_for(data_dir, **short))])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and "in use by another training run" in err[0]
+        assert sorted(p.name for p in out.iterdir()) == ["train.lock"]  # nothing trained or written
+    Trainer(tiny_config(data_dir, **short), out).fit()  # the lock released: the run trains
+    assert (out / "final" / "model.json").is_file()
