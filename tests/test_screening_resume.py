@@ -172,3 +172,26 @@ def test_mpiexec_two_ranks(setup, tmp_path):
     assert "rank 1/2" in done.stderr and "rank 0/2" in done.stderr
     res = read_results(out)
     assert list(res["id"]) == [f"two.xyz:{k}" for k in range(40)]
+
+
+def test_a_second_process_on_the_same_output_and_rank_is_refused(setup, tmp_path, capsys):
+    """While a rank screens into OUT it holds .OUT.rankR.lock: another process for the same output and rank is
+    refused before it evaluates or writes anything (its units would be evaluated twice); the other ranks' locks
+    are their own."""
+    from gfm_ase.fileio import LockedError, exclusive_lock
+    from gfm_ase.screening.output import lock_path
+
+    d, _ = setup
+    out = tmp_path / "locked.h5"
+    args = dict(model=d / "model", head="a", dtype="float32", properties=["energy"], log=None)
+    with exclusive_lock(lock_path(out, 0), "screening run (rank 0 of 1)"):
+        with pytest.raises(LockedError, match=rf"in use by another screening run \(rank 0 of 1\) \(pid {os.getpid()}"):
+            screen([d / "two.xyz"], out, **args)
+        assert not parts_dir(out).exists() and not out.exists()
+        rc = main(["screen", str(d / "two.xyz"), "-o", str(out), "--model", str(d / "model"), "--head", "a",
+                   "--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and "in use by another screening run" in err[0]
+        # rank 1 of a two-rank launch has its own lock
+        assert screen([d / "two.xyz"], out, rank=1, world_size=2, **args)["rank"] == 1
+    assert screen([d / "two.xyz"], out, **args)["complete"]

@@ -58,6 +58,12 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def lock_path(out: Path, rank: int) -> Path:
+    """The lock a rank holds while it screens into ``out`` (a hidden file beside it, kept afterwards: removing a
+    lock file that another process may have opened would let two processes hold "the" lock)."""
+    return out.with_name(f".{out.name}.rank{rank}.lock")
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 import numpy as np
 
+from gfm_ase.fileio import exclusive_lock
 from gfm_ase.screening.columns import formula_of
 from gfm_ase.screening.config import ScreenConfig, ScreenConfigError, ScreenerConfig
 from gfm_ase.screening.engine import Screener
@@ -29,6 +30,7 @@ from gfm_ase.screening.output import (
     PartWriter,
     done_ids,
     done_units,
+    lock_path,
     merge_parts,
     output_format,
     parts_dir,
@@ -182,162 +184,165 @@ def screen(
         "formation": bool(formation),
     }
     parts = parts_dir(out)
+    # one process per rank and output: a second run on the same output would evaluate the same units again
+    with exclusive_lock(lock_path(out, shard.rank), f"screening run (rank {shard.rank} of {shard.world})"):
+        # --- an existing output: finished already, or a different run -------------------------------------------------
+        if out.exists():
+            try:
+                meta = read_metadata(out)
+            except Exception as exc:
+                meta = {"unreadable": str(exc)}
+            if meta.get("signature") == signature and not overwrite:
+                if shard.rank == 0:
+                    remove_parts(parts)
+                if log:
+                    log(f"{out} is already complete ({meta.get('n_rows')} rows); nothing to do")
+                return {
+                    "out": str(out),
+                    "rows": meta.get("n_rows"),
+                    "evaluated": 0,
+                    "errors": None,
+                    "complete": True,
+                    "seconds": time.perf_counter() - t0,
+                    "shortlist": None,
+                }
+            if not overwrite:
+                raise OutputError(
+                    f"{out} exists and was written by a different run (other inputs, model, head or "
+                    "options); choose another output or pass overwrite (--overwrite)"
+                )
+            out.unlink()
+            remove_parts(parts)
+        elif overwrite:
+            remove_parts(parts)
 
-    # --- an existing output: finished already, or a different run ---------------------------------------------------
-    if out.exists():
-        try:
-            meta = read_metadata(out)
-        except Exception as exc:
-            meta = {"unreadable": str(exc)}
-        if meta.get("signature") == signature and not overwrite:
-            if shard.rank == 0:
-                remove_parts(parts)
-            if log:
-                log(f"{out} is already complete ({meta.get('n_rows')} rows); nothing to do")
-            return {
-                "out": str(out),
-                "rows": meta.get("n_rows"),
-                "evaluated": 0,
-                "errors": None,
-                "complete": True,
-                "seconds": time.perf_counter() - t0,
-                "shortlist": None,
-            }
-        if not overwrite:
-            raise OutputError(
-                f"{out} exists and was written by a different run (other inputs, model, head or "
-                "options); choose another output or pass overwrite (--overwrite)"
+        # --- the parts folder: resume when it belongs to this run -----------------------------------------------------
+        parts.mkdir(parents=True, exist_ok=True)
+        manifest = parts / MANIFEST
+        previous = None
+        if manifest.exists():
+            try:
+                previous = json.loads(manifest.read_text())
+            except json.JSONDecodeError:
+                previous = None
+            if previous is not None and previous.get("signature") != signature:
+                raise OutputError(
+                    f"{parts} holds partial results of a different run; rerun that command to finish it, "
+                    "or pass overwrite (--overwrite) to start over"
+                )
+        if previous is None:
+            tmp = parts / f".manifest.r{shard.rank}.tmp"
+            tmp.write_text(json.dumps({"signature": signature}, indent=1, sort_keys=True))
+            os.replace(tmp, manifest)
+        skip = done_ids(parts)
+        if skip and log:
+            log(f"resuming: {len(skip)} structures already done in {parts}")
+
+        # --- formation and hull references ----------------------------------------------------------------------------
+        hull = None
+        form = None
+        if hull_references:
+            hull = load_hull_references(hull_references, screener, hull_energies, log)
+            form = hull.formation if formation else None
+        elif formation and screener.head_config.reference_energies:
+            form = FormationReference(
+                screener.head_config.reference_energies,
+                source=f"reference_energies of head {screener.head!r} (fitted per-element offsets, "
+                "not elemental ground states)",
             )
-        out.unlink()
-        remove_parts(parts)
-    elif overwrite:
-        remove_parts(parts)
 
-    # --- the parts folder: resume when it belongs to this run ------------------------------------------------------
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest = parts / MANIFEST
-    previous = None
-    if manifest.exists():
-        try:
-            previous = json.loads(manifest.read_text())
-        except json.JSONDecodeError:
-            previous = None
-        if previous is not None and previous.get("signature") != signature:
-            raise OutputError(
-                f"{parts} holds partial results of a different run; rerun that command to finish it, "
-                "or pass overwrite (--overwrite) to start over"
+        # --- evaluate this rank's shard, committing complete units in chunks ------------------------------------------
+        writer = PartWriter(parts, shard.rank)
+        if log:
+            log(
+                f"rank {shard.rank}/{shard.world} on {screener.device} ({screener.precision}); "
+                f"{screener.budget.describe()}"
             )
-    if previous is None:
-        tmp = parts / f".manifest.r{shard.rank}.tmp"
-        tmp.write_text(json.dumps({"signature": signature}, indent=1, sort_keys=True))
-        os.replace(tmp, manifest)
-    skip = done_ids(parts)
-    if skip and log:
-        log(f"resuming: {len(skip)} structures already done in {parts}")
-
-    # --- formation and hull references -------------------------------------------------------------------------
-    hull = None
-    form = None
-    if hull_references:
-        hull = load_hull_references(hull_references, screener, hull_energies, log)
-        form = hull.formation if formation else None
-    elif formation and screener.head_config.reference_energies:
-        form = FormationReference(
-            screener.head_config.reference_energies,
-            source=f"reference_energies of head {screener.head!r} (fitted per-element offsets, "
-            "not elemental ground states)",
-        )
-
-    # --- evaluate this rank's shard, committing complete units in chunks -----------------------------------------
-    writer = PartWriter(parts, shard.rank)
-    if log:
-        log(
-            f"rank {shard.rank}/{shard.world} on {screener.device} ({screener.precision}); {screener.budget.describe()}"
-        )
-    buffer: list[dict] = []
-    buffered = 0
-    last_commit = time.monotonic()
-    evaluated = errors = 0
-
-    def commit(final: bool) -> None:
-        nonlocal buffer, buffered, last_commit
-        block = concat(buffer)
-        if not block:
-            buffer, buffered = [], 0
-            return
-        done = complete_units(block)
-        if final and not done.all():
-            raise RuntimeError("internal error: units left incomplete at the end of the run")
-        writer.commit(take(block, done))
-        rest = take(block, ~done)
-        buffer = [rest] if n_rows(rest) else []
-        buffered = n_rows(rest) if buffer else 0
+        buffer: list[dict] = []
+        buffered = 0
         last_commit = time.monotonic()
+        evaluated = errors = 0
 
-    units = shard.take(iter_units(sources))
-    for block in screener.run(units, skip=skip, progress=_Progress(log)):
-        annotate(block, form, hull)
-        evaluated += n_rows(block)
-        errors += int(np.count_nonzero(block["error"] != ""))
-        buffer.append(block)
-        buffered += n_rows(block)
-        if buffered >= cfg.chunk_rows or time.monotonic() - last_commit >= cfg.chunk_seconds:
-            commit(final=False)
-    commit(final=True)
-    mark_done(parts, shard)
-    summary = {
-        "out": str(out),
-        "rows": None,
-        "evaluated": evaluated,
-        "errors": errors,
-        "complete": False,
-        "seconds": time.perf_counter() - t0,
-        "shortlist": None,
-        "rank": shard.rank,
-        "world": shard.world,
-    }
-    if log:
-        log(f"rank {shard.rank}: {evaluated} structures in {summary['seconds']:.1f} s ({errors} with errors)")
-    if shard.rank != 0:
+        def commit(final: bool) -> None:
+            nonlocal buffer, buffered, last_commit
+            block = concat(buffer)
+            if not block:
+                buffer, buffered = [], 0
+                return
+            done = complete_units(block)
+            if final and not done.all():
+                raise RuntimeError("internal error: units left incomplete at the end of the run")
+            writer.commit(take(block, done))
+            rest = take(block, ~done)
+            buffer = [rest] if n_rows(rest) else []
+            buffered = n_rows(rest) if buffer else 0
+            last_commit = time.monotonic()
+
+        units = shard.take(iter_units(sources))
+        for block in screener.run(units, skip=skip, progress=_Progress(log)):
+            annotate(block, form, hull)
+            evaluated += n_rows(block)
+            errors += int(np.count_nonzero(block["error"] != ""))
+            buffer.append(block)
+            buffered += n_rows(block)
+            if buffered >= cfg.chunk_rows or time.monotonic() - last_commit >= cfg.chunk_seconds:
+                commit(final=False)
+        commit(final=True)
+        mark_done(parts, shard)
+        summary = {
+            "out": str(out),
+            "rows": None,
+            "evaluated": evaluated,
+            "errors": errors,
+            "complete": False,
+            "seconds": time.perf_counter() - t0,
+            "shortlist": None,
+            "rank": shard.rank,
+            "world": shard.world,
+        }
+        if log:
+            log(f"rank {shard.rank}: {evaluated} structures in {summary['seconds']:.1f} s ({errors} with errors)")
+        if shard.rank != 0:
+            return summary
+
+        # --- rank 0: wait for the others, check completeness, merge ---------------------------------------------------
+        if shard.world > 1:
+            wait_for_ranks(parts, shard, timeout=cfg.wait_timeout, log=log)
+        n_units = count_units(sources)
+        present = done_units(parts)
+        missing = sorted(set(range(n_units)) - present)
+        if missing:
+            raise OutputError(
+                f"{len(missing)} input units have no results (first: {missing[:10]}); "
+                "rerun the same command to finish them"
+            )
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "signature": signature,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "head": screener.head_config.model_dump(mode="json", exclude={"datasets", "metrics"}),
+            "model": screener.model_id,
+            "family_heads": screener.family,
+            "precision": screener.precision,
+            "properties": list(screener.properties),
+            "columns": {k: v for k, v in COLUMN_DOC.items()},
+            "uncertainty": _uncertainty_note(screener),
+            "dispersion": screener.dispersion.describe() if screener.dispersion is not None else None,
+            "formation_reference": form.source if form is not None else None,
+            "hull": None if hull is None else {"elements": hull.elements, "stable": hull.stable()},
+            "world_size": shard.world,
+        }
+        counts = merge_parts(parts, out, meta)
+        if counts["duplicates_dropped"] and log:
+            log(f"dropped {counts['duplicates_dropped']} duplicate rows while merging")
+        remove_parts(parts)
+        summary.update(rows=counts["rows"], complete=True, seconds=time.perf_counter() - t0)
+        if log:
+            log(f"wrote {out}: {counts['rows']} rows in {summary['seconds']:.1f} s")
+        if cfg.shortlist:
+            summary["shortlist"] = str(write_shortlist(out, cfg.shortlist, by=cfg.shortlist_by, log=log))
         return summary
-
-    # --- rank 0: wait for the others, check completeness, merge ----------------------------------------------------
-    if shard.world > 1:
-        wait_for_ranks(parts, shard, timeout=cfg.wait_timeout, log=log)
-    n_units = count_units(sources)
-    present = done_units(parts)
-    missing = sorted(set(range(n_units)) - present)
-    if missing:
-        raise OutputError(
-            f"{len(missing)} input units have no results (first: {missing[:10]}); rerun the same command to finish them"
-        )
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "signature": signature,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "head": screener.head_config.model_dump(mode="json", exclude={"datasets", "metrics"}),
-        "model": screener.model_id,
-        "family_heads": screener.family,
-        "precision": screener.precision,
-        "properties": list(screener.properties),
-        "columns": {k: v for k, v in COLUMN_DOC.items()},
-        "uncertainty": _uncertainty_note(screener),
-        "dispersion": screener.dispersion.describe() if screener.dispersion is not None else None,
-        "formation_reference": form.source if form is not None else None,
-        "hull": None if hull is None else {"elements": hull.elements, "stable": hull.stable()},
-        "world_size": shard.world,
-    }
-    counts = merge_parts(parts, out, meta)
-    if counts["duplicates_dropped"] and log:
-        log(f"dropped {counts['duplicates_dropped']} duplicate rows while merging")
-    remove_parts(parts)
-    summary.update(rows=counts["rows"], complete=True, seconds=time.perf_counter() - t0)
-    if log:
-        log(f"wrote {out}: {counts['rows']} rows in {summary['seconds']:.1f} s")
-    if cfg.shortlist:
-        summary["shortlist"] = str(write_shortlist(out, cfg.shortlist, by=cfg.shortlist_by, log=log))
-    return summary
 
 
 def _uncertainty_note(screener: Screener) -> str:
