@@ -163,12 +163,12 @@ def _run_config(
     for d in datasets:
         if d.head not in [h.name for h in heads]:
             # model_validate: mypy does not see the positional Field defaults of gfm_ase.config's head fields
-            heads.append(HeadSpec.model_validate({"name": d.head, "hidden": hidden}))
+            heads.append(HeadSpec(name=d.head, hidden=hidden))
     return PretrainConfig(
         seed=cfg.seed,
         precision=cfg.precision,
         device=cfg.device,
-        model=ModelSpec.model_validate({"name": model_name, "trunk": trunk}),
+        model=ModelSpec(name=model_name, trunk=trunk),
         heads=heads,
         datasets=[
             DatasetSpec(

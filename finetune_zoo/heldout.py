@@ -188,7 +188,7 @@ def _from_metadata(head_cfg: HeadConfig, data_dirs: DataDirs, cutoff: float, max
             split=rec["split"],
             max_structures=total if (n_all and 0 < total < n_all) else None,
         )
-        cfg = PretrainConfig(heads=[HeadSpec.model_validate({"name": head_cfg.name})], datasets=[spec])
+        cfg = PretrainConfig(heads=[HeadSpec(name=head_cfg.name)], datasets=[spec])
         got = _from_config(cfg, head_cfg, data_dirs, cutoff, max_neighbors, "head metadata")
         if got is None or not got.ok:
             return got or out

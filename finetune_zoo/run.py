@@ -176,13 +176,8 @@ def run_task(task: TaskSpec, args: argparse.Namespace, log: Callable[[str], None
     for n in sizes:
         full = n == n_all
         opts = dict(task.options)
-        head = FinetuneHeadSpec.model_validate(
-            {
-                "name": task.head,
-                "level_of_theory": task.level_of_theory,
-                "code": task.code,
-                "description": task.title,
-            }
+        head = FinetuneHeadSpec(
+            name=task.head, level_of_theory=task.level_of_theory, code=task.code, description=task.title
         )
         cfg = FinetuneConfig(
             head=head,

@@ -20,15 +20,15 @@ class HeadIdentity(StrictModel):
     """What a head is: its name and level-of-theory metadata (the first part of :class:`HeadSpec`)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="head name (used by GFMCalculator(head=...))")
-    level_of_theory: str = Field("unknown", description="e.g. 'PBE (VASP, PAW)', 'GFN2-xTB', 'EMT'")
-    code: str = Field("unknown", description="program that produced the labels")
-    family: str | None = Field(None, description="heads of one family estimate uncertainty from their spread")
+    level_of_theory: str = Field(default="unknown", description="e.g. 'PBE (VASP, PAW)', 'GFN2-xTB', 'EMT'")
+    code: str = Field(default="unknown", description="program that produced the labels")
+    family: str | None = Field(default=None, description="heads of one family estimate uncertainty from their spread")
     dispersion_functional: str | None = Field(
-        None,
+        default=None,
         description="the DFT functional whose D3 damping parameters apply to this head (e.g. 'pbe', 'r2scan'); "
         "None: taken from the family (pbe, mp2020 -> PBE), no D3 for others (gfm_ase.dispersion)",
     )
-    description: str = Field("", description="free text stored in the model metadata")
+    description: str = Field(default="", description="free text stored in the model metadata")
 
     def identity(self) -> dict[str, Any]:
         """The :class:`HeadIdentity` fields of this head (to build a :class:`HeadConfig` from a spec)."""
@@ -107,20 +107,22 @@ class PairRepulsionConfig(StrictModel):
     screened nuclear repulsion, switched off smoothly at ``cutoff_factor`` times the sum of the two atoms'
     covalent radii. The learned part of the model is trained on the residual."""
 
-    kind: Literal["zbl"] = Field("zbl", description="the pair potential (ZBL universal screened repulsion)")
+    kind: Literal["zbl"] = Field(default="zbl", description="the pair potential (ZBL universal screened repulsion)")
     cutoff_factor: float = Field(
-        1.0, gt=0.0, le=2.0, description="the term vanishes beyond this multiple of the covalent-radius sum"
+        default=1.0, gt=0.0, le=2.0, description="the term vanishes beyond this multiple of the covalent-radius sum"
     )
-    envelope_exponent: int = Field(6, ge=2, le=12, description="exponent p of the polynomial switching envelope")
+    envelope_exponent: int = Field(
+        default=6, ge=2, le=12, description="exponent p of the polynomial switching envelope"
+    )
 
 
 class ModelArchitecture(StrictModel):
     """A model without its heads: name, trunk and pair term (the pretraining config's ``model`` section is one)."""
 
-    name: str = Field("gfm-model", description="model name written into model.json")
+    name: str = Field(default="gfm-model", description="model name written into model.json")
     trunk: TrunkConfig = Field(default_factory=TrunkConfig, description="trunk architecture and its options")
     repulsion: PairRepulsionConfig | None = Field(
-        None,
+        default=None,
         description="fixed ZBL pair repulsion added to every head (gfm_ase.model.repulsion), part of the model, "
         "not a head; the learned part trains on the residual. None: no pair term",
     )

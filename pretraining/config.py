@@ -290,7 +290,7 @@ class PretrainConfig(StrictModel):
         default="float32", description="bfloat16 = autocast with float32 master weights"
     )
     device: str = Field(default="auto", description="'auto' (cuda if available), 'cpu' or 'cuda'")
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec.model_validate({}))
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec())
     heads: list[HeadSpec] = Field(description="output heads (levels of theory)")
     datasets: list[DatasetSpec] = Field(description="training datasets, each mapped to one head")
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
