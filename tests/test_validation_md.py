@@ -99,7 +99,10 @@ def test_md_resumes_the_same_trajectory_after_an_interruption(tmp_path, monkeypa
     # thermostat noise) differs at the 1e-2 level
     for phase in ("nve", "nvt"):
         for key, values in ref.details[phase].items():
-            np.testing.assert_allclose(res.details[phase][key], values, rtol=1e-8, atol=1e-10, err_msg=key)
+            if key == "closest_pair":  # species names
+                assert res.details[phase][key] == values
+            else:
+                np.testing.assert_allclose(res.details[phase][key], values, rtol=1e-8, atol=1e-10, err_msg=key)
     assert res.summary.keys() == ref.summary.keys()
     assert any("resumed 1 time" in n for n in res.notes)
 
@@ -134,3 +137,43 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(tmp_pat
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and "in use by another MD run" in err
     assert run_md(EMT(), atoms, timestep_fs=2.0, nve_ps=0.02, nvt_ps=0, outdir=tmp_path).summary["stable"]
+
+
+def test_closest_contacts_cover_both_phases_and_name_the_species(tmp_path):
+    from gfm_ase.validation.md import closest_pair
+
+    atoms = starting_structure(bulk="Cu", repeat=(2, 2, 2))
+    atoms[0].symbol = "Au"
+    nn = atoms.cell.lengths()[0] / 2 / np.sqrt(2)  # fcc first-neighbour distance of the 2x2x2 cubic cell
+    assert closest_pair(atoms, 3.0) == (pytest.approx(nn, rel=1e-9), "Au-Cu")  # Au sorts before Cu
+    assert closest_pair(atoms, 1.0) == (1.0, "")
+    res = run_md(EMT(), atoms, temperature=900.0, timestep_fs=4.0, nve_ps=0.08, nvt_ps=0.2, sample_every=5, seed=2)
+    s, d = res.summary, res.details
+    assert s["nve_min_distance_A"] == min(d["nve"]["min_distance"])
+    assert s["nvt_min_distance_A"] == min(d["nvt"]["min_distance"])
+    assert s["min_distance_A"] == min(s["nve_min_distance_A"], s["nvt_min_distance_A"])
+    phase = "nve" if s["nve_min_distance_A"] <= s["nvt_min_distance_A"] else "nvt"
+    k = int(np.argmin(d[phase]["min_distance"]))
+    assert s["closest_pair"] == d[phase]["closest_pair"][k] and s["closest_pair"] in ("Au-Cu", "Cu-Cu")
+    n_samples = len(d["nve"]["time_ps"]) + len(d["nvt"]["time_ps"])
+    assert sum(s["closest_pair_counts"].values()) == n_samples
+    assert set(s["closest_pair_counts"]) <= {"Au-Cu", "Cu-Cu"}
+    assert any(n.startswith(f"closest contact over the run: {s['min_distance_A']:.2f} A") for n in res.notes)
+
+
+def test_a_state_written_before_the_species_were_recorded_resumes(tmp_path, monkeypatch):
+    atoms = starting_structure(bulk="Cu", repeat=(2, 2, 2))
+    kw = dict(timestep_fs=2.0, nve_ps=0.1, nvt_ps=0.04, sample_every=5, checkpoint_every=10)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 30)
+        with pytest.raises(KeyboardInterrupt):
+            run_md(EMT(), atoms, outdir=tmp_path, **kw)
+    path = tmp_path / "md_state.json"
+    state = json.loads(path.read_text())
+    del state["nve"]["samples"]["closest_pair"]
+    path.write_text(json.dumps(state))
+    res = run_md(EMT(), atoms, outdir=tmp_path, **kw)
+    pairs = res.details["nve"]["closest_pair"]
+    n_old = len(state["nve"]["samples"]["time_ps"])
+    assert pairs[:n_old] == [""] * n_old and set(pairs[n_old:]) == {"Cu-Cu"}
+    assert res.summary["closest_pair_counts"][""] == n_old

@@ -120,6 +120,10 @@ def test_a_comparison_folder_belongs_to_one_suite():
 
 
 def test_builtin_comparisons_in_card_order():
-    """The model card's order (validation/card_runs.sh folders): EOS, phonons, errors raw then aligned."""
+    """The model card's order (validation/card_runs.sh and card_md.sh folders): EOS, phonons, errors raw then
+    aligned, then one MD table per novel composition."""
+    from gfm_ase.validation.novel_compositions import NAMES
+
     assert [(c.folder, SUITES[s].name) for c in comparisons() for s in SUITES if c in SUITES[s].compare] == [
-        ("eos", "eos"), ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors")]
+        ("eos", "eos"), ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors"),
+        *((f"md10_{n}", "md") for n in NAMES)]

@@ -67,6 +67,42 @@ def min_distance(atoms: Atoms, cutoff: float) -> float:
     return float(d.min()) if len(d) else float(cutoff)
 
 
+def closest_pair(atoms: Atoms, cutoff: float) -> tuple[float, str]:
+    """Shortest interatomic distance (A) and its species pair (``"O-O"``, sorted), or ``(cutoff, "")`` when no pair
+    is closer than ``cutoff``."""
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    if not len(d):
+        return float(cutoff), ""
+    k = int(np.argmin(d))
+    symbols = atoms.get_chemical_symbols()
+    return float(d[k]), "-".join(sorted((symbols[i[k]], symbols[j[k]])))
+
+
+def contact_summary(nve: dict[str, np.ndarray], nvt: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    """Closest contacts: over the whole run (``min_distance_A``, its species ``closest_pair``), per phase, and how
+    often each species pair was a sample's closest one (``closest_pair_counts``, most frequent first). A pair that
+    should not bond (O-O in an oxide) showing up here is what the stability criterion alone does not catch."""
+    phases = [("nve", nve)] + ([("nvt", nvt)] if nvt is not None else [])
+    out: dict[str, Any] = {}
+    best, best_pair = np.inf, ""
+    counts: dict[str, int] = {}
+    for name, ph in phases:
+        d = np.asarray(ph["min_distance"], dtype=float)
+        pairs = [str(p) for p in ph["closest_pair"]]
+        k = int(np.argmin(d))
+        out[f"{name}_min_distance_A"] = float(d[k])
+        if d[k] < best:
+            best, best_pair = float(d[k]), pairs[k]
+        for p in pairs:
+            counts[p] = counts.get(p, 0) + 1
+    out["min_distance_A"] = best
+    out["closest_pair"] = best_pair
+    out["closest_pair_counts"] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return out
+
+
 STATE_FILE = "md_state.json"
 LOCK_FILE = "md.lock"
 
@@ -143,8 +179,12 @@ def _run(
     ``resume`` (a phase state from :class:`MDCheckpoint`) continues a run; ``checkpoint(phase_state)`` is called
     at the first sample point of every ``checkpoint_every`` steps and at the end."""
     n = len(atoms)
-    keys = ("time_ps", "epot", "ekin", "temperature", "min_distance")
-    samples: dict[str, list[float]] = {k: list(resume["samples"][k]) for k in keys} if resume else {k: [] for k in keys}
+    keys = ("time_ps", "epot", "ekin", "temperature", "min_distance", "closest_pair")
+    samples: dict[str, list[Any]] = {k: [] for k in keys}
+    if resume:
+        n_old = len(resume["samples"]["time_ps"])
+        # a state written before the closest pair was recorded: its samples have no species
+        samples = {k: list(resume["samples"].get(k, [""] * n_old)) for k in keys}
     problem: str | None = resume.get("problem") if resume else None
     done = int(resume["done"]) if resume else 0
 
@@ -155,7 +195,9 @@ def _run(
         samples["epot"].append(epot)
         samples["ekin"].append(ekin)
         samples["temperature"].append(atoms.get_temperature())
-        samples["min_distance"].append(min_distance(atoms, max(2 * min_dist, 3.0)))
+        d, pair = closest_pair(atoms, max(2 * min_dist, 3.0))
+        samples["min_distance"].append(d)
+        samples["closest_pair"].append(pair)
 
     def save(finished: bool) -> None:
         if checkpoint is not None:
@@ -293,7 +335,6 @@ def run_md(
             "nve_max_excursion_meV_atom": float(np.abs(etot - etot[0]).max() * 1000),
             "nve_std_meV_atom": float(etot.std() * 1000),
             "nve_mean_temperature_K": float(nve["temperature"].mean()),
-            "min_distance_A": float(nve["min_distance"].min()),
         }
         notes = [f"stability: no pair closer than {min_distance} A, finite energies, T < {t_max:.0f} K"]
         if problem:
@@ -357,6 +398,13 @@ def run_md(
                     f"{5.0 / friction_per_fs / 1000:.2g} ps): the temperature may not have equilibrated"
                 )
         summary["stable"] = bool(summary["nve_stable"] and summary.get("nvt_stable", True))
+        contacts = contact_summary(nve, nvt)
+        summary.update(contacts)
+        notes.append(
+            f"closest contact over the run: {contacts['min_distance_A']:.2f} A ({contacts['closest_pair'] or '?'}); "
+            "the closest pair of each sample, by species: "
+            + ", ".join(f"{k or '?'} {v}" for k, v in contacts["closest_pair_counts"].items())
+        )
         if ckpt.state and ckpt.state.get("resumes"):
             notes.append(f"resumed {ckpt.state['resumes']} time(s) from {STATE_FILE}")
         details = {

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ase import Atoms
 
 SEED = 11
+NAMES = ("heo_rocksalt", "hea_bcc", "li_garnet_like", "heusler_quat", "chalcohalide")  # the order of build_all
 
 
 def _decorate(atoms: Atoms, sites: str, species: list[str], rng: np.random.Generator) -> Atoms:
@@ -69,6 +70,7 @@ def build_all(seed: int = SEED) -> dict[str, Atoms]:
     out["chalcohalide"] = _decorate(rs, "S", ["S", "I"], rng)
     for name, at in out.items():
         at.info["name"] = name
+    assert tuple(out) == NAMES
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gfm_ase.validation.suites.registry import Suite, keyword_options, register_suite, resolve_path
+from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite, resolve_path
 
 if TYPE_CHECKING:
     import argparse
@@ -72,6 +72,51 @@ def run_yaml(calc: CalculatorLike, opts: dict[str, Any], base: Path, outdir: Pat
     return run_md(calc, atoms, outdir=outdir, **keyword_options(run_md, opts, ("outdir",), "md"))
 
 
+def compare_table(runs: dict[str, dict]) -> list[str]:
+    """One MD run per calculator (the same command): stable or not, how far it ran, the closest contact over the
+    run with its species, the pair most often closest, temperature and NVE drift."""
+    from gfm_ase.validation.md import contact_summary
+    from gfm_ase.validation.suites.tables import fmt
+
+    lines = [
+        "| calculator | stable | NVE + NVT (ps) | closest contact (A) | most often closest | T error (%) "
+        "| NVE drift (meV/atom/ps) |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for name, run in runs.items():
+        s = run["summary"]
+        d = run["details"]
+        if "closest_pair" not in d["nve"]:  # a run written before the species were recorded
+            d = {ph: (v if v is None else {**v, "closest_pair": [""] * len(v["min_distance"])}) for ph, v in d.items()}
+        c = contact_summary(d["nve"], d.get("nvt"))
+        pair = f" ({c['closest_pair']})" if c["closest_pair"] else ""
+        top, n_top = next(iter(c["closest_pair_counts"].items()))
+        share = f"{top} ({100 * n_top / sum(c['closest_pair_counts'].values()):.0f} %)" if top else "-"
+        lines.append(
+            f"| {name} | {'yes' if s.get('stable') else '**no**'} | {fmt(s.get('nve_ps'), 2)} + "
+            f"{fmt(s.get('nvt_ps'), 2)} | {c['min_distance_A']:.2f}{pair} | {share} | "
+            f"{fmt(s.get('nvt_temperature_err_pct'), 1)} | {fmt(s.get('nve_drift_meV_atom_ps'), 3)} |"
+        )
+    return lines
+
+
+def _comparisons() -> tuple[Comparison, ...]:
+    """One table per composition of validation/card_md.sh (folders md10_<name>)."""
+    from gfm_ase.validation.novel_compositions import NAMES
+
+    return tuple(
+        Comparison(f"md10_{name}", f"MD, 1,000 K, 0.2 ps NVE + 10 ps NVT: {name}", compare_table, 60 + k)
+        for k, name in enumerate(NAMES)
+    )
+
+
 SUITE = register_suite(
-    Suite("md", "NVE energy drift, stability and an NVT temperature check", add_arguments, run_args, run_yaml, ())
-)  # no side-by-side table (python -m gfm_ase.validation.compare)
+    Suite(
+        "md",
+        "NVE energy drift, stability and an NVT temperature check",
+        add_arguments,
+        run_args,
+        run_yaml,
+        _comparisons(),
+    )
+)
