@@ -177,3 +177,10 @@ def test_a_state_written_before_the_species_were_recorded_resumes(tmp_path, monk
     n_old = len(state["nve"]["samples"]["time_ps"])
     assert pairs[:n_old] == [""] * n_old and set(pairs[n_old:]) == {"Cu-Cu"}
     assert res.summary["closest_pair_counts"][""] == n_old
+    # a finished run of that time is read, not run again
+    state = json.loads(path.read_text())
+    for phase in ("nve", "nvt"):
+        del state[phase]["samples"]["closest_pair"]
+    path.write_text(json.dumps(state))
+    again = run_md(EMT(), atoms, outdir=tmp_path, **kw)
+    assert again.summary["closest_pair_counts"] == {"": len(pairs) + len(res.details["nvt"]["closest_pair"])}

@@ -141,6 +141,19 @@ class MDCheckpoint:
         atomic_write_bytes(self.path, json.dumps(self.state).encode())
 
 
+SAMPLE_KEYS = ("time_ps", "epot", "ekin", "temperature", "min_distance", "closest_pair")
+
+
+def saved_samples(phase_state: dict | None) -> dict[str, list[Any]]:
+    """The samples of a saved phase (empty lists without one). A state written before the closest pair was
+    recorded has no species: its samples get ``""``."""
+    if not phase_state:
+        return {k: [] for k in SAMPLE_KEYS}
+    old = phase_state["samples"]
+    n_old = len(old["time_ps"])
+    return {k: list(old.get(k, [""] * n_old)) for k in SAMPLE_KEYS}
+
+
 def _fingerprint(atoms: Atoms, calc: CalculatorLike, settings: dict[str, Any]) -> dict[str, Any]:
     h = hashlib.sha256()
     for arr in (
@@ -179,12 +192,7 @@ def _run(
     ``resume`` (a phase state from :class:`MDCheckpoint`) continues a run; ``checkpoint(phase_state)`` is called
     at the first sample point of every ``checkpoint_every`` steps and at the end."""
     n = len(atoms)
-    keys = ("time_ps", "epot", "ekin", "temperature", "min_distance", "closest_pair")
-    samples: dict[str, list[Any]] = {k: [] for k in keys}
-    if resume:
-        n_old = len(resume["samples"]["time_ps"])
-        # a state written before the closest pair was recorded: its samples have no species
-        samples = {k: list(resume["samples"].get(k, [""] * n_old)) for k in keys}
+    samples = saved_samples(resume)
     problem: str | None = resume.get("problem") if resume else None
     done = int(resume["done"]) if resume else 0
 
@@ -307,7 +315,7 @@ def run_md(
         if nve_state is not None and not nve_state["finished"]:
             _set_dynamics_state(a, nve_dyn, nve_state)
         if nve_state is not None and nve_state["finished"]:
-            nve = {k: np.asarray(v) for k, v in nve_state["samples"].items()}
+            nve = {k: np.asarray(v) for k, v in saved_samples(nve_state).items()}
             done, problem = int(nve_state["done"]), nve_state["problem"]
         else:
             nve, done, problem = _run(
@@ -359,7 +367,7 @@ def run_md(
             if nvt_state is not None:
                 _set_dynamics_state(a, dyn, nvt_state)
             if nvt_state is not None and nvt_state["finished"]:
-                nvt = {k: np.asarray(v) for k, v in nvt_state["samples"].items()}
+                nvt = {k: np.asarray(v) for k, v in saved_samples(nvt_state).items()}
                 done_nvt, problem_nvt = int(nvt_state["done"]), nvt_state["problem"]
             else:
                 nvt, done_nvt, problem_nvt = _run(
