@@ -82,7 +82,7 @@ def test_a_name_registers_once(toy):
 
 
 def test_builtin_suites_in_help_order():
-    assert list(SUITES) == ["errors", "eos", "phonons", "relax", "md", "dimers"]
+    assert list(SUITES) == ["errors", "eos", "phonons", "relax", "md", "dimers", "contacts"]
 
 
 def test_a_registered_suite_is_a_comparison_table(toy, tmp_path, capsys):
@@ -126,4 +126,4 @@ def test_builtin_comparisons_in_card_order():
 
     assert [(c.folder, SUITES[s].name) for c in comparisons() for s in SUITES if c in SUITES[s].compare] == [
         ("eos", "eos"), ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors"),
-        *((f"md10_{n}", "md") for n in NAMES)]
+        ("contacts", "contacts"), *((f"md10_{n}", "md") for n in NAMES)]
