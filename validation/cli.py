@@ -23,7 +23,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
-    from gfm_ase.dispersion import DAMPING
+    from gfm_ase.cli.options import add_dispersion_option
     from gfm_ase.hub import default_model_help
 
     g = p.add_argument_group("calculator (one of; neither: the default gfm-ase model)")
@@ -51,13 +51,7 @@ def _common(p: argparse.ArgumentParser, outdir_required: bool = True) -> None:
         action="store_true",
         help="let a --model head evaluate elements outside its training data",
     )
-    g.add_argument(
-        "--dispersion",
-        default=None,
-        choices=sorted(DAMPING),
-        help="add DFT-D3 dispersion to a --model head, with its functional's damping parameters "
-        "(gfm_ase.dispersion; needs the d3 extra)",
-    )
+    add_dispersion_option(g, "a --model head")
     p.add_argument("-o", "--outdir", required=outdir_required, help="output directory")
 
 

@@ -247,6 +247,28 @@ def _run(
     return {k: np.asarray(v) for k, v in samples.items()}, done, problem
 
 
+def _phase(
+    dyn: Any,
+    atoms: Atoms,
+    n_steps: int,
+    state: dict | None,
+    save: Callable[[dict], None],
+    every: int,
+    min_dist: float,
+    t_max: float,
+    checkpoint_every: int,
+) -> tuple[dict[str, np.ndarray], int, str | None]:
+    """One phase (NVE or NVT): read back when its saved state says it finished, else run, continuing from the saved
+    state (positions, momenta, step count, thermostat generator) when there is one."""
+    if state is not None and state["finished"]:
+        return {k: np.asarray(v) for k, v in saved_samples(state).items()}, int(state["done"]), state["problem"]
+    if state is not None:
+        _set_dynamics_state(atoms, dyn, state)
+    return _run(
+        dyn, atoms, n_steps, every, min_dist, t_max, resume=state, checkpoint=save, checkpoint_every=checkpoint_every
+    )
+
+
 def run_md(
     calc: CalculatorLike,
     atoms: Atoms,
@@ -312,24 +334,18 @@ def run_md(
         n_nve = max(1, int(round(nve_ps * 1000 / timestep_fs)))
         nve_state = saved.get("nve")
         nve_dyn = VelocityVerlet(a, timestep=dt)
-        if nve_state is not None and not nve_state["finished"]:
-            _set_dynamics_state(a, nve_dyn, nve_state)
-        if nve_state is not None and nve_state["finished"]:
-            nve = {k: np.asarray(v) for k, v in saved_samples(nve_state).items()}
-            done, problem = int(nve_state["done"]), nve_state["problem"]
-        else:
-            nve, done, problem = _run(
-                nve_dyn,
-                a,
-                n_nve,
-                sample_every,
-                min_distance,
-                t_max,
-                resume=nve_state,
-                checkpoint=lambda st: ckpt.save(nve=st),
-                checkpoint_every=checkpoint_every,
-            )
-            nve_state = ckpt.state["nve"] if ckpt.path is not None and ckpt.state is not None else None
+        nve, done, problem = _phase(
+            nve_dyn,
+            a,
+            n_nve,
+            nve_state,
+            lambda st: ckpt.save(nve=st),
+            sample_every,
+            min_distance,
+            t_max,
+            checkpoint_every,
+        )
+        nve_state = ckpt.state["nve"] if ckpt.path is not None and ckpt.state is not None else None
         etot = nve["epot"] + nve["ekin"]
         t = nve["time_ps"]
         drift = float(np.polyfit(t, etot, 1)[0] * 1000) if len(t) > 2 else None
@@ -364,23 +380,17 @@ def run_md(
                 fixcm=False,
                 rng=np.random.default_rng(seed + 1),
             )
-            if nvt_state is not None:
-                _set_dynamics_state(a, dyn, nvt_state)
-            if nvt_state is not None and nvt_state["finished"]:
-                nvt = {k: np.asarray(v) for k, v in saved_samples(nvt_state).items()}
-                done_nvt, problem_nvt = int(nvt_state["done"]), nvt_state["problem"]
-            else:
-                nvt, done_nvt, problem_nvt = _run(
-                    dyn,
-                    a,
-                    n_nvt,
-                    sample_every,
-                    min_distance,
-                    t_max,
-                    resume=nvt_state,
-                    checkpoint=lambda st: ckpt.save(nve=nve_state, nvt=st),
-                    checkpoint_every=checkpoint_every,
-                )
+            nvt, done_nvt, problem_nvt = _phase(
+                dyn,
+                a,
+                n_nvt,
+                nvt_state,
+                lambda st: ckpt.save(nve=nve_state, nvt=st),
+                sample_every,
+                min_distance,
+                t_max,
+                checkpoint_every,
+            )
             half = nvt["temperature"][len(nvt["temperature"]) // 2 :]
             t_mean = float(half.mean())
             n_dof = 3 * len(a) - 3  # centre of mass fixed

@@ -10,7 +10,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     from gfm_ase.cli.data import FORMAT_CHOICES
     from gfm_ase.cli.options import positive
-    from gfm_ase.dispersion import DAMPING
+    from gfm_ase.cli.options import add_dispersion_option
     from gfm_ase.hub import default_model_help
 
     p = sub.add_parser(
@@ -57,13 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="evaluate elements outside the head's training data instead of refusing them",
     )
-    p.add_argument(
-        "--dispersion",
-        default=None,
-        choices=sorted(DAMPING),
-        help="add DFT-D3 dispersion with the damping parameters of the head's functional "
-        "(gfm_ase.dispersion; needs the d3 extra)",
-    )
+    add_dispersion_option(p)
     p.add_argument("--errors-json", default=None, metavar="FILE.json", help="write the error tables as JSON")
     p.add_argument("--errors-md", default=None, metavar="FILE.md", help="write the error tables as Markdown")
     p.add_argument("--overwrite", action="store_true", help="replace existing OUT and error table files")

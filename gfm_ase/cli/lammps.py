@@ -9,7 +9,7 @@ import traceback
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from gfm_ase.dispersion import DAMPING
+    from gfm_ase.cli.options import add_dispersion_option
 
     p = sub.add_parser(
         "lammps",
@@ -53,13 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="evaluate elements the head was not trained on (with a warning)",
     )
-    p.add_argument(
-        "--dispersion",
-        default=None,
-        choices=sorted(DAMPING),
-        help="add DFT-D3 dispersion with the damping parameters of the head's functional "
-        "(gfm_ase.dispersion; needs the d3 extra)",
-    )
+    add_dispersion_option(p)
     p.add_argument(
         "--no-mass-check",
         action="store_true",

@@ -1,4 +1,4 @@
-"""argparse value types shared by the commands: numbers that must be positive (or non-negative) and finite."""
+"""Shared argparse pieces of the commands: numbers that must be positive (or non-negative) and finite, --dispersion."""
 
 from __future__ import annotations
 
@@ -26,3 +26,16 @@ def positive(kind: Callable[[str], float] = int, zero: bool = False) -> Callable
 
 
 __all__ = ["positive"]
+
+
+def add_dispersion_option(p: argparse._ActionsContainer, target: str = "the head") -> None:
+    """``--dispersion VARIANT``: DFT-D3 on top of ``target`` (gfm_ase.dispersion), for every command that offers it."""
+    from gfm_ase.dispersion import DAMPING
+
+    p.add_argument(
+        "--dispersion",
+        default=None,
+        choices=sorted(DAMPING),
+        help=f"add DFT-D3 dispersion to {target}, with the damping parameters of its functional "
+        "(gfm_ase.dispersion, as GFMCalculator(dispersion=...); needs the d3 extra)",
+    )

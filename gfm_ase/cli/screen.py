@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from gfm_ase.cli.options import positive
-    from gfm_ase.dispersion import DAMPING
+    from gfm_ase.cli.options import add_dispersion_option
     from gfm_ase.hub import default_model_help
 
     p = sub.add_parser(
@@ -85,13 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="graph-building threads (default: 1 on CPU, up to 8 with a GPU)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the trunk (pays off for long screens)")
-    p.add_argument(
-        "--dispersion",
-        default=None,
-        choices=sorted(DAMPING),
-        help="add DFT-D3 dispersion with the damping parameters of the head's functional "
-        "(gfm_ase.dispersion, as GFMCalculator(dispersion=...); needs the d3 extra)",
-    )
+    add_dispersion_option(p)
     p.add_argument("--no-uncertainty", action="store_true", help="skip the head-family spread")
     p.add_argument(
         "--hull-references",
