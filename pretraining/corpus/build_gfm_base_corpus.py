@@ -9,7 +9,8 @@ Without --teacher-shards it regenerates exactly the teacher shards gfm-base was 
    train the `omat` head; mlearn_test, the phonopy sets, DeePMD water and QM9 stay held out);
 2. the SURROGATE corpora: generate_teacher.py --teacher sevennet0 (the `omat` head) and --teacher chgnet (the
    `mp2020` head) in the teachers' venv (`make teachers`), seeded and resumable (gfm-base used the shards that were
-   finished when training started; the model card says how many);
+   finished when training started; the model card says how many); for v2 also generate_contacts.py (anion-anion
+   contacts in ionic crystals) with both teachers;
 3. the lower-fidelity corpora of gfm-mini: generate_emt.py, generate_xtb.py --set molecules;
 4. conversion of the generated shards into stores with `gfm data convert` (the teacher's store records
    `surrogate`);
@@ -36,6 +37,8 @@ DFT_FOR_OMAT = ["mlearn_train", "fitsnap_Ta", "fitsnap_InP", "fitsnap_Fe"]
 # the shards (first, count) of seed 0 that the shipped gfm-base was trained on: SevenNet-0 ran as two processes
 # (shards 0-9 and 30-36) for the last 30 minutes before training, CHGNet as one (0-21)
 TEACHER_SHARDS = {"sevennet0": [(0, 10), (30, 7)], "chgnet": [(0, 22)]}
+# v2's anion-anion contact sets (generate_contacts.py, its default 12 shards of seed 0), one per teacher
+CONTACT_TEACHERS = ["sevennet0", "chgnet"]
 
 CONVERT = [  # (generated folder, store name, level of theory, surrogate)
     (
@@ -47,6 +50,18 @@ CONVERT = [  # (generated folder, store name, level of theory, surrogate)
     (
         "teacher_chgnet",
         "teacher_chgnet",
+        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies",
+        "CHGNet 0.3.0",
+    ),
+    (  # v2: anion-anion contacts (generate_contacts.py), same teachers and level-of-theory strings
+        "contacts_sevennet0",
+        "contacts_sevennet0",
+        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies",
+        "SevenNet-0 (11Jul2024)",
+    ),
+    (
+        "contacts_chgnet",
+        "contacts_chgnet",
         "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies",
         "CHGNet 0.3.0",
     ),
@@ -97,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                     ]
                     + (["--max-minutes", args.max_minutes] if args.max_minutes else [])
                 )
+        for teacher in CONTACT_TEACHERS:  # v2 (pretraining/configs/gfm-base-v2.yaml)
+            run(
+                [TEACHER_PY, "pretraining/corpus/generate_contacts.py", "--teacher", teacher]
+                + ["--out", GEN / f"contacts_{teacher}"]
+                + (["--max-minutes", args.max_minutes] if args.max_minutes else [])
+            )
         run([py, "pretraining/corpus/generate_emt.py", "--out", GEN / "emt"])
         run([py, "pretraining/corpus/generate_xtb.py", "--set", "molecules", "--out", GEN / "xtb_molecules"])
     for folder, name, lot, surrogate in CONVERT:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -236,8 +236,10 @@ def scaled(atoms: Atoms, s: float) -> Atoms:
     return out
 
 
-def supercell(atoms: Atoms, rng: np.random.Generator) -> Atoms:
-    lo, hi = SETTINGS["supercell_atoms"]
+def supercell(atoms: Atoms, rng: np.random.Generator | None = None, size: Sequence[int] | None = None) -> Atoms:
+    """The smallest repeat of ``atoms`` (growing its shortest axis first) with at least ``size[0]`` atoms, stopping
+    before ``size[1]`` (default ``supercell_atoms``); ``rng`` is not used (kept for the callers' signature)."""
+    lo, hi = size if size is not None else SETTINGS["supercell_atoms"]
     reps = np.ones(3, dtype=int)
     lengths = atoms.cell.lengths()
     while len(atoms) * reps.prod() < lo:
@@ -311,18 +313,10 @@ class Labeller:
         return attach_labels(atoms, e, f, s)
 
 
-def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Generator, kind: str) -> list[Atoms]:
-    """All labelled frames of one parent (see the module docstring)."""
-    out: list[Atoms] = []
-
-    def add(atoms: Atoms, tag: str) -> Atoms | None:
-        try:
-            fr = lab(atoms, f"{tag}_{ct}", group)
-        except Rejected:
-            return None
-        out.append(fr)
-        return fr
-
+def eos_minimum(parent: Atoms, add: Callable[[Atoms, str], Atoms | None]) -> tuple[float, float] | None:
+    """(linear scale, energy per atom) at the minimum of the teacher's E(V) of ``parent``: ``add(atoms, "eos")``
+    labels and keeps each scan point (None when rejected); a parabola in V through the points, the scan extended
+    once when the lowest point is at an edge. None when no point could be labelled."""
     scales = list(SETTINGS["eos_scales"])
     eos: list[tuple[float, float]] = []
     for s in scales:
@@ -341,13 +335,29 @@ def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Gen
         c = np.polyfit(xs, ys, 2)
         lo, hi = xs.min(), xs.max()
         v = -c[1] / (2 * c[0]) if c[0] > 0 else xs[np.argmin(ys)]
-        s_min = float(np.clip(v, lo, hi)) ** (1 / 3)
-        e_min = float(ys.min())
-    elif eos:
-        s_min, e_min = eos[0][0], eos[0][1]
-    else:
+        return float(np.clip(v, lo, hi)) ** (1 / 3), float(ys.min())
+    if eos:
+        return eos[0][0], eos[0][1]
+    return None
+
+
+def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Generator, kind: str) -> list[Atoms]:
+    """All labelled frames of one parent (see the module docstring)."""
+    out: list[Atoms] = []
+
+    def add(atoms: Atoms, tag: str) -> Atoms | None:
+        try:
+            fr = lab(atoms, f"{tag}_{ct}", group)
+        except Rejected:
+            return None
+        out.append(fr)
+        return fr
+
+    found = eos_minimum(parent, add)
+    if found is None:
         lab.count("parent_dropped")
         return out
+    s_min, e_min = found
     eq = scaled(parent, s_min)
     if kind == "surface":
         sl = slab(eq, rng)
