@@ -32,8 +32,8 @@ BUILTIN_FILES = (JSON_NAME, WEIGHTS_NAME)
 # sha256 of the files of every built-in model (python -m gfm_ase.hub --print-builtin-sha256)
 BUILTIN_SHA256 = {
     "gfm-base": {
-        "model.json": "fcaacf8c0d20330414536d3c51e75532769742fd53b2c9330dec9777a42a5d65",
-        "model.safetensors": "42e045c379407ff6309b447c70c79bb8e9a20913ab756f02f8f74cd51b820d34",
+        "model.json": "e22e43c15ca4c64f92205b6b9ff1012c5fb382ed89f8e450f43c7c535562e44f",
+        "model.safetensors": "7966ac36f9d0cb60b31f9151116b7849ca4cb13c18db5b4a4512b97eeca0ad8a",
     },
     "gfm-mini": {
         "model.json": "93c033d91fb98b57662445d6737346af6d025b517e90e2b2a10fb976dd49d831",
