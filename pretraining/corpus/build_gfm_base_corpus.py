@@ -40,31 +40,16 @@ TEACHER_SHARDS = {"sevennet0": [(0, 10), (30, 7)], "chgnet": [(0, 22)]}
 # v2's anion-anion contact sets (generate_contacts.py, its default 12 shards of seed 0), one per teacher
 CONTACT_TEACHERS = ["sevennet0", "chgnet"]
 
+# level of theory and surrogate strings of the teachers' stores (teacher_* and v2's contacts_*), as written in them
+STORE_LABELS = {
+    "sevennet0": (
+        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies",
+        "SevenNet-0 (11Jul2024)",
+    ),
+    "chgnet": ("PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies", "CHGNet 0.3.0"),
+}
 CONVERT = [  # (generated folder, store name, level of theory, surrogate)
-    (
-        "teacher_sevennet0",
-        "teacher_sevennet0",
-        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies",
-        "SevenNet-0 (11Jul2024)",
-    ),
-    (
-        "teacher_chgnet",
-        "teacher_chgnet",
-        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies",
-        "CHGNet 0.3.0",
-    ),
-    (  # v2: anion-anion contacts (generate_contacts.py), same teachers and level-of-theory strings
-        "contacts_sevennet0",
-        "contacts_sevennet0",
-        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies",
-        "SevenNet-0 (11Jul2024)",
-    ),
-    (
-        "contacts_chgnet",
-        "contacts_chgnet",
-        "PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies",
-        "CHGNet 0.3.0",
-    ),
+    *((f"{kind}_{t}", f"{kind}_{t}", *STORE_LABELS[t]) for kind in ("teacher", "contacts") for t in STORE_LABELS),
     ("emt", "emt", "EMT (ASE)", ""),
     ("xtb_molecules", "xtb_molecules", "GFN2-xTB (tblite)", ""),
 ]

@@ -39,7 +39,7 @@ import numpy as np
 from gfm_ase.pretraining.corpus import generate_teacher as T
 from gfm_ase.pretraining.corpus import prototypes as P
 from gfm_ase.pretraining.corpus.corpus_io import base_parser, log_to_stderr, run_shards
-from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
+from gfm_ase.pretraining.corpus.teachers import TEACHER_PACKAGES, TEACHERS, get_teacher
 from gfm_ase.validation.contacts import pulled
 
 if TYPE_CHECKING:
@@ -161,24 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     t = get_teacher(args.teacher)
     out = args.out if args.out.name != "contacts" else args.out.parent / f"contacts_{args.teacher}"
-    subsets = {
-        t.name: {
-            "level_of_theory": t.level_of_theory,
-            "surrogate": t.surrogate,
-            "code": t.code,
-            "head_hint": t.head_hint,
-        }
-    }
     settings = dict(SETTINGS, teacher=t.name, surrogate=t.surrogate, labeller=T.SETTINGS)
     run_shards(
         name=f"contacts_{t.name}",
         out=out,
         seed=args.seed,
         shards=range(args.shards),
-        subsets=subsets,
+        subsets=t.manifest_subsets(),
         settings=settings,
         make_shard=make_shard_fn(t.name),
-        packages=("ase", "numpy", "torch", "chgnet", "sevenn", "pymatgen"),
+        packages=TEACHER_PACKAGES,
         description=f"anion-anion contacts, surrogate labels by {t.surrogate} ({t.level_of_theory})",
         max_minutes=args.max_minutes,
         log=log_to_stderr,

@@ -44,7 +44,7 @@ import numpy as np
 
 from gfm_ase.pretraining.corpus import prototypes as P
 from gfm_ase.pretraining.corpus.corpus_io import attach_labels, base_parser, log_to_stderr, run_shards
-from gfm_ase.pretraining.corpus.teachers import TEACHERS, get_teacher
+from gfm_ase.pretraining.corpus.teachers import TEACHER_PACKAGES, TEACHERS, get_teacher
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -236,9 +236,9 @@ def scaled(atoms: Atoms, s: float) -> Atoms:
     return out
 
 
-def supercell(atoms: Atoms, rng: np.random.Generator | None = None, size: Sequence[int] | None = None) -> Atoms:
+def supercell(atoms: Atoms, size: Sequence[int] | None = None) -> Atoms:
     """The smallest repeat of ``atoms`` (growing its shortest axis first) with at least ``size[0]`` atoms, stopping
-    before ``size[1]`` (default ``supercell_atoms``); ``rng`` is not used (kept for the callers' signature)."""
+    before ``size[1]`` (default ``supercell_atoms``)."""
     lo, hi = size if size is not None else SETTINGS["supercell_atoms"]
     reps = np.ones(3, dtype=int)
     lengths = atoms.cell.lengths()
@@ -366,7 +366,7 @@ def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Gen
             return out
         sc = sl
     else:
-        sc = supercell(eq, rng)
+        sc = supercell(eq)
     lo, hi = SETTINGS["rattle_range_A"]
     for _ in range(SETTINGS["rattles"]):
         base = strain(sc, rng, 0.01) if kind != "surface" else sc
@@ -486,23 +486,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(SETTINGS, teacher=t.name, surrogate=t.surrogate)
     if args.elements:
         settings["elements"] = list(args.elements)
-    subsets = {
-        t.name: {
-            "level_of_theory": t.level_of_theory,
-            "surrogate": t.surrogate,
-            "code": t.code,
-            "head_hint": t.head_hint,
-        }
-    }
     run_shards(
         name=f"teacher_{t.name}",
         out=out,
         seed=args.seed,
         shards=range(args.first_shard, args.first_shard + args.shards),
-        subsets=subsets,
+        subsets=t.manifest_subsets(),
         settings=settings,
         make_shard=make_shard_fn(t.name, args.elements),
-        packages=("ase", "numpy", "torch", "chgnet", "sevenn", "pymatgen"),
+        packages=TEACHER_PACKAGES,
         description=f"surrogate labels by {t.surrogate} ({t.level_of_theory})",
         max_minutes=args.max_minutes,
         log=log_to_stderr,

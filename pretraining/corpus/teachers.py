@@ -28,6 +28,22 @@ class Teacher:
     factory: Callable[[], Calculator]
     head_hint: str
 
+    def manifest_subsets(self) -> dict[str, dict[str, str]]:
+        """The ``subsets`` entry of a generated data set labelled by this teacher (part of its manifest's settings
+        hash, so a resumed run must see the same strings)."""
+        return {
+            self.name: {
+                "level_of_theory": self.level_of_theory,
+                "surrogate": self.surrogate,
+                "code": self.code,
+                "head_hint": self.head_hint,
+            }
+        }
+
+
+# package versions recorded in the manifest of a teacher-labelled data set
+TEACHER_PACKAGES = ("ase", "numpy", "torch", "chgnet", "sevenn", "pymatgen")
+
 
 def _peer(key: str, head_hint: str, level: str | None = None, code: str | None = None) -> Teacher:
     """A teacher built on the peer calculators of the validation suites (validation/peers.py: one place that
