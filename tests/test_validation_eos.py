@@ -131,3 +131,44 @@ def test_eos_suite_defaults_to_covered_elements_and_reports_failures():
     assert res.summary["n_failed"] == 1
     with pytest.raises(ValueError, match="not in ase.collections.dcdft"):
         run_eos(EMT(), ["Xx"])
+
+
+class _BMCalculator(EMT):
+    """E(V) = N * BM(V/N) of given per-atom parameters, for any structure (forces zero): a known EOS."""
+
+    def __init__(self, params_for):
+        super().__init__()
+        self.params_for = params_for  # element -> EOSParams or None (monotonic energy)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        el = atoms.get_chemical_symbols()[0]
+        n, v = len(atoms), atoms.get_volume() / len(atoms)
+        p = self.params_for(el)
+        e = -v if p is None else float(birch_murnaghan(v, 0.0, p.v0, p.b0 * GPa, p.b1))
+        self.results = {"energy": n * e, "free_energy": n * e, "forces": np.zeros((n, 3))}
+
+
+@pytest.mark.parametrize("factor", [1.25, 0.8, 1.05])
+def test_eos_suite_finds_a_minimum_outside_the_window_instead_of_dropping_the_element(factor):
+    ref = reference_params("Al")
+    truth = EOSParams(factor * ref.v0, 0.7 * ref.b0, 4.2)
+    res = run_eos(_BMCalculator(lambda el: truth), ["Al"])
+    row = res.details["elements"]["Al"]
+    assert res.summary["n_elements"] == 1 and res.summary["n_failed"] == 0
+    assert row["v0"] == pytest.approx(truth.v0, rel=1e-6) and row["b0"] == pytest.approx(truth.b0, rel=1e-5)
+    assert row["delta_meV"] == pytest.approx(delta_mev(truth, ref), rel=1e-6)
+    assert row["v0_err_pct"] == pytest.approx(100 * (factor - 1), rel=1e-5)
+    if factor == 1.05:  # inside the window: sampled around the reference V0, as the Delta protocol does
+        assert row["recentred_at"] is None and res.summary["n_recentred"] == 0
+    else:
+        assert row["recentred_at"] == pytest.approx(factor, rel=0.07)
+        assert min(row["volumes"]) < truth.v0 < max(row["volumes"]) and not row["extrapolated"]
+        assert res.summary["n_recentred"] == 1 and any("resampled" in n and "Al" in n for n in res.notes)
+    assert res.summary["n_v0_off"] == (abs(factor - 1) > 0.05)
+
+
+def test_eos_suite_reports_an_energy_without_minimum_as_failed():
+    res = run_eos(_BMCalculator(lambda el: None if el == "Na" else reference_params(el)), ["Na", "Cu"])
+    assert list(res.details["elements"]) == ["Cu"] and res.details["elements"]["Cu"]["delta_meV"] < 1e-6
+    msg = res.details["failed"]["Na"]
+    assert "no E(V) minimum within 0.5-2.0" in msg and "larger volumes" in msg

@@ -3,6 +3,13 @@
 For each element: take the reference crystal, scale it uniformly (fixed cell shape and fractional positions, as
 in the Delta protocol) to ``n_points`` volumes spanning [0.94, 1.06] x the reference V0, evaluate E(V) with the
 calculator, fit a 3rd-order Birch-Murnaghan EOS, and compare V0, B0, B' and the Delta gauge with the reference.
+
+A calculator whose own equilibrium volume lies outside that window (the fit finds no minimum there, or only an
+extrapolated one) is not dropped: its minimum is searched by stepping the volume outward (6 % steps, 0.5-2.0 x
+the reference V0, :data:`SEARCH_RANGE`), the E(V) is sampled again over the same relative window around that
+minimum, and the element is counted with ``recentred_at`` (the factor) in its row. Without that, the elements a
+model gets worst would silently leave the mean. An element with no minimum in the search range is reported as
+failed, with the volume at which the energy was still falling.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from gfm_ase.validation.eos_fit import EOSFit, EOSParams, fit_birch_murnaghan
 from gfm_ase.validation.output import SuiteResult, pyplot, save_figure, table
 
 REFERENCES = ("wien2k", "exp")
+SEARCH_RANGE = (0.5, 2.0)  # volume factors (x the reference V0) searched for a calculator's own E(V) minimum
+SEARCH_STEP = 1.06  # ratio of successive volumes in that search
+V0_OFF_PCT = 5.0  # summary: elements whose fitted V0 is further than this from the reference
 
 
 def dcdft_elements() -> list[str]:
@@ -68,6 +78,47 @@ def energy_volume(calc: CalculatorLike, atoms: Atoms, volume_factors: Iterable[f
     return np.array(vols), np.array(energies)
 
 
+def _fit_or_none(volumes: np.ndarray, energies: np.ndarray) -> EOSFit | None:
+    try:
+        fit = fit_birch_murnaghan(volumes, energies)
+    except ValueError:
+        return None
+    return None if fit.extrapolated else fit
+
+
+def own_minimum_factor(
+    calc: CalculatorLike,
+    atoms: Atoms,
+    factors: np.ndarray,
+    energies: np.ndarray,
+    search: tuple[float, float] = SEARCH_RANGE,
+    step: float = SEARCH_STEP,
+) -> float:
+    """Volume factor (x the volume of ``atoms``) of the lowest E(V) sample on a walk towards lower energy.
+
+    Starts from the samples ``energies`` at ``factors`` (sorted ascending) and steps outward from the lower-energy
+    end by the ratio ``step`` until the energy rises again; raises ValueError if it is still falling at the bounds
+    ``search``.
+    """
+    i = int(np.argmin(energies))
+    if 0 < i < len(factors) - 1:  # the window brackets a minimum (the fit failed for another reason)
+        return float(factors[i])
+    going_up = i == len(factors) - 1
+    f, e_best = float(factors[i]), float(energies[i])
+    while True:
+        nxt = f * step if going_up else f / step
+        if not (search[0] <= nxt <= search[1]):
+            side = "larger" if going_up else "smaller"
+            raise ValueError(
+                f"no E(V) minimum within {search[0]}-{search[1]} x the reference V0: the energy still falls "
+                f"towards {side} volumes at {f:.2f} x V0"
+            )
+        _, e = energy_volume(calc, atoms, [nxt])
+        if e[0] >= e_best:
+            return f
+        f, e_best = nxt, float(e[0])
+
+
 def eos_for_element(
     calc: CalculatorLike,
     element: str,
@@ -75,12 +126,18 @@ def eos_for_element(
     n_points: int = 7,
     window: tuple[float, float] = WINDOW,
 ) -> dict[str, Any]:
-    """E(V), fit and errors for one element (per-atom quantities)."""
+    """E(V), fit and errors for one element (per-atom quantities); see the module docstring for the recentring."""
     ref = reference_params(element, reference)
     atoms = reference_structure(element, ref.v0)
     n = len(atoms)
-    vols, energies = energy_volume(calc, atoms, np.linspace(window[0], window[1], n_points))
-    fit: EOSFit = fit_birch_murnaghan(vols / n, energies / n)
+    factors = np.linspace(window[0], window[1], n_points)
+    vols, energies = energy_volume(calc, atoms, factors)
+    fit = _fit_or_none(vols / n, energies / n)
+    recentred_at = None
+    if fit is None:
+        recentred_at = own_minimum_factor(calc, atoms, factors, energies)
+        vols, energies = energy_volume(calc, atoms, recentred_at * factors)
+        fit = fit_birch_murnaghan(vols / n, energies / n)
     p = fit.params
     return {
         "element": element,
@@ -100,6 +157,7 @@ def eos_for_element(
         "b1_err": p.b1 - ref.b1,
         "fit_rms_meV": 1000.0 * fit.rms_residual,
         "extrapolated": fit.extrapolated,
+        "recentred_at": recentred_at,
     }
 
 
@@ -153,6 +211,10 @@ def run_eos(
         "v0_mae_pct": _mean_abs(rows, "v0_err_pct"),
         "b0_mae_pct": _mean_abs(rows, "b0_err_pct"),
         "b1_mae": _mean_abs(rows, "b1_err"),
+        "n_recentred": sum(r["recentred_at"] is not None for r in rows.values()),
+        "v0_off_pct_threshold": V0_OFF_PCT,
+        "n_v0_off": sum(abs(r["v0_err_pct"]) > V0_OFF_PCT for r in rows.values()),
+        "v0_off_elements": [el for el, r in rows.items() if abs(r["v0_err_pct"]) > V0_OFF_PCT],
     }
     header = [
         "element",
@@ -166,6 +228,7 @@ def run_eos(
         "B'",
         "B' ref",
         "fit rms meV",
+        "resampled at x V0",
     ]
     body = [
         [
@@ -180,12 +243,19 @@ def run_eos(
             r["b1"],
             r["ref_b1"],
             r["fit_rms_meV"],
+            r["recentred_at"],
         ]
         for el, r in rows.items()
     ]
     sections = ["## Per element", "", table(header, body)]
     if failed:
         sections += ["", "## Failed", "", table(["element", "error"], [[k, v] for k, v in failed.items()])]
+    recentred = [f"{el} ({r['recentred_at']:.2f})" for el, r in rows.items() if r["recentred_at"] is not None]
+    if recentred:
+        notes.append(
+            f"E(V) minimum outside [{window[0]}, {window[1]}] x the reference V0, resampled over the same window "
+            "around the calculator's own minimum (factor x V0 in brackets): " + " ".join(recentred)
+        )
     extrapolated = [el for el, r in rows.items() if r["extrapolated"]]
     if extrapolated:
         notes.append(
@@ -193,7 +263,8 @@ def run_eos(
         )
     notes.append(
         f"Delta (Lejaeghere et al.): rms of the minimum-aligned BM curves over "
-        f"[{window[0]}, {window[1]}] x mean V0; {n_points} volumes per element around the reference V0."
+        f"[{window[0]}, {window[1]}] x mean V0; {n_points} volumes per element around the reference V0 (around "
+        "the calculator's own minimum where that lies outside)."
     )
     result = SuiteResult(
         "eos", describe(calc), summary, details={"elements": rows, "failed": failed}, sections=sections, notes=notes

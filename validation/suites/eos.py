@@ -67,6 +67,23 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
         + " | ".join(f"{len(per[n])} / {len(runs[n]['details'].get('failed', {}))}" for n in names)
         + " |"
     )
+    # rows written before the recentring (runs of older versions) have no recentred_at: counted as not recentred
+    lines.append(
+        "| of them resampled around the calculator's own minimum (outside 0.94-1.06 x V0) | "
+        + " | ".join(str(sum(r.get("recentred_at") is not None for r in per[n].values())) for n in names)
+        + " |"
+    )
+    off = [sorted((el for el, r in per[n].items() if abs(r["v0_err_pct"]) > 5.0), key=by_z) for n in names]
+    lines.append(
+        "| elements with V0 more than 5 % from WIEN2k | "
+        + " | ".join(f"{len(o)}: {' '.join(o)}" if o else "0" for o in off)
+        + " |"
+    )
+    lines.append(
+        "| mean abs V0 error over the common elements (%) | "
+        + " | ".join(f"{np.mean([abs(per[n][el]['v0_err_pct']) for el in common]):.1f}" for n in names)
+        + " |"
+    )
     return lines
 
 
