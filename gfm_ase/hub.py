@@ -32,8 +32,8 @@ BUILTIN_FILES = (JSON_NAME, WEIGHTS_NAME)
 # sha256 of the files of every built-in model (python -m gfm_ase.hub --print-builtin-sha256)
 BUILTIN_SHA256 = {
     "gfm-base": {
-        "model.json": "e22e43c15ca4c64f92205b6b9ff1012c5fb382ed89f8e450f43c7c535562e44f",
-        "model.safetensors": "7966ac36f9d0cb60b31f9151116b7849ca4cb13c18db5b4a4512b97eeca0ad8a",
+        "model.json": "91b8d6e9cb1155f772e70f6f777d49061c19e78e9cf8486c6bafe808642c543e",
+        "model.safetensors": "f91186b830a09be9adddc164723206b16a2f8a33877339a9512f15321b231725",
     },
     "gfm-mini": {
         "model.json": "93c033d91fb98b57662445d6737346af6d025b517e90e2b2a10fb976dd49d831",

@@ -12,15 +12,22 @@ def calc():
     return GFMCalculator(model="gfm-base", head="omat", dtype="float32", device="cpu", min_distance_factor=0)
 
 
-@pytest.mark.parametrize("pair", [("O", "O"), ("Cu", "O"), ("Ni", "O"), ("Li", "Zr"), ("As", "As"), ("Ta", "Ta")])
-def test_repulsive_wall_at_short_range(calc, pair):
+# (pair, f_wall): the wall must rise monotonically below f_wall x the covalent-radius sum. 0.7 x is below every
+# single bond; group-5 dimers are multiply bonded and shorter (Nb2: r_e = 2.078 A = 0.63 x, James et al., J. Chem.
+# Phys. 99, 8504 (1993)), so Ta-Ta is checked below 0.6 x (v3's Ta2 minimum: 0.65 x = 2.21 A).
+WALL_PAIRS = [(("O", "O"), 0.7), (("Cu", "O"), 0.7), (("Ni", "O"), 0.7), (("Li", "Zr"), 0.7), (("As", "As"), 0.7),
+              (("Ta", "Ta"), 0.6)]
+
+
+@pytest.mark.parametrize(("pair", "f_wall"), WALL_PAIRS)
+def test_repulsive_wall_at_short_range(calc, pair, f_wall):
     """v0 had none (O-O, Cu-O, Ni-O lower at 0.3 than at 0.8 x the covalent sum; two 1000 K MD runs collapsed);
-    the ZBL term trained in gives a wall: E rises monotonically as the atoms approach below 0.7 x."""
+    the ZBL term trained in gives a wall: E rises monotonically as the atoms approach below ``f_wall``."""
     from gfm_ase.validation.dimers import curve_metrics, dimer_curve
 
     factors = np.round(np.arange(0.2, 1.31, 0.05), 6)
     curve = dimer_curve(calc, *pair, factors)
-    m = curve_metrics(factors, np.array(curve["energies"]), f_wall=0.7)
+    m = curve_metrics(factors, np.array(curve["energies"]), f_wall=f_wall)
     assert m["wall"], curve["energies"]
     assert m["rise_eV"] > 5.0
 
@@ -51,3 +58,27 @@ def test_oxygen_pair_inside_an_oxide_is_a_wall(calc):
     e = dict(zip(curve["distances_A"], curve["energy_eV"]))
     assert res.summary["O-O_monotonic"], curve
     assert e[1.5] > 6.0, e
+
+
+# common elemental solids users relax (metals of every block, two semiconductors): PBE ground-state structures of
+# ase.collections.dcdft, the equilibrium volume compared with WIEN2k's
+COMMON_ELEMENTS = ["Na", "Mg", "Al", "K", "Ca", "Ti", "V", "Cr", "Fe", "Co", "Ni", "Cu", "Zn", "Zr", "Nb", "Mo", "Pd",
+                   "Ag", "Sn", "W", "Pt", "Au", "Pb", "Si", "Ge"]
+# v2's worst (V0 err %): Na +25, Al +17, S +33, O +23, Sb +19, Zr +11, Hf -10, Mn +10
+FIXED_IN_V3 = ["Na", "Al", "S", "O", "Sb", "Zr", "Hf", "Mn"]
+
+
+def test_equilibrium_volumes_of_elements(calc):
+    """v1 and v2 put the E(V) minimum of 27 of the 68 Delta elements more than 5 % in volume from PBE's (a relaxed
+    lattice constant several per cent off). v3 trained on elemental crystals over 0.8-1.3 x the teacher's V0
+    (pretraining/corpus/generate_elemental.py): v2's worst elements are within 5 % of WIEN2k's V0, and the mean
+    error over common elemental solids is below 3.5 % (v2 4.9, v1 4.5; the teachers 0.7-0.8). Still off with v3,
+    see the model card: K +32, Ba -15, In -12, Sn +8, Mg and Ca -5 %."""
+    from gfm_ase.validation.eos import run_eos
+
+    res = run_eos(calc, sorted(set(COMMON_ELEMENTS) | set(FIXED_IN_V3)))
+    assert res.summary["n_failed"] == 0, res.details["failed"]
+    err = {el: r["v0_err_pct"] for el, r in res.details["elements"].items()}
+    off = {el: round(err[el], 1) for el in FIXED_IN_V3 if abs(err[el]) > 5.0}
+    assert not off, off
+    assert np.mean([abs(err[el]) for el in COMMON_ELEMENTS]) < 3.5, {el: round(err[el], 1) for el in COMMON_ELEMENTS}
