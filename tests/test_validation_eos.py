@@ -172,3 +172,18 @@ def test_eos_suite_reports_an_energy_without_minimum_as_failed():
     assert list(res.details["elements"]) == ["Cu"] and res.details["elements"]["Cu"]["delta_meV"] < 1e-6
     msg = res.details["failed"]["Na"]
     assert "no E(V) minimum within 0.5-2.0" in msg and "larger volumes" in msg
+
+
+def test_compare_table_counts_resampled_elements_and_volume_errors(tmp_path):
+    from gfm_ase.validation.suites.eos import compare_table
+
+    ref = {el: reference_params(el) for el in ("Al", "Cu")}
+    off = _BMCalculator(lambda el: EOSParams(1.2 * ref[el].v0, ref[el].b0, ref[el].b1) if el == "Al" else ref[el])
+    runs = {}
+    for name, calc in (("off", off), ("exact", _BMCalculator(lambda el: ref[el]))):
+        run_eos(calc, ["Al", "Cu"], outdir=tmp_path / name)
+        runs[name] = json.loads((tmp_path / name / "summary.json").read_text())
+    text = "\n".join(compare_table(runs))
+    assert "| of them resampled around the calculator's own minimum (outside 0.94-1.06 x V0) | 1 | 0 |" in text
+    assert "| elements with V0 more than 5 % from WIEN2k | 1: Al | 0 |" in text
+    assert "| mean abs V0 error over the common elements (%) | 10.0 | 0.0 |" in text

@@ -73,9 +73,11 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
         + " | ".join(str(sum(r.get("recentred_at") is not None for r in per[n].values())) for n in names)
         + " |"
     )
-    off = [sorted((el for el, r in per[n].items() if abs(r["v0_err_pct"]) > 5.0), key=by_z) for n in names]
+    from gfm_ase.validation.eos import V0_OFF_PCT
+
+    off = [sorted((el for el, r in per[n].items() if abs(r["v0_err_pct"]) > V0_OFF_PCT), key=by_z) for n in names]
     lines.append(
-        "| elements with V0 more than 5 % from WIEN2k | "
+        f"| elements with V0 more than {V0_OFF_PCT:g} % from WIEN2k | "
         + " | ".join(f"{len(o)}: {' '.join(o)}" if o else "0" for o in off)
         + " |"
     )
