@@ -62,14 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m gfm_ase.validation.card_lattice MODEL|peer:NAME OUT.json", file=sys.stderr)
         return 2
     who, path = args
+    from gfm_ase.validation.calculators import make_calculator
+
     if who.startswith("peer:"):
-        from gfm_ase.validation import peers
-
-        calc = getattr(peers, who[5:])()
+        calc = make_calculator(f"gfm_ase.validation.peers:{who[5:]}")
     else:
-        from gfm_ase import GFMCalculator
-
-        calc = GFMCalculator(model=who, head="omat", dtype="float64")
+        calc = make_calculator(model=who, head="omat", dtype="float64")
     result = lattice_constants(calc)
     for name, a in result.items():
         print(f"{name:20s} {a:.3f}")

@@ -38,8 +38,8 @@ import numpy as np
 
 from gfm_ase.pretraining.corpus import generate_teacher as T
 from gfm_ase.pretraining.corpus import prototypes as P
-from gfm_ase.pretraining.corpus.corpus_io import base_parser, log_to_stderr, run_shards
-from gfm_ase.pretraining.corpus.teachers import TEACHER_PACKAGES, TEACHERS, get_teacher
+from gfm_ase.pretraining.corpus.corpus_io import base_parser, log_to_stderr
+from gfm_ase.pretraining.corpus.teachers import TEACHERS
 from gfm_ase.validation.contacts import pulled
 
 if TYPE_CHECKING:
@@ -91,20 +91,12 @@ def like_pair(atoms: Atoms, anion: str, rng: np.random.Generator) -> tuple[int, 
 
 def family(lab: T.Labeller, parent: Atoms, ct: str, anion: str, group: str, rng: np.random.Generator) -> list[Atoms]:
     """All labelled frames of one parent (see the module docstring)."""
-    out: list[Atoms] = []
-
-    def add(atoms: Atoms, tag: str) -> Atoms | None:
-        try:
-            fr = lab(atoms, f"{tag}_{ct}", group)
-        except T.Rejected:
-            return None
-        out.append(fr)
-        return fr
-
+    fam = T.Family(lab, ct, group)
+    add = fam.add
     found = T.eos_minimum(parent, add)
     if found is None:
         lab.count("parent_dropped")
-        return out
+        return fam.frames
     s_min, e_min = found
     sc = T.supercell(T.scaled(parent, s_min), size=SETTINGS["supercell_atoms"])
     add(T.rattle(sc, rng, SETTINGS["base_rattle_A"]), "base")
@@ -119,10 +111,7 @@ def family(lab: T.Labeller, parent: Atoms, ct: str, anion: str, group: str, rng:
         moved = pulled(T.rattle(sc, rng, float(rng.uniform(*SETTINGS["pair_rattle_A"]))), i, j, r)
         add(moved, "pair")
     add(T.rattle(sc, rng, float(rng.uniform(*SETTINGS["hot_range_A"]))), "hot")
-    keep = [fr for fr in out if fr.get_potential_energy() / len(fr) - e_min <= SETTINGS["max_above_min_eV_atom"]]
-    for _ in range(len(out) - len(keep)):
-        lab.count("rejected_energy")
-    return keep
+    return fam.near_minimum(e_min, SETTINGS["max_above_min_eV_atom"])
 
 
 def make_shard_fn(teacher: str, calc: Calculator | None = None) -> T.ShardFn:
@@ -156,25 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[1], "contacts", DEFAULT_SHARDS)
     p.add_argument("--teacher", required=True, choices=sorted(TEACHERS))
     args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    t = get_teacher(args.teacher)
-    out = args.out if args.out.name != "contacts" else args.out.parent / f"contacts_{args.teacher}"
-    settings = dict(SETTINGS, teacher=t.name, surrogate=t.surrogate, labeller=T.SETTINGS)
-    run_shards(
-        name=f"contacts_{t.name}",
-        out=out,
-        seed=args.seed,
-        shards=range(args.shards),
-        subsets=t.manifest_subsets(),
-        settings=settings,
-        make_shard=make_shard_fn(t.name),
-        packages=TEACHER_PACKAGES,
-        description=f"anion-anion contacts, surrogate labels by {t.surrogate} ({t.level_of_theory})",
-        max_minutes=args.max_minutes,
-        log=log_to_stderr,
-    )
+    settings = dict(SETTINGS, labeller=T.SETTINGS)
+    T.run_teacher_corpus("contacts", args, settings, make_shard_fn, what="anion-anion contacts, ")
     return 0
 
 

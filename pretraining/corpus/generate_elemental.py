@@ -44,8 +44,8 @@ import numpy as np
 
 from gfm_ase.pretraining.corpus import generate_teacher as T
 from gfm_ase.pretraining.corpus import prototypes as P
-from gfm_ase.pretraining.corpus.corpus_io import base_parser, log_to_stderr, run_shards
-from gfm_ase.pretraining.corpus.teachers import TEACHER_PACKAGES, TEACHERS, get_teacher
+from gfm_ase.pretraining.corpus.corpus_io import base_parser, log_to_stderr
+from gfm_ase.pretraining.corpus.teachers import TEACHERS
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -132,22 +132,13 @@ def bracketed_minimum(cell: Atoms, add: Callable[[Atoms, str], Atoms | None]) ->
 
 def family(lab: T.Labeller, sym: str, lattice: str, group: str, rng: np.random.Generator) -> list[Atoms]:
     """All labelled frames of one element in one lattice (see the module docstring)."""
-    out: list[Atoms] = []
-    ct = f"{lattice}" if lattice == "molecular" else f"elemental_{lattice}"
-
-    def add(atoms: Atoms, tag: str) -> Atoms | None:
-        try:
-            fr = lab(atoms, f"{tag}_{ct}", group)
-        except T.Rejected:
-            return None
-        out.append(fr)
-        return fr
-
+    fam = T.Family(lab, lattice if lattice == "molecular" else f"elemental_{lattice}", group)
+    add = fam.add
     cell = parent(sym, lattice)
     found = bracketed_minimum(cell, add)
     if found is None:
         lab.count("parent_dropped")
-        return out
+        return fam.frames
     s0, e_min = found
     eq = T.scaled(cell, s0)
     for f in SETTINGS["wide_volumes"]:
@@ -157,11 +148,8 @@ def family(lab: T.Labeller, sym: str, lattice: str, group: str, rng: np.random.G
     add(T.rattle(T.strain(sc, rng, SETTINGS["strain_max"]), rng, SETTINGS["strain_rattle_A"]), "strain")
     for f in SETTINGS["vrattle_volumes"]:
         add(T.rattle(volume_scaled(sc, f), rng, float(rng.uniform(*SETTINGS["vrattle_A"]))), "vrattle")
-    e_min = min(e_min, *(fr.get_potential_energy() / len(fr) for fr in out))
-    keep = [fr for fr in out if fr.get_potential_energy() / len(fr) - e_min <= SETTINGS["max_above_min_eV_atom"]]
-    for _ in range(len(out) - len(keep)):
-        lab.count("rejected_energy")
-    return keep
+    e_min = min(e_min, *(fr.get_potential_energy() / len(fr) for fr in fam.frames))
+    return fam.near_minimum(e_min, SETTINGS["max_above_min_eV_atom"])
 
 
 def make_shard_fn(teacher: str, n_shards: int, calc: Calculator | None = None) -> T.ShardFn:
@@ -187,26 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[1], "elemental", DEFAULT_SHARDS)
     p.add_argument("--teacher", required=True, choices=sorted(TEACHERS))
     args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    t = get_teacher(args.teacher)
-    out = args.out if args.out.name != "elemental" else args.out.parent / f"elemental_{args.teacher}"
     # the element -> shard assignment depends on the shard count: it is part of the settings (and of their hash)
-    settings = dict(SETTINGS, teacher=t.name, surrogate=t.surrogate, labeller=T.SETTINGS, n_shards=args.shards)
-    run_shards(
-        name=f"elemental_{t.name}",
-        out=out,
-        seed=args.seed,
-        shards=range(args.shards),
-        subsets=t.manifest_subsets(),
-        settings=settings,
-        make_shard=make_shard_fn(t.name, args.shards),
-        packages=TEACHER_PACKAGES,
-        description=f"elemental crystals over a wide volume range, surrogate labels by {t.surrogate} "
-        f"({t.level_of_theory})",
-        max_minutes=args.max_minutes,
-        log=log_to_stderr,
+    settings = dict(SETTINGS, labeller=T.SETTINGS, n_shards=args.shards)
+    T.run_teacher_corpus(
+        "elemental",
+        args,
+        settings,
+        lambda name: make_shard_fn(name, args.shards),
+        what="elemental crystals over a wide volume range, ",
     )
     return 0
 

@@ -36,6 +36,7 @@ Units (ASE): energy eV (the teacher's total energy), forces eV/A, stress eV/A^3 
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -341,18 +342,34 @@ def eos_minimum(parent: Atoms, add: Callable[[Atoms, str], Atoms | None]) -> tup
     return None
 
 
-def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Generator, kind: str) -> list[Atoms]:
-    """All labelled frames of one parent (see the module docstring)."""
-    out: list[Atoms] = []
+class Family:
+    """The labelled frames of one parent: ``add(atoms, tag)`` labels a geometry as config_type ``{tag}_{ct}`` in
+    ``group`` and keeps it (returns None when the labeller rejects it); ``near_minimum(e_min)`` drops the frames more
+    than ``max_above_min_eV_atom`` above the parent's E(V) minimum (collapsed or exploded states), counting them."""
 
-    def add(atoms: Atoms, tag: str) -> Atoms | None:
+    def __init__(self, lab: Labeller, ct: str, group: str) -> None:
+        self.lab, self.ct, self.group = lab, ct, group
+        self.frames: list[Atoms] = []
+
+    def add(self, atoms: Atoms, tag: str) -> Atoms | None:
         try:
-            fr = lab(atoms, f"{tag}_{ct}", group)
+            fr = self.lab(atoms, f"{tag}_{self.ct}", self.group)
         except Rejected:
             return None
-        out.append(fr)
+        self.frames.append(fr)
         return fr
 
+    def near_minimum(self, e_min: float, max_above: float) -> list[Atoms]:
+        keep = [fr for fr in self.frames if fr.get_potential_energy() / len(fr) - e_min <= max_above]
+        for _ in range(len(self.frames) - len(keep)):
+            self.lab.count("rejected_energy")
+        return keep
+
+
+def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Generator, kind: str) -> list[Atoms]:
+    """All labelled frames of one parent (see the module docstring)."""
+    fam = Family(lab, ct, group)
+    add, out = fam.add, fam.frames
     found = eos_minimum(parent, add)
     if found is None:
         lab.count("parent_dropped")
@@ -384,11 +401,7 @@ def family(lab: Labeller, parent: Atoms, ct: str, group: str, rng: np.random.Gen
         _relax_path(lab, hot, ct, group, out)
     if rng.random() < SETTINGS["md_prob"]:
         _md(lab, sc, ct, group, rng, out)
-    # drop frames absurdly far above the parent's minimum (collapsed or exploded states)
-    keep = [fr for fr in out if fr.get_potential_energy() / len(fr) - e_min <= SETTINGS["max_above_min_eV_atom"]]
-    for _ in range(len(out) - len(keep)):
-        lab.count("rejected_energy")
-    return keep
+    return fam.near_minimum(e_min, SETTINGS["max_above_min_eV_atom"])
 
 
 def _relax_path(lab: Labeller, start: Atoms, ct: str, group: str, out: list[Atoms]) -> None:
@@ -472,32 +485,52 @@ def make_shard_fn(teacher: str, elements: Iterable[str] | None = None, calc: Cal
     return make_shard
 
 
+def run_teacher_corpus(
+    kind: str,
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    make_shard: Callable[[str], ShardFn],
+    what: str = "",
+    shards: Iterable[int] | None = None,
+) -> None:
+    """Generate (or resume) the shards of a teacher-labelled data set ``<kind>_<teacher>``: one torch thread, the
+    teacher's name and surrogate string added to ``settings`` (so to their hash), ``make_shard(teacher_name)`` per
+    shard, ``shards`` (default ``range(args.shards)``); ``what`` starts the manifest's description."""
+    import torch
+
+    torch.set_num_threads(1)
+    t = get_teacher(args.teacher)
+    out = args.out if args.out.name != kind else args.out.parent / f"{kind}_{args.teacher}"
+    run_shards(
+        name=f"{kind}_{t.name}",
+        out=out,
+        seed=args.seed,
+        shards=range(args.shards) if shards is None else shards,
+        subsets=t.manifest_subsets(),
+        settings=dict(settings, teacher=t.name, surrogate=t.surrogate),
+        make_shard=make_shard(t.name),
+        packages=TEACHER_PACKAGES,
+        description=f"{what}surrogate labels by {t.surrogate} ({t.level_of_theory})",
+        max_minutes=args.max_minutes,
+        log=log_to_stderr,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[1], "teacher", DEFAULT_SHARDS)
     p.add_argument("--teacher", required=True, choices=sorted(TEACHERS))
     p.add_argument("--first-shard", type=int, default=0, help="first shard index (default: %(default)s)")
     p.add_argument("--elements", nargs="*", default=None, help="restrict the focus elements (tests)")
     args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    t = get_teacher(args.teacher)
-    out = args.out if args.out.name != "teacher" else args.out.parent / f"teacher_{args.teacher}"
-    settings = dict(SETTINGS, teacher=t.name, surrogate=t.surrogate)
+    settings = dict(SETTINGS)
     if args.elements:
         settings["elements"] = list(args.elements)
-    run_shards(
-        name=f"teacher_{t.name}",
-        out=out,
-        seed=args.seed,
+    run_teacher_corpus(
+        "teacher",
+        args,
+        settings,
+        lambda name: make_shard_fn(name, args.elements),
         shards=range(args.first_shard, args.first_shard + args.shards),
-        subsets=t.manifest_subsets(),
-        settings=settings,
-        make_shard=make_shard_fn(t.name, args.elements),
-        packages=TEACHER_PACKAGES,
-        description=f"surrogate labels by {t.surrogate} ({t.level_of_theory})",
-        max_minutes=args.max_minutes,
-        log=log_to_stderr,
     )
     return 0
 
