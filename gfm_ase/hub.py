@@ -32,8 +32,8 @@ BUILTIN_FILES = (JSON_NAME, WEIGHTS_NAME)
 # sha256 of the files of every built-in model (python -m gfm_ase.hub --print-builtin-sha256)
 BUILTIN_SHA256 = {
     "gfm-base": {
-        "model.json": "91b8d6e9cb1155f772e70f6f777d49061c19e78e9cf8486c6bafe808642c543e",
-        "model.safetensors": "f91186b830a09be9adddc164723206b16a2f8a33877339a9512f15321b231725",
+        "model.json": "a692299d62ad1ec6beb02c23dbec1f4c8054241ecc5a3ae601686919b6dd77c2",
+        "model.safetensors": "cd25eb3b9ced69648305b544009897067d263317fb349164295d7e0f282034d0",
     },
     "gfm-mini": {
         "model.json": "93c033d91fb98b57662445d6737346af6d025b517e90e2b2a10fb976dd49d831",

@@ -14,7 +14,7 @@ def calc():
 
 # (pair, f_wall): the wall must rise monotonically below f_wall x the covalent-radius sum. 0.7 x is below every
 # single bond; group-5 dimers are multiply bonded and shorter (Nb2: r_e = 2.078 A = 0.63 x, James et al., J. Chem.
-# Phys. 99, 8504 (1993)), so Ta-Ta is checked below 0.6 x (v3's Ta2 minimum: 0.65 x = 2.21 A).
+# Phys. 99, 8504 (1993)), so Ta-Ta is checked below 0.6 x (the Ta2 minimum of v3 and v4: about 0.65 x = 2.2 A).
 WALL_PAIRS = [(("O", "O"), 0.7), (("Cu", "O"), 0.7), (("Ni", "O"), 0.7), (("Li", "Zr"), 0.7), (("As", "As"), 0.7),
               (("Ta", "Ta"), 0.6)]
 
@@ -66,19 +66,26 @@ COMMON_ELEMENTS = ["Na", "Mg", "Al", "K", "Ca", "Ti", "V", "Cr", "Fe", "Co", "Ni
                    "Ag", "Sn", "W", "Pt", "Au", "Pb", "Si", "Ge"]
 # v2's worst (V0 err %): Na +25, Al +17, S +33, O +23, Sb +19, Zr +11, Hf -10, Mn +10
 FIXED_IN_V3 = ["Na", "Al", "S", "O", "Sb", "Zr", "Hf", "Mn"]
+# The omat head learns PBE from its teacher, SevenNet-0, where no real DFT covers an element. For solid O2 and
+# alpha-Mn both teachers are themselves more than 5 % from WIEN2k's V0 (measured with `gfm validate eos
+# --calculator gfm_ase.validation.peers:sevennet0|chgnet`, docs/models/gfm-base-validation.md: O +6.3 / +6.6 %,
+# Mn -5.8 / -6.4 %), so for these two the head is held to 5 % of the teacher's V0 instead (v3's O at -4.6 % was
+# within 5 % of WIEN2k only by erring the other way: 10.9 points from its teacher).
+TEACHER_V0_ERR_PCT = {"O": 6.3, "Mn": -5.8}
 
 
 def test_equilibrium_volumes_of_elements(calc):
     """v1 and v2 put the E(V) minimum of 27 of the 68 Delta elements more than 5 % in volume from PBE's (a relaxed
-    lattice constant several per cent off). v3 trained on elemental crystals over 0.8-1.3 x the teacher's V0
-    (pretraining/corpus/generate_elemental.py): v2's worst elements are within 5 % of WIEN2k's V0, and the mean
-    error over common elemental solids is below 3.5 % (v2 4.9, v1 4.5; the teachers 0.7-0.8). Still off with v3,
-    see the model card: K +32, Ba -15, In -12, Sn +8, Mg and Ca -5 %."""
+    lattice constant several per cent off). v3 and v4 trained on elemental crystals over 0.8-1.3 x the teacher's V0
+    (pretraining/corpus/generate_elemental.py): v2's worst elements are within 5 % of WIEN2k's V0 (of the
+    teacher's, for O and Mn: see TEACHER_V0_ERR_PCT), and the mean error over common elemental solids is below
+    3 % (v4 2.3, v3 2.9, v2 4.9, v1 4.5; the teachers 0.7-0.8). Still off with v4, see the model card: K +32,
+    In -13, Ga +6 %."""
     from gfm_ase.validation.eos import run_eos
 
     res = run_eos(calc, sorted(set(COMMON_ELEMENTS) | set(FIXED_IN_V3)))
     assert res.summary["n_failed"] == 0, res.details["failed"]
     err = {el: r["v0_err_pct"] for el, r in res.details["elements"].items()}
-    off = {el: round(err[el], 1) for el in FIXED_IN_V3 if abs(err[el]) > 5.0}
+    off = {el: round(err[el], 1) for el in FIXED_IN_V3 if abs(err[el] - TEACHER_V0_ERR_PCT.get(el, 0.0)) > 5.0}
     assert not off, off
-    assert np.mean([abs(err[el]) for el in COMMON_ELEMENTS]) < 3.5, {el: round(err[el], 1) for el in COMMON_ELEMENTS}
+    assert np.mean([abs(err[el]) for el in COMMON_ELEMENTS]) < 3.0, {el: round(err[el], 1) for el in COMMON_ELEMENTS}
