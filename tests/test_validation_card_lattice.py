@@ -29,3 +29,10 @@ def test_every_crystal_builds_with_its_guess():
         atoms = make(guess)
         assert len(atoms) >= 1 and atoms.pbc.all(), name
         assert atoms.cell.cellpar()[0] > 2.0
+
+
+def test_a_minimum_outside_the_scan_is_none_not_an_extrapolation(monkeypatch, capsys):
+    # EMT Cu's a0 is ~3.59 A: a guess of 5.0 scans 4.5-5.5 A, where E only rises with a
+    monkeypatch.setattr(card_lattice, "CRYSTALS", {"Cu fcc": (lambda a: bulk("Cu", "fcc", a=a), 5.0)})
+    assert card_lattice.lattice_constants(EMT()) == {"Cu fcc": None}
+    assert "no E(a) minimum within 4.500-5.500 A" in capsys.readouterr().err

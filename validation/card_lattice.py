@@ -40,9 +40,11 @@ CRYSTALS: dict[str, tuple[Callable[[float], Atoms], float]] = {
 }
 
 
-def lattice_constants(calc: object) -> dict[str, float]:
-    """Equilibrium lattice constant (A) of every crystal of :data:`CRYSTALS` for the ASE calculator ``calc``."""
-    out = {}
+def lattice_constants(calc: object) -> dict[str, float | None]:
+    """Equilibrium lattice constant (A) of every crystal of :data:`CRYSTALS` for the ASE calculator ``calc``; None
+    (and a line on stderr) where the lowest energy lies at an end of the +-10 % scan, i.e. no minimum inside it (a
+    parabola there would extrapolate)."""
+    out: dict[str, float | None] = {}
     for name, (make, guess) in CRYSTALS.items():
         a = guess * np.linspace(0.9, 1.1, 11)
         e = []
@@ -50,7 +52,11 @@ def lattice_constants(calc: object) -> dict[str, float]:
             atoms = make(float(x))
             atoms.calc = calc
             e.append(atoms.get_potential_energy() / len(atoms))
-        i = int(np.clip(np.argmin(e), 1, len(a) - 2))
+        i = int(np.argmin(e))
+        if i in (0, len(a) - 1):
+            print(f"{name}: no E(a) minimum within {a[0]:.3f}-{a[-1]:.3f} A (lowest at {a[i]:.3f} A)", file=sys.stderr)
+            out[name] = None
+            continue
         c = np.polyfit(a[i - 1 : i + 2], e[i - 1 : i + 2], 2)
         out[name] = float(-c[1] / (2 * c[0]))
     return out
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         calc = make_calculator(model=who, head="omat", dtype="float64")
     result = lattice_constants(calc)
     for name, a in result.items():
-        print(f"{name:20s} {a:.3f}")
+        print(f"{name:20s} {'no minimum' if a is None else f'{a:.3f}'}")
     with open(path, "w") as fh:
         json.dump(result, fh, indent=1)
     return 0
