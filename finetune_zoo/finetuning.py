@@ -412,6 +412,7 @@ def finetune(
             name=f"{head_name}-from-scratch",
             trunk=base.config.trunk,
             repulsion=base.config.repulsion,
+            fidelities=base.config.fidelities,
             heads=[fresh_cfg],
         )  # the same architecture as the fine-tuned model, pair term included
         s_run = _run_config(

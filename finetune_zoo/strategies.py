@@ -186,7 +186,7 @@ class FinetuneTrainer(Trainer):
         for n, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            pretrained = n.startswith("trunk.") or (
+            pretrained = n.startswith(("trunk.", "fidelity.")) or (
                 n.startswith("heads.") and n.split(".")[1] in self.plan.pretrained_heads
             )
             scale = self.plan.trunk_lr_scale if (pretrained and self.plan.train_trunk) else 1.0

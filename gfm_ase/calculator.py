@@ -296,8 +296,9 @@ def dataset_surrogate(dataset: dict) -> str | None:
 def head_summary(head: dict) -> dict:
     """What a head was trained on, from its metadata (``model.json`` -> ``config.heads[]``).
 
-    Returns name, level_of_theory, code, family, elements, n_elements (0: any element), datasets (name,
-    n_structures, n_train, label_counts where recorded, surrogate: the store's ``surrogate`` attribute or None),
+    Returns name, level_of_theory, code, family, fidelity (the model fidelity it evaluates at, None without),
+    elements, n_elements (0: any element), datasets (name, n_structures, n_train, label_counts where recorded,
+    surrogate: the store's ``surrogate`` attribute or None, fidelity where the model has fidelities),
     n_train (training structures over all datasets) and surrogate_share (the fraction of those that come from
     datasets with a surrogate; None without recorded training structures).
     """
@@ -307,6 +308,8 @@ def head_summary(head: dict) -> dict:
         if d.get("label_counts") is not None:
             row["label_counts"] = d["label_counts"]
         row["surrogate"] = dataset_surrogate(d)
+        if d.get("fidelity") is not None:  # a model with fidelities: the one the dataset trained at
+            row["fidelity"] = d["fidelity"]
         datasets.append(row)
     n_train = sum(int(d["n_train"] or 0) for d in datasets)
     n_surrogate = sum(int(d["n_train"] or 0) for d in datasets if d["surrogate"] is not None)
@@ -316,6 +319,7 @@ def head_summary(head: dict) -> dict:
         "level_of_theory": head.get("level_of_theory"),
         "code": head.get("code"),
         "family": head.get("family"),
+        "fidelity": head.get("fidelity"),
         "elements": elements,
         "n_elements": len(elements),
         "datasets": datasets,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from ase.data import atomic_numbers
@@ -29,6 +30,11 @@ class HeadIdentity(StrictModel):
         "None: taken from the family (pbe, mp2020 -> PBE), no D3 for others (gfm_ase.dispersion)",
     )
     description: str = Field(default="", description="free text stored in the model metadata")
+    fidelity: str | None = Field(
+        default=None,
+        description="the label fidelity (one of the model's `fidelities`) this head evaluates at: its learned "
+        "vector conditions the trunk (gfm_ase.model.fidelity); None: no fidelity vector",
+    )
 
     def identity(self) -> dict[str, Any]:
         """The :class:`HeadIdentity` fields of this head (to build a :class:`HeadConfig` from a spec)."""
@@ -126,6 +132,22 @@ class ModelArchitecture(StrictModel):
         description="fixed ZBL pair repulsion added to every head (gfm_ase.model.repulsion), part of the model, "
         "not a head; the learned part trains on the residual. None: no pair term",
     )
+    fidelities: list[str] = Field(
+        default_factory=list,
+        description="names of the label fidelities the trunk tells apart (e.g. real DFT and a surrogate of it): "
+        "each gets a learned vector added to every atom's initial features (gfm_ase.model.fidelity); a "
+        "dataset trains at one, a head evaluates at one. Empty: no fidelity embedding",
+    )
+
+    @field_validator("fidelities")
+    @classmethod
+    def _fidelity_names(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if not re.fullmatch(r"[A-Za-z0-9_\-]+", f)]
+        if bad:
+            raise ValueError(f"fidelity names may use letters, digits, '_' and '-' only: {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate fidelity names: {v}")
+        return v
 
 
 class ModelConfig(ModelArchitecture):
@@ -141,7 +163,15 @@ class ModelConfig(ModelArchitecture):
             raise ValueError("a model needs at least one head")
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate head names: {names}")
+        bad = {h.name: h.fidelity for h in self.heads if h.fidelity is not None and h.fidelity not in self.fidelities}
+        if bad:
+            raise ValueError(f"heads {bad} name fidelities the model does not have (fidelities: {self.fidelities})")
         return self
+
+    def head_fidelity_index(self, name: str) -> int:
+        """Index of head ``name``'s fidelity in :attr:`fidelities`, -1 for none."""
+        fid = self.head(name).fidelity
+        return -1 if fid is None else self.fidelities.index(fid)
 
     def head(self, name: str) -> HeadConfig:
         for h in self.heads:

@@ -86,6 +86,15 @@ def _mlearn_rows(model: GFMModel, store_path: Path, head: str) -> dict[str, dict
     return out
 
 
+def at_fidelity(model: GFMModel, head: str, fidelity: str) -> GFMModel:
+    """``model`` with ``head`` evaluating at another of the model's fidelities (in place): the fidelity embedding's
+    diagnostic, e.g. the `omat` head of a model trained on real DFT and a surrogate, asked as the surrogate."""
+    if fidelity not in model.config.fidelities:
+        raise ValueError(f"head {head!r}: fidelity {fidelity!r} is not one of the model's {model.config.fidelities}")
+    model.update_head_config(model.head_config(head).model_copy(update={"fidelity": fidelity}))
+    return model
+
+
 def _cell(r: dict | None, key: str) -> str:
     if r is None:
         return "n/a"
@@ -132,9 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model",
         action="append",
         required=True,
-        metavar="LABEL=DIR[@HEAD]",
+        metavar="LABEL=DIR[@HEAD[:FIDELITY]]",
         help="a model to evaluate, repeatable (training OUTDIR, model directory or built-in name), "
-        "optionally with the head to evaluate (default --head)",
+        "optionally with the head to evaluate (default --head) and, for a model with fidelities, the fidelity "
+        "to evaluate it at (default: the head's own)",
     )
     ap.add_argument("--head", default=HEAD, help="head evaluated where a --model names none")
     ap.add_argument("-o", "--output", type=Path)
@@ -153,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.model:
         label, sep, where = item.partition("=")
         where, _, head = where.partition("@")
+        head, _, fidelity = head.partition(":")
         head = head or args.head
         if not sep or not label or not where:
             raise SystemExit(f"error: --model {item!r}: expected LABEL=DIR or LABEL=DIR@HEAD")
@@ -161,9 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = load_model(path)
         if head not in model.head_names:
             raise SystemExit(f"error: --model {item!r}: no head {head!r} (heads: {model.head_names})")
+        if fidelity:
+            try:
+                at_fidelity(model, head, fidelity)
+            except ValueError as exc:
+                raise SystemExit(f"error: --model {item!r}: {exc}") from None
         report["models"][label] = {
             "model": where,
             "head": head,
+            **({"fidelity": fidelity} if fidelity else {}),
             "fitsnap": _fitsnap_rows(model, cfg, head),
             "mlearn": _mlearn_rows(model, args.mlearn_test, head),
             "wall_s": time.perf_counter() - t0,

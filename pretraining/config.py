@@ -78,6 +78,11 @@ class DatasetSpec(StrictModel):
     label_filter: LabelFilterSpec | None = Field(
         default=None, description="leave out structures with absurd labels (counted in the provenance); None: keep all"
     )
+    fidelity: str | None = Field(
+        default=None,
+        description="the label fidelity (one of model.fidelities) this dataset trains at: its learned vector "
+        "conditions the trunk on this dataset's structures (gfm_ase.model.fidelity); None: its head's fidelity",
+    )
     energy_offsets: dict[str, float] | None = Field(
         default=None,
         description="eV per atom of each element subtracted from this dataset's energies before training and "
@@ -329,6 +334,11 @@ class PretrainConfig(StrictModel):
                 raise ValueError(
                     f"dataset {d.name!r}: exclude_covered_by names {bad}, which are not other datasets ({names})"
                 )
+        fids = self.model.fidelities
+        named = [(h.name, h.fidelity) for h in self.heads] + [(d.name, d.fidelity) for d in self.datasets]
+        bad_fid = {name: f for name, f in named if f not in (None, *fids)}
+        if bad_fid:
+            raise ValueError(f"{bad_fid} name fidelities that model.fidelities does not declare ({fids})")
         unused = [h for h in heads if not any(d.head == h for d in self.datasets)]
         if unused:
             raise ValueError(f"heads {unused} have no dataset")

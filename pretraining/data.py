@@ -46,6 +46,7 @@ class DatasetSplits:
     store: Store | None = None  # when read from one
     split_indices: dict[str, np.ndarray] | None = None  # store indices of each split
     energy_offsets: dict[str, float] | None = None  # eV/atom per element subtracted from the stored energies
+    fidelity: str | None = None  # the model fidelity it trains at (None: its head's; gfm_ase.model.fidelity)
 
     def split(self, name: str) -> Graphs:
         return getattr(self, name)
@@ -173,6 +174,8 @@ def open_datasets(cfg: PretrainConfig, cutoff: float, max_neighbors: int | None 
             prov["label_filter"] = {**ds.label_filter.model_dump(mode="json"), "n_structures_beyond": n_filtered}
         if offsets is not None:
             prov["energy_offsets_eV_per_atom"] = {k: float(v) for k, v in sorted(offsets.items())}
+        if cfg.model.fidelities:  # the fidelity its structures train at (its own, else its head's)
+            prov["fidelity"] = ds.fidelity or cfg.head_of(ds.head).fidelity
         out.append(
             DatasetSplits(
                 name=ds.name,
@@ -186,6 +189,7 @@ def open_datasets(cfg: PretrainConfig, cutoff: float, max_neighbors: int | None 
                 store=store,
                 split_indices=splits,
                 energy_offsets=offsets,
+                fidelity=ds.fidelity,
             )
         )
     return out

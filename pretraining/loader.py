@@ -14,11 +14,13 @@ from gfm_ase.pretraining.sampler import MultiDatasetSampler
 
 
 class StepData(torch.utils.data.Dataset):
-    """(dataset, index) -> graph with the dataset's local head index and loss weight."""
+    """(dataset, index) -> graph with the dataset's local head index, fidelity index (-1: its head's) and loss
+    weight."""
 
-    def __init__(self, datasets: list[DatasetSplits], local_head: list[int]) -> None:
+    def __init__(self, datasets: list[DatasetSplits], local_head: list[int], fidelity: list[int]) -> None:
         self.datasets = datasets
         self.local_head = local_head
+        self.fidelity = fidelity
 
     def __len__(self) -> int:
         return sum(len(d.train) for d in self.datasets)
@@ -26,7 +28,9 @@ class StepData(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> AtomicGraph:
         d, i = key
         g = self.datasets[d].train[i]
-        return dataclasses.replace(g, head=self.local_head[d], weight=g.weight * self.datasets[d].loss_weight)
+        return dataclasses.replace(
+            g, head=self.local_head[d], fidelity=self.fidelity[d], weight=g.weight * self.datasets[d].loss_weight
+        )
 
 
 class Collate:
@@ -57,6 +61,7 @@ class PlanSampler:
 def step_loader(
     datasets: list[DatasetSplits],
     dataset_local_head: list[int],
+    dataset_fidelity: list[int],
     sampler: MultiDatasetSampler,
     rank: int,
     n_steps: int,
@@ -68,7 +73,7 @@ def step_loader(
     """``n_steps`` batches of this rank (None where it gets no structure); ``states`` receives the sampler state
     after each step's plan."""
     return torch.utils.data.DataLoader(
-        StepData(datasets, dataset_local_head),
+        StepData(datasets, dataset_local_head, dataset_fidelity),
         batch_sampler=PlanSampler(sampler, rank, n_steps, states),
         collate_fn=Collate(dtype),
         num_workers=num_workers,

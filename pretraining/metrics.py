@@ -80,14 +80,18 @@ def evaluate_graphs(
     device: torch.device | str,
     precision: str,
     stress: bool,
+    fidelity: int = -1,
 ) -> torch.Tensor:
-    """Error sums [9] of ``graphs[indices]`` evaluated with the (local) head index ``head_local``."""
+    """Error sums [9] of ``graphs[indices]`` evaluated with the (local) head index ``head_local`` at the model
+    fidelity index ``fidelity`` (-1: the head's)."""
     acc = torch.zeros(WIDTH, dtype=torch.float64)
     net = model
     for start in range(0, len(indices), batch_size):
         chunk = [graphs[int(k)] for k in indices[start : start + batch_size]]
         batch = collate(chunk, dtype=dtype).to(device)
         batch.head.fill_(head_local)
+        if batch.fidelity is not None:
+            batch.fidelity.fill_(fidelity)
         want_stress = stress and batch.stress is not None and bool(torch.isfinite(batch.stress).any())
         pred = predict(net, batch, None, forces=True, stress=want_stress, precision=precision)
         accumulate(pred, batch, acc)

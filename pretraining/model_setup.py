@@ -37,7 +37,13 @@ def fitted_model_config(
     heads = head_configs(cfg, datasets, consts, {d.name: float(p) for d, p in zip(datasets, probs)})
     if init_model is not None:
         heads = warm_start_heads(init_model, heads)
-    config = ModelConfig(name=cfg.model.name, trunk=cfg.model.trunk, repulsion=cfg.model.repulsion, heads=heads)
+    config = ModelConfig(
+        name=cfg.model.name,
+        trunk=cfg.model.trunk,
+        repulsion=cfg.model.repulsion,
+        fidelities=cfg.model.fidelities,
+        heads=heads,
+    )
     return config, warnings
 
 

@@ -130,6 +130,8 @@ class Trainer:
         self.dataset_local_head = [
             self.local_heads.index(d.head) if d.head in self.local_heads else -1 for d in self.datasets
         ]
+        fids = self.full_config.fidelities
+        self.dataset_fidelity = [fids.index(d.fidelity) if d.fidelity is not None else -1 for d in self.datasets]
         self.head_scale = head_scales(self.model, self.local_heads, self.device)
 
         self.optimizer = opt.make_optimizer(self.param_groups(), cfg.optim)
@@ -162,7 +164,12 @@ class Trainer:
         weights, or those of ``model.init_from``."""
         model = GFMModel(self.full_config)
         if self.cfg.model.init_from is not None:
-            model.load_state_dict(self.init_model().state_dict())  # shapes checked by load_init_model
+            missing, unexpected = model.load_state_dict(self.init_model().state_dict(), strict=False)
+            # shapes checked by load_init_model; a fidelity embedding the trained model lacks starts at zero,
+            # i.e. the model starts exactly where the trained one was (gfm_ase.model.fidelity)
+            missing = [k for k in missing if not k.startswith("fidelity.")]
+            if missing or unexpected:
+                raise TrainingError(f"model.init_from: parameters missing {missing}, unexpected {unexpected}")
             self._init_model = None  # not needed any more
         return model
 
@@ -288,6 +295,7 @@ class Trainer:
         return step_loader(
             self.datasets,
             self.dataset_local_head,
+            self.dataset_fidelity,
             self.sampler,
             self.env.rank,
             n_steps,
@@ -512,6 +520,7 @@ class Trainer:
                         device=self.device,
                         precision=cfg.precision,
                         stress=True,
+                        fidelity=self.dataset_fidelity[d],
                     )
         finally:
             for p, r in zip(self.model.parameters(), req):

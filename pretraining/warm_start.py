@@ -51,6 +51,11 @@ def load_init_model(cfg: PretrainConfig) -> GFMModel:
             f"model.init_from {src!r}: its trunk differs from model.trunk "
             f"({model.config.trunk.name} vs {cfg.model.trunk.name}; options {diff})"
         )
+    if model.config.fidelities and model.config.fidelities != cfg.model.fidelities:
+        raise WarmStartError(
+            f"model.init_from {src!r} has fidelities {model.config.fidelities}, model.fidelities says "
+            f"{cfg.model.fidelities} (a model without fidelities may gain them: their vectors start at zero)"
+        )
     for h in cfg.heads:
         if h.name not in model.heads:
             raise WarmStartError(f"model.init_from {src!r} has no head {h.name!r} (heads: {model.head_names})")

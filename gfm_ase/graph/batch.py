@@ -37,6 +37,7 @@ class AtomicGraph:
     stress: np.ndarray | None = None
     head: int = 0  # index of the head (dataset) this structure belongs to
     weight: float = 1.0  # per-structure loss weight
+    fidelity: int = -1  # index into the model's fidelities (set by the trainer); -1: its head's
 
     @property
     def n_atoms(self) -> int:
@@ -133,6 +134,7 @@ class GraphBatch:
     energy: torch.Tensor | None = None  # [B]  (NaN where missing)
     forces: torch.Tensor | None = None  # [N, 3] (NaN where missing)
     stress: torch.Tensor | None = None  # [B, 6] (NaN where missing)
+    fidelity: torch.Tensor | None = None  # [B] long, index into the model's fidelities; -1 or None: the head's
 
     @property
     def num_graphs(self) -> int:
@@ -206,6 +208,7 @@ def collate(graphs: Sequence[AtomicGraph], dtype: torch.dtype = torch.float64) -
         energy=energy,
         forces=forces,
         stress=stress,
+        fidelity=t([g.fidelity for g in graphs], torch.long),
     )
 
 

@@ -33,6 +33,7 @@ class CompiledTrunkModel(nn.Module):
         edge_vec: torch.Tensor,
         batch: torch.Tensor | None = None,
         num_graphs: int | None = None,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return run_trunk(
             self.compiled_trunk,
@@ -42,6 +43,7 @@ class CompiledTrunkModel(nn.Module):
             batch,
             num_graphs,
             needs_batch=bool(getattr(self.inner.trunk, "needs_batch", False)),
+            condition=condition,
         )
 
     def __getattr__(self, name: str) -> Any:

@@ -9,6 +9,7 @@ from torch import nn
 
 from gfm_ase.config import HeadConfig, ModelConfig
 from gfm_ase.graph.batch import GraphBatch
+from gfm_ase.model.fidelity import FidelityEmbedding
 from gfm_ase.model.heads import EnergyHead
 from gfm_ase.model.outputs import predict
 from gfm_ase.model.registry import build_trunk, run_trunk, trunk_options
@@ -27,6 +28,14 @@ class GFMModel(nn.Module):
         self.trunk = build_trunk(config.trunk.name, opts)
         self.heads = nn.ModuleDict({h.name: EnergyHead(h, self.num_features) for h in config.heads})
         self.repulsion = build_repulsion(config.repulsion)  # no parameters; None for models without a pair term
+        self.fidelity: FidelityEmbedding | None = None
+        if config.fidelities:
+            if not getattr(self.trunk, "accepts_condition", False):
+                raise ValueError(
+                    f"trunk {config.trunk.name!r} takes no per-atom condition (accepts_condition), so this model "
+                    f"cannot have fidelities {config.fidelities}"
+                )
+            self.fidelity = FidelityEmbedding(config.fidelities, self.num_features)
 
     # --- metadata -------------------------------------------------------------------------------------------
     # the trunk contract's attributes (gfm_ase.model.registry); nn.Module does not type them
@@ -81,6 +90,10 @@ class GFMModel(nn.Module):
         """Add a new head (fine-tuning); the config and the module list stay in sync."""
         if cfg.name in self.heads:
             raise ValueError(f"head {cfg.name!r} already exists")
+        if cfg.fidelity is not None and cfg.fidelity not in self.config.fidelities:
+            raise ValueError(
+                f"head {cfg.name!r}: fidelity {cfg.fidelity!r} is not one of the model's {self.config.fidelities}"
+            )
         self.config = self.config.model_copy(update={"heads": [*self.config.heads, cfg]})
         p = next(self.parameters())
         head = EnergyHead(cfg, self.num_features).to(device=p.device)
@@ -104,9 +117,11 @@ class GFMModel(nn.Module):
         edge_vec: torch.Tensor,
         batch: torch.Tensor | None = None,
         num_graphs: int | None = None,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Invariant per-atom features [N, F] (the trunk contract: :mod:`gfm_ase.model.registry`)."""
-        return run_trunk(self.trunk, numbers, edge_index, edge_vec, batch, num_graphs)
+        """Invariant per-atom features [N, F] (the trunk contract: :mod:`gfm_ase.model.registry`); ``condition``:
+        the fidelity embedding's per-atom vectors (:func:`gfm_ase.model.fidelity.fidelity_condition`)."""
+        return run_trunk(self.trunk, numbers, edge_index, edge_vec, batch, num_graphs, condition=condition)
 
     def atomic_energies(self, s: torch.Tensor, numbers: torch.Tensor, atom_head: torch.Tensor) -> torch.Tensor:
         """Per-atom energies [N] where atom a uses head ``atom_head[a]`` (index into :attr:`head_names`)."""

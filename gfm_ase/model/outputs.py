@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from gfm_ase.graph.batch import GraphBatch
+from gfm_ase.model.fidelity import common_fidelity, fidelity_condition
 from gfm_ase.model.precision import precision_info
 from gfm_ase.units import to_voigt
 
@@ -49,7 +50,8 @@ def predict(
     precision: None (the model's own dtype), "float64", "float32" or "bfloat16" (bf16 autocast of the trunk's
       per-edge work; geometry, node-level layers, heads and the accumulation of energies, forces and stress in
       float32).
-    extra_heads: also return ``head_energies`` [B, H] of these heads from the same trunk pass (no gradients).
+    extra_heads: also return ``head_energies`` [B, H] of these heads from the same trunk pass (no gradients); in a
+      model with fidelities they must evaluate at ``head``'s fidelity.
 
     Returns ``energy`` [B], ``energies`` (per atom) [N], and when asked ``forces`` [N, 3], ``stress`` [B, 6].
     ``stress`` is NaN for structures whose cell has no volume (below ``MIN_VOLUME``); the NaN is masked so that
@@ -74,8 +76,11 @@ def predict(
     else:
         positions_s = positions
     vec = edge_vectors(batch, positions_s, cell)
+    condition = fidelity_condition(net, batch, head)  # None unless the model has fidelities
+    if extra_heads and head is not None and condition is not None:
+        common_fidelity(net, [net.resolve_head(head), *extra_heads])  # one trunk pass serves them all, or refuse
     with _autocast(autocast_dtype, device):
-        s = net.features(batch.numbers, batch.edge_index, vec, batch.batch, batch.num_graphs)
+        s = net.features(batch.numbers, batch.edge_index, vec, batch.batch, batch.num_graphs, condition=condition)
     if autocast_dtype is not None:
         s = s.float()
     # heads run in full precision: node-level and cheap, and bf16 rounding of atomic energies of a few eV would

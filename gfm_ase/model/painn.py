@@ -122,6 +122,7 @@ class PaiNN(nn.Module):
 
     message_step: str = "lean"
     edge_chunk: int | None = None
+    accepts_condition = True  # the fidelity embedding's per-atom vector is added to the initial scalars
 
     def __init__(self, opts: PaiNNOptions):
         super().__init__()
@@ -139,7 +140,12 @@ class PaiNN(nn.Module):
         )
 
     def forward(
-        self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor, return_vectors: bool = False
+        self,
+        numbers: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vec: torch.Tensor,
+        return_vectors: bool = False,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         r = torch.linalg.norm(edge_vec, dim=-1)
         unit = edge_vec / r.unsqueeze(-1)
@@ -149,6 +155,8 @@ class PaiNN(nn.Module):
         if torch.is_autocast_enabled(dev):  # geometry in full precision, per-edge work in the autocast dtype
             unit = unit.to(torch.get_autocast_dtype(dev))
         s = self.embedding(numbers).to(edge_vec.dtype)
+        if condition is not None:  # per-atom fidelity vector (gfm_ase.model.fidelity), constant per structure
+            s = s + condition.to(s.dtype)
         v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
         for k, (msg, upd) in enumerate(zip(self.messages, self.updates)):
             s, v = msg(s, v, edge_index, radial, unit, first=k == 0, step=step, chunk=self.edge_chunk)

@@ -15,7 +15,10 @@ A trunk is an ``nn.Module`` built as ``cls(options)`` with attributes
 
 * ``cutoff`` (Angstrom; the radius graph the trunk receives), ``max_neighbors`` (None or nearest-k per atom),
   ``num_features`` (F, the width of the invariant per-atom features the heads read);
-* optionally ``needs_batch = True`` to receive the graph index of every atom (below).
+* optionally ``needs_batch = True`` to receive the graph index of every atom (below);
+* optionally ``accepts_condition = True`` to receive a per-atom ``condition`` [N, F] (keyword argument) that it
+  adds to its initial invariant features (the fidelity embedding, :mod:`gfm_ase.model.fidelity`); a model with
+  fidelities refuses a trunk without it.
 
 ``forward(numbers, edge_index, edge_vec, **context)``:
 
@@ -97,19 +100,24 @@ def run_trunk(
     batch: torch.Tensor | None = None,
     num_graphs: int | None = None,
     needs_batch: bool | None = None,
+    condition: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Call ``trunk`` by the contract above and return its invariant features [N, F]. ``needs_batch``: override
-    of the trunk's own attribute (for wrappers such as a compiled trunk)."""
+    of the trunk's own attribute (for wrappers such as a compiled trunk); ``condition``: per-atom [N, F] added to
+    the initial features (only for a trunk with ``accepts_condition``)."""
     if needs_batch is None:
         needs_batch = bool(getattr(trunk, "needs_batch", False))
+    kwargs: dict[str, Any] = {}
+    if condition is not None:
+        kwargs["condition"] = condition
     if needs_batch:
         if batch is None:
             raise ValueError(f"trunk {type(trunk).__name__} needs the batch index of every atom (batch=...)")
         if num_graphs is None:
             num_graphs = int(batch.max()) + 1 if batch.numel() else 0
-        out = trunk(numbers, edge_index, edge_vec, batch=batch, num_graphs=num_graphs)
+        out = trunk(numbers, edge_index, edge_vec, batch=batch, num_graphs=num_graphs, **kwargs)
     else:
-        out = trunk(numbers, edge_index, edge_vec)
+        out = trunk(numbers, edge_index, edge_vec, **kwargs)
     features: torch.Tensor = out.scalars if isinstance(out, TrunkFeatures) else out
     return features
 
