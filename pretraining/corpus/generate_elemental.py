@@ -133,11 +133,16 @@ def bracketed_minimum(cell: Atoms, add: Callable[[Atoms, str], Atoms | None]) ->
 def family(lab: T.Labeller, sym: str, lattice: str, group: str, rng: np.random.Generator) -> list[Atoms]:
     """All labelled frames of one element in one lattice (see the module docstring)."""
     fam = T.Family(lab, lattice if lattice == "molecular" else f"elemental_{lattice}", group)
+    return volume_family(fam, parent(sym, lattice), rng)
+
+
+def volume_family(fam: T.Family, cell: Atoms, rng: np.random.Generator) -> list[Atoms]:
+    """The frames of one cell into ``fam``: the bracketed E(V) scan, the wide volumes, rattled, strained and
+    volume-rattled supercells at the minimum (see the module docstring); those near the minimum are returned."""
     add = fam.add
-    cell = parent(sym, lattice)
     found = bracketed_minimum(cell, add)
     if found is None:
-        lab.count("parent_dropped")
+        fam.lab.count("parent_dropped")
         return fam.frames
     s0, e_min = found
     eq = T.scaled(cell, s0)
