@@ -75,6 +75,13 @@ class DatasetSpec(StrictModel):
         "where a real-DFT Si set exists): there the listed datasets alone train "
         "the head",
     )
+    exclude_min_structures: int = Field(
+        default=1,
+        ge=1,
+        description="exclude_covered_by drops an element set only where the listed datasets hold at least this "
+        "many structures of it (1: any; a single stray structure, such as the one pure-In cell of FitSNAP InP, then "
+        "does not remove the surrogate's whole elemental set)",
+    )
     label_filter: LabelFilterSpec | None = Field(
         default=None, description="leave out structures with absurd labels (counted in the provenance); None: keep all"
     )

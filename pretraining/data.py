@@ -6,6 +6,8 @@ come from stores (``open_datasets``) or from anything else that yields graphs (t
 
 from __future__ import annotations
 
+import collections
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -127,7 +129,10 @@ def open_datasets(cfg: PretrainConfig, cutoff: float, max_neighbors: int | None 
             splits = {k: np.intersect1d(v, keep) for k, v in splits.items()}
         n_excluded = 0
         if ds.exclude_covered_by:
-            cover = set().union(*(covered_sets[x] for x in ds.exclude_covered_by))
+            counts: collections.Counter[frozenset[int]] = sum(
+                (covered_sets[x] for x in ds.exclude_covered_by), collections.Counter()
+            )
+            cover = {es for es, n in counts.items() if n >= ds.exclude_min_structures}
             drop = np.array([k for k, es in enumerate(_element_sets(store)) if es in cover], dtype=np.int64)
             n_excluded = len(drop)
             splits = {k: np.setdiff1d(v, drop) for k, v in splits.items()}
@@ -170,6 +175,8 @@ def open_datasets(cfg: PretrainConfig, cutoff: float, max_neighbors: int | None 
         }
         if ds.exclude_covered_by:
             prov["excluded_covered_by"] = {"datasets": list(ds.exclude_covered_by), "n_structures": int(n_excluded)}
+            if ds.exclude_min_structures > 1:
+                prov["excluded_covered_by"]["min_structures"] = ds.exclude_min_structures
         if ds.label_filter is not None and n_filtered is not None:  # set together
             prov["label_filter"] = {**ds.label_filter.model_dump(mode="json"), "n_structures_beyond": n_filtered}
         if offsets is not None:
@@ -216,18 +223,18 @@ def _element_sets(store: Store) -> list[frozenset[int]]:
     return [frozenset(int(z) for z in zs[row > 0]) for row in counts]
 
 
-def _covered_element_sets(cfg: PretrainConfig) -> dict[str, set[frozenset[int]]]:
-    """{dataset name: element sets of its structures} for every dataset some other dataset excludes by."""
+def _covered_element_sets(cfg: PretrainConfig) -> dict[str, collections.Counter[frozenset[int]]]:
+    """{dataset name: number of its structures per element set} for every dataset some other dataset excludes by."""
     from gfm_ase.data import Store
 
     names = {x for ds in cfg.datasets for x in ds.exclude_covered_by}
-    out: dict[str, set[frozenset[int]]] = {}
+    out: dict[str, collections.Counter[frozenset[int]]] = {}
     for ds in cfg.datasets:
         if ds.name in names:
             path = cfg.dataset_path(ds)
             if not path.exists():
                 raise FileNotFoundError(f"dataset {ds.name!r}: store {path} does not exist")
-            out[ds.name] = set(_element_sets(Store(path)))
+            out[ds.name] = collections.Counter(_element_sets(Store(path)))
     return out
 
 

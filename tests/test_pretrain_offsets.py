@@ -84,5 +84,15 @@ def test_exclude_covered_by_drops_structures_where_another_dataset_has_the_chemi
     before = set(np.concatenate([base[2].split_indices[s] for s in every]).tolist())
     assert kept == before - cu_only and len(kept) == len(Store(data / "cuau_alloy.h5"))
     assert ex[2].provenance["excluded_covered_by"] == {"datasets": ["cu_bulk"], "n_structures": len(cu_only)}
+    # a threshold: the element set {Cu} is dropped only where cu_bulk holds at least that many pure-Cu cells
+    n_cu = len(Store(data / "cu_bulk.h5"))
+    cfg.datasets[2].exclude_min_structures = n_cu
+    same = open_datasets(cfg, 4.0)
+    assert set(np.concatenate([same[2].split_indices[s] for s in every]).tolist()) == kept
+    assert same[2].provenance["excluded_covered_by"]["min_structures"] == n_cu
+    cfg.datasets[2].exclude_min_structures = n_cu + 1  # too few covering cells: nothing is dropped
+    none = open_datasets(cfg, 4.0)
+    assert set(np.concatenate([none[2].split_indices[s] for s in every]).tolist()) == before
+    assert none[2].provenance["excluded_covered_by"]["n_structures"] == 0
     with pytest.raises(ConfigError, match="exclude_covered_by"):
         tiny_config(data, **{"datasets.2.exclude_covered_by": ["nope"]})
