@@ -174,9 +174,10 @@ def open_datasets(cfg: PretrainConfig, cutoff: float, max_neighbors: int | None 
             "label_counts": store.label_counts(),
         }
         if ds.exclude_covered_by:
-            prov["excluded_covered_by"] = {"datasets": list(ds.exclude_covered_by), "n_structures": int(n_excluded)}
+            excluded: dict[str, Any] = {"datasets": list(ds.exclude_covered_by), "n_structures": int(n_excluded)}
             if ds.exclude_min_structures > 1:
-                prov["excluded_covered_by"]["min_structures"] = ds.exclude_min_structures
+                excluded["min_structures"] = ds.exclude_min_structures
+            prov["excluded_covered_by"] = excluded
         if ds.label_filter is not None and n_filtered is not None:  # set together
             prov["label_filter"] = {**ds.label_filter.model_dump(mode="json"), "n_structures_beyond": n_filtered}
         if offsets is not None:
