@@ -41,10 +41,13 @@ class FidelityEmbedding(nn.Module):
 def structure_fidelities(net: Any, batch: GraphBatch, head: str | None) -> torch.Tensor:
     """Per-structure fidelity index [B] (-1: none): ``batch.fidelity`` where it is set (>= 0), else the fidelity of
     the structure's head (``head`` for the whole batch, or ``batch.head`` per structure)."""
-    names = [h.name for h in net.config.heads]
-    per_head = torch.tensor([net.config.head_fidelity_index(n) for n in names], device=batch.head.device)
-    own = per_head[names.index(net.resolve_head(head))].expand(batch.num_graphs) if head is not None else None
-    default = own if own is not None else per_head[batch.head]
+    if head is not None:
+        index = net.config.head_fidelity_index(net.resolve_head(head))
+        default = torch.full((batch.num_graphs,), index, dtype=torch.long, device=batch.head.device)
+    else:
+        names = [h.name for h in net.config.heads]
+        per_head = torch.tensor([net.config.head_fidelity_index(n) for n in names], device=batch.head.device)
+        default = per_head[batch.head]
     if batch.fidelity is None:
         return default
     return torch.where(batch.fidelity >= 0, batch.fidelity, default)
@@ -60,16 +63,15 @@ def fidelity_condition(net: Any, batch: GraphBatch, head: str | None) -> torch.T
     return out
 
 
-def common_fidelity(net: Any, heads: list[str]) -> str | None:
-    """The one fidelity ``heads`` evaluate at (for quantities of several heads from one trunk pass); ValueError when
-    they differ (one pass cannot serve them)."""
+def check_one_fidelity(net: Any, heads: list[str]) -> None:
+    """ValueError when ``heads`` of a model with fidelities evaluate at different ones: quantities of several heads
+    from one trunk pass (extra head energies, a committee's spread) need one fidelity."""
     fids = {net.config.head(h).fidelity for h in heads}
     if getattr(net, "fidelity", None) is not None and len(fids) > 1:
         raise ValueError(
             f"heads {list(heads)} evaluate at different fidelities {sorted(map(str, fids))}; "
             "one trunk pass cannot give them together"
         )
-    return next(iter(fids)) if fids else None
 
 
-__all__ = ["FidelityEmbedding", "common_fidelity", "fidelity_condition", "structure_fidelities"]
+__all__ = ["FidelityEmbedding", "check_one_fidelity", "fidelity_condition", "structure_fidelities"]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from gfm_ase.graph.batch import GraphBatch
-from gfm_ase.model.fidelity import common_fidelity, fidelity_condition
+from gfm_ase.model.fidelity import check_one_fidelity, fidelity_condition
 from gfm_ase.model.precision import precision_info
 from gfm_ase.units import to_voigt
 
@@ -78,7 +78,7 @@ def predict(
     vec = edge_vectors(batch, positions_s, cell)
     condition = fidelity_condition(net, batch, head)  # None unless the model has fidelities
     if extra_heads and head is not None and condition is not None:
-        common_fidelity(net, [net.resolve_head(head), *extra_heads])  # one trunk pass serves them all, or refuse
+        check_one_fidelity(net, [net.resolve_head(head), *extra_heads])  # one trunk pass serves them all, or refuse
     with _autocast(autocast_dtype, device):
         s = net.features(batch.numbers, batch.edge_index, vec, batch.batch, batch.num_graphs, condition=condition)
     if autocast_dtype is not None:

@@ -31,7 +31,7 @@ import torch
 from ase.data import atomic_numbers
 
 from gfm_ase.elements import MAX_Z
-from gfm_ase.model.fidelity import common_fidelity, fidelity_condition
+from gfm_ase.model.fidelity import check_one_fidelity, fidelity_condition
 from gfm_ase.model.outputs import edge_vectors
 from gfm_ase.model.precision import precision_info
 
@@ -195,7 +195,7 @@ def member_outputs(model: Any, batch: Any, heads: list[str], precision: str) -> 
             else contextlib.nullcontext()
         )
         # members evaluate at one fidelity (refused otherwise: one pass cannot serve them), that of the first head
-        common_fidelity(net, list(heads))
+        check_one_fidelity(net, list(heads))
         condition = fidelity_condition(net, batch, heads[0])
         with ctx:
             s = net.features(batch.numbers, batch.edge_index, vec, batch.batch, batch.num_graphs, condition=condition)

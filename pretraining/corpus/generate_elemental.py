@@ -38,13 +38,14 @@ Units (ASE): energy eV (the teacher's total energy), forces eV/A, stress eV/A^3 
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from gfm_ase.pretraining.corpus import generate_teacher as T
 from gfm_ase.pretraining.corpus import prototypes as P
-from gfm_ase.pretraining.corpus.corpus_io import base_parser, log_to_stderr
+from gfm_ase.pretraining.corpus.corpus_io import base_parser
 from gfm_ase.pretraining.corpus.teachers import TEACHERS
 
 if TYPE_CHECKING:
@@ -163,15 +164,12 @@ def make_shard_fn(teacher: str, n_shards: int, calc: Calculator | None = None) -
 
     def make_shard(shard: int, rng: np.random.Generator) -> tuple[dict[str, list[Atoms]], dict[str, int]]:
         lab.stats = {}
-        frames: list[Atoms] = []
-        for sym in P.ELEMENTS[shard::n_shards]:
-            for lattice in lattices_for(sym):
-                try:
-                    frames += family(lab, sym, lattice, f"elemental-{teacher}-{sym}-{lattice}", rng)
-                except Exception as exc:  # noqa: BLE001 - a lattice that cannot be built is counted, not fatal
-                    lab.count("build_failed")
-                    log_to_stderr(f"{sym} {lattice}: {type(exc).__name__}: {exc}")
-        return {teacher: frames}, dict(lab.stats)
+        jobs = (
+            (f"{sym} {lattice}", partial(family, lab, sym, lattice, f"elemental-{teacher}-{sym}-{lattice}", rng))
+            for sym in P.ELEMENTS[shard::n_shards]
+            for lattice in lattices_for(sym)
+        )
+        return {teacher: T.label_families(lab, jobs)}, dict(lab.stats)
 
     return make_shard
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from functools import partial
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,7 @@ import numpy as np
 
 from gfm_ase.pretraining.corpus import generate_elemental as E
 from gfm_ase.pretraining.corpus import generate_teacher as T
-from gfm_ase.pretraining.corpus.corpus_io import base_parser, log_to_stderr
+from gfm_ase.pretraining.corpus.corpus_io import base_parser
 from gfm_ase.pretraining.corpus.teachers import TEACHERS
 
 if TYPE_CHECKING:
@@ -157,10 +158,7 @@ def relax_path(fam: T.Family, cell: Atoms) -> Atoms:
 def family(lab: T.Labeller, gs: GroundState, group: str, rng: np.random.Generator) -> list[Atoms]:
     """All labelled frames of one ground-state structure (see the module docstring)."""
     fam = T.Family(lab, f"groundstate_{gs.kind}", group)
-    relaxed = relax_path(fam, build(gs))
-    relax_frames = list(fam.frames)
-    frames = E.volume_family(fam, relaxed, rng)
-    return frames if frames else relax_frames
+    return E.volume_family(fam, relax_path(fam, build(gs)), rng)  # the relaxation frames are in ``fam`` too
 
 
 def make_shard_fn(teacher: str, n_shards: int, calc: Calculator | None = None) -> T.ShardFn:
@@ -169,14 +167,11 @@ def make_shard_fn(teacher: str, n_shards: int, calc: Calculator | None = None) -
 
     def make_shard(shard: int, rng: np.random.Generator) -> tuple[dict[str, list[Atoms]], dict[str, int]]:
         lab.stats = {}
-        frames: list[Atoms] = []
-        for gs in GROUND_STATES[shard::n_shards]:
-            try:
-                frames += family(lab, gs, f"groundstate-{teacher}-{gs.element}-{gs.kind}", rng)
-            except Exception as exc:  # noqa: BLE001 - a structure that cannot be built is counted, not fatal
-                lab.count("build_failed")
-                log_to_stderr(f"{gs.element} {gs.kind}: {type(exc).__name__}: {exc}")
-        return {teacher: frames}, dict(lab.stats)
+        jobs = (
+            (f"{gs.element} {gs.kind}", partial(family, lab, gs, f"groundstate-{teacher}-{gs.element}-{gs.kind}", rng))
+            for gs in GROUND_STATES[shard::n_shards]
+        )
+        return {teacher: T.label_families(lab, jobs)}, dict(lab.stats)
 
     return make_shard
 

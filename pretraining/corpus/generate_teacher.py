@@ -459,6 +459,19 @@ def _md(lab: Labeller, start: Atoms, ct: str, group: str, rng: np.random.Generat
             pass
 
 
+def label_families(lab: Labeller, jobs: Iterable[tuple[str, Callable[[], list[Atoms]]]]) -> list[Atoms]:
+    """The frames of every job ``(what, make)`` in order (``jobs`` may be lazy, so a job's random draws happen
+    when it runs); a job whose structure cannot be built is counted (``build_failed``) and logged, not fatal."""
+    frames: list[Atoms] = []
+    for what, make in jobs:
+        try:
+            frames += make()
+        except Exception as exc:  # noqa: BLE001 - a structure that cannot be built is counted, not fatal
+            lab.count("build_failed")
+            log_to_stderr(f"{what}: {type(exc).__name__}: {exc}")
+    return frames
+
+
 def make_shard_fn(teacher: str, elements: Iterable[str] | None = None, calc: Calculator | None = None) -> ShardFn:
     """``make_shard(shard, rng)`` for corpus_io.run_shards: one pass over ``elements`` (default: all 89)."""
     lab = Labeller(teacher, calc)
