@@ -32,8 +32,8 @@ BUILTIN_FILES = (JSON_NAME, WEIGHTS_NAME)
 # sha256 of the files of every built-in model (python -m gfm_ase.hub --print-builtin-sha256)
 BUILTIN_SHA256 = {
     "gfm-base": {
-        "model.json": "a692299d62ad1ec6beb02c23dbec1f4c8054241ecc5a3ae601686919b6dd77c2",
-        "model.safetensors": "cd25eb3b9ced69648305b544009897067d263317fb349164295d7e0f282034d0",
+        "model.json": "cb55c9890454833564a96d46340e62205b84393508d5aa2fe581b929d37f55cf",
+        "model.safetensors": "a628cacfc786cb7cdd530a348d172590b7518598ee180b7ac2bb6a3ee3b42003",
     },
     "gfm-mini": {
         "model.json": "93c033d91fb98b57662445d6737346af6d025b517e90e2b2a10fb976dd49d831",
