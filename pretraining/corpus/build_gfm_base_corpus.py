@@ -10,8 +10,8 @@ Without --teacher-shards it regenerates exactly the teacher shards gfm-base was 
 2. the SURROGATE corpora: generate_teacher.py --teacher sevennet0 (the `omat` head) and --teacher chgnet (the
    `mp2020` head) in the teachers' venv (`make teachers`), seeded and resumable (gfm-base used the shards that were
    finished when training started; the model card says how many); for v2 also generate_contacts.py (anion-anion
-   contacts in ionic crystals), for v3 generate_elemental.py (elemental crystals over a wide volume range), for the
-   v5 candidate generate_ground_states.py (the elements' other ground-state structure types, teacher-relaxed), each
+   contacts in ionic crystals), for v3 generate_elemental.py (elemental crystals over a wide volume range), for
+   v5 generate_ground_states.py (the elements' other ground-state structure types, teacher-relaxed), each
    with both teachers;
 3. the lower-fidelity corpora of gfm-mini: generate_emt.py, generate_xtb.py --set molecules;
 4. conversion of the generated shards into stores with `gfm data convert` (the teacher's store records
@@ -43,11 +43,11 @@ TEACHER_SHARDS = {"sevennet0": [(0, 10), (30, 7)], "chgnet": [(0, 22)]}
 CONTACT_TEACHERS = ["sevennet0", "chgnet"]
 # v3's elemental wide-volume sets (generate_elemental.py, its default 8 shards of seed 0), one per teacher
 ELEMENTAL_TEACHERS = ["sevennet0", "chgnet"]
-# the v5 candidate's ground-state structure types (generate_ground_states.py, its default 3 shards of seed 0)
+# gfm-base v5's ground-state structure types (generate_ground_states.py, its default 3 shards of seed 0)
 GROUNDSTATE_TEACHERS = ["sevennet0", "chgnet"]
 
 # level of theory and surrogate strings of the teachers' stores (teacher_*, v2's contacts_*, v3's elemental_*,
-# the v5 candidate's groundstate_*)
+# v5's groundstate_*)
 STORE_LABELS = {
     "sevennet0": (
         "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies",
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 + ["--out", GEN / f"elemental_{teacher}"]
                 + (["--max-minutes", args.max_minutes] if args.max_minutes else [])
             )
-        for teacher in GROUNDSTATE_TEACHERS:  # the v5 candidate (pretraining/configs/gfm-base-v5.yaml)
+        for teacher in GROUNDSTATE_TEACHERS:  # gfm-base v5 (pretraining/configs/gfm-base-v5.yaml)
             run(
                 [TEACHER_PY, "pretraining/corpus/generate_ground_states.py", "--teacher", teacher]
                 + ["--out", GEN / f"groundstate_{teacher}"]
