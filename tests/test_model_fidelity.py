@@ -9,29 +9,9 @@ import pytest
 import torch
 from ase.build import bulk, molecule
 
+from conftest import make_fidelity_model as _fidelity_model
 from conftest import make_tiny_config
 from pretrain_helpers import make_data, tiny_config
-
-
-def _fidelity_model(seed: int = 0, dtype=torch.float64):
-    from gfm_ase.config import HeadConfig
-    from gfm_ase.model import GFMModel
-
-    base = make_tiny_config(heads=("a",))  # its heads are replaced below
-    heads = [
-        HeadConfig(name="a", hidden=[16], fidelity="dft"),
-        HeadConfig(name="b", hidden=[16], fidelity="surrogate"),
-        HeadConfig(name="c", hidden=[16]),
-    ]
-    cfg = base.model_copy(update={"heads": heads, "fidelities": ["dft", "surrogate"]})
-    torch.manual_seed(seed)
-    model = GFMModel(type(cfg)(**cfg.model_dump())).to(dtype)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-        model.fidelity.embedding.weight[0].zero_()  # row 0 ("no fidelity") is zero by construction
-        model.fidelity.embedding.weight[1:].mul_(5.0)  # vectors large enough to matter
-    return model.eval()
 
 
 def _triclinic():
