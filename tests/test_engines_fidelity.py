@@ -1,7 +1,7 @@
-"""A model with a fidelity embedding (gfm-base since v5) through the engines: torch-sim and LAMMPS give, head by
-head, the energies, forces and stress of GFMCalculator, i.e. each evaluates a head at that head's fidelity. The
-engines' own checks (tests/test_engines_*.py) use gfm-mini, which has no fidelities. Each engine part skips
-without its extra (pip install -e '.[engines]')."""
+"""A model with a fidelity embedding (gfm-base since v5) through the engines: torch-sim, LAMMPS and the
+screening engine give, head by head, the energies, forces and stress of GFMCalculator, i.e. each evaluates a head at
+that head's fidelity. The engines' own checks (tests/test_engines_*.py) use gfm-mini, which has no fidelities. The
+torch-sim and LAMMPS parts skip without their extra (pip install -e '.[engines]')."""
 from __future__ import annotations
 
 import numpy as np
@@ -86,3 +86,19 @@ def test_lammps_evaluates_a_head_at_its_fidelity(model_dir, reference, head, tmp
     ref_energy, ref_forces, _ = reference[head, 0]
     assert abs(energy - ref_energy) < 1e-8
     np.testing.assert_allclose(forces, ref_forces, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_screening_evaluates_a_head_at_its_fidelity(model_dir, reference, head):
+    """`gfm screen`'s engine batches several structures into one pass; each is still evaluated at the head's
+    fidelity."""
+    from gfm_ase.screening import Screener
+
+    res = Screener(model_dir, head=head, dtype="float64", properties=["forces", "stress"], max_atoms=4096,
+                   uncertainty=False, min_distance_factor=0).evaluate(_structures())
+    assert (res["error"] == "").all()
+    for k in range(len(_structures())):
+        energy, _, stress = reference[head, k]
+        assert res["energy"][k] == pytest.approx(energy, abs=1e-8)
+        voigt = [stress[0, 0], stress[1, 1], stress[2, 2], stress[1, 2], stress[0, 2], stress[0, 1]]
+        np.testing.assert_allclose(res["stress"][k], voigt, rtol=0, atol=1e-8)
