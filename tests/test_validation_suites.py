@@ -82,7 +82,7 @@ def test_a_name_registers_once(toy):
 
 
 def test_builtin_suites_in_help_order():
-    assert list(SUITES) == ["errors", "eos", "phonons", "relax", "md", "dimers", "contacts"]
+    assert list(SUITES) == ["errors", "eos", "polymorphs", "phonons", "relax", "md", "dimers", "contacts"]
 
 
 def test_a_registered_suite_is_a_comparison_table(toy, tmp_path, capsys):
@@ -120,10 +120,11 @@ def test_a_comparison_folder_belongs_to_one_suite():
 
 
 def test_builtin_comparisons_in_card_order():
-    """The model card's order (validation/card_runs.sh and card_md.sh folders): EOS, phonons, errors raw then
-    aligned, then one MD table per novel composition."""
+    """The model card's order (validation/card_runs.sh and card_md.sh folders): EOS, polymorphs, phonons, errors
+    raw then aligned, then one MD table per novel composition."""
     from gfm_ase.validation.novel_compositions import NAMES
 
     assert [(c.folder, SUITES[s].name) for c in comparisons() for s in SUITES if c in SUITES[s].compare] == [
-        ("eos", "eos"), ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors"),
+        ("eos", "eos"), ("polymorphs", "polymorphs"),
+        ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors"),
         ("contacts", "contacts"), *((f"md10_{n}", "md") for n in NAMES)]

@@ -1,0 +1,119 @@
+"""The ``polymorphs`` suite's inputs: energies of the elements' common lattices relative to the lowest
+(validation/polymorphs.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gfm_ase.validation.suites.registry import Comparison, Suite, keyword_options, register_suite
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from ase.calculators.calculator import BaseCalculator
+
+    from gfm_ase.validation.calculators import CalculatorLike
+    from gfm_ase.validation.output import SuiteResult
+
+
+def add_arguments(s: argparse.ArgumentParser) -> None:
+    from gfm_ase.validation.polymorphs import LATTICES
+
+    s.add_argument(
+        "--elements",
+        nargs="+",
+        default=None,
+        help="elements to test (default: the Delta-test elements the calculator covers)",
+    )
+    s.add_argument("--lattices", nargs="+", default=list(LATTICES), choices=list(LATTICES))
+
+
+def run_args(args: argparse.Namespace, calculator: Callable[[], BaseCalculator]) -> SuiteResult:
+    from gfm_ase.validation.polymorphs import run_polymorphs
+
+    return run_polymorphs(calculator(), args.elements, lattices=args.lattices, outdir=args.outdir)
+
+
+def run_yaml(calc: CalculatorLike, opts: dict[str, Any], base: Path, outdir: Path) -> SuiteResult:
+    from gfm_ase.validation.polymorphs import run_polymorphs
+
+    elements = opts.pop("elements", None)
+    return run_polymorphs(
+        calc, elements, outdir=outdir, **keyword_options(run_polymorphs, opts, ("outdir",), "polymorphs")
+    )
+
+
+def compare_table(runs: dict[str, dict]) -> list[str]:
+    """dE of every lattice per element and calculator; summary rows against the **last** calculator (the
+    reference, e.g. a model's teacher) over the element-lattices every calculator evaluated."""
+    import numpy as np
+
+    from gfm_ase.validation.polymorphs import NEAR_EV
+    from gfm_ase.validation.suites.tables import by_z
+
+    per = {n: r["details"]["elements"] for n, r in runs.items()}
+    names = list(runs)
+    ref = names[-1]
+    lattices = [
+        k for k in runs[ref]["summary"]["lattices"] if all(k in r["summary"]["lattices"] for r in runs.values())
+    ]
+    allel = sorted(set.union(*(set(e) for e in per.values())), key=by_z)
+    common = [el for el in allel if all(el in per[n] for n in names)]
+    head = "/".join(lattices)
+    lines = [
+        f"dE = E(lattice) - E(lowest lattice), eV/atom, in the order {head}; `*`: the lowest point of that lattice "
+        f"is at the end of the volume scan (an upper bound). Summary rows against the last column, {ref}.",
+        "",
+        "| element | " + " | ".join(f"{n} dE {head}" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+
+    def cell(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return "-"
+        return " / ".join(f"{row['dE_eV'][k]:.2f}" + ("*" if k in row["at_edge"] else "") for k in lattices)
+
+    for el in allel:
+        lines.append(f"| {el} | " + " | ".join(cell(per[n].get(el)) for n in names) + " |")
+
+    def deviations(n: str) -> np.ndarray:
+        return np.array([per[n][el]["dE_eV"][k] - per[ref][el]["dE_eV"][k] for el in common for k in lattices])
+
+    lines.append(
+        f"| **mean abs deviation of dE from {ref} over the {len(common)} common elements (eV/atom)** | "
+        + " | ".join(f"**{np.mean(np.abs(deviations(n))):.3f}**" for n in names)
+        + " |"
+    )
+    lines.append(
+        f"| element-lattices with dE more than {NEAR_EV:g} eV/atom from {ref}'s (of {len(common) * len(lattices)}) | "
+        + " | ".join(str(int((np.abs(deviations(n)) > NEAR_EV).sum())) for n in names)
+        + " |"
+    )
+    lines.append(
+        f"| elements whose lowest lattice differs from {ref}'s | "
+        + " | ".join(
+            " ".join(el for el in common if per[n][el]["lowest"] != per[ref][el]["lowest"]) or "0" for n in names
+        )
+        + " |"
+    )
+    worst = []
+    for n in names:
+        d = {(el, k): per[n][el]["dE_eV"][k] - per[ref][el]["dE_eV"][k] for el in common for k in lattices}
+        (el, k), v = max(d.items(), key=lambda kv: abs(kv[1])) if d else (("-", "-"), 0.0)
+        worst.append(f"{v:+.2f} ({el} {k})")
+    lines.append(f"| largest deviation from {ref} (eV/atom) | " + " | ".join(worst) + " |")
+    return lines
+
+
+SUITE = register_suite(
+    Suite(
+        "polymorphs",
+        "energies of the elements' common lattices (fcc, bcc, hcp, sc, diamond) relative to the lowest",
+        add_arguments,
+        run_args,
+        run_yaml,
+        (Comparison("polymorphs", "Polymorph energies of the elements", compare_table, 15),),
+    )
+)
