@@ -87,9 +87,10 @@ def test_cli_report_entry_and_comparison_against_the_last_column(tmp_path, capsy
     assert compare_main([str(tmp_path / "b"), str(tmp_path / "a"), "--names", "shifted", "ref"]) == 0
     out = capsys.readouterr().out
     assert "### Polymorph energies of the elements" in out
-    row = "| **mean abs deviation of dE from ref over the 2 common elements (eV/atom)** | **0.075** | **0.000** |"
-    assert row in out
-    assert "(of 4) | 1 | 0 |" in out and "| largest deviation from ref (eV/atom) | +0.30 (Ni bcc) |" in out
+    assert "with no scan-edge minimum, number in brackets)** | **0.075** (4) | **0.000** (4) |" in out
+    assert "| of them more than 0.1 eV/atom from ref's | 1 | 0 |" in out
+    assert "| largest deviation from ref (eV/atom) | +0.30 (Ni bcc) | +0.00 (" in out
+    assert "above this calculator's lowest | 0 | 0 |" in out  # bcc Ni moved up: the ordering is unchanged
     from gfm_ase.validation.report import run_report
 
     doc = {"suites": [{"suite": "polymorphs", "elements": ["Cu"], "lattices": ["fcc", "bcc"]},

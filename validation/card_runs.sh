@@ -6,7 +6,8 @@
 # OUT: results folder (one subfolder per WHO and suite); SHARED: ../shared/data; STORES: folder of the converted
 # stores (pretraining/corpus/ingest_shared.py output: mlearn_test.h5, fitsnap_*.h5, ...). WHO: a built-in model name
 # or model directory (run with the main venv) or peer:NAME (gfm_ase.validation.peers factory, run with .venv-teachers).
-# Suites: eos (Delta vs WIEN2k, every element the calculator covers), phonons (every phonopy example), errors on
+# Suites: eos (Delta vs WIEN2k, every element the calculator covers), polymorphs (the same elements in fcc, bcc,
+# hcp, sc and diamond; compare with the teacher last), phonons (every phonopy example), errors on
 # the mlearn test sets (raw and per-element aligned) and on the held-out test splits of the FitSNAP sets.
 # Each run's wall time goes to OUT/walltimes.txt. Run with OMP_NUM_THREADS=1.
 set -u
@@ -27,6 +28,7 @@ for who in "$@"; do
     echo "$name $suite rc=$?" >> "$OUT/walltimes.txt"
   }
   run eos eos
+  run polymorphs polymorphs
   run phonons phonons --reference "$SHARED"/phonopy_examples/*/
   run errors errors --data "$STORES/mlearn_test.h5"
   run errors-aligned errors --data "$STORES/mlearn_test.h5" --align per-element

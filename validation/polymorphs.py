@@ -38,7 +38,8 @@ LATTICES = ("fcc", "bcc", "hcp", "sc", "diamond")
 # volume per atom of each lattice with nearest-neighbour distance d, in units of d^3
 _VOLUME_PER_D3 = {"fcc": 2**-0.5, "bcc": 4 / 3**1.5, "hcp": 2**-0.5, "sc": 1.0, "diamond": 8 / 3**1.5}
 DEFAULT_FACTORS = tuple(float(x) for x in np.round(np.geomspace(0.5, 2.0, 25), 6))
-NEAR_EV = 0.1  # eV/atom: the summary counts element-lattices whose dE is within this of the reference's
+NEAR_EV = 0.1  # eV/atom: the comparison counts element-lattices whose dE is further than this from the reference's
+ORDER_EV = 0.05  # eV/atom: a reference's lowest lattice this far above a calculator's lowest is a wrong ordering
 
 
 def reference_volume(element: str) -> float:
@@ -220,4 +221,13 @@ def plot_polymorphs(rows: dict[str, dict[str, Any]], lattices: list[str], path: 
     return save_figure(fig, path)
 
 
-__all__ = ["DEFAULT_FACTORS", "LATTICES", "element_polymorphs", "lattice", "reference_volume", "run_polymorphs"]
+__all__ = [
+    "DEFAULT_FACTORS",
+    "LATTICES",
+    "NEAR_EV",
+    "ORDER_EV",
+    "element_polymorphs",
+    "lattice",
+    "reference_volume",
+    "run_polymorphs",
+]
