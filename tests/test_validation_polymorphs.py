@@ -87,10 +87,20 @@ def test_cli_report_entry_and_comparison_against_the_last_column(tmp_path, capsy
     assert compare_main([str(tmp_path / "b"), str(tmp_path / "a"), "--names", "shifted", "ref"]) == 0
     out = capsys.readouterr().out
     assert "### Polymorph energies of the elements" in out
-    assert "with no scan-edge minimum, number in brackets)** | **0.075** (4) | **0.000** (4) |" in out
+    assert "none with a scan-edge minimum; number in brackets)** | **0.150** (2) | **0.000** (2) |" in out
     assert "| of them more than 0.1 eV/atom from ref's | 1 | 0 |" in out
     assert "| largest deviation from ref (eV/atom) | +0.30 (Ni bcc) | +0.00 (" in out
     assert "above this calculator's lowest | 0 | 0 |" in out  # bcc Ni moved up: the ordering is unchanged
+    # now Cu's bcc below its fcc by 0.2 eV/atom: a wrong ordering, measured from the reference's lowest (fcc)
+    ref_bcc = b["details"]["elements"]["Cu"]["dE_eV"]["bcc"]
+    b["details"]["elements"]["Cu"]["dE_eV"] = {"fcc": 0.2, "bcc": 0.0}
+    b["details"]["elements"]["Cu"]["lowest"] = "bcc"
+    b["details"]["elements"]["Ni"]["dE_eV"]["bcc"] -= 0.3  # Ni back to the reference's
+    (tmp_path / "b" / "polymorphs" / "summary.json").write_text(json.dumps(b))
+    assert compare_main([str(tmp_path / "b"), str(tmp_path / "a"), "--names", "shifted", "ref"]) == 0
+    out = capsys.readouterr().out
+    assert "above this calculator's lowest | Cu | 0 |" in out
+    assert f"| largest deviation from ref (eV/atom) | {-0.2 - ref_bcc:+.2f} (Cu bcc) |" in out
     from gfm_ase.validation.report import run_report
 
     doc = {"suites": [{"suite": "polymorphs", "elements": ["Cu"], "lattices": ["fcc", "bcc"]},
