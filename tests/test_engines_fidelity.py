@@ -94,10 +94,11 @@ def test_screening_evaluates_a_head_at_its_fidelity(model_dir, reference, head):
     fidelity."""
     from gfm_ase.screening import Screener
 
+    structures = _structures()
     res = Screener(model_dir, head=head, dtype="float64", properties=["forces", "stress"], max_atoms=4096,
-                   uncertainty=False, min_distance_factor=0).evaluate(_structures())
+                   uncertainty=False, min_distance_factor=0).evaluate(structures)
     assert (res["error"] == "").all()
-    for k in range(len(_structures())):
+    for k in range(len(structures)):
         energy, _, stress = reference[head, k]
         assert res["energy"][k] == pytest.approx(energy, abs=1e-8)
         voigt = [stress[0, 0], stress[1, 1], stress[2, 2], stress[1, 2], stress[0, 2], stress[0, 1]]

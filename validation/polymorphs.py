@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
 from ase.data import atomic_numbers, covalent_radii
 
 from gfm_ase.validation.calculators import CalculatorLike, as_calculator, covered_elements, describe
@@ -53,19 +52,13 @@ def reference_volume(element: str) -> float:
 
 
 def lattice(element: str, kind: str, volume_per_atom: float) -> Atoms:
-    """The element in lattice ``kind`` at ``volume_per_atom`` (A^3)."""
+    """The element in lattice ``kind`` at ``volume_per_atom`` (A^3): the corpus generators' primitive cells
+    (:func:`gfm_ase.pretraining.corpus.prototypes.elemental`) at the nearest-neighbour distance of that volume."""
+    from gfm_ase.pretraining.corpus.prototypes import elemental
+
     if kind not in _VOLUME_PER_D3:
         raise ValueError(f"unknown lattice {kind!r}; choose from {LATTICES}")
-    d = (volume_per_atom / _VOLUME_PER_D3[kind]) ** (1.0 / 3.0)
-    if kind == "fcc":
-        return bulk(element, "fcc", a=d * 2**0.5)
-    if kind == "bcc":
-        return bulk(element, "bcc", a=d * 2 / 3**0.5)
-    if kind == "hcp":
-        return bulk(element, "hcp", a=d, c=d * (8 / 3) ** 0.5)
-    if kind == "sc":
-        return bulk(element, "sc", a=d)
-    return bulk(element, "diamond", a=d * 4 / 3**0.5)
+    return elemental(element, kind, (volume_per_atom / _VOLUME_PER_D3[kind]) ** (1.0 / 3.0))
 
 
 def scan_lattice(calc: Any, element: str, kind: str, volumes: np.ndarray) -> np.ndarray:
