@@ -104,11 +104,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "charge, spin, group, id) to OUT in ASE units. The format comes from the suffix: "
         ".extxyz/.xyz (labels as the plain keys ASE reads back as the frame's "
         "calculator) or .db (labels as the rows' calculator columns). gfm data convert "
-        "reads OUT back into the same store.",
+        "reads OUT back into the same store. With --split and --part, only that part of a split written by "
+        "gfm data split (e.g. the test structures a training run never saw).",
     )
     x.add_argument("store", metavar="STORE", help="a gfm-ase store (.h5 or folder of shards)")
     x.add_argument("-o", "--output", required=True, metavar="OUT.extxyz|OUT.db")
     x.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    x.add_argument("--split", metavar="SPLITS.json", help="a split file of `gfm data split` made for STORE")
+    x.add_argument("--part", choices=["train", "val", "test"], help="with --split: the part to write")
     x.set_defaults(func=run_export)
 
 
@@ -286,12 +289,16 @@ def run_split(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from gfm_ase.data.export import ExportError, check_target, export_store
-    from gfm_ase.data.store import StoreError
+    from gfm_ase.data.export import ExportError, check_target, export_store, read_split_part
+    from gfm_ase.data.store import Store, StoreError
 
+    if (args.split is None) != (args.part is None):
+        return _error(args, None, ExportError("--split and --part go together (a split file and the part to write)"))
     try:
         check_target(args.output, args.overwrite)  # before the store is opened
-        n = export_store(args.store, args.output, overwrite=args.overwrite)
+        store = Store(args.store)
+        indices = None if args.split is None else read_split_part(args.split, args.part, len(store))
+        n = export_store(store, args.output, overwrite=args.overwrite, indices=indices)
     except ExportError as exc:
         return _error(args, None, exc)
     except (StoreError, OSError, KeyError, ValueError) as exc:

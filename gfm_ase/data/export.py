@@ -31,7 +31,7 @@ import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -282,17 +282,58 @@ def export_records(records: Iterable[StructureRecord], out: str | os.PathLike[st
     return w.n
 
 
-def export_store(store: Store | str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False) -> int:
-    """Every structure and every label of a gfm-ase store (path or :class:`~gfm_ase.data.store.Store`) to ``out``.
+def export_store(
+    store: Store | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    indices: Sequence[int] | None = None,
+) -> int:
+    """Every label of the structures of a gfm-ase store (path or :class:`~gfm_ase.data.store.Store`) to ``out``:
+    all of them, or those at ``indices`` (store positions, written in that order; e.g. one part of a split).
 
-    The target is checked before the store is opened."""
+    The target is checked before the store is opened; an index outside the store is an error before anything is
+    written."""
     from gfm_ase.data.store import Store
 
     check_target(out, overwrite)
     store = store if isinstance(store, Store) else Store(store)
     if len(store) == 0:
         raise ExportError(f"{store.path} holds no structures")
-    return export_records(iter(store), out, overwrite=overwrite)
+    if indices is None:
+        return export_records(iter(store), out, overwrite=overwrite)
+    picked = [int(i) for i in indices]
+    bad = [i for i in picked if not 0 <= i < len(store)]
+    if bad:
+        raise ExportError(f"{store.path} holds {len(store)} structures; index {bad[0]} is outside it")
+    if not picked:
+        raise ExportError(f"no structures selected from {store.path}")
+    return export_records((store[i] for i in picked), out, overwrite=overwrite)
+
+
+def read_split_part(path: str | os.PathLike[str], part: str, n_structures: int) -> list[int]:
+    """The indices of ``part`` ("train", "val" or "test") in a split file of ``gfm data split``, checked against the
+    store it is applied to (``n_structures``): a split made for another store is an error, never a silent subset."""
+    import json
+
+    from gfm_ase.data.splits import SPLIT_NAMES
+
+    if part not in SPLIT_NAMES:
+        raise ExportError(f"unknown split part {part!r}; known: {', '.join(SPLIT_NAMES)}")
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{path}: cannot read the split file ({exc})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get(part), list):
+        raise ExportError(f"{path}: not a split file of `gfm data split` (no {part!r} index list)")
+    if doc.get("n_structures") != n_structures:
+        raise ExportError(
+            f"{path} splits a store of {doc.get('n_structures')} structures; this store holds {n_structures}"
+        )
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in doc[part]):
+        raise ExportError(f"{path}: the {part!r} list holds something other than integer indices")
+    return list(doc[part])
 
 
 __all__ = [
@@ -304,4 +345,5 @@ __all__ = [
     "check_target",
     "export_records",
     "export_store",
+    "read_split_part",
 ]
