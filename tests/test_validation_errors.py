@@ -1,4 +1,5 @@
 """Errors suite: labels from the same calculator give zero; known label errors give the known MAE; store input."""
+
 from __future__ import annotations
 
 import json
@@ -114,13 +115,36 @@ def test_cli_errors(tmp_path):
     from gfm_ase.cli import main
 
     write(tmp_path / "set.extxyz", _labelled())
-    rc = main(["validate", "errors", "--calculator", "emt", "--data", str(tmp_path / "set.extxyz"),
-               "-o", str(tmp_path / "out")])
+    rc = main(
+        [
+            "validate",
+            "errors",
+            "--calculator",
+            "emt",
+            "--data",
+            str(tmp_path / "set.extxyz"),
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 0
     s = json.loads((tmp_path / "out" / "summary.json").read_text())["summary"]
     assert s["forces_mae_meV_A"] == pytest.approx(0.0, abs=1e-3)
-    assert main(["validate", "errors", "--calculator", "emt", "--data", str(tmp_path / "missing.xyz"),
-                 "-o", str(tmp_path / "o2")]) == 2
+    assert (
+        main(
+            [
+                "validate",
+                "errors",
+                "--calculator",
+                "emt",
+                "--data",
+                str(tmp_path / "missing.xyz"),
+                "-o",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_store_labels_are_read_from_the_records_not_through_atoms(tmp_path, monkeypatch):
@@ -151,3 +175,59 @@ def test_store_labels_are_read_from_the_records_not_through_atoms(tmp_path, monk
         assert got.summary | {"dataset": None} == want.summary | {"dataset": None}
         assert got.details["per_group"] == want.details["per_group"] and got.summary["energy_mae_meV_atom"] > 0
     assert run_errors(EMT(), store, max_structures=4, seed=3).details == want_subset.details
+
+
+class _Compressed(EMT):
+    """EMT with its energy surface scaled by ``factor`` (energies, forces and stress): a softened potential."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        for k in ("energy", "free_energy", "forces", "stress", "energies"):
+            if k in self.results:
+                self.results[k] = self.results[k] * self.factor
+
+
+@pytest.mark.parametrize("align", ["none", "per-element"])
+def test_slopes_measure_a_compressed_energy_surface(align, tmp_path):
+    from gfm_ase.validation.suites.errors import compare_slopes
+
+    structures = _labelled()
+    for k, strain in enumerate((0.97, 1.0, 1.04)):  # pure Cu over a range of energies
+        a = bulk("Cu", cubic=True).repeat((2, 1, 1))
+        a.set_cell(a.cell * strain, scale_atoms=True)
+        a.rattle(0.1, seed=10 + k)
+        a.calc = EMT()
+        a.calc = SinglePointCalculator(a, energy=a.get_potential_energy(), forces=a.get_forces())
+        structures.append(a)
+    soft = run_errors(_Compressed(0.9), structures, align=align, outdir=tmp_path)
+    exact = run_errors(EMT(), structures, align=align)
+    assert soft.summary["forces_slope"] == pytest.approx(0.9, abs=1e-9)
+    assert exact.summary["forces_slope"] == pytest.approx(1.0, abs=1e-9)
+    cu = soft.details["per_element"]["Cu"]
+    assert cu["forces_slope"] == pytest.approx(0.9, abs=1e-9)
+    assert cu["energy_slope_elemental"] == pytest.approx(0.9, abs=1e-9)  # 5 Cu-only structures
+    assert exact.details["per_element"]["Cu"]["energy_slope_elemental"] == pytest.approx(1.0, abs=1e-9)
+    assert soft.details["per_element"]["Al"]["energy_slope_elemental"] is None  # one Al structure: no slope
+    if align == "none":  # per-atom energies of different elements: the plain slope is the scale factor
+        assert soft.summary["energy_slope"] == pytest.approx(0.9, abs=1e-9)
+    report = (tmp_path / "report.md").read_text()
+    assert "F slope" in report and "0.9" in report
+    runs = {"soft": json.loads((tmp_path / "summary.json").read_text())}
+    rows = compare_slopes(runs)
+    assert any(r.startswith("| Cu |") and "0.900 / 0.900" in r for r in rows)
+
+
+def test_compare_overall_row_per_calculator():
+    from gfm_ase.validation.suites.errors import compare_overall
+
+    structures = _labelled()
+    runs = {
+        n: {"summary": run_errors(c, structures).summary} for n, c in (("exact", EMT()), ("soft", _Compressed(0.9)))
+    }
+    rows = compare_overall(runs)
+    assert rows[2].startswith("| exact | 6 | 0.0 | 0.0 |") and rows[3].startswith("| soft | 6 |")
+    assert float(rows[3].split("|")[3]) > 0  # the softened calculator's energy MAE

@@ -121,10 +121,11 @@ def test_a_comparison_folder_belongs_to_one_suite():
 
 def test_builtin_comparisons_in_card_order():
     """The model card's order (validation/card_runs.sh and card_md.sh folders): EOS, polymorphs, phonons, errors
-    raw then aligned, then one MD table per novel composition."""
+    raw then aligned (MAE, then the slopes), the FitSNAP test splits, then one MD table per novel composition."""
     from gfm_ase.validation.novel_compositions import NAMES
 
     assert [(c.folder, SUITES[s].name) for c in comparisons() for s in SUITES if c in SUITES[s].compare] == [
         ("eos", "eos"), ("polymorphs", "polymorphs"),
-        ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors"),
+        ("phonons", "phonons"), ("errors", "errors"), ("errors-aligned", "errors"), ("errors-aligned", "errors"),
+        ("fitsnap_Ta", "errors"), ("fitsnap_InP", "errors"), ("fitsnap_Fe", "errors"),
         ("contacts", "contacts"), *((f"md10_{n}", "md") for n in NAMES)]

@@ -5,6 +5,13 @@ calculator (a SinglePointCalculator) holds the reference labels, or a file ASE r
 compared per atom, forces per Cartesian component, stresses per Voigt component (ASE sign: tension positive;
 reported in GPa). Breakdowns per element (forces of that element's atoms; energies of structures containing it)
 and per group (a record's group, ``atoms.info["group"]``).
+
+Scale (softening): ``forces_slope`` is the least-squares slope through the origin of the calculator's force components
+against the reference's, ``energy_slope`` the slope (with intercept) of its energies per atom against the reference's
+(after any alignment); per element, forces of that element's atoms and energies of the structures made of that element
+alone. A slope below 1 is a compressed potential-energy surface, the systematic softening of universal potentials
+(Deng et al., "Overcoming systematic softening in universal machine learning interatomic potentials by fine-tuning",
+arXiv:2405.07105, measure it by the force slope), which an MAE alone does not tell from noise.
 """
 
 from __future__ import annotations
@@ -84,6 +91,18 @@ def _metrics(err: npt.ArrayLike) -> dict[str, Any]:
     if err.size == 0:
         return {"mae": None, "rmse": None, "n": 0}
     return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())), "n": int(err.size)}
+
+
+def slope(ref: npt.ArrayLike, pred: npt.ArrayLike, intercept: bool) -> float | None:
+    """Least-squares slope of ``pred`` against ``ref`` (with an intercept, or through the origin); None for fewer
+    than 3 points or no spread in ``ref``."""
+    x, y = np.asarray(ref, dtype=float).ravel(), np.asarray(pred, dtype=float).ravel()
+    if intercept:
+        x, y = x - x.mean() if x.size else x, y - y.mean() if y.size else y
+    sxx = float(x @ x)
+    if x.size < 3 or sxx <= 1e-12 * max(1.0, x.size):
+        return None
+    return float(x @ y) / sxx
 
 
 def fit_element_offsets(compositions: np.ndarray, delta_e: np.ndarray) -> np.ndarray:
@@ -174,18 +193,27 @@ def run_errors(
         )
     n_at = np.array([r["n"] for r in with_e], dtype=float)
     e_err = (e_pred - e_ref) / n_at if with_e else np.array([])
-    for r, err in zip(with_e, e_err):
+    for r, err, ref, pred, n in zip(with_e, e_err, e_ref, e_pred, n_at):
         r["e_err"] = float(err)
+        r["e_per_atom"] = (float(ref / n), float(pred / n))  # (reference, calculator; aligned)
 
-    def force_err(rs: list[dict[str, Any]], element: str | None = None) -> np.ndarray:
-        out = []
+    def force_pairs(rs: list[dict[str, Any]], element: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(reference, predicted) force components of ``rs`` (of ``element``'s atoms only, if given)."""
+        ref, pred = [], []
         for r in rs:
             if "forces" in r["ref"]:
-                d = r["pred"]["forces"] - r["ref"]["forces"]
-                if element is not None:
-                    d = d[np.array(r["symbols"]) == element]
-                out.append(d.ravel())
-        return np.concatenate(out) if out else np.array([])
+                keep = slice(None) if element is None else np.array(r["symbols"]) == element
+                ref.append(r["ref"]["forces"][keep].ravel())
+                pred.append(r["pred"]["forces"][keep].ravel())
+        return (np.concatenate(ref), np.concatenate(pred)) if ref else (np.array([]), np.array([]))
+
+    def force_err(rs: list[dict[str, Any]], element: str | None = None) -> np.ndarray:
+        ref, pred = force_pairs(rs, element)
+        return pred - ref
+
+    def energy_slope(rs: list[dict[str, Any]]) -> float | None:
+        pairs = np.array([r["e_per_atom"] for r in rs if "e_per_atom" in r]).reshape(-1, 2)
+        return slope(pairs[:, 0], pairs[:, 1], intercept=True)
 
     def stress_err(rs: list[dict[str, Any]]) -> np.ndarray:
         out = [(r["pred"]["stress"] - r["ref"]["stress"]) / GPA for r in rs if "stress" in r["pred"]]
@@ -208,6 +236,8 @@ def run_errors(
             "energy_meV_atom": _scaled(_metrics([r["e_err"] for r in rs if "e_err" in r]), 1000),
             "forces_meV_A": _scaled(_metrics(force_err(rs, el)), 1000),
             "n_structures": len(rs),
+            "forces_slope": slope(*force_pairs(rs, el), intercept=False),
+            "energy_slope_elemental": energy_slope([r for r in rs if set(r["symbols"]) == {el}]),
         }
     groups = sorted({r["group"] for r in rows})
     per_group = {g: block([r for r in rows if r["group"] == g]) for g in groups} if len(groups) > 1 else {}
@@ -222,13 +252,24 @@ def run_errors(
         "forces_rmse_meV_A": overall["forces_meV_A"]["rmse"],
         "stress_mae_GPa": overall["stress_GPa"]["mae"],
         "stress_rmse_GPa": overall["stress_GPa"]["rmse"],
+        "energy_slope": energy_slope(with_e),
+        "forces_slope": slope(*force_pairs(rows), intercept=False),
         "energy_alignment": align,
     }
     sections = [
         "## Per element",
         "",
         table(
-            ["element", "structures", "E MAE meV/atom", "E RMSE meV/atom", "F MAE meV/Å", "F RMSE meV/Å"],
+            [
+                "element",
+                "structures",
+                "E MAE meV/atom",
+                "E RMSE meV/atom",
+                "F MAE meV/Å",
+                "F RMSE meV/Å",
+                "F slope",
+                "E slope (element alone)",
+            ],
             [
                 [
                     el,
@@ -237,6 +278,8 @@ def run_errors(
                     d["energy_meV_atom"]["rmse"],
                     d["forces_meV_A"]["mae"],
                     d["forces_meV_A"]["rmse"],
+                    d["forces_slope"],
+                    d["energy_slope_elemental"],
                 ]
                 for el, d in per_element.items()
             ],
@@ -274,6 +317,10 @@ def run_errors(
             table(TABLE_HEADER, table_rows(calibration)),
             "",
         ]
+    notes.append(
+        "slopes: calculator against reference by least squares (forces through the origin, energies per atom with "
+        "an intercept); below 1 = a compressed (softened) energy surface"
+    )
     if failed:
         sections += ["## Not evaluated", "", table(["structure", "reason"], [[str(k), v] for k, v in failed[:50]]), ""]
     details = {

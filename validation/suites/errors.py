@@ -106,7 +106,44 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
     return lines
 
 
-# validation/card_runs.sh runs the suite twice: raw energies into errors/, --align per-element into errors-aligned/
+def compare_slopes(runs: dict[str, dict]) -> list[str]:
+    """Force slope and energy slope (structures of one element) per element, and both over all structures."""
+    from gfm_ase.validation.suites.tables import by_z, fmt
+
+    names = list(runs)
+    per = {n: r["details"].get("per_element", {}) for n, r in runs.items()}
+    els = sorted(set.union(*(set(p) for p in per.values())), key=by_z)
+    lines = [
+        "| element | " + " | ".join(f"{n} F slope / E slope" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for el in els:
+        pairs = [
+            (per[n].get(el, {}).get("forces_slope"), per[n].get(el, {}).get("energy_slope_elemental")) for n in names
+        ]
+        lines.append(f"| {el} | " + " | ".join(f"{fmt(f, 3)} / {fmt(e, 3)}" for f, e in pairs) + " |")
+    pairs = [(runs[n]["summary"].get("forces_slope"), runs[n]["summary"].get("energy_slope")) for n in names]
+    lines.append("| all | " + " | ".join(f"{fmt(f, 3)} / {fmt(e, 3)}" for f, e in pairs) + " |")
+    return lines
+
+
+def compare_overall(runs: dict[str, dict]) -> list[str]:
+    """Energy / force / stress MAE over all structures (one row per calculator)."""
+    from gfm_ase.validation.suites.tables import fmt
+
+    lines = [
+        "| calculator | structures | E MAE (meV/atom) | F MAE (meV/A) | S MAE (GPa) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for n, r in runs.items():
+        s = r["summary"]
+        maes = [s.get("energy_mae_meV_atom"), s.get("forces_mae_meV_A"), s.get("stress_mae_GPa")]
+        lines.append(f"| {n} | {s.get('n_structures', '-')} | " + " | ".join(fmt(c) for c in maes) + " |")
+    return lines
+
+
+# validation/card_runs.sh runs the suite on the mlearn test sets twice (raw energies into errors/, --align
+# per-element into errors-aligned/) and on the FitSNAP held-out test splits (fitsnap_X/, aligned)
 SUITE = register_suite(
     Suite(
         "errors",
@@ -117,6 +154,21 @@ SUITE = register_suite(
         (
             Comparison("errors", "mlearn test sets, raw energies", compare_table, 30),
             Comparison("errors-aligned", "mlearn test sets, per-element energy offsets fitted", compare_table, 31),
+            Comparison(
+                "errors-aligned",
+                "mlearn test sets, energy and force scale (least-squares slope against DFT; below 1 = softened)",
+                compare_slopes,
+                32,
+            ),
+            *(
+                Comparison(
+                    f"fitsnap_{x}",
+                    f"FitSNAP {x} held-out test split, per-element energy offsets fitted",
+                    compare_overall,
+                    33 + k,
+                )
+                for k, x in enumerate(("Ta", "InP", "Fe"))
+            ),
         ),
     )
 )
