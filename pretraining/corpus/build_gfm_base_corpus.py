@@ -12,7 +12,8 @@ Without --teacher-shards it regenerates exactly the teacher shards gfm-base was 
    finished when training started; the model card says how many); for v2 also generate_contacts.py (anion-anion
    contacts in ionic crystals), for v3 generate_elemental.py (elemental crystals over a wide volume range), for
    v5 generate_ground_states.py (the elements' other ground-state structure types, teacher-relaxed), and for the
-   next version generate_open_lattices.py (the elemental lattices generate_elemental.py leaves out), each with both
+   v6/v7 candidates generate_open_lattices.py (the elemental lattices generate_elemental.py leaves out), and for the
+   v8 candidate generate_phonon_frames.py (random-displacement supercells of bulk prototypes), each with both
    teachers;
 3. the lower-fidelity corpora of gfm-mini: generate_emt.py, generate_xtb.py --set molecules;
 4. conversion of the generated shards into stores with `gfm data convert` (the teacher's store records
@@ -46,19 +47,22 @@ CONTACT_TEACHERS = ["sevennet0", "chgnet"]
 ELEMENTAL_TEACHERS = ["sevennet0", "chgnet"]
 # gfm-base v5's ground-state structure types (generate_ground_states.py, its default 3 shards of seed 0)
 GROUNDSTATE_TEACHERS = ["sevennet0", "chgnet"]
-# the open elemental lattices (generate_open_lattices.py, its default 4 shards of seed 0; stop 28, for the next
-# version: not in any shipped model yet)
+# the open elemental lattices (generate_open_lattices.py, its default 4 shards of seed 0; the v6 and v7 candidates,
+# not in any shipped model yet)
 OPENLATTICE_TEACHERS = ["sevennet0", "chgnet"]
+# random-displacement supercells (generate_phonon_frames.py, its default 8 shards of seed 0; the v8 candidate)
+PHONON_TEACHERS = ["sevennet0", "chgnet"]
 # the per-teacher generators after the teacher corpus: (script, generated folder kind, teachers), in this order
 PER_TEACHER = [
     ("generate_contacts.py", "contacts", CONTACT_TEACHERS),  # v2 (pretraining/configs/gfm-base-v2.yaml)
     ("generate_elemental.py", "elemental", ELEMENTAL_TEACHERS),  # v3
     ("generate_ground_states.py", "groundstate", GROUNDSTATE_TEACHERS),  # v5
-    ("generate_open_lattices.py", "openlattice", OPENLATTICE_TEACHERS),  # next version
+    ("generate_open_lattices.py", "openlattice", OPENLATTICE_TEACHERS),  # v6/v7 candidates
+    ("generate_phonon_frames.py", "phonon", PHONON_TEACHERS),  # v8 candidate
 ]
 
 # level of theory and surrogate strings of the teachers' stores (teacher_*, v2's contacts_*, v3's elemental_*,
-# v5's groundstate_*, openlattice_*)
+# v5's groundstate_*, openlattice_*, phonon_*)
 STORE_LABELS = {
     "sevennet0": (
         "PBE/PBE+U (Materials Project / MPtrj settings, VASP), uncorrected energies",
@@ -66,7 +70,7 @@ STORE_LABELS = {
     ),
     "chgnet": ("PBE/PBE+U (Materials Project / MPtrj settings, VASP), MP2020-corrected energies", "CHGNet 0.3.0"),
 }
-TEACHER_KINDS = ("teacher", "contacts", "elemental", "groundstate", "openlattice")  # folders <kind>_<teacher>
+TEACHER_KINDS = ("teacher", "contacts", "elemental", "groundstate", "openlattice", "phonon")  # folders <kind>_<teacher>
 CONVERT = [  # (generated folder, store name, level of theory, surrogate)
     *((f"{kind}_{t}", f"{kind}_{t}", *STORE_LABELS[t]) for kind in TEACHER_KINDS for t in STORE_LABELS),
     ("emt", "emt", "EMT (ASE)", ""),
