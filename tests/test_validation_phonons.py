@@ -353,3 +353,20 @@ def test_emt_on_shared_cu_qha_thermodynamics_and_ev(shared_data, tmp_path):
     assert th["F_mae_kJ_mol_atom"] < 5 and th["Cv_mae_J_K_mol_atom"] < 1 and not th["imaginary_calc"]
     assert abs(ev["v0_err_pct"]) < 5 and ev["delta_meV"] < 30
     assert (tmp_path / "thermal_Cu-QHA.png").is_file()
+
+
+def test_compare_table_marks_imaginary_modes_the_reference_lacks():
+    from gfm_ase.validation.suites.phonons import compare_table
+
+    def run(**rows):
+        return {"details": {"phonons": rows}}
+
+    ok = {"band_mae_THz": 0.1, "mesh_mae_THz": 0.1, "imaginary_calc": False, "imaginary_ref": False}
+    bad = {"band_mae_THz": 2.0, "mesh_mae_THz": 2.1, "imaginary_calc": True, "imaginary_ref": False,
+           "min_freq_calc_THz": -2.24}
+    both = {**bad, "imaginary_ref": True}  # the DFT is unstable too: not marked
+    lines = compare_table({"a": run(NaCl=ok, X=both), "b": run(NaCl=bad, X=both)})
+    nacl = next(r for r in lines if r.startswith("| NaCl |"))
+    assert nacl == "| NaCl | 0.10 / 0.10 | 2.00 / 2.10 (imaginary, min -2.2) |"
+    assert "imaginary" not in next(r for r in lines if r.startswith("| X |"))
+    assert lines[-1] == "| references with imaginary modes the DFT does not have | 0 | 1 |"

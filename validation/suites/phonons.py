@@ -105,7 +105,8 @@ def run_yaml(calc: CalculatorLike, opts: dict[str, Any], base: Path, outdir: Pat
 
 
 def compare_table(runs: dict[str, dict]) -> list[str]:
-    """Band / mesh MAE per reference, and how often each calculator has the lowest band MAE."""
+    """Band / mesh MAE per reference (marked where the calculator has imaginary modes the DFT has not, with its
+    lowest frequency), and how often each calculator has the lowest band MAE."""
     from gfm_ase.validation.suites.tables import fmt
 
     per = {n: r["details"]["phonons"] for n, r in runs.items()}
@@ -116,21 +117,29 @@ def compare_table(runs: dict[str, dict]) -> list[str]:
         "|---|" + "---:|" * len(names),
     ]
     wins = {n: 0 for n in names}
+    spurious = {n: 0 for n in names}
+
+    def cell(n: str, s: str) -> str:
+        r = per[n].get(s, {})
+        text = f"{fmt(r.get('band_mae_THz'), 2)} / {fmt(r.get('mesh_mae_THz'), 2)}"
+        if r.get("imaginary_calc") and not r.get("imaginary_ref"):
+            spurious[n] += 1
+            text += f" (imaginary, min {fmt(r.get('min_freq_calc_THz'), 1)})"
+        return text
+
     for s in systems:
         vals = {n: per[n].get(s, {}).get("band_mae_THz") for n in names}
         ok = {n: v for n, v in vals.items() if v is not None}
         if len(ok) == len(names):
             wins[min(ok, key=lambda n: ok[n])] += 1
-        lines.append(
-            f"| {s} | "
-            + " | ".join(
-                f"{fmt(per[n].get(s, {}).get('band_mae_THz'), 2)} / {fmt(per[n].get(s, {}).get('mesh_mae_THz'), 2)}"
-                for n in names
-            )
-            + " |"
-        )
+        lines.append(f"| {s} | " + " | ".join(cell(n, s) for n in names) + " |")
     lines.append(
         "| references where this calculator is best (band MAE) | " + " | ".join(str(wins[n]) for n in names) + " |"
+    )
+    lines.append(
+        "| references with imaginary modes the DFT does not have | "
+        + " | ".join(str(spurious[n]) for n in names)
+        + " |"
     )
     return lines
 
