@@ -103,8 +103,8 @@ def make_shard_fn(teacher: str, calc: Calculator | None = None) -> T.ShardFn:
                 lab.count("build_failed")
                 log_to_stderr(f"build failed for {focus}: {exc}")
                 continue
-            if made is None:
-                lab.count("build_failed")
+            if made is None:  # no prototype of these kinds takes the element
+                lab.count("no_parent")
                 continue
             parent, ct = made
             if held_out(parent):
