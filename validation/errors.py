@@ -97,12 +97,12 @@ def slope(ref: npt.ArrayLike, pred: npt.ArrayLike, intercept: bool) -> float | N
     """Least-squares slope of ``pred`` against ``ref`` (with an intercept, or through the origin); None for fewer
     than 3 points or no spread in ``ref``."""
     x, y = np.asarray(ref, dtype=float).ravel(), np.asarray(pred, dtype=float).ravel()
-    if intercept:
-        x, y = x - x.mean() if x.size else x, y - y.mean() if y.size else y
-    sxx = float(x @ x)
-    if x.size < 3 or sxx <= 1e-12 * max(1.0, x.size):
+    if x.size < 3:
         return None
-    return float(x @ y) / sxx
+    if intercept:
+        x, y = x - x.mean(), y - y.mean()
+    sxx = float(x @ x)
+    return float(x @ y) / sxx if sxx > 1e-12 * x.size else None
 
 
 def fit_element_offsets(compositions: np.ndarray, delta_e: np.ndarray) -> np.ndarray:
@@ -207,8 +207,8 @@ def run_errors(
                 pred.append(r["pred"]["forces"][keep].ravel())
         return (np.concatenate(ref), np.concatenate(pred)) if ref else (np.array([]), np.array([]))
 
-    def force_err(rs: list[dict[str, Any]], element: str | None = None) -> np.ndarray:
-        ref, pred = force_pairs(rs, element)
+    def force_err(rs: list[dict[str, Any]]) -> np.ndarray:
+        ref, pred = force_pairs(rs)
         return pred - ref
 
     def energy_slope(rs: list[dict[str, Any]]) -> float | None:
@@ -232,11 +232,12 @@ def run_errors(
     per_element: dict[str, dict[str, Any]] = {}
     for el in elements:
         rs = [r for r in rows if el in r["symbols"]]
+        f_ref, f_pred = force_pairs(rs, el)
         per_element[el] = {
             "energy_meV_atom": _scaled(_metrics([r["e_err"] for r in rs if "e_err" in r]), 1000),
-            "forces_meV_A": _scaled(_metrics(force_err(rs, el)), 1000),
+            "forces_meV_A": _scaled(_metrics(f_pred - f_ref), 1000),
             "n_structures": len(rs),
-            "forces_slope": slope(*force_pairs(rs, el), intercept=False),
+            "forces_slope": slope(f_ref, f_pred, intercept=False),
             "energy_slope_elemental": energy_slope([r for r in rs if set(r["symbols"]) == {el}]),
         }
     groups = sorted({r["group"] for r in rows})
